@@ -1,0 +1,53 @@
+/** Exit codes of dist/index.js, documented in the README. */
+export const ExitCode = {
+  Success: 0,
+  /** The build ran but did not succeed (FAILED, FAULT, TIMED_OUT, STOPPED). */
+  BuildFailed: 1,
+  /** An input is invalid; nothing was sent to AWS. */
+  BadInput: 2,
+  /** AWS or the network failed (credentials, S3, CodeBuild, Logs). */
+  AwsError: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** One problem with one input: `input` is the template input name, e.g. `s3_bucket`. */
+export interface InputProblem {
+  input: string;
+  message: string;
+}
+
+/** Every input problem found, reported together before any network call. */
+export class InputError extends Error {
+  constructor(readonly problems: InputProblem[]) {
+    super(problems.map((p) => `${p.input}: ${p.message}`).join('\n'));
+    this.name = 'InputError';
+  }
+}
+
+/** A failed AWS or network step; `step` says what was being attempted. */
+export class AwsStepError extends Error {
+  constructor(
+    readonly step: string,
+    readonly cause: unknown,
+    readonly hint?: string,
+  ) {
+    const reason = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    super(`${step} failed: ${reason}${hint ? `\n${hint}` : ''}`);
+    this.name = 'AwsStepError';
+  }
+}
+
+/** A problem found in the build context while packing it (e.g. a symlink leaving the context). */
+export class ContextError extends Error {
+  override name = 'ContextError';
+}
+
+/** Runs `fn`, wrapping any failure in an AwsStepError that names the step. */
+export async function awsStep<T>(step: string, fn: () => Promise<T>, hint?: (e: unknown) => string | undefined): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof AwsStepError) throw e;
+    throw new AwsStepError(step, e, hint?.(e));
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The program's settings, parsed once from the environment by `readSettings` (src/inputs.ts).
+ * Every template input `foo_bar` reaches the program as the variable `CODEBUILD_IMAGE_FOO_BAR`.
+ */
+
+/** A parsed image repository reference such as `123456789012.dkr.ecr.eu-west-1.amazonaws.com/app`. */
+export interface ImageRepository {
+  /** Registry host (with port), e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com` or `127.0.0.1:5000`. */
+  registry: string;
+  /** Repository path inside the registry, e.g. `team/app`. */
+  path: string;
+  /** `registry/path`, no tag and no digest. */
+  name: string;
+  /** Present when the registry is a private ECR registry. */
+  ecr?: { account: string; region: string };
+}
+
+export interface BuildArg {
+  name: string;
+  value: string;
+}
+
+/** A build arg whose value CodeBuild reads from Secrets Manager or Parameter Store. */
+export interface SecretBuildArg {
+  name: string;
+  type: 'SECRETS_MANAGER' | 'PARAMETER_STORE';
+  /** The CodeBuild reference: `secret-id[:json-key[:version-stage[:version-id]]]` or a parameter name. */
+  reference: string;
+}
+
+/** What the job knows about itself from GitLab's predefined variables. */
+export interface GitLabJob {
+  /** `CI_SERVER_URL`, e.g. https://gitlab.com */
+  serverUrl: string | undefined;
+  /** `CI_API_V4_URL` */
+  apiUrl: string | undefined;
+  projectPath: string | undefined;
+  pipelineId: string | undefined;
+  pipelineUrl: string | undefined;
+  jobId: string | undefined;
+  jobUrl: string | undefined;
+  jobName: string | undefined;
+  commitSha: string | undefined;
+  ref: string | undefined;
+  /** `CI_JOB_TOKEN`; secret. Used only to watch the job's own status. */
+  jobToken: string | undefined;
+}
+
+export interface Settings {
+  /** AWS region of the CodeBuild project, bucket and logs. */
+  region: string;
+  /** Role to assume with the OIDC token; undefined means the standard credential chain. */
+  roleArn: string | undefined;
+  /** Name of the variable that holds the GitLab OIDC token (`id_tokens`). */
+  idTokenVariable: string;
+  /** The OIDC token itself; secret. Undefined when the variable is unset or empty. */
+  idToken: string | undefined;
+  /** The audience the template asked GitLab to put in the token; only used in error explanations. */
+  oidcAudience: string | undefined;
+  /** AssumeRoleWithWebIdentity session duration, seconds (900–43200). */
+  sessionDuration: number;
+
+  /** The shared CodeBuild project. */
+  projectName: string;
+  s3Bucket: string;
+  /** Key prefix without leading or trailing slash, e.g. `codebuild-image`. */
+  s3Prefix: string;
+
+  /** Absolute path of the build context, inside the checkout. */
+  contextDir: string;
+  /** Dockerfile path relative to the context, POSIX separators. */
+  dockerfile: string;
+  target: string | undefined;
+  /** e.g. `linux/amd64`, `linux/arm64`. */
+  platform: string | undefined;
+  buildArgs: BuildArg[];
+  secretBuildArgs: SecretBuildArg[];
+  image: ImageRepository;
+  /** At least one tag. */
+  tags: string[];
+
+  /** Path of a user buildspec relative to the checkout root; undefined means generate one. */
+  buildspec: string | undefined;
+  /** Exported variable that carries the pushed digest (`sha256:…`). */
+  digestVariable: string;
+
+  computeType: string | undefined;
+  buildImage: string | undefined;
+  environmentType: string | undefined;
+  /** Minutes, 5–2160. */
+  buildTimeout: number | undefined;
+  /** Minutes, 5–480. */
+  queuedTimeout: number | undefined;
+
+  /** Directory for the build-id file, dotenv, JSON record and annotations. */
+  reportDir: string;
+  /** Prefix for dotenv variable names, e.g. `API_` gives `API_IMAGE_DIGEST`. */
+  dotenvPrefix: string;
+
+  gitlab: GitLabJob;
+}

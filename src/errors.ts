@@ -28,7 +28,7 @@ export class InputError extends Error {
 export class AwsStepError extends Error {
   constructor(
     readonly step: string,
-    readonly cause: unknown,
+    override readonly cause: unknown,
     readonly hint?: string,
   ) {
     const reason = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Fails when the committed dist/ differs from a fresh build of src/ (like actions/checkout's check-dist).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+npx ncc build src/index.ts --out "$out" --minify --license licenses.txt --quiet
+if ! diff -r "$out" dist >/dev/null; then
+  diff -r "$out" dist | head -20 || true
+  echo "dist/ is stale: run 'npm run build' and commit dist/ and templates/." >&2
+  exit 1
+fi
+node scripts/stamp-template.mjs --check
+echo "dist/ matches src/, and templates/build.yml pins its sha256"

@@ -1,0 +1,52 @@
+/**
+ * Every AWS call the program makes, with the IAM actions that authorise it: the permissions of the CI role.
+ * infra/cloudformation.yml grants the CI role exactly these actions, and infra/permissions.test.ts checks that the
+ * code calls no SDK command missing here, that nothing listed here goes unused, and that the role matches.
+ */
+
+export interface AwsCall {
+  /** IAM actions the call needs. */
+  actions: readonly string[];
+  /** Modules that make the call (where the drift test looks for it). */
+  usedIn: readonly string[];
+  /** Why these actions, when the name does not say it. */
+  note?: string;
+}
+
+/** SDK v3 commands (`new <Name>Command(...)`) and lib-storage's `Upload`. */
+export const awsCalls = {
+  HeadObjectCommand: {
+    actions: ['s3:GetObject'],
+    usedIn: ['src/upload.ts'],
+    note:
+      'HeadObject is authorised by s3:GetObject. Without s3:ListBucket (not granted: it would let jobs list every ' +
+      'key in the bucket) S3 answers 403 instead of 404 for a missing key, so the upload treats 403 and 404 alike ' +
+      'as "not uploaded yet"; a real permission problem then surfaces on the PutObject that follows.',
+  },
+  Upload: {
+    actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
+    usedIn: ['src/upload.ts'],
+    note:
+      'lib-storage sends PutObject, or CreateMultipartUpload/UploadPart/CompleteMultipartUpload (all authorised ' +
+      'by s3:PutObject) and AbortMultipartUpload when a multipart upload fails. It does not list parts.',
+  },
+  StartBuildCommand: { actions: ['codebuild:StartBuild'], usedIn: ['src/codebuild.ts'] },
+  StopBuildCommand: { actions: ['codebuild:StopBuild'], usedIn: ['src/codebuild.ts'] },
+  BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/logs.ts'] },
+  GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/logs.ts'] },
+} as const satisfies Record<string, AwsCall>;
+
+export type AwsCallName = keyof typeof awsCalls;
+
+/**
+ * Credential providers that exchange the GitLab ID token. Their STS call is unsigned: the role's trust policy, not
+ * its permissions, allows it.
+ */
+export const webIdentityProviders = ['fromWebToken', 'fromTokenFile', 'AssumeRoleWithWebIdentityCommand'] as const;
+export const trustPolicyAction = 'sts:AssumeRoleWithWebIdentity';
+
+/** The CI role's permissions: every action of every call, sorted, without duplicates. */
+export function ciRoleActions(): string[] {
+  const all = Object.values(awsCalls).flatMap((c: AwsCall) => c.actions);
+  return [...new Set(all)].sort();
+}

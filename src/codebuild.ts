@@ -1,0 +1,185 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  BatchGetBuildsCommand,
+  StartBuildCommand,
+  StopBuildCommand,
+  type Build,
+  type CodeBuildClient,
+  type ComputeType,
+  type EnvironmentType,
+  type EnvironmentVariable,
+  type StartBuildCommandInput,
+} from '@aws-sdk/client-codebuild';
+import { setTimeout as delay } from 'node:timers/promises';
+import { BuildEnv, IMAGE_REF_VARIABLE } from './buildspec';
+import type { Output } from './console';
+import { AwsStepError, awsStep } from './errors';
+import type { Settings } from './settings';
+
+/** Where the context archive was uploaded (structurally the Upload of src/upload.ts). */
+export interface SourceLocation {
+  bucket: string;
+  key: string;
+}
+
+/** Variables describing the GitLab job, for buildspecs that want to label images or log provenance. */
+function gitlabVariables(s: Settings): EnvironmentVariable[] {
+  const j = s.gitlab;
+  const vars: [string, string | undefined][] = [
+    ['GITLAB_COMMIT_SHA', j.commitSha],
+    ['GITLAB_REF', j.ref],
+    ['GITLAB_PROJECT_PATH', j.projectPath],
+    ['GITLAB_PIPELINE_URL', j.pipelineUrl],
+    ['GITLAB_JOB_URL', j.jobUrl],
+  ];
+  return vars.flatMap(([name, value]) => (value ? [plain(name, value)] : []));
+}
+
+function plain(name: string, value: string): EnvironmentVariable {
+  return { name, value, type: 'PLAINTEXT' };
+}
+
+/**
+ * The variables the generated buildspec reads (see BuildEnv). A user buildspec gets them too.
+ * Empty optional values are left out: the buildspec treats unset and empty alike.
+ */
+export function buildVariables(s: Settings): EnvironmentVariable[] {
+  const args = [
+    ...s.buildArgs.filter((a) => a.value !== '').map((a) => plain(BuildEnv.buildArgPrefix + a.name, a.value)),
+    // CodeBuild resolves these in the build container; the secret never passes through this job.
+    ...s.secretBuildArgs.map((a) => ({ name: BuildEnv.buildArgPrefix + a.name, value: a.reference, type: a.type })),
+  ];
+  const names = [...s.buildArgs, ...s.secretBuildArgs].map((a) => a.name).join(' ');
+  const vars: EnvironmentVariable[] = [
+    plain(BuildEnv.image, s.image.name),
+    plain(BuildEnv.registry, s.image.registry),
+    plain(BuildEnv.tags, s.tags.join(' ')),
+    plain(BuildEnv.dockerfile, s.dockerfile),
+    plain(BuildEnv.digestVariable, s.digestVariable),
+  ];
+  if (s.image.ecr) vars.push(plain(BuildEnv.ecrRegion, s.image.ecr.region));
+  if (s.target) vars.push(plain(BuildEnv.target, s.target));
+  if (s.platform) vars.push(plain(BuildEnv.platform, s.platform));
+  if (names) vars.push(plain(BuildEnv.buildArgNames, names));
+  return [...vars, ...args];
+}
+
+/**
+ * StartBuild's idempotency token (valid 5 minutes at CodeBuild): a retried request for the same job and
+ * the same build never starts a second build, while two different builds from one job never collide.
+ * Without a job id (a local run) every call is distinct.
+ */
+export function idempotencyToken(s: Settings, source: SourceLocation, requestDigest: string): string {
+  const job = s.gitlab.jobId ? `${s.gitlab.projectPath ?? ''}#${s.gitlab.jobId}` : randomUUID();
+  return createHash('sha256').update(`${job}\n${source.bucket}/${source.key}\n${requestDigest}`).digest('hex');
+}
+
+export function startBuildInput(s: Settings, source: SourceLocation, buildspec: string): StartBuildCommandInput {
+  const input: StartBuildCommandInput = {
+    projectName: s.projectName,
+    sourceTypeOverride: 'S3',
+    sourceLocationOverride: `${source.bucket}/${source.key}`,
+    buildspecOverride: buildspec,
+    environmentVariablesOverride: [...buildVariables(s), ...gitlabVariables(s)],
+    privilegedModeOverride: true,
+  };
+  // readSettings validated these against CodeBuild's enums and limits; unset means the project's own.
+  if (s.computeType) input.computeTypeOverride = s.computeType as ComputeType;
+  if (s.buildImage) input.imageOverride = s.buildImage;
+  if (s.environmentType) input.environmentTypeOverride = s.environmentType as EnvironmentType;
+  if (s.buildTimeout) input.timeoutInMinutesOverride = s.buildTimeout;
+  if (s.queuedTimeout) input.queuedTimeoutInMinutesOverride = s.queuedTimeout;
+  const requestDigest = createHash('sha256').update(JSON.stringify(input)).digest('hex');
+  return { ...input, idempotencyToken: idempotencyToken(s, source, requestDigest) };
+}
+
+function startHint(input: StartBuildCommandInput, region: string) {
+  return (e: unknown): string | undefined => {
+    const name = (e as { name?: string } | undefined)?.name;
+    if (name === 'AccessDeniedException') {
+      return `The role needs codebuild:StartBuild on the project ${input.projectName} (arn:aws:codebuild:${region}:<account>:project/${input.projectName}).`;
+    }
+    if (name === 'ResourceNotFoundException') {
+      return `No CodeBuild project "${input.projectName}" in ${region}: check project_name and aws_region.`;
+    }
+    if (name === 'AccountLimitExceededException') {
+      return 'The account reached its limit of concurrent CodeBuild builds; retry later or raise the quota.';
+    }
+    return undefined;
+  };
+}
+
+export async function startBuild(cb: CodeBuildClient, input: StartBuildCommandInput): Promise<Build> {
+  const region = await cb.config.region();
+  const res = await awsStep(
+    `Starting a build of CodeBuild project ${input.projectName}`,
+    () => cb.send(new StartBuildCommand(input)),
+    startHint(input, region),
+  );
+  if (!res.build?.id) throw new Error(`StartBuild for ${input.projectName} returned no build`);
+  return res.build;
+}
+
+/** The build as CodeBuild describes it now. */
+export async function getBuild(cb: CodeBuildClient, buildId: string): Promise<Build> {
+  const res = await awsStep(`Reading CodeBuild build ${buildId}`, () => cb.send(new BatchGetBuildsCommand({ ids: [buildId] })));
+  const build = res.builds?.[0];
+  if (!build) throw new AwsStepError(`Reading CodeBuild build ${buildId}`, new Error('no such build'), 'Check aws_region and that the build was not deleted.');
+  return build;
+}
+
+/** The value of an exported variable of a finished build, e.g. the digest variable. */
+export function exportedVariable(build: Build, name: string): string | undefined {
+  return build.exportedEnvironmentVariables?.find((v) => v.name === name)?.value || undefined;
+}
+
+/** `<repository>@<digest>` as exported by the generated buildspec. */
+export function exportedImageRef(build: Build): string | undefined {
+  return exportedVariable(build, IMAGE_REF_VARIABLE);
+}
+
+function consoleHost(partition: string, region: string): string {
+  if (partition === 'aws-cn') return `${region}.console.amazonaws.cn`;
+  if (partition === 'aws-us-gov') return `${region}.console.amazonaws-us-gov.com`;
+  return `${region}.console.aws.amazon.com`;
+}
+
+/** The build's page in the AWS console; the account and partition come from the build ARN. */
+export function consoleUrl(region: string, build: Build): string {
+  // arn:<partition>:codebuild:<region>:<account>:build/<project>:<uuid>
+  const [, partition = 'aws', , , account = ''] = (build.arn ?? '').split(':');
+  const id = build.id ?? '';
+  const project = build.projectName ?? id.slice(0, id.lastIndexOf(':'));
+  return (
+    `https://${consoleHost(partition, region)}/codesuite/codebuild/${account}/projects/` +
+    `${encodeURIComponent(project)}/build/${encodeURIComponent(id)}/?region=${region}`
+  );
+}
+
+export interface StopOptions {
+  /** How long to wait for CodeBuild to report the build stopped; default 60 s. */
+  timeoutMs?: number;
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+/** Asks CodeBuild to stop the build, then waits (bounded) until it has stopped; returns the last Build seen. */
+export async function stopBuild(cb: CodeBuildClient, buildId: string, out: Output, opts: StopOptions = {}): Promise<Build> {
+  const { timeoutMs = 60_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now } = opts;
+  out.info(`Stopping CodeBuild build ${buildId}`);
+  const stopped = await awsStep(`Stopping CodeBuild build ${buildId}`, () => cb.send(new StopBuildCommand({ id: buildId })));
+  let build = stopped.build ?? { id: buildId };
+  const deadline = now() + timeoutMs;
+  while (!build.buildComplete) {
+    if (now() >= deadline) {
+      out.warn(`CodeBuild build ${buildId} is still ${build.buildStatus ?? 'running'} after ${Math.round(timeoutMs / 1000)}s; it is stopping in the background`);
+      return build;
+    }
+    await sleep(pollMs);
+    const res = await awsStep(`Checking CodeBuild build ${buildId}`, () => cb.send(new BatchGetBuildsCommand({ ids: [buildId] })));
+    build = res.builds?.[0] ?? build;
+  }
+  out.info(`CodeBuild build ${buildId} is ${build.buildStatus ?? 'finished'}`);
+  return build;
+}

@@ -1,0 +1,470 @@
+/**
+ * Reads and validates every input before any network call. All problems are collected and thrown
+ * together as one InputError, so a user fixes the job in one round trip.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { InputError, type InputProblem } from './errors';
+import type { BuildArg, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
+
+/** Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`. */
+export const Inputs = {
+  AwsRegion: 'aws_region',
+  RoleArn: 'role_arn',
+  IdTokenVariable: 'id_token_variable',
+  OidcAudience: 'oidc_audience',
+  SessionDuration: 'session_duration',
+  ProjectName: 'project_name',
+  S3Bucket: 's3_bucket',
+  S3Prefix: 's3_prefix',
+  Context: 'context',
+  Dockerfile: 'dockerfile',
+  Target: 'target',
+  Platform: 'platform',
+  BuildArgs: 'build_args',
+  SecretBuildArgs: 'secret_build_args',
+  Image: 'image',
+  Tags: 'tags',
+  ComputeType: 'compute_type',
+  BuildImage: 'build_image',
+  EnvironmentType: 'environment_type',
+  BuildTimeout: 'build_timeout',
+  QueuedTimeout: 'queued_timeout',
+  Buildspec: 'buildspec',
+  DigestVariable: 'digest_variable',
+  DotenvPrefix: 'dotenv_prefix',
+  ReportDir: 'report_dir',
+} as const;
+export type InputName = (typeof Inputs)[keyof typeof Inputs];
+
+export function envVarName(input: InputName): string {
+  return `CODEBUILD_IMAGE_${input.toUpperCase()}`;
+}
+
+export const COMPUTE_TYPES = [
+  'BUILD_GENERAL1_SMALL',
+  'BUILD_GENERAL1_MEDIUM',
+  'BUILD_GENERAL1_LARGE',
+  'BUILD_GENERAL1_XLARGE',
+  'BUILD_GENERAL1_2XLARGE',
+];
+export const ENVIRONMENT_TYPES = ['LINUX_CONTAINER', 'ARM_CONTAINER', 'LINUX_GPU_CONTAINER'];
+
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+const ROLE_ARN = /^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
+const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$/;
+const S3_PREFIX_CHARS = /^[A-Za-z0-9!_.*'()/-]*$/;
+const STAGE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const SECRET_REFERENCE = /^[A-Za-z0-9/_+=.@:-]+$/;
+// Docker reference grammar (github.com/distribution/reference, regexp.go).
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const REGISTRY = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?$`);
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const ECR_REGISTRY =
+  /^(\d{12})\.(?:dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|dkr-ecr(?:-fips)?\.([a-z0-9-]+)\.on\.aws)$/;
+
+/** Collects problems; checks return a placeholder on failure since nothing is returned when any exist. */
+class Problems {
+  readonly list: InputProblem[] = [];
+  add(input: InputName, message: string): void {
+    this.list.push({ input, message });
+  }
+}
+
+export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
+  const p = new Problems();
+  const get = (input: InputName): string => (env[envVarName(input)] ?? '').trim();
+  const gitlab = readGitLabJob(env);
+
+  const region = readRegion(p, get(Inputs.AwsRegion) || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || '');
+  const roleArn = get(Inputs.RoleArn);
+  const role = readRoleArn(p, roleArn, region);
+  const idTokenVariable = get(Inputs.IdTokenVariable) || 'GITLAB_OIDC_TOKEN';
+  const idToken = readIdToken(p, env, idTokenVariable, roleArn);
+  // Bucket and image defaults come from the role's account and the region; null means one of them is
+  // invalid, which is already reported, so the defaults are silently skipped.
+  const account = roleArn && (!role || !REGION.test(region)) ? null : role?.account;
+
+  const checkout = realDir(cwd, env.CI_PROJECT_DIR?.trim() || cwd);
+  if (!checkout) p.add(Inputs.Context, `the checkout directory ${env.CI_PROJECT_DIR || cwd} (CI_PROJECT_DIR) does not exist`);
+  const buildspec = readBuildspec(p, get(Inputs.Buildspec), checkout);
+  const contextDir = readContext(p, get(Inputs.Context) || '.', checkout);
+  const dockerfile = readDockerfile(p, get(Inputs.Dockerfile) || 'Dockerfile', contextDir, buildspec !== undefined);
+
+  const buildArgs = readBuildArgs(p, get(Inputs.BuildArgs));
+  const secretBuildArgs = readSecretBuildArgs(p, get(Inputs.SecretBuildArgs));
+  const seen = new Set<string>();
+  for (const { name } of [...buildArgs, ...secretBuildArgs]) {
+    if (seen.has(name)) p.add(Inputs.BuildArgs, `build arg ${name} is given more than once (build_args and secret_build_args share one namespace); keep one`);
+    seen.add(name);
+  }
+
+  const settings: Settings = {
+    region,
+    roleArn: role?.arn,
+    idTokenVariable,
+    idToken,
+    oidcAudience: get(Inputs.OidcAudience) || gitlab.serverUrl,
+    sessionDuration: readInteger(p, Inputs.SessionDuration, get(Inputs.SessionDuration) || '3600', 900, 43200, 'seconds') ?? 3600,
+    projectName: readProjectName(p, get(Inputs.ProjectName)),
+    s3Bucket: readBucket(p, get(Inputs.S3Bucket), account, region),
+    s3Prefix: readS3Prefix(p, get(Inputs.S3Prefix) || 'contexts'),
+    contextDir,
+    dockerfile,
+    target: readPattern(p, Inputs.Target, get(Inputs.Target), STAGE_NAME, 'a Dockerfile stage name (FROM … AS <name>)'),
+    platform: readPlatform(p, get(Inputs.Platform)),
+    buildArgs,
+    secretBuildArgs,
+    image: readImage(p, get(Inputs.Image), account, region, gitlab.projectPath),
+    tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
+    buildspec,
+    digestVariable: readPattern(p, Inputs.DigestVariable, get(Inputs.DigestVariable) || 'IMAGE_DIGEST', VARIABLE_NAME, 'a variable name such as IMAGE_DIGEST') ?? '',
+    computeType: readChoice(p, Inputs.ComputeType, get(Inputs.ComputeType), COMPUTE_TYPES),
+    buildImage: readPattern(p, Inputs.BuildImage, get(Inputs.BuildImage), /^\S+$/, 'a CodeBuild image name without spaces, e.g. aws/codebuild/standard:7.0'),
+    environmentType: readChoice(p, Inputs.EnvironmentType, get(Inputs.EnvironmentType), ENVIRONMENT_TYPES),
+    buildTimeout: readTimeout(p, Inputs.BuildTimeout, get(Inputs.BuildTimeout), 2160),
+    queuedTimeout: readTimeout(p, Inputs.QueuedTimeout, get(Inputs.QueuedTimeout), 480),
+    reportDir: readReportDir(p, get(Inputs.ReportDir) || '.codebuild-image', checkout),
+    dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
+    gitlab,
+  };
+  if (p.list.length > 0) throw new InputError(p.list);
+  return settings;
+}
+
+export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {
+  const v = (name: string) => env[name]?.trim() || undefined;
+  return {
+    serverUrl: v('CI_SERVER_URL'),
+    apiUrl: v('CI_API_V4_URL'),
+    projectPath: v('CI_PROJECT_PATH'),
+    pipelineId: v('CI_PIPELINE_ID'),
+    pipelineUrl: v('CI_PIPELINE_URL'),
+    jobId: v('CI_JOB_ID'),
+    jobUrl: v('CI_JOB_URL'),
+    jobName: v('CI_JOB_NAME'),
+    commitSha: v('CI_COMMIT_SHA'),
+    ref: v('CI_COMMIT_REF_NAME'),
+    jobToken: v('CI_JOB_TOKEN'),
+  };
+}
+
+// ---- AWS identity ----
+
+function readRegion(p: Problems, region: string): string {
+  if (!region) p.add(Inputs.AwsRegion, 'is required: set aws_region (or AWS_REGION) to the region of the CodeBuild project, e.g. eu-west-1');
+  else if (!REGION.test(region)) {
+    const az = /^([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]$/.exec(region);
+    p.add(Inputs.AwsRegion, az ? `"${region}" is an availability zone; use the region ${az[1]}` : `"${region}" is not an AWS region name such as eu-west-1`);
+  }
+  return region;
+}
+
+function partitionOf(region: string): string | undefined {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return /^[a-z]{2}-(?!iso)/.test(region) ? 'aws' : undefined;
+}
+
+function readRoleArn(p: Problems, arn: string, region: string): { arn: string; account: string } | undefined {
+  if (!arn) return undefined;
+  const m = ROLE_ARN.exec(arn);
+  if (!m) {
+    p.add(Inputs.RoleArn, `"${arn}" is not an IAM role ARN; use the form arn:aws:iam::<12-digit account>:role/<name>`);
+    return undefined;
+  }
+  const expected = partitionOf(region);
+  if (expected && m[1] !== expected) {
+    p.add(Inputs.RoleArn, `"${arn}" is in partition ${m[1]} but region ${region} is in ${expected}; use arn:${expected}:iam::…`);
+  }
+  return { arn, account: m[2] ?? '' };
+}
+
+function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, roleArn: string): string | undefined {
+  if (!VARIABLE_NAME.test(variable)) {
+    p.add(Inputs.IdTokenVariable, `"${variable}" is not a variable name; use the name of the job's id_tokens entry, e.g. GITLAB_OIDC_TOKEN`);
+    return undefined;
+  }
+  const token = env[variable]?.trim() || undefined;
+  if (token && !roleArn) {
+    p.add(Inputs.RoleArn, `is required because $${variable} holds an OIDC token: set role_arn to the IAM role that trusts this GitLab as an OIDC provider`);
+  }
+  if (!token && roleArn) {
+    p.add(Inputs.IdTokenVariable, `$${variable} is empty, so role ${roleArn} cannot be assumed: add \`id_tokens: ${variable}: {aud: …}\` to the job, or clear role_arn to use the runner's AWS credentials`);
+  }
+  // Never echo the token: only its shape is reported.
+  if (token && !JWT.test(token)) p.add(Inputs.IdTokenVariable, `$${variable} does not hold a JWT (three base64url parts separated by dots); check the job's id_tokens`);
+  return token;
+}
+
+// ---- CodeBuild ----
+
+function readProjectName(p: Problems, name: string): string {
+  if (!name) p.add(Inputs.ProjectName, 'is required: set it to the name of the shared CodeBuild project');
+  else if (!PROJECT_NAME.test(name)) p.add(Inputs.ProjectName, `"${name}" is not a CodeBuild project name (2–255 characters: letters, digits, _ and -, starting with a letter or digit)`);
+  return name;
+}
+
+function readChoice(p: Problems, input: InputName, value: string, choices: string[]): string | undefined {
+  if (!value) return undefined;
+  if (!choices.includes(value)) p.add(input, `"${value}" is not one of ${choices.join(', ')}; leave it empty to use the project's setting`);
+  return value;
+}
+
+function readInteger(p: Problems, input: InputName, raw: string, min: number, max: number, unit: string, orElse = ''): number | undefined {
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) {
+    p.add(input, `"${raw}" is not a whole number of ${unit} between ${min} and ${max}${orElse}`);
+    return undefined;
+  }
+  return n;
+}
+
+function readTimeout(p: Problems, input: InputName, raw: string, max: number): number | undefined {
+  if (raw === '' || raw === '0') return undefined;
+  return readInteger(p, input, raw, 5, max, 'minutes', ", or 0 for the project's setting");
+}
+
+function readPattern(p: Problems, input: InputName, value: string, pattern: RegExp, expected: string): string | undefined {
+  if (!value) return undefined;
+  if (!pattern.test(value)) p.add(input, `"${value}" is not valid; expected ${expected}`);
+  return value;
+}
+
+// ---- S3 ----
+
+/** Problems with an S3 bucket name, per https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html */
+export function bucketNameProblems(name: string): string[] {
+  const out: string[] = [];
+  if (name.length < 3 || name.length > 63) out.push('must be 3–63 characters long');
+  if (/[A-Z]/.test(name)) out.push('must be lower case');
+  if (!/^[a-zA-Z0-9.-]*$/.test(name)) out.push('may contain only letters, digits, dots and hyphens');
+  if (!/^[a-z0-9](?:.*[a-z0-9])?$/.test(name)) out.push('must start and end with a letter or digit');
+  if (name.includes('..')) out.push('must not contain two adjacent dots');
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) out.push('must not look like an IP address');
+  for (const prefix of ['xn--', 'sthree-', 'amzn-s3-demo-']) if (name.startsWith(prefix)) out.push(`must not start with ${prefix}`);
+  for (const suffix of ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3']) if (name.endsWith(suffix)) out.push(`must not end with ${suffix}`);
+  return out;
+}
+
+function readBucket(p: Problems, given: string, account: string | null | undefined, region: string): string {
+  if (!given && account === null) return '';
+  const name = given || (account && region ? `codebuild-image-${account}-${region}` : '');
+  if (!name) {
+    p.add(Inputs.S3Bucket, 'is required when role_arn is not set (the default codebuild-image-<account>-<region> comes from the role\'s account)');
+    return '';
+  }
+  const problems = bucketNameProblems(name);
+  if (problems.length > 0) {
+    const what = given ? `"${name}"` : `the default bucket name "${name}"`;
+    p.add(Inputs.S3Bucket, `${what} is not a valid S3 bucket name: it ${problems.join('; ')}`);
+  }
+  return name;
+}
+
+function readS3Prefix(p: Problems, raw: string): string {
+  const prefix = raw.replace(/^\/+|\/+$/g, '');
+  const segments = prefix === '' ? [] : prefix.split('/');
+  if (!S3_PREFIX_CHARS.test(prefix)) p.add(Inputs.S3Prefix, `"${raw}" may contain only letters, digits, / and !_.*'()-`);
+  else if (segments.some((s) => s === '' || s === '.' || s === '..')) p.add(Inputs.S3Prefix, `"${raw}" must not contain empty, . or .. path segments`);
+  else if (prefix.length > 900) p.add(Inputs.S3Prefix, `is ${prefix.length} characters long; keep it under 900`);
+  return prefix;
+}
+
+// ---- files in the checkout ----
+
+function realDir(cwd: string, dir: string): string | undefined {
+  try {
+    const real = fs.realpathSync.native(path.resolve(cwd, dir));
+    return fs.statSync(real).isDirectory() ? real : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isInside(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === '' || (!path.isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${path.sep}`));
+}
+
+const toPosix = (p: string) => p.split(path.sep).join('/');
+
+/** Resolves `given` under `root` (following symlinks) and checks it stays inside `root`. */
+function resolveInside(root: string, given: string): { real: string } | { problem: string } {
+  let real: string;
+  try {
+    real = fs.realpathSync.native(path.resolve(root, given));
+  } catch {
+    return { problem: `"${given}" does not exist (looked for ${path.resolve(root, given)})` };
+  }
+  if (!isInside(root, real)) return { problem: `"${given}" resolves to ${real}, outside ${root}` };
+  return { real };
+}
+
+function readContext(p: Problems, given: string, checkout: string | undefined): string {
+  if (!checkout) return '';
+  const r = resolveInside(checkout, given);
+  if ('problem' in r) p.add(Inputs.Context, `${r.problem}; give a directory of the checkout, relative to it`);
+  else if (!fs.statSync(r.real).isDirectory()) p.add(Inputs.Context, `"${given}" is not a directory`);
+  else return r.real;
+  return '';
+}
+
+function readDockerfile(p: Problems, given: string, contextDir: string, userBuildspec: boolean): string {
+  const normalized = path.posix.normalize(toPosix(given));
+  if (userBuildspec || !contextDir) return normalized;
+  const r = resolveInside(contextDir, given);
+  if ('problem' in r) p.add(Inputs.Dockerfile, `${r.problem}; give the Dockerfile path relative to the context directory`);
+  else if (!fs.statSync(r.real).isFile()) p.add(Inputs.Dockerfile, `"${given}" is not a file`);
+  else return toPosix(path.relative(contextDir, r.real));
+  return normalized;
+}
+
+function readBuildspec(p: Problems, given: string, checkout: string | undefined): string | undefined {
+  if (!given) return undefined;
+  if (!checkout) return given;
+  const r = resolveInside(checkout, given);
+  if ('problem' in r) p.add(Inputs.Buildspec, `${r.problem}; give a file of the repository, relative to its root`);
+  else if (!fs.statSync(r.real).isFile()) p.add(Inputs.Buildspec, `"${given}" is not a file`);
+  else return toPosix(path.relative(checkout, r.real));
+  return given;
+}
+
+function readReportDir(p: Problems, given: string, checkout: string | undefined): string {
+  if (!checkout) return given;
+  const dir = path.resolve(checkout, given);
+  // GitLab only collects artifacts from inside the project directory.
+  if (!isInside(checkout, dir) || dir === checkout) p.add(Inputs.ReportDir, `"${given}" must be a subdirectory of the checkout ${checkout}`);
+  return dir;
+}
+
+// ---- lists ----
+
+/** A list input: a JSON array of strings (from a template array input) or one item per line. */
+export function parseList(raw: string): { items: string[] } | { problem: string } {
+  const text = raw.trim();
+  if (text === '') return { items: [] };
+  if (!text.startsWith('[')) return { items: text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the input, which may hold secret references.
+    return { problem: 'is not a valid JSON array; give a list of strings (or one item per line)' };
+  }
+  if (!Array.isArray(parsed)) return { problem: 'is not a JSON array of strings' };
+  const items: string[] = [];
+  for (const [i, item] of parsed.entries()) {
+    if (typeof item !== 'string') {
+      return { problem: `item ${i + 1} is a ${item === null ? 'null' : typeof item}, not a string; quote it in YAML (e.g. '1.10', since 1.10 would become 1.1)` };
+    }
+    if (item.trim() !== '') items.push(item.trim());
+  }
+  return { items };
+}
+
+function readList(p: Problems, input: InputName, raw: string): string[] | undefined {
+  const r = parseList(raw);
+  if ('problem' in r) p.add(input, r.problem);
+  return 'items' in r ? r.items : undefined;
+}
+
+function readPlatform(p: Problems, raw: string): string | undefined {
+  if (!raw) return undefined;
+  const list = raw.split(',').map((s) => s.trim());
+  const bad = list.filter((s) => !PLATFORM.test(s));
+  if (bad.length > 0) p.add(Inputs.Platform, `"${bad.join('", "')}" is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  return list.join(',');
+}
+
+function readBuildArgs(p: Problems, raw: string): BuildArg[] {
+  const args: BuildArg[] = [];
+  for (const [i, item] of (readList(p, Inputs.BuildArgs, raw) ?? []).entries()) {
+    const eq = item.indexOf('=');
+    const name = eq < 0 ? item : item.slice(0, eq);
+    const value = eq < 0 ? '' : item.slice(eq + 1);
+    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.BuildArgs, `item ${i + 1} "${item}" is not KEY=VALUE with KEY made of letters, digits and _`);
+    else if (/[\r\n\0]/.test(value)) p.add(Inputs.BuildArgs, `the value of ${name} contains a line break or NUL; pass multi-line data in a file of the context`);
+    else args.push({ name, value });
+  }
+  return args;
+}
+
+function readSecretBuildArgs(p: Problems, raw: string): SecretBuildArg[] {
+  const args: SecretBuildArg[] = [];
+  const usage = 'KEY=secretsmanager:<secret-id[:json-key[:stage[:version]]]> or KEY=ssm:<parameter-name>';
+  // Items are never echoed: a user may have pasted a secret value instead of a reference.
+  for (const [i, item] of (readList(p, Inputs.SecretBuildArgs, raw) ?? []).entries()) {
+    const eq = item.indexOf('=');
+    const name = item.slice(0, Math.max(eq, 0));
+    const value = item.slice(eq + 1);
+    const source = /^(secretsmanager|ssm):(.*)$/.exec(value);
+    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.SecretBuildArgs, `item ${i + 1} is not ${usage}`);
+    else if (!source) p.add(Inputs.SecretBuildArgs, `${name} must be ${usage}; put plain values in build_args`);
+    else if (!SECRET_REFERENCE.test(source[2] ?? '')) p.add(Inputs.SecretBuildArgs, `${name}: the reference after ${source[1]}: must be a non-empty secret id or parameter name without spaces`);
+    else args.push({ name, type: source[1] === 'ssm' ? 'PARAMETER_STORE' : 'SECRETS_MANAGER', reference: source[2] ?? '' });
+  }
+  return args;
+}
+
+function readTags(p: Problems, raw: string, shortSha: string | undefined): string[] {
+  const listed = readList(p, Inputs.Tags, raw);
+  if (!listed) return [];
+  const tags = listed.length > 0 ? listed : shortSha ? [shortSha] : [];
+  if (tags.length === 0) p.add(Inputs.Tags, 'needs at least one tag, e.g. ["$CI_COMMIT_SHORT_SHA"]');
+  for (const tag of tags) {
+    if (TAG.test(tag)) continue;
+    const hint = tag.includes('$') ? ' (a CI/CD variable was not expanded; check its name)' : '';
+    p.add(Inputs.Tags, `"${tag}" is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -${hint}`);
+  }
+  return [...new Set(tags)];
+}
+
+// ---- image ----
+
+/** Parses a repository reference without tag or digest; returns a problem text when invalid. */
+export function parseImageRepository(ref: string): ImageRepository | { problem: string } {
+  if (ref.includes('@')) return { problem: 'includes a digest; give the repository only (the digest is reported after the push)' };
+  const parts = ref.split('/');
+  if (parts.at(-1)?.includes(':') && parts.length > 1) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
+  const first = parts[0] ?? '';
+  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
+  if (!hasRegistry && ref.includes(':')) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
+  const registry = hasRegistry ? first : 'docker.io';
+  const pathParts = hasRegistry ? parts.slice(1) : parts.length === 1 ? ['library', first] : parts;
+  if (!REGISTRY.test(registry)) return { problem: `registry "${registry}" is not a host name with optional :port` };
+  const badPart = pathParts.find((c) => !PATH_COMPONENT.test(c));
+  if (badPart !== undefined) {
+    const lower = badPart !== badPart.toLowerCase() ? ' (repository names must be lower case)' : '';
+    return { problem: `path component "${badPart}" is not valid: use lower-case letters and digits separated by . _ __ or -${lower}` };
+  }
+  const name = `${registry}/${pathParts.join('/')}`;
+  if (name.length > 255) return { problem: 'is longer than 255 characters' };
+  const ecr = ECR_REGISTRY.exec(registry);
+  const repo: ImageRepository = { registry, path: pathParts.join('/'), name };
+  if (ecr) repo.ecr = { account: ecr[1] ?? '', region: ecr[2] ?? ecr[3] ?? '' };
+  return repo;
+}
+
+function readImage(p: Problems, given: string, account: string | null | undefined, region: string, projectPath: string | undefined): ImageRepository {
+  const placeholder: ImageRepository = { registry: '', path: '', name: '' };
+  let ref = given;
+  if (!ref && account === null) return placeholder;
+  if (!ref) {
+    if (!account || !region || !projectPath) {
+      p.add(Inputs.Image, 'is required when role_arn or CI_PROJECT_PATH is missing (the default <account>.dkr.ecr.<region>.amazonaws.com/<project path> comes from them)');
+      return placeholder;
+    }
+    ref = `${account}.dkr.ecr.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}/${projectPath.toLowerCase()}`;
+  }
+  const r = parseImageRepository(ref);
+  if ('problem' in r) {
+    p.add(Inputs.Image, given ? `"${ref}" ${r.problem}` : `the default image "${ref}" ${r.problem}; set image explicitly`);
+    return placeholder;
+  }
+  return r;
+}

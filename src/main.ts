@@ -1,0 +1,147 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Build } from '@aws-sdk/client-codebuild';
+import { resolveBuildspec } from './buildspec';
+import { watchCancellation } from './cancel';
+import { createClients, type Clients } from './clients';
+import { consoleUrl, getBuild, startBuild, startBuildInput, stopBuild } from './codebuild';
+import { consoleOutput, type Output } from './console';
+import { listContext } from './context';
+import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
+import { AwsStepError, awsStep, ContextError, ExitCode, InputError } from './errors';
+import { readSettings } from './inputs';
+import { followBuild } from './logs';
+import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
+import type { Settings } from './settings';
+import { uploadContext } from './upload';
+import { packContext } from './zip';
+
+/** Runs `index.js [build|stop]` and returns the process exit code; never throws. */
+export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
+  try {
+    const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+    const command = positionals[0] ?? 'build';
+    if (command !== 'build' && command !== 'stop') {
+      throw new InputError([{ input: 'command', message: `unknown command "${command}": use "build" (default) or "stop"` }]);
+    }
+    const checkout = env.CI_PROJECT_DIR ?? process.cwd();
+    const settings = readSettings(env, checkout);
+    if (command === 'stop') return await stop(settings, await connect(settings, out), out);
+    // Read before any AWS call: a bad buildspec file is bad input.
+    const buildspec = resolveBuildspec(settings, checkout);
+    return await build(settings, buildspec, await connect(settings, out), out);
+  } catch (e) {
+    return fail(e, out);
+  }
+}
+
+async function connect(settings: Settings, out: Output): Promise<Clients> {
+  const { provider, identity } = resolveCredentials(settings, out);
+  const clients = createClients(settings.region, provider);
+  await awsStep(`Getting AWS credentials (${identity})`, clients.credentials, (e) => explainAssumeRoleFailure(e, settings));
+  out.info(`AWS identity: ${identity}, region ${settings.region}`);
+  return clients;
+}
+
+async function build(settings: Settings, buildspec: string, clients: Clients, out: Output): Promise<ExitCode> {
+  const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
+  try {
+    out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
+    const entries = await listContext(settings.contextDir, out);
+    const archive = await packContext(entries, join(workDir, 'context.zip'));
+    out.sectionEnd('context');
+    const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);
+
+    // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
+    const watcher = watchCancellation({ out, job: settings.gitlab });
+    try {
+      const started = await startBuild(clients.codebuild, startBuildInput(settings, upload, buildspec));
+      const buildId = started.id ?? '';
+      writeBuildId(settings.reportDir, buildId);
+      out.info(`CodeBuild build ${buildId}`);
+      out.info(`Console: ${consoleUrl(settings.region, started)}`);
+
+      const abort = new AbortController();
+      void watcher.cancelled.then((reason) => abort.abort(reason));
+      let final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, buildId, abort.signal);
+      if (abort.signal.aborted && !final.buildComplete) {
+        out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
+        final = await stopBuild(clients.codebuild, buildId, out);
+      }
+      return finish(settings, final, archive, upload, out);
+    } finally {
+      watcher.dispose();
+    }
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+function finish(
+  settings: Settings,
+  final: Build,
+  archive: Parameters<typeof buildRecord>[2],
+  upload: Parameters<typeof buildRecord>[3],
+  out: Output,
+): ExitCode {
+  const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
+  writeReports(settings.reportDir, record, settings.dotenvPrefix);
+  if (record.status === 'SUCCEEDED' && record.imageRef) {
+    out.info(`Image: ${record.imageRef}`);
+    out.info(`Tags: ${settings.tags.map((t) => `${settings.image.name}:${t}`).join(' ')}`);
+    out.info(`Build status: ${record.status}`);
+    return ExitCode.Success;
+  }
+  const failed = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
+  if (failed) {
+    const message = failed.contexts?.map((c) => c.message).filter(Boolean).join('; ');
+    out.error(`Phase ${failed.phaseType} ${failed.phaseStatus}${message ? `: ${message}` : ''}`);
+  } else if (record.status === 'SUCCEEDED') {
+    out.error(
+      `The build succeeded but exported no valid ${settings.digestVariable}: ` +
+        `a custom buildspec must list it under env: exported-variables and set it to the pushed digest (sha256:…).`,
+    );
+  }
+  out.info(`Build status: ${record.status === 'SUCCEEDED' ? 'SUCCEEDED without a digest' : record.status}`);
+  return ExitCode.BuildFailed;
+}
+
+/** `index.js stop`: the template's after_script stops a build the killed job left running. */
+async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
+  const buildId = readBuildId(settings.reportDir);
+  if (!buildId) {
+    out.info('No build was started by this job: nothing to stop.');
+    return ExitCode.Success;
+  }
+  const current = await getBuild(clients.codebuild, buildId);
+  if (current.buildComplete) {
+    out.info(`Build ${buildId} already finished (${current.buildStatus}): nothing to stop.`);
+    return ExitCode.Success;
+  }
+  const stopped = await stopBuild(clients.codebuild, buildId, out);
+  out.info(`Build ${buildId}: ${stopped.buildStatus}`);
+  return ExitCode.Success;
+}
+
+function fail(e: unknown, out: Output): ExitCode {
+  if (e instanceof InputError) {
+    for (const p of e.problems) out.error(`input ${p.input}: ${p.message}`);
+    return ExitCode.BadInput;
+  }
+  if (e instanceof ContextError || e instanceof ReportError) {
+    out.error(e.message);
+    return ExitCode.BadInput;
+  }
+  if (e instanceof AwsStepError) {
+    for (const line of e.message.split('\n')) out.error(line);
+    return ExitCode.AwsError;
+  }
+  if (e instanceof TypeError && 'code' in e && e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    out.error(`${e.message}: the program takes no options, only the command "build" or "stop"`);
+    return ExitCode.BadInput;
+  }
+  out.error(`Unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return ExitCode.AwsError;
+}

@@ -1,0 +1,186 @@
+/**
+ * Report files in report_dir: `build-id` as soon as the build starts (for `stop`), then `build.env`
+ * (artifacts:reports:dotenv), `build.json` (the full record) and `annotations.json` (artifacts:reports:annotations).
+ * Every file is written to a temporary name and renamed, so GitLab never collects a half-written report.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Build } from '@aws-sdk/client-codebuild';
+import type { Settings } from './settings';
+import type { Upload } from './upload';
+import type { Archive } from './zip';
+
+export const BUILD_ID_FILE = 'build-id';
+export const DOTENV_FILE = 'build.env';
+export const RECORD_FILE = 'build.json';
+export const ANNOTATIONS_FILE = 'annotations.json';
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** GitLab rejects dotenv reports of 5 KB or more; stay clearly below. */
+const DOTENV_MAX_BYTES = 4096;
+
+export interface PhaseRecord {
+  phase: string;
+  status: string | undefined;
+  durationSeconds: number | undefined;
+  message?: string;
+}
+
+/** Everything known about one build, written to build.json. */
+export interface BuildRecord {
+  buildId: string;
+  buildArn: string | undefined;
+  buildNumber: number | undefined;
+  projectName: string;
+  region: string;
+  /** CodeBuild's buildStatus: SUCCEEDED, FAILED, FAULT, TIMED_OUT, STOPPED, IN_PROGRESS. */
+  status: string;
+  startTime: string | undefined;
+  endTime: string | undefined;
+  phases: PhaseRecord[];
+  /** Repository name without tag, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com/group/app`. */
+  image: string;
+  tags: string[];
+  /** The pushed digest, when the build exported a valid one. */
+  digest?: string;
+  /** `image@digest`. */
+  imageRef?: string;
+  /** Web page of the image (ECR console or Docker Hub), when there is one. */
+  imageUrl?: string;
+  context: { sha256: string; size: number; fileCount: number; bucket: string; key: string; uploaded: boolean };
+  consoleUrl: string;
+  gitlab: { jobUrl: string | undefined; pipelineUrl: string | undefined; commitSha: string | undefined };
+}
+
+/** A report value that GitLab could not read back; nothing was written. */
+export class ReportError extends Error {
+  override name = 'ReportError';
+}
+
+export function buildRecord(s: Settings, build: Build, archive: Archive, upload: Upload, consoleUrl: string): BuildRecord {
+  const exported = build.exportedEnvironmentVariables?.find((v) => v.name === s.digestVariable)?.value?.trim();
+  const digest = exported && DIGEST.test(exported) ? exported : undefined;
+  const record: BuildRecord = {
+    buildId: build.id ?? '',
+    buildArn: build.arn,
+    buildNumber: build.buildNumber,
+    projectName: build.projectName ?? s.projectName,
+    region: s.region,
+    status: build.buildStatus ?? 'UNKNOWN',
+    startTime: build.startTime?.toISOString(),
+    endTime: build.endTime?.toISOString(),
+    phases: (build.phases ?? []).map((p) => {
+      const message = p.contexts?.map((c) => c.message).filter(Boolean).join('; ');
+      const phase: PhaseRecord = { phase: p.phaseType ?? 'UNKNOWN', status: p.phaseStatus, durationSeconds: p.durationInSeconds };
+      if (message) phase.message = message;
+      return phase;
+    }),
+    image: s.image.name,
+    tags: s.tags,
+    context: { sha256: archive.sha256, size: archive.size, fileCount: archive.fileCount, bucket: upload.bucket, key: upload.key, uploaded: upload.uploaded },
+    consoleUrl,
+    gitlab: { jobUrl: s.gitlab.jobUrl, pipelineUrl: s.gitlab.pipelineUrl, commitSha: s.gitlab.commitSha },
+  };
+  if (digest) {
+    record.digest = digest;
+    record.imageRef = `${s.image.name}@${digest}`;
+  }
+  const imageUrl = imagePageUrl(s, digest);
+  if (imageUrl) record.imageUrl = imageUrl;
+  return record;
+}
+
+/** The image's page: the ECR console (the image itself once the digest is known) or Docker Hub. */
+export function imagePageUrl(s: Settings, digest: string | undefined): string | undefined {
+  const { ecr, registry, path: repo } = s.image;
+  if (ecr) {
+    const host = ecr.region.startsWith('cn-')
+      ? `${ecr.region}.console.amazonaws.cn`
+      : ecr.region.startsWith('us-gov-')
+        ? `${ecr.region}.console.amazonaws-us-gov.com`
+        : `${ecr.region}.console.aws.amazon.com`;
+    const base = `https://${host}/ecr/repositories/private/${ecr.account}/${repo}`;
+    return `${digest ? `${base}/_/image/${digest}/details` : base}?region=${ecr.region}`;
+  }
+  if (registry === 'docker.io') return repo.startsWith('library/') ? `https://hub.docker.com/_/${repo.slice(8)}` : `https://hub.docker.com/r/${repo}`;
+  return undefined;
+}
+
+export function writeBuildId(dir: string, buildId: string): void {
+  writeAtomic(dir, BUILD_ID_FILE, `${buildId}\n`);
+}
+
+/** The id written by writeBuildId, or undefined when no build was started. */
+export function readBuildId(dir: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(dir, BUILD_ID_FILE), 'utf8').trim() || undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Writes build.json and annotations.json always, and build.env only for a successful build with a digest
+ * (a stale one is removed), so later jobs never receive a digest that was not pushed.
+ */
+export function writeReports(dir: string, record: BuildRecord, dotenvPrefix: string): void {
+  // Validate first: a bad value must not leave a partial set of reports behind.
+  const dotenv = record.status === 'SUCCEEDED' && record.digest ? dotenvText(record, dotenvPrefix) : undefined;
+  writeAtomic(dir, RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
+  writeAtomic(dir, ANNOTATIONS_FILE, `${JSON.stringify(annotations(record), null, 2)}\n`);
+  if (dotenv !== undefined) writeAtomic(dir, DOTENV_FILE, dotenv);
+  else fs.rmSync(path.join(dir, DOTENV_FILE), { force: true });
+}
+
+export function dotenvVariables(record: BuildRecord): Record<string, string> {
+  return {
+    IMAGE_DIGEST: record.digest ?? '',
+    IMAGE_REF: record.imageRef ?? '',
+    IMAGE_TAGS: record.tags.join(','),
+    IMAGE_REPOSITORY: record.image,
+    CODEBUILD_BUILD_ID: record.buildId,
+    CODEBUILD_BUILD_URL: record.consoleUrl,
+  };
+}
+
+/** The dotenv report; throws ReportError for anything GitLab's dotenv parser would reject or mangle. */
+export function dotenvText(record: BuildRecord, prefix: string): string {
+  const lines: string[] = [];
+  for (const [name, value] of Object.entries(dotenvVariables(record))) {
+    const key = `${prefix}${name}`;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ReportError(`dotenv variable name ${key} may contain only letters, digits and _ (check dotenv_prefix)`);
+    // GitLab keeps quotes literally, has no escapes, and ends a value at a line break; $ and # invite misreading.
+    if (value === '' || /[\s"'`\\$#]/.test(value)) {
+      throw new ReportError(`dotenv value of ${key} is empty or contains a space, line break, quote, \\, $ or #: ${JSON.stringify(value)}`);
+    }
+    lines.push(`${key}=${value}`);
+  }
+  const text = `${lines.join('\n')}\n`;
+  const bytes = Buffer.byteLength(text);
+  if (bytes > DOTENV_MAX_BYTES) {
+    throw new ReportError(`the dotenv report would be ${bytes} bytes; GitLab accepts less than 5 KB (shorten the image name or the tags)`);
+  }
+  return text;
+}
+
+/** GitLab's annotations report: https://docs.gitlab.com/ci/yaml/artifacts_reports/#artifactsreportsannotations */
+export function annotations(record: BuildRecord): Record<string, { external_link: { label: string; url: string } }[]> {
+  const links = [{ external_link: { label: `CodeBuild build ${record.buildId} (${record.status})`, url: record.consoleUrl } }];
+  if (record.imageUrl) links.push({ external_link: { label: `Image ${record.imageRef ?? record.image}`, url: record.imageUrl } });
+  return { 'codebuild-image': links };
+}
+
+function writeAtomic(dir: string, name: string, content: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const target = path.join(dir, name);
+  const temp = path.join(dir, `.${name}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  try {
+    fs.writeFileSync(temp, content, { mode: 0o644 });
+    fs.renameSync(temp, target);
+  } catch (e) {
+    fs.rmSync(temp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * npx tsx stack/cli.ts up [--dir D] [--no-docker] [--phase-delay-ms N]   start a detached stack, print its env
+ * npx tsx stack/cli.ts down [--dir D]                                    stop it (by the PIDs in D/pids)
+ * npx tsx stack/cli.ts env [--dir D]                                     print `export` lines for a shell
+ * npx tsx stack/cli.ts token [--dir D] [--claims JSON]                   print an OIDC token for a group/hello job
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_STACK_DIR } from './paths';
+import { attach, readStack, shellExports, startStack, stopStack, type StackInfo } from './stack';
+
+const USAGE = 'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--claims JSON]';
+
+function running(dir: string): StackInfo {
+  const info = readStack(dir);
+  if (!info) throw new Error(`no local stack runs in ${dir}: start one with \`npx tsx stack/cli.ts up --dir ${dir}\``);
+  return info;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      dir: { type: 'string' },
+      'no-docker': { type: 'boolean' },
+      'phase-delay-ms': { type: 'string' },
+      claims: { type: 'string' },
+    },
+  });
+  const dir = path.resolve(values.dir ?? DEFAULT_STACK_DIR);
+  switch (positionals[0]) {
+    case 'up': {
+      const started = Date.now();
+      const stack = await startStack({
+        dir,
+        docker: !values['no-docker'],
+        phaseDelayMs: Number(values['phase-delay-ms'] ?? 0),
+        detached: true,
+      });
+      console.error(`local stack up in ${Date.now() - started} ms (state in ${dir}; stop with: npx tsx stack/cli.ts down --dir ${dir})`);
+      console.log(shellExports(stack));
+      return;
+    }
+    case 'down':
+      await stopStack(dir);
+      return;
+    case 'env':
+      console.log(shellExports(running(dir)));
+      return;
+    case 'token': {
+      const claims = values.claims ? (JSON.parse(values.claims) as Record<string, unknown>) : {};
+      console.log(await attach(running(dir)).signToken(claims));
+      return;
+    }
+    default:
+      throw new Error(USAGE);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { FakeBuild, type BuildSettings } from './builds';
+import type { EnvVar, ProjectConfig, ResolvedOptions } from './options';
+import { AwsError } from './protocol';
+import { startRun, type BuildRun, type RunnerDeps } from './runner';
+
+type Input = Record<string, unknown>;
+
+const COMPUTE_TYPES = ['BUILD_GENERAL1_SMALL', 'BUILD_GENERAL1_MEDIUM', 'BUILD_GENERAL1_LARGE', 'BUILD_GENERAL1_XLARGE', 'BUILD_GENERAL1_2XLARGE', 'BUILD_LAMBDA_1GB', 'BUILD_LAMBDA_2GB', 'BUILD_LAMBDA_4GB', 'BUILD_LAMBDA_8GB', 'BUILD_LAMBDA_10GB', 'ATTRIBUTE_BASED_COMPUTE', 'CUSTOM_INSTANCE_TYPE'];
+const ENVIRONMENT_TYPES = ['WINDOWS_CONTAINER', 'LINUX_CONTAINER', 'LINUX_GPU_CONTAINER', 'ARM_CONTAINER', 'WINDOWS_SERVER_2019_CONTAINER', 'WINDOWS_SERVER_2022_CONTAINER', 'LINUX_LAMBDA_CONTAINER', 'ARM_LAMBDA_CONTAINER', 'LINUX_EC2', 'ARM_EC2', 'WINDOWS_EC2', 'MAC_ARM'];
+const SOURCE_TYPES = ['S3', 'NO_SOURCE'];
+const VAR_TYPES = ['PLAINTEXT', 'PARAMETER_STORE', 'SECRETS_MANAGER'];
+
+/** CodeBuild: projects from the options, builds that really run. */
+export class CodeBuildService {
+  private readonly builds = new Map<string, FakeBuild>();
+  private readonly runs = new Map<string, BuildRun>();
+  private readonly counters = new Map<string, number>();
+  private readonly tokens = new Map<string, { buildId: string; request: string; at: number }>();
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    private readonly deps: RunnerDeps,
+  ) {}
+
+  handle(operation: string, input: Input): unknown {
+    switch (operation) {
+      case 'StartBuild':
+        return { build: this.startBuild(input).toApi() };
+      case 'BatchGetBuilds':
+        return this.batchGetBuilds(input);
+      case 'StopBuild':
+        return { build: this.stopBuild(input).toApi() };
+      default:
+        throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CodeBuild (StartBuild, BatchGetBuilds, StopBuild).`);
+    }
+  }
+
+  list(): FakeBuild[] {
+    return [...this.builds.values()];
+  }
+
+  /** Stops every running build and waits until they are COMPLETED. */
+  async stopAll(): Promise<void> {
+    for (const run of this.runs.values()) run.stop();
+    await Promise.all([...this.runs.values()].map((r) => r.finished));
+  }
+
+  private startBuild(input: Input): FakeBuild {
+    const projectName = input['projectName'];
+    if (typeof projectName !== 'string' || projectName === '') {
+      throw new AwsError('InvalidInputException', "1 validation error detected: Value null at 'projectName' failed to satisfy constraint: Member must not be null");
+    }
+    const project = this.options.projects.find((p) => p.name === projectName);
+    if (!project) {
+      throw new AwsError('ResourceNotFoundException', `Project cannot be found: arn:aws:codebuild:${this.options.region}:${this.options.account}:project/${projectName}`);
+    }
+    const token = optionalString(input, 'idempotencyToken');
+    const { idempotencyToken: _ignored, ...rest } = input;
+    const request = stableJson(rest);
+    if (token !== undefined) {
+      const seen = this.tokens.get(token);
+      if (seen && Date.now() - seen.at < this.options.idempotencyWindowMs) {
+        if (seen.request !== request) {
+          throw new AwsError('IdempotentParameterMismatchException', 'The request uses the same idempotency token as a previous, but not identical request. Do not reuse idempotency tokens.');
+        }
+        const build = this.builds.get(seen.buildId);
+        if (build) return build;
+      }
+    }
+    const settings = buildSettings(project, input, this.options, token);
+    const number = (this.counters.get(projectName) ?? 0) + 1;
+    this.counters.set(projectName, number);
+    const build = new FakeBuild(`${projectName}:${randomUUID()}`, number, settings, this.options.region, this.options.account);
+    this.builds.set(build.id, build);
+    if (token !== undefined) this.tokens.set(token, { buildId: build.id, request, at: Date.now() });
+    const run = startRun(build, this.deps);
+    this.runs.set(build.id, run);
+    void run.finished.finally(() => this.runs.delete(build.id));
+    return build;
+  }
+
+  private batchGetBuilds(input: Input) {
+    const ids = input['ids'];
+    if (!Array.isArray(ids) || ids.length < 1 || ids.length > 100 || !ids.every((i) => typeof i === 'string')) {
+      throw new AwsError('InvalidInputException', "1 validation error detected: Value at 'ids' failed to satisfy constraint: Member must have length between 1 and 100");
+    }
+    const builds = ids.map((id) => this.builds.get(id)).filter((b): b is FakeBuild => b !== undefined);
+    return { builds: builds.map((b) => b.toApi()), buildsNotFound: ids.filter((id) => !this.builds.has(id)) };
+  }
+
+  private stopBuild(input: Input): FakeBuild {
+    const id = optionalString(input, 'id') ?? '';
+    const build = this.builds.get(id);
+    if (!build) throw new AwsError('ResourceNotFoundException', `Build ${id} does not exist`);
+    // Like AWS, the answer still shows the build in progress; it turns STOPPED shortly after.
+    this.runs.get(id)?.stop();
+    return build;
+  }
+}
+
+function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions, token: string | undefined): BuildSettings {
+  const sourceType = enumValue(input, 'sourceTypeOverride', SOURCE_TYPES) ?? project.source?.type ?? 'NO_SOURCE';
+  const location = optionalString(input, 'sourceLocationOverride') ?? project.source?.location;
+  const buildspec = optionalString(input, 'buildspecOverride') ?? project.source?.buildspec;
+  if (sourceType === 'S3' && !location) throw new AwsError('InvalidInputException', 'Source location is required for S3 source type');
+  if (sourceType === 'NO_SOURCE' && !buildspec) throw new AwsError('InvalidInputException', 'Buildspec must not be empty for NO_SOURCE');
+  const timeout = intInRange(input, 'timeoutInMinutesOverride', 5, 2160) ?? project.timeoutInMinutes ?? 60;
+  const queued = intInRange(input, 'queuedTimeoutInMinutesOverride', 5, 480) ?? project.queuedTimeoutInMinutes ?? 480;
+  const privileged = input['privilegedModeOverride'];
+  if (privileged !== undefined && typeof privileged !== 'boolean') throw new AwsError('SerializationException', 'privilegedModeOverride must be a boolean');
+  const sourceVersion = optionalString(input, 'sourceVersion');
+  return {
+    projectName: project.name,
+    source: { type: sourceType, ...(location ? { location } : {}), ...(buildspec ? { buildspec } : {}) },
+    ...(sourceVersion === undefined ? {} : { sourceVersion }),
+    environment: {
+      type: enumValue(input, 'environmentTypeOverride', ENVIRONMENT_TYPES) ?? project.environment?.type ?? 'LINUX_CONTAINER',
+      image: optionalString(input, 'imageOverride') ?? project.environment?.image ?? 'aws/codebuild/amazonlinux-x86_64-standard:5.0',
+      computeType: enumValue(input, 'computeTypeOverride', COMPUTE_TYPES) ?? project.environment?.computeType ?? 'BUILD_GENERAL1_SMALL',
+      privilegedMode: privileged ?? project.environment?.privilegedMode ?? false,
+      environmentVariables: mergeVars(project.environment?.environmentVariables ?? [], envOverrides(input)),
+    },
+    timeoutInMinutes: timeout,
+    queuedTimeoutInMinutes: queued,
+    serviceRole: optionalString(input, 'serviceRoleOverride') ?? project.serviceRole ?? `arn:aws:iam::${o.account}:role/service-role/codebuild-${project.name}-service-role`,
+    ...(token === undefined ? {} : { idempotencyToken: token }),
+  };
+}
+
+function envOverrides(input: Input): EnvVar[] {
+  const raw = input['environmentVariablesOverride'];
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new AwsError('SerializationException', 'environmentVariablesOverride must be a list');
+  return raw.map((v: unknown, i) => {
+    const e = v as Record<string, unknown>;
+    if (typeof e['name'] !== 'string' || e['name'] === '' || typeof e['value'] !== 'string') {
+      throw new AwsError('InvalidInputException', `Invalid environment variable at index ${i}: name (non-empty) and value are required`);
+    }
+    const type = e['type'] ?? 'PLAINTEXT';
+    if (typeof type !== 'string' || !VAR_TYPES.includes(type)) {
+      throw new AwsError('InvalidInputException', `Invalid environment variable type ${String(type)} for ${e['name']}; valid: ${VAR_TYPES.join(', ')}`);
+    }
+    if (e['name'].startsWith('CODEBUILD_')) {
+      throw new AwsError('InvalidInputException', `Invalid environment variable: ${e['name']}. Environment variable name prefix 'CODEBUILD_' is reserved`);
+    }
+    return { name: e['name'], value: e['value'], type: type as EnvVar['type'] & string };
+  });
+}
+
+function mergeVars(project: EnvVar[], overrides: EnvVar[]): EnvVar[] {
+  const byName = new Map<string, EnvVar>();
+  for (const v of [...project, ...overrides]) byName.set(v.name, { ...v, type: v.type ?? 'PLAINTEXT' });
+  return [...byName.values()];
+}
+
+function optionalString(input: Input, key: string): string | undefined {
+  const v = input[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new AwsError('SerializationException', `${key} must be a string`);
+  return v;
+}
+
+function enumValue(input: Input, key: string, allowed: string[]): string | undefined {
+  const v = optionalString(input, key);
+  if (v !== undefined && !allowed.includes(v)) {
+    throw new AwsError('InvalidInputException', `1 validation error detected: Value '${v}' at '${key}' failed to satisfy constraint: Member must satisfy enum value set: [${allowed.join(', ')}]`);
+  }
+  return v;
+}
+
+function intInRange(input: Input, key: string, min: number, max: number): number | undefined {
+  const v = input[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new AwsError('InvalidInputException', `1 validation error detected: Value '${String(v)}' at '${key}' failed to satisfy constraint: Member must have value between ${min} and ${max}`);
+  }
+  return v;
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableJson((value as Input)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

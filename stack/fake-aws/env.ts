@@ -1,0 +1,101 @@
+import type { Buildspec } from './buildspec';
+import type { FakeBuild } from './builds';
+import type { EnvVar, ResolvedOptions } from './options';
+
+/** Thrown when a PARAMETER_STORE/SECRETS_MANAGER reference cannot be resolved (fails DOWNLOAD_SOURCE). */
+export class SecretError extends Error {}
+
+export interface BuildEnvironment {
+  env: Record<string, string>;
+  /** Values that came from Parameter Store or Secrets Manager: masked in logs and in /_fake/builds. */
+  secretValues: string[];
+  redacted: Record<string, string>;
+}
+
+/**
+ * The build's starting environment. Precedence as CodeBuild documents it: StartBuild overrides, then the
+ * project, then the buildspec; CODEBUILD_* are reserved and set last; options.buildEnv sits below all.
+ */
+export function buildEnvironment(build: FakeBuild, spec: Buildspec, o: ResolvedOptions, dirs: { src: string; home: string }): BuildEnvironment {
+  const secretNames = new Set<string>();
+  const secretValues: string[] = [];
+  const resolved = new Map<string, string>();
+  const put = (name: string, value: string, secret: boolean) => {
+    resolved.set(name, value);
+    if (secret) {
+      secretNames.add(name);
+      if (value) secretValues.push(value);
+    } else {
+      secretNames.delete(name);
+    }
+  };
+  for (const [k, v] of Object.entries(spec.variables)) put(k, v, false);
+  for (const [k, v] of Object.entries(spec.parameterStore)) put(k, parameter(o, v), true);
+  for (const [k, v] of Object.entries(spec.secretsManager)) put(k, secret(o, v), true);
+  // settings.environment.environmentVariables holds the project's variables with the overrides merged over them.
+  for (const v of build.settings.environment.environmentVariables) put(v.name, resolveVar(o, v), (v.type ?? 'PLAINTEXT') !== 'PLAINTEXT');
+
+  const codebuild: Record<string, string> = {
+    AWS_REGION: o.region,
+    AWS_DEFAULT_REGION: o.region,
+    CODEBUILD_BUILD_ID: build.id,
+    CODEBUILD_BUILD_ARN: build.arn,
+    CODEBUILD_BUILD_NUMBER: String(build.buildNumber),
+    CODEBUILD_BUILD_IMAGE: build.settings.environment.image,
+    CODEBUILD_BUILD_SUCCEEDING: '1',
+    CODEBUILD_INITIATOR: 'codebuild-image-fake',
+    CODEBUILD_KMS_KEY_ID: `arn:aws:kms:${o.region}:${o.account}:alias/aws/s3`,
+    CODEBUILD_LOG_PATH: build.streamName,
+    CODEBUILD_SRC_DIR: dirs.src,
+    CODEBUILD_START_TIME: String(build.startTime.getTime()),
+    CODEBUILD_BUILD_URL: `https://${o.region}.console.aws.amazon.com/codesuite/codebuild/${o.account}/projects/${build.settings.projectName}/build/${encodeURIComponent(build.id)}/?region=${o.region}`,
+    CODEBUILD_CI: 'true',
+    ...(build.settings.source.location ? { CODEBUILD_SOURCE_REPO_URL: build.settings.source.location } : {}),
+    ...(build.settings.sourceVersion ? { CODEBUILD_SOURCE_VERSION: build.settings.sourceVersion } : {}),
+  };
+  const env = {
+    PATH: process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: dirs.home,
+    LANG: 'C.UTF-8',
+    ...o.buildEnv,
+    ...Object.fromEntries(resolved),
+    ...codebuild,
+  };
+  const redacted = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, secretNames.has(k) ? '***' : v]));
+  return { env, secretValues, redacted };
+}
+
+function resolveVar(o: ResolvedOptions, v: EnvVar): string {
+  if (v.type === 'PARAMETER_STORE') return parameter(o, v.value);
+  if (v.type === 'SECRETS_MANAGER') return secret(o, v.value);
+  return v.value;
+}
+
+function parameter(o: ResolvedOptions, name: string): string {
+  const value = o.parameters[name];
+  if (value === undefined) throw new SecretError(`Decrypted Variables Error: parameter does not exist: ${name}`);
+  return value;
+}
+
+/** `secret-id[:json-key[:version-stage[:version-id]]]`, where secret-id may be an ARN (which has colons itself). */
+function secret(o: ResolvedOptions, reference: string): string {
+  const parts = reference.split(':');
+  const idParts = reference.startsWith('arn:') ? 7 : 1;
+  const id = parts.slice(0, idParts).join(':');
+  const jsonKey = parts[idParts] ?? '';
+  const name = id.startsWith('arn:') ? id.slice(id.lastIndexOf(':') + 1).replace(/-[A-Za-z0-9]{6}$/, '') : id;
+  const value = o.secrets[id] ?? o.secrets[name];
+  if (value === undefined) {
+    throw new SecretError("Secrets Manager Error: ResourceNotFoundException: Secrets Manager can't find the specified secret.");
+  }
+  if (!jsonKey) return value;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    throw new SecretError(`Secrets Manager Error: secret ${id} is not JSON, cannot read key ${jsonKey}`);
+  }
+  const field = (doc as Record<string, unknown>)[jsonKey];
+  if (field === undefined) throw new SecretError(`Secrets Manager Error: json key ${jsonKey} not found in secret ${id}`);
+  return typeof field === 'string' ? field : JSON.stringify(field);
+}

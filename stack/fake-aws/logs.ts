@@ -1,0 +1,78 @@
+import { AwsError } from './protocol';
+
+export interface LogEvent {
+  timestamp: number;
+  message: string;
+  ingestionTime: number;
+}
+
+/** CloudWatch Logs as far as CodeBuild writes and GetLogEvents reads it. */
+export class LogsStore {
+  private readonly groups = new Map<string, Map<string, LogEvent[]>>();
+
+  createStream(group: string, stream: string): void {
+    let streams = this.groups.get(group);
+    if (!streams) this.groups.set(group, (streams = new Map()));
+    if (!streams.has(stream)) streams.set(stream, []);
+  }
+
+  put(group: string, stream: string, message: string, timestamp = Date.now()): void {
+    this.createStream(group, stream);
+    this.groups.get(group)?.get(stream)?.push({ timestamp, message, ingestionTime: Date.now() });
+  }
+
+  events(group: string, stream: string): LogEvent[] {
+    const streams = this.groups.get(group);
+    if (!streams) throw new AwsError('ResourceNotFoundException', 'The specified log group does not exist.');
+    const events = streams.get(stream);
+    if (!events) throw new AwsError('ResourceNotFoundException', 'The specified log stream does not exist.');
+    return events;
+  }
+}
+
+interface GetLogEventsInput {
+  logGroupName?: string;
+  logGroupIdentifier?: string;
+  logStreamName?: string;
+  startFromHead?: boolean;
+  nextToken?: string;
+  limit?: number;
+  startTime?: number;
+  endTime?: number;
+}
+
+// Tokens are positions in the stream: f/<n> = "from event n on", b/<n> = "events before n".
+// Real tokens look alike (f/ or b/ and 56 digits) but are opaque to clients, as here.
+const token = (dir: 'f' | 'b', n: number) => `${dir}/${String(n).padStart(56, '0')}`;
+
+export function getLogEvents(store: LogsStore, input: GetLogEventsInput) {
+  const group = input.logGroupName ?? input.logGroupIdentifier?.replace(/^arn:.*:log-group:/, '');
+  if (!group || !input.logStreamName) {
+    throw new AwsError('InvalidParameterException', 'logGroupName (or logGroupIdentifier) and logStreamName are required.');
+  }
+  const limit = input.limit ?? 10_000;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new AwsError('InvalidParameterException', "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 10000");
+  }
+  const events = store
+    .events(group, input.logStreamName)
+    .filter((e) => (input.startTime === undefined || e.timestamp >= input.startTime) && (input.endTime === undefined || e.timestamp < input.endTime));
+
+  let from: number;
+  let to: number;
+  if (input.nextToken !== undefined) {
+    const m = /^([fb])\/(\d{56})$/.exec(input.nextToken);
+    const pos = Number(m?.[2]);
+    if (!m || pos > events.length) throw new AwsError('InvalidParameterException', 'The specified nextToken is invalid.');
+    [from, to] = m[1] === 'f' ? [pos, Math.min(events.length, pos + limit)] : [Math.max(0, pos - limit), pos];
+  } else if (input.startFromHead) {
+    [from, to] = [0, Math.min(events.length, limit)];
+  } else {
+    [from, to] = [Math.max(0, events.length - limit), events.length];
+  }
+  return {
+    events: events.slice(from, to),
+    nextForwardToken: token('f', to),
+    nextBackwardToken: token('b', from),
+  };
+}

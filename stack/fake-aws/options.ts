@@ -1,0 +1,84 @@
+import { resolve } from 'node:path';
+
+/** Configuration of the fake (also the JSON accepted by main.ts --config). */
+export interface FakeAwsOptions {
+  /** State directory: OIDC key, issuer URL, per-build source and shell state. */
+  workDir: string;
+  /** s3rver endpoint (http://127.0.0.1:PORT) the fake CodeBuild downloads source zips from. */
+  s3Endpoint?: string;
+  region?: string;
+  account?: string;
+  port?: number;
+  roles?: RoleConfig[];
+  projects?: ProjectConfig[];
+  /** Secrets Manager secrets by name or ARN: SecretString values (JSON text for json-key lookups). */
+  secrets?: Record<string, string>;
+  /** SSM Parameter Store values by parameter name. */
+  parameters?: Record<string, string>;
+  /** Extra environment of every build process (e.g. DOCKER_HOST), below all CodeBuild sources. */
+  buildEnv?: Record<string, string>;
+  /** Time spent in each of SUBMITTED, QUEUED and PROVISIONING (default 100 ms). */
+  phaseDelayMs?: number;
+  /** Length of one "minute" for build timeouts, so tests can hit them (default 60000). */
+  minuteMs?: number;
+  /** Idempotency token lifetime (default 5 minutes, as AWS). */
+  idempotencyWindowMs?: number;
+}
+
+export interface RoleConfig {
+  arn: string;
+  /** Token audiences the role trusts (IAM condition <issuer>:aud). All roles' audiences form the provider's client ID list. */
+  audience: string | string[];
+  /** StringLike patterns (`*`, `?`) for the token's sub (IAM condition <issuer>:sub). */
+  subPatterns: string[];
+  /** MaxSessionDuration of the role in seconds (default 3600, as AWS). */
+  maxSessionDuration?: number;
+}
+
+export interface ProjectConfig {
+  name: string;
+  source?: { type: 'S3' | 'NO_SOURCE'; location?: string; buildspec?: string };
+  environment?: {
+    type?: string;
+    image?: string;
+    computeType?: string;
+    privilegedMode?: boolean;
+    environmentVariables?: EnvVar[];
+  };
+  timeoutInMinutes?: number;
+  queuedTimeoutInMinutes?: number;
+  serviceRole?: string;
+}
+
+export interface EnvVar {
+  name: string;
+  value: string;
+  type?: 'PLAINTEXT' | 'PARAMETER_STORE' | 'SECRETS_MANAGER';
+}
+
+export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port'>> &
+  Pick<FakeAwsOptions, 's3Endpoint'> & { port: number };
+
+export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
+  if (!o.workDir) throw new Error('fake-aws: options.workDir is required (a writable state directory)');
+  for (const r of o.roles ?? []) {
+    if (!/^arn:aws:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(r.arn)) {
+      throw new Error(`fake-aws: role arn ${JSON.stringify(r.arn)} is not arn:aws:iam::<12 digits>:role/<name>`);
+    }
+  }
+  return {
+    workDir: resolve(o.workDir),
+    ...(o.s3Endpoint === undefined ? {} : { s3Endpoint: o.s3Endpoint }),
+    region: o.region ?? 'us-east-1',
+    account: o.account ?? '000000000000',
+    port: o.port ?? 0,
+    roles: o.roles ?? [],
+    projects: o.projects ?? [],
+    secrets: o.secrets ?? {},
+    parameters: o.parameters ?? {},
+    buildEnv: o.buildEnv ?? {},
+    phaseDelayMs: o.phaseDelayMs ?? 100,
+    minuteMs: o.minuteMs ?? 60_000,
+    idempotencyWindowMs: o.idempotencyWindowMs ?? 5 * 60_000,
+  };
+}

@@ -1,0 +1,121 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir } from 'node:fs/promises';
+import { CodeBuildService } from './codebuild';
+import { handleControl } from './control';
+import { CredentialStore } from './credentials';
+import { Faults } from './faults';
+import { getLogEvents, LogsStore } from './logs';
+import { createIssuer, type OidcIssuer } from './oidc-issuer';
+import { resolveOptions, type FakeAwsOptions } from './options';
+import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
+import { handleSts } from './sts';
+
+export type { FakeAwsOptions } from './options';
+
+export interface FakeAws {
+  url: string;
+  /** Issuer URL of the fake GitLab OIDC provider (also in <workDir>/oidc-issuer). */
+  issuer: string;
+  stop(): Promise<void>;
+}
+
+const CODEBUILD_PREFIX = 'CodeBuild_20161006.';
+const LOGS_PREFIX = 'Logs_20140328.';
+
+/** Starts fake STS + CodeBuild + CloudWatch Logs + OIDC issuer on one 127.0.0.1 port. */
+export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
+  const options = resolveOptions(input);
+  await mkdir(options.workDir, { recursive: true });
+  const logs = new LogsStore();
+  const faults = new Faults();
+  const credentials = new CredentialStore(options.region);
+  const codebuild = new CodeBuildService(options, { options, logs });
+  // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, '127.0.0.1', () => resolve());
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = await createIssuer(url, options.workDir);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((e: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`fake-aws internal error: ${(e as Error).message}`);
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const body = await readBody(req);
+    if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, faults, codebuild);
+    if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);
+
+    const target = req.headers['x-amz-target'];
+    let protocol: Protocol = 'json';
+    let operation: string;
+    let params: URLSearchParams | undefined;
+    if (typeof target === 'string') {
+      operation = target.slice(target.indexOf('.') + 1);
+    } else if (req.method === 'POST' && String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
+      protocol = 'query';
+      params = new URLSearchParams(body);
+      operation = params.get('Action') ?? '';
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('fake-aws: expected an AWS JSON 1.1 (X-Amz-Target) or Query (Action=...) request, /oidc/* or /_fake/*');
+      return;
+    }
+
+    const verdict = faults.onCall(operation);
+    if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
+    if (verdict.action === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    try {
+      if (verdict.action === 'throttle') throw new AwsError(protocol === 'query' ? 'Throttling' : 'ThrottlingException', 'Rate exceeded');
+      if (verdict.action === 500) throw new AwsError('InternalFailure', 'We encountered an internal error. Please try again.', 500);
+      if (verdict.action === 503) throw new AwsError(protocol === 'query' ? 'ServiceUnavailable' : 'ServiceUnavailableException', 'Service is unavailable. Please try again.', 503);
+      if (params) {
+        sendXml(res, await handleSts(operation, params, req.headers, { issuer, roles: options.roles, account: options.account, credentials }));
+        return;
+      }
+      credentials.authenticate(req.headers);
+      let json: Record<string, unknown>;
+      try {
+        json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
+      } catch {
+        throw new AwsError('SerializationException', 'Request body is not valid JSON');
+      }
+      if (String(target).startsWith(CODEBUILD_PREFIX)) return sendJson(res, codebuild.handle(operation, json));
+      if (String(target).startsWith(LOGS_PREFIX)) {
+        if (operation !== 'GetLogEvents') throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CloudWatch Logs (GetLogEvents).`);
+        return sendJson(res, getLogEvents(logs, json));
+      }
+      throw new AwsError('UnknownOperationException', `Unknown target ${String(target)}`);
+    } catch (e) {
+      if (!(e instanceof AwsError)) throw e;
+      sendError(res, protocol, e);
+    }
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    issuer: issuer.issuer,
+    stop: () =>
+      (stopping ??= (async () => {
+        await codebuild.stopAll();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      })()),
+  };
+}
+
+function serveIssuer(res: ServerResponse, path: string, issuer: OidcIssuer): void {
+  const doc = path === '/oidc/.well-known/openid-configuration' ? issuer.discovery() : path === '/oidc/jwks' ? issuer.jwks : undefined;
+  res.writeHead(doc ? 200 : 404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(doc ?? { error: 'not found' }));
+}

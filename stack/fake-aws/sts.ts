@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWTPayload } from 'jose';
+import type { CredentialStore } from './credentials';
+import type { OidcIssuer } from './oidc-issuer';
+import type { RoleConfig } from './options';
+import { AwsError, xmlEscape } from './protocol';
+
+export interface StsDeps {
+  issuer: OidcIssuer;
+  roles: RoleConfig[];
+  account: string;
+  credentials: CredentialStore;
+}
+
+const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
+const notAuthorized = () => new AwsError('AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity', 403);
+
+/** Handles one Query-protocol STS action; returns the XML body. */
+export async function handleSts(action: string, params: URLSearchParams, headers: IncomingHttpHeaders, deps: StsDeps): Promise<string> {
+  if (params.get('Version') !== '2011-06-15') {
+    throw new AwsError('InvalidParameterValue', `Could not find operation ${action} for version ${params.get('Version') ?? 'NO_VERSION_SPECIFIED'}`);
+  }
+  switch (action) {
+    case 'AssumeRoleWithWebIdentity':
+      return assumeRoleWithWebIdentity(params, deps);
+    case 'GetCallerIdentity':
+      return getCallerIdentity(headers, deps);
+    default:
+      throw new AwsError('InvalidAction', `Could not find operation ${action} for version 2011-06-15`);
+  }
+}
+
+async function assumeRoleWithWebIdentity(p: URLSearchParams, deps: StsDeps): Promise<string> {
+  const roleArn = p.get('RoleArn') ?? '';
+  const sessionName = p.get('RoleSessionName') ?? '';
+  const token = p.get('WebIdentityToken') ?? '';
+  const durationSeconds = Number(p.get('DurationSeconds') ?? '3600');
+  validate(roleArn, sessionName, token, durationSeconds);
+
+  const claims = await verifyToken(token, deps);
+  const aud = [claims.aud ?? []].flat();
+  const providerAudiences = new Set(deps.roles.flatMap((r) => [r.audience].flat()));
+  if (!aud.some((a) => providerAudiences.has(a))) throw new AwsError('InvalidIdentityToken', 'Incorrect token audience');
+
+  const role = deps.roles.find((r) => r.arn === roleArn);
+  if (!role) throw notAuthorized();
+  const trusted = [role.audience].flat();
+  if (!aud.some((a) => trusted.includes(a))) throw notAuthorized();
+  if (!role.subPatterns.some((pattern) => stringLike(pattern, claims.sub ?? ''))) throw notAuthorized();
+  if (durationSeconds > (role.maxSessionDuration ?? 3600)) {
+    throw new AwsError('ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.');
+  }
+
+  const roleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
+  const accountId = roleArn.split(':')[4] ?? deps.account;
+  const assumedArn = `arn:aws:sts::${accountId}:assumed-role/${roleName}/${sessionName}`;
+  const c = deps.credentials.issue(assumedArn, durationSeconds);
+  const roleId = 'AROA' + c.accessKeyId.slice(4);
+  return (
+    `<AssumeRoleWithWebIdentityResponse xmlns="${NS}"><AssumeRoleWithWebIdentityResult>` +
+    `<Audience>${xmlEscape(aud[0] ?? '')}</Audience>` +
+    `<AssumedRoleUser><AssumedRoleId>${roleId}:${xmlEscape(sessionName)}</AssumedRoleId><Arn>${xmlEscape(assumedArn)}</Arn></AssumedRoleUser>` +
+    `<Provider>${xmlEscape(deps.issuer.issuer.replace(/^https?:\/\//, ''))}</Provider>` +
+    `<Credentials><AccessKeyId>${c.accessKeyId}</AccessKeyId><SecretAccessKey>${c.secretAccessKey}</SecretAccessKey>` +
+    `<SessionToken>${c.sessionToken}</SessionToken><Expiration>${c.expiration.toISOString()}</Expiration></Credentials>` +
+    `<SubjectFromWebIdentityToken>${xmlEscape(claims.sub ?? '')}</SubjectFromWebIdentityToken>` +
+    `</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata>` +
+    `</AssumeRoleWithWebIdentityResponse>`
+  );
+}
+
+function validate(roleArn: string, sessionName: string, token: string, durationSeconds: number): void {
+  const problems: string[] = [];
+  if (roleArn.length < 20) problems.push(`Value '${roleArn}' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20`);
+  if (!/^[\w+=,.@-]{2,64}$/.test(sessionName)) {
+    problems.push(`Value '${sessionName}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length 2-64`);
+  }
+  if (token.length < 4) problems.push(`Value at 'webIdentityToken' failed to satisfy constraint: Member must have length greater than or equal to 4`);
+  if (!Number.isInteger(durationSeconds) || durationSeconds < 900 || durationSeconds > 43200) {
+    problems.push(`Value '${durationSeconds}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200`);
+  }
+  if (problems.length > 0) {
+    throw new AwsError('ValidationError', `${problems.length} validation error${problems.length > 1 ? 's' : ''} detected: ${problems.join('; ')}`);
+  }
+}
+
+async function verifyToken(token: string, deps: StsDeps): Promise<JWTPayload> {
+  let unverified: JWTPayload;
+  try {
+    decodeProtectedHeader(token);
+    unverified = decodeJwt(token);
+  } catch {
+    throw new AwsError('InvalidIdentityToken', 'The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)');
+  }
+  if (unverified.iss !== deps.issuer.issuer) {
+    throw new AwsError('InvalidIdentityToken', `No OpenIDConnect provider found in your account for ${unverified.iss ?? '(no iss claim)'}`);
+  }
+  try {
+    // Signature only: expiry is checked here so that it yields AWS's own code and message.
+    await compactVerify(token, deps.issuer.keySet, { algorithms: ['RS256'] });
+    const payload = unverified;
+    const now = Math.floor(Date.now() / 1000);
+    if (payload.exp === undefined || payload.exp <= now) {
+      throw new AwsError('ExpiredTokenException', `Token expired: current date/time ${now} must be before the expiration date/time ${payload.exp ?? 0}`);
+    }
+    return payload;
+  } catch (e) {
+    if (e instanceof AwsError) throw e;
+    if (e instanceof errors.JWKSNoMatchingKey) {
+      throw new AwsError('InvalidIdentityToken', "Couldn't retrieve verification key from your identity provider,  please reference AssumeRoleWithWebIdentity documentation for requirements");
+    }
+    throw new AwsError('InvalidIdentityToken', 'The web identity token signature could not be verified');
+  }
+}
+
+function getCallerIdentity(headers: IncomingHttpHeaders, deps: StsDeps): string {
+  const who = deps.credentials.authenticate(headers);
+  const arn = who.arn ?? `arn:aws:iam::${deps.account}:user/fake`;
+  return (
+    `<GetCallerIdentityResponse xmlns="${NS}"><GetCallerIdentityResult><Arn>${xmlEscape(arn)}</Arn>` +
+    `<UserId>${who.accessKeyId}</UserId><Account>${arn.split(':')[4] ?? deps.account}</Account></GetCallerIdentityResult>` +
+    `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`
+  );
+}
+
+/** IAM StringLike: `*` matches any run of characters, `?` exactly one; everything else is literal. */
+export function stringLike(pattern: string, value: string): boolean {
+  const re = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`));
+  return new RegExp(`^${re}$`, 's').test(value);
+}

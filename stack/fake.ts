@@ -1,0 +1,33 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startDaemon, waitFor, type Daemon } from './process';
+import { REPO_ROOT } from './paths';
+import { readJson } from './s3';
+import type { FakeAwsOptions } from './fake-aws/options';
+
+export interface Fake {
+  daemon: Daemon;
+  /** Base URL for STS, CodeBuild and Logs; the OIDC issuer is `<url>/oidc`. */
+  url: string;
+}
+
+export async function startFake(dir: string, config: FakeAwsOptions): Promise<Fake> {
+  const root = path.join(dir, 'fake');
+  fs.mkdirSync(config.workDir, { recursive: true });
+  const configFile = path.join(root, 'config.json');
+  const readyFile = path.join(root, 'ready.json');
+  fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
+  fs.rmSync(readyFile, { force: true });
+  const daemon = startDaemon(
+    dir,
+    'fake-aws',
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'stack', 'fake-aws', 'main.ts'), '--config', configFile, '--ready-file', readyFile],
+    { cwd: REPO_ROOT },
+  );
+  const url = await waitFor(daemon, 'fake AWS', async () => readJson<{ url: string }>(readyFile)?.url);
+  await waitFor(daemon, `fake AWS OIDC issuer at ${url}/oidc`, async () =>
+    (await fetch(`${url}/oidc/.well-known/openid-configuration`)).ok ? true : undefined,
+  );
+  return { daemon, url };
+}

@@ -1,0 +1,40 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { freePort, startDaemon, waitFor, type Daemon } from './process';
+import { REPO_ROOT } from './paths';
+
+export interface S3 {
+  daemon: Daemon;
+  /** `http://127.0.0.1:<port>`; path-style addressing (the SDK uses it for IP endpoints). */
+  endpoint: string;
+}
+
+/** A port for s3rver, picked up front so the fake can be configured while s3rver starts. */
+export async function s3Endpoint(): Promise<string> {
+  return `http://127.0.0.1:${await freePort()}`;
+}
+
+/** Starts s3rver (see s3-server.ts) on `endpoint` with `bucket` created, data under `<dir>/s3`. */
+export async function startS3(dir: string, bucket: string, endpoint: string): Promise<S3> {
+  const readyFile = path.join(dir, 's3', 'ready.json');
+  fs.mkdirSync(path.dirname(readyFile), { recursive: true });
+  fs.rmSync(readyFile, { force: true });
+  const daemon = startDaemon(
+    dir,
+    's3rver',
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'stack', 's3-server.ts'), path.join(dir, 's3', 'data'), bucket, new URL(endpoint).port, readyFile],
+    { cwd: REPO_ROOT },
+  );
+  await waitFor(daemon, `s3rver on ${endpoint}`, async () => readJson<{ port: number }>(readyFile)?.port);
+  return { daemon, endpoint };
+}
+
+/** The parsed JSON file, or undefined while it does not exist or is still being written. */
+export function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}

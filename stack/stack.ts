@@ -1,0 +1,304 @@
+/**
+ * The local stack tests and the demo run the program against: s3rver, a registry, a private dockerd and the
+ * fake AWS (STS, CodeBuild, Logs, OIDC issuer), all on 127.0.0.1 with state under one directory.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DOCKER_CLI, dockerConfigDir, dockerHostFor, ensureBaseImage, execRootFor, startDockerd } from './docker';
+import { startFake } from './fake';
+import type { FakeAwsOptions } from './fake-aws/options';
+import { signToken, type TokenClaims } from './oidc';
+import { DEFAULT_STACK_DIR } from './paths';
+import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
+import { startRegistry } from './registry';
+import { readJson, s3Endpoint, startS3 } from './s3';
+
+export const REGION = 'us-east-1';
+export const ACCOUNT = '000000000000';
+export const PROJECT_NAME = 'image-builder';
+export const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/gitlab-image-builder`;
+/** What the template puts in `id_tokens` aud by default: `$CI_SERVER_URL` of the (pretend) GitLab. */
+export const AUDIENCE = 'https://gitlab.example.com';
+/** The project path the default token claims; the role trusts every project under `group/`. */
+export const PROJECT_PATH = 'group/hello';
+export const SUB_PATTERNS = ['project_path:group/*'];
+/** The program's default bucket name for the account and region, so the default is exercised too. */
+export const BUCKET = `codebuild-image-${ACCOUNT}-${REGION}`;
+
+export interface StackOptions {
+  /** State directory; default `<repo>/.stack`. */
+  dir?: string;
+  /** Start dockerd and push the base image (needs root); default true. */
+  docker?: boolean;
+  /** Time the fake CodeBuild spends in each of SUBMITTED, QUEUED and PROVISIONING; the fake's default is 100. */
+  phaseDelayMs?: number;
+  /** Secrets Manager values (by name or ARN) the fake CodeBuild resolves for secret build args. */
+  secrets?: Record<string, string>;
+  /** Parameter Store values by name. */
+  parameters?: Record<string, string>;
+}
+
+/** Everything about a running stack; also written to `<dir>/stack.json`. */
+export interface StackInfo {
+  dir: string;
+  /**
+   * Environment for the program: region and endpoints only. No credentials: the program gets them from the fake
+   * STS with an OIDC token (see `signToken`), as in a real job.
+   */
+  env: Record<string, string>;
+  /** The CODEBUILD_IMAGE_* inputs that point the program at this stack (add image, context, tags…). */
+  inputs: Record<string, string>;
+  region: string;
+  account: string;
+  /** `127.0.0.1:<port>` */
+  registry: string;
+  /** `<registry>/busybox:stable`, present when dockerd runs. */
+  baseImage: string | undefined;
+  bucket: string;
+  s3Endpoint: string;
+  /** The key s3rver knows, for tests that read the bucket directly (s3rver accepts any key for the program). */
+  s3Credentials: { accessKeyId: string; secretAccessKey: string };
+  projectName: string;
+  roleArn: string;
+  audience: string;
+  fakeUrl: string;
+  /** The fake's state directory (OIDC signing key), for `signToken` from stack/oidc.ts. */
+  fakeWorkDir: string;
+  /** `unix:///tmp/cbi-…/docker.sock`, present when dockerd runs. */
+  dockerHost: string | undefined;
+  /** Docker client config dir of the stack (keeps ~/.docker out). */
+  dockerConfig: string;
+  /** PIDs by daemon name, as in `<dir>/pids/*.pid`. */
+  pids: Record<string, number>;
+  /** PID of the process that owns the stack and will stop it; undefined for a detached stack (`cli.ts up`). */
+  owner: number | undefined;
+}
+
+export interface Stack extends StackInfo {
+  /** A GitLab-shaped OIDC token from the stack's issuer; `claims` override the defaults of a job in group/hello. */
+  signToken(claims?: Partial<TokenClaims>): Promise<string>;
+  /** Stops every process of the stack by PID and waits for them to end. */
+  stop(): Promise<void>;
+}
+
+/** Stop order: nothing new reaches dockerd once the fake is gone; containerd goes with dockerd. */
+const STOP_ORDER = ['fake-aws', 'dockerd', 'containerd', 'registry', 's3rver'];
+
+export function stackFile(dir: string): string {
+  return path.join(dir, 'stack.json');
+}
+
+/** `<pid>` of the process that owns the stack, or `detached`. */
+function ownerFile(dir: string): string {
+  return path.join(dir, 'owner');
+}
+
+export function readStack(dir: string): StackInfo | undefined {
+  return readJson<StackInfo>(stackFile(dir));
+}
+
+/**
+ * Starts the stack in `opts.dir`, cleaning up what a killed owner left there. Call `stop()` when done (also when
+ * a test fails). `detached` (for `cli.ts up`) marks a stack meant to outlive the process that started it.
+ */
+export async function startStack(opts: StackOptions & { detached?: boolean } = {}): Promise<Stack> {
+  const dir = path.resolve(opts.dir ?? DEFAULT_STACK_DIR);
+  const withDocker = opts.docker ?? true;
+  fs.mkdirSync(dir, { recursive: true });
+  await clearLeftovers(dir);
+  fs.writeFileSync(ownerFile(dir), `${process.pid}\n`);
+
+  try {
+    // Everything starts at once; only the base image waits (for dockerd and the registry).
+    const endpoint = await s3Endpoint();
+    const dockerHost = withDocker ? dockerHostFor(dir) : undefined;
+    const dockerConfig = dockerConfigDir(dir);
+    const fakeWorkDir = path.join(dir, 'fake', 'work');
+    const config: FakeAwsOptions = {
+      workDir: fakeWorkDir,
+      s3Endpoint: endpoint,
+      region: REGION,
+      account: ACCOUNT,
+      roles: [{ arn: ROLE_ARN, audience: AUDIENCE, subPatterns: SUB_PATTERNS }],
+      projects: [{ name: PROJECT_NAME }],
+      secrets: opts.secrets ?? {},
+      parameters: opts.parameters ?? {},
+      buildEnv: buildEnv(dir, dockerHost, dockerConfig),
+      ...(opts.phaseDelayMs === undefined ? {} : { phaseDelayMs: opts.phaseDelayMs }),
+    };
+    const registryStarted = startRegistry(dir);
+    const dockerStarted = withDocker ? startDockerd(dir) : Promise.resolve(undefined);
+    const [s3, registry, dockerd, baseImage, fake] = await allSettled([
+      startS3(dir, BUCKET, endpoint),
+      registryStarted,
+      dockerStarted,
+      Promise.all([dockerStarted, registryStarted]).then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host) : undefined)),
+      startFake(dir, config),
+    ]);
+
+    const info: StackInfo = {
+      dir,
+      env: {
+        AWS_REGION: REGION,
+        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        AWS_ENDPOINT_URL_STS: fake.url,
+        AWS_ENDPOINT_URL_CODEBUILD: fake.url,
+        AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: fake.url,
+        // Without a token the default chain must fail fast instead of probing for an EC2 instance role.
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
+      inputs: {
+        CODEBUILD_IMAGE_AWS_REGION: REGION,
+        CODEBUILD_IMAGE_ROLE_ARN: ROLE_ARN,
+        CODEBUILD_IMAGE_OIDC_AUDIENCE: AUDIENCE,
+        CODEBUILD_IMAGE_PROJECT_NAME: PROJECT_NAME,
+        CODEBUILD_IMAGE_S3_BUCKET: BUCKET,
+      },
+      region: REGION,
+      account: ACCOUNT,
+      registry: registry.host,
+      baseImage,
+      bucket: BUCKET,
+      s3Endpoint: s3.endpoint,
+      s3Credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      projectName: PROJECT_NAME,
+      roleArn: ROLE_ARN,
+      audience: AUDIENCE,
+      fakeUrl: fake.url,
+      fakeWorkDir,
+      dockerHost: dockerd?.host,
+      dockerConfig,
+      pids: Object.fromEntries(recordedPids(dir)),
+      owner: opts.detached ? undefined : process.pid,
+    };
+    fs.writeFileSync(stackFile(dir), `${JSON.stringify(info, null, 2)}\n`);
+    if (opts.detached) fs.writeFileSync(ownerFile(dir), 'detached\n');
+    return attach(info);
+  } catch (e) {
+    await stopStack(dir);
+    throw e;
+  }
+}
+
+/**
+ * Like Promise.all, but rejects only once everything has settled, so no daemon is still being spawned (and
+ * missed by the cleanup) when the first failure is handled.
+ */
+async function allSettled<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
+/** Methods for a stack described by `info` (e.g. read back from stack.json). */
+export function attach(info: StackInfo): Stack {
+  return {
+    ...info,
+    signToken: (claims = {}) => signToken(info.fakeWorkDir, { ...defaultClaims(info), ...claims }),
+    stop: () => stopStack(info.dir),
+  };
+}
+
+/** Claims of a GitLab job in project group/hello on branch main (the rest are stack/oidc.ts defaults). */
+export function defaultClaims(info: Pick<StackInfo, 'audience'>): TokenClaims {
+  return { aud: info.audience, project_path: PROJECT_PATH };
+}
+
+function buildEnv(dir: string, dockerHost: string | undefined, dockerConfig: string): Record<string, string> {
+  // `docker` in buildspecs must be the client matching the daemon, whatever else is on PATH.
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.rmSync(path.join(bin, 'docker'), { force: true });
+  fs.symlinkSync(DOCKER_CLI, path.join(bin, 'docker'));
+  return {
+    PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    DOCKER_BUILDKIT: '0',
+    DOCKER_CONFIG: dockerConfig,
+    ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
+  };
+}
+
+/**
+ * Stops whatever the pid files of `dir` record (only processes whose command line names the stack's
+ * directories, so a recycled PID is never signalled) and removes stack.json. Safe to call repeatedly.
+ */
+export async function stopStack(dir: string): Promise<void> {
+  const markers = daemonMarkers(dir);
+  const pids = recordedPids(dir);
+  const names = [...pids.keys()].sort((a, b) => rank(a) - rank(b));
+  for (const name of names) {
+    const pid = pids.get(name);
+    if (pid !== undefined && isOurs(pid, markers)) await stopPid(pid);
+    forgetPid(dir, name);
+  }
+  fs.rmSync(execRootFor(dir), { recursive: true, force: true });
+  fs.rmSync(stackFile(dir), { force: true });
+  fs.rmSync(ownerFile(dir), { force: true });
+}
+
+/**
+ * Paths every daemon of the stack in `dir` has in its command line: its own state subdirectory (not just `dir`,
+ * which may contain other stacks' directories) or dockerd's exec root.
+ */
+function daemonMarkers(dir: string): string[] {
+  return [...['s3', 'registry', 'docker', 'fake'].map((sub) => `${path.join(dir, sub)}/`), `${execRootFor(dir)}/`];
+}
+
+function rank(name: string): number {
+  const i = STOP_ORDER.indexOf(name);
+  return i === -1 ? STOP_ORDER.length : i;
+}
+
+/** Processes of `dir` still alive according to its pid files. */
+export function livePids(dir: string): Map<string, number> {
+  const markers = daemonMarkers(dir);
+  return new Map([...recordedPids(dir)].filter(([, pid]) => isOurs(pid, markers)));
+}
+
+/**
+ * A stack whose owner died (a killed test run) is cleaned up; a running one with a live or detached owner is
+ * left alone, with an error that says how to stop it.
+ */
+async function clearLeftovers(dir: string): Promise<void> {
+  const live = livePids(dir);
+  if (live.size === 0) {
+    await stopStack(dir); // stale pid files, socket dir
+    return;
+  }
+  let owner: string | undefined;
+  try {
+    owner = fs.readFileSync(ownerFile(dir), 'utf8').trim();
+  } catch {
+    owner = undefined;
+  }
+  const ownerPid = Number(owner);
+  if (owner === 'detached' || (Number.isInteger(ownerPid) && ownerPid > 1 && isAlive(ownerPid))) {
+    const who = owner === 'detached' ? 'started by `stack/cli.ts up`' : `owned by PID ${owner}`;
+    throw new Error(
+      `a local stack is already running in ${dir} (${who}; PIDs ${[...live.values()].join(', ')}): ` +
+        `stop it with \`npx tsx stack/cli.ts down --dir ${dir}\` or use another directory`,
+    );
+  }
+  await stopStack(dir);
+}
+
+/** Shell `export` lines: the program's env and inputs, plus STACK_* facts for scripts. */
+export function shellExports(
+  info: Pick<StackInfo, 'dir' | 'env' | 'inputs' | 'registry' | 'baseImage' | 'dockerHost' | 'dockerConfig' | 'fakeUrl'>,
+): string {
+  const vars: Record<string, string | undefined> = {
+    ...info.env,
+    ...info.inputs,
+    STACK_DIR: info.dir,
+    STACK_REGISTRY: info.registry,
+    STACK_BASE_IMAGE: info.baseImage,
+    STACK_DOCKER_HOST: info.dockerHost,
+    STACK_DOCKER_CONFIG: info.dockerConfig,
+    STACK_FAKE_URL: info.fakeUrl,
+  };
+  return Object.entries(vars)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => `export ${k}='${v.replaceAll("'", `'\\''`)}'`)
+    .join('\n');
+}

@@ -1,0 +1,142 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fakeControl } from '../../stack/fake-aws/control';
+import { startStack, type Stack } from '../../stack/stack';
+import { type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({ phaseDelayMs: 200 });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const fakeBuilds = () => fakeControl(stack.fakeUrl).builds();
+const fakeCalls = () => fakeControl(stack.fakeUrl).calls();
+
+describe('dist/index.js against the local stack', () => {
+  const job = () => makeJob(stack, 'examples/hello');
+  let first: Job;
+
+  it.each([
+    ['Node 20', nodes.node20],
+    ['Node 22', nodes.node22],
+  ])('builds and pushes the image, and reports the digest the registry serves (%s)', async (_name, node) => {
+    first = await job();
+    const result = await runAction(first, { node });
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+
+    const dotenv = readDotenv(join(first.reportDir, 'build.env'));
+    const repository = 'group/hello';
+    for (const tag of ['01234567', 'latest']) {
+      expect(await registryDigest(stack.registry, repository, tag)).toBe(dotenv.IMAGE_DIGEST);
+    }
+    expect(dotenv.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(dotenv.IMAGE_REF).toBe(`${stack.registry}/${repository}@${dotenv.IMAGE_DIGEST}`);
+
+    // The Dockerfile's RUN step output and every phase header reach the job log.
+    expect(log).toContain('hello from the RUN step, greeting=');
+    for (const phase of ['PROVISIONING', 'DOWNLOAD_SOURCE', 'INSTALL', 'PRE_BUILD', 'BUILD', 'POST_BUILD']) {
+      expect(log).toMatch(new RegExp(`\\b${phase}\\b`));
+    }
+    expect(log.trimEnd().split('\n').at(-1)).toContain('SUCCEEDED');
+
+    const record = JSON.parse(readFileSync(join(first.reportDir, 'build.json'), 'utf8'));
+    const builds = await fakeBuilds();
+    const build = builds.find((b) => b.id === record.buildId);
+    expect(build?.buildStatus).toBe('SUCCEEDED');
+    expect(record).toMatchObject({ status: 'SUCCEEDED', digest: dotenv.IMAGE_DIGEST, tags: ['01234567', 'latest'] });
+    expect(record.context.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(readFileSync(join(first.reportDir, 'build-id'), 'utf8').trim()).toBe(record.buildId);
+  });
+
+  it('uploads nothing when the context is unchanged', async () => {
+    const again = await job();
+    const before = await fakeCalls();
+    const result = await runAction(again);
+    expect(result.code, visible(result.output)).toBe(0);
+    expect(visible(result.output)).toMatch(/upload skipped/i);
+    const a = JSON.parse(readFileSync(join(first.reportDir, 'build.json'), 'utf8'));
+    const b = JSON.parse(readFileSync(join(again.reportDir, 'build.json'), 'utf8'));
+    expect(b.context.sha256).toBe(a.context.sha256);
+    expect(b.context.uploaded).toBe(false);
+    // A new job is a new build: the idempotency token is per job.
+    expect(b.buildId).not.toBe(a.buildId);
+    expect((await fakeCalls()).StartBuild).toBe((before.StartBuild ?? 0) + 1);
+  });
+
+  it('fails with the failing phase and the build’s own error line when the Dockerfile fails', async () => {
+    const failing = await job();
+    writeFileSync(
+      join(failing.dir, 'Dockerfile'),
+      'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo "about to fail" && exit 7\n',
+    );
+    const result = await runAction(failing);
+    const log = visible(result.output);
+    expect(result.code).toBe(1);
+    expect(log).toContain('about to fail');
+    expect(log).toMatch(/returned a non-zero code: 7/);
+    expect(log).toMatch(/Phase BUILD FAILED/);
+    expect(log.trimEnd().split('\n').at(-1)).toBe('Build status: FAILED');
+    expect(existsSync(join(failing.reportDir, 'build.env'))).toBe(false);
+    const record = JSON.parse(readFileSync(join(failing.reportDir, 'build.json'), 'utf8'));
+    expect(record.status).toBe('FAILED');
+  });
+
+  it('stops the build when the job gets SIGTERM during BUILD', async () => {
+    const slow = await job();
+    writeFileSync(
+      join(slow.dir, 'Dockerfile'),
+      'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo "long step started" && sleep 120\n',
+    );
+    let sent = false;
+    const result = await runAction(slow, {
+      onOutput: (all, child) => {
+        if (!sent && all.includes('long step started')) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    expect(sent).toBe(true);
+    expect(result.code).not.toBe(0);
+    const buildId = readFileSync(join(slow.reportDir, 'build-id'), 'utf8').trim();
+    const build = (await fakeBuilds()).find((b) => b.id === buildId);
+    expect(build?.buildStatus).toBe('STOPPED');
+  });
+
+  it.each([
+    // AWS answers a token for an audience no provider knows with InvalidIdentityToken, a sub outside the trust policy with AccessDenied.
+    ['audience', { aud: 'https://wrong.example.com' }, /InvalidIdentityToken/, /audience/i],
+    ['sub', { sub: 'project_path:evil/app:ref_type:branch:ref:main' }, /AccessDenied/, /\bsub\b/],
+  ])('explains an AssumeRoleWithWebIdentity refusal for a wrong %s', async (_what, claims, code, hint) => {
+    const denied = await job();
+    denied.env.GITLAB_OIDC_TOKEN = await stack.signToken(claims);
+    const before = await fakeCalls();
+    const result = await runAction(denied);
+    const log = visible(result.output);
+    expect(result.code).toBe(3);
+    expect(log).toMatch(code);
+    expect(log).toMatch(hint);
+    expect(log).not.toContain(denied.env.GITLAB_OIDC_TOKEN);
+    expect((await fakeCalls()).StartBuild ?? 0).toBe(before.StartBuild ?? 0);
+  });
+
+  it('rejects bad input with exit 2 and no AWS call', async () => {
+    const bad = await job();
+    bad.env.CODEBUILD_IMAGE_TAGS = JSON.stringify(['ok', 'bad tag!']);
+    bad.env.CODEBUILD_IMAGE_BUILD_TIMEOUT = '4';
+    const before = await fakeCalls();
+    const result = await runAction(bad);
+    const log = visible(result.output);
+    expect(result.code).toBe(2);
+    expect(log).toContain('tags');
+    expect(log).toContain('build_timeout');
+    expect(await fakeCalls()).toEqual(before);
+  });
+});

@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Stack } from '../../stack/stack';
+
+export const repoRoot = resolve(__dirname, '../..');
+/**
+ * dist/index.js copied alone, as the template's job downloads it: proves the bundle needs none of the lazy
+ * chunks ncc also writes (they belong to a rate-limiter backend gitbeaker never loads).
+ */
+export const distIndex = (() => {
+  const dir = mkdtempSync(join(tmpdir(), 'cbi-dist-'));
+  copyFileSync(join(repoRoot, 'dist/index.js'), join(dir, 'index.js'));
+  return join(dir, 'index.js');
+})();
+
+/** Node 20 from the machine and Node 22 from the node@22 dev dependency: dist/index.js must run on both. */
+export const nodes = {
+  node20: '/usr/bin/node',
+  node22: join(repoRoot, 'node_modules/node/bin/node'),
+};
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
+}
+
+export interface Job {
+  dir: string;
+  env: Record<string, string>;
+  reportDir: string;
+}
+
+let jobCounter = 0;
+
+/** A checkout holding a copy of `fixture` (a folder under test/e2e/fixtures or examples/), with the job's variables. */
+export async function makeJob(stack: Stack, fixture: string, inputs: Record<string, string> = {}): Promise<Job> {
+  const dir = mkdtempSync(join(tmpdir(), 'cbi-job-'));
+  cpSync(resolve(repoRoot, fixture), dir, { recursive: true });
+  jobCounter += 1;
+  const jobId = String(1000 + jobCounter);
+  const token = await stack.signToken();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    CI: 'true',
+    CI_PROJECT_DIR: dir,
+    CI_PROJECT_PATH: 'group/hello',
+    CI_PIPELINE_ID: '77',
+    CI_PIPELINE_URL: 'https://gitlab.example.com/group/hello/-/pipelines/77',
+    CI_JOB_ID: jobId,
+    CI_JOB_NAME: 'build-image',
+    CI_JOB_URL: `https://gitlab.example.com/group/hello/-/jobs/${jobId}`,
+    CI_COMMIT_SHA: '0123456789abcdef0123456789abcdef01234567',
+    CI_COMMIT_SHORT_SHA: '01234567',
+    CI_COMMIT_REF_NAME: 'main',
+    GITLAB_OIDC_TOKEN: token,
+    ...stack.env,
+    ...stack.inputs,
+    CODEBUILD_IMAGE_IMAGE: `${stack.registry}/group/hello`,
+    CODEBUILD_IMAGE_TAGS: JSON.stringify(['01234567', 'latest']),
+    CODEBUILD_IMAGE_BUILD_ARGS: JSON.stringify([`BASE_IMAGE=${stack.registry}/busybox:stable`]),
+    ...inputs,
+  };
+  return { dir, env, reportDir: join(dir, '.codebuild-image') };
+}
+
+/** Runs dist/index.js as the template's job does; `onOutput` sees the output as it streams. */
+export function runAction(
+  job: Job,
+  opts: { args?: string[]; node?: string; onOutput?: (all: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(opts.node ?? nodes.node20, [distIndex, ...(opts.args ?? [])], {
+      cwd: job.dir,
+      env: job.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const take = (chunk: Buffer) => {
+      output += chunk.toString();
+      opts.onOutput?.(output, child);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolvePromise({ code, signal, output }));
+  });
+}
+
+/** Parses a dotenv file as GitLab's artifacts:reports:dotenv does (KEY=VALUE lines). */
+export function readDotenv(file: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) vars[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return vars;
+}
+
+/** The manifest digest the registry serves for `repository:tag`, from its HTTP API. */
+export async function registryDigest(registry: string, repository: string, tag: string): Promise<string | undefined> {
+  const res = await fetch(`http://${registry}/v2/${repository}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: {
+      accept: [
+        'application/vnd.docker.distribution.manifest.v2+json',
+        'application/vnd.docker.distribution.manifest.list.v2+json',
+        'application/vnd.oci.image.manifest.v1+json',
+        'application/vnd.oci.image.index.v1+json',
+      ].join(', '),
+    },
+  });
+  return res.ok ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
+}
+
+/** Strips GitLab section markers and ANSI colours, for assertions on the visible log. */
+export function visible(output: string): string {
+  return output
+    .replace(/\u001b\[0Ksection_(start|end):\d+:[^\r\n]*\r\u001b\[0K/g, '')
+    .replace(/\u001b\[[0-9;]*[A-Za-z]/g, '');
+}

@@ -1,0 +1,126 @@
+/**
+ * Smoke test of the local stack itself (root + dockerd): every piece answers, and stopping leaves nothing behind.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { docker, execRootFor } from '../../stack/docker';
+import { REPO_ROOT } from '../../stack/paths';
+import { groupMembers, isAlive } from '../../stack/process';
+import { manifestDigest } from '../../stack/registry';
+import { readStack, startStack, type Stack } from '../../stack/stack';
+
+// Fixed directories under .stack/: a run killed midway leaves PID files that the next run's start cleans up.
+const dir = path.join(REPO_ROOT, '.stack', 'test-stack');
+const cliDir = path.join(REPO_ROOT, '.stack', 'test-cli');
+let stack: Stack | undefined;
+
+beforeAll(async () => {
+  stack = await startStack({ dir });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function running(): Stack {
+  if (!stack) throw new Error('the stack did not start');
+  return stack;
+}
+
+describe('local stack', () => {
+  it('serves the base image from the registry, built and runnable by its dockerd', async () => {
+    const s = running();
+    expect(s.baseImage).toBe(`${s.registry}/busybox:stable`);
+    expect(await manifestDigest(s.registry, 'busybox', 'stable')).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const out = await docker(s.dockerHost ?? '', ['run', '--rm', '--network', 'none', s.baseImage ?? '', 'echo', 'busybox runs'], s.dockerConfig);
+    expect(out.trim()).toBe('busybox runs');
+  });
+
+  it('has the context bucket, writable with any temporary credentials the fake STS hands out', async () => {
+    const s = running();
+    const s3 = new S3Client({
+      region: s.region,
+      endpoint: s.s3Endpoint,
+      credentials: { accessKeyId: 'ASIAEXAMPLE', secretAccessKey: 'secret', sessionToken: 'session' },
+    });
+    await s3.send(new PutObjectCommand({ Bucket: s.bucket, Key: 'contexts/smoke.txt', Body: 'smoke' }));
+    const got = await s3.send(new GetObjectCommand({ Bucket: s.bucket, Key: 'contexts/smoke.txt' }));
+    expect(await got.Body?.transformToString()).toBe('smoke');
+    s3.destroy();
+  });
+
+  it('answers as OIDC issuer and lets the stack role be assumed with a token from signToken', async () => {
+    const s = running();
+    const discovery = (await (await fetch(`${s.fakeUrl}/oidc/.well-known/openid-configuration`)).json()) as { issuer: string };
+    expect(discovery.issuer).toBe(`${s.fakeUrl}/oidc`);
+
+    const assume = (token: string) =>
+      fetch(s.env.AWS_ENDPOINT_URL_STS ?? '', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          Action: 'AssumeRoleWithWebIdentity',
+          Version: '2011-06-15',
+          RoleArn: s.roleArn,
+          RoleSessionName: 'smoke',
+          WebIdentityToken: token,
+        }),
+      });
+    const ok = await assume(await s.signToken());
+    expect(ok.status, await ok.clone().text()).toBe(200);
+    expect(await ok.text()).toMatch(/<AccessKeyId>ASIA/);
+    // The role trusts projects under group/ only.
+    const denied = await assume(await s.signToken({ project_path: 'evil/app' }));
+    expect(await denied.text()).toMatch(/<Code>AccessDenied<\/Code>/);
+  });
+
+  it('refuses a second stack in the same directory while this one runs', async () => {
+    await expect(startStack({ dir })).rejects.toThrow(/already running in .*stack\/cli\.ts down/);
+  });
+
+  it('stops every process it started, by PID', async () => {
+    const s = running();
+    const pids = Object.values(s.pids);
+    expect(Object.keys(s.pids).sort()).toEqual(['containerd', 'dockerd', 'fake-aws', 'registry', 's3rver']);
+    for (const pid of pids) expect(isAlive(pid)).toBe(true);
+
+    await s.stop();
+    stack = undefined;
+
+    for (const pid of pids) {
+      expect(isAlive(pid)).toBe(false);
+      expect(groupMembers(pid)).toEqual([]);
+    }
+    expect(fs.readdirSync(path.join(dir, 'pids'))).toEqual([]);
+    expect(readStack(dir)).toBeUndefined();
+    expect(fs.existsSync(execRootFor(dir))).toBe(false);
+  });
+});
+
+describe('stack/cli.ts', () => {
+  const cli = (...args: string[]) =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'stack', 'cli.ts'), ...args], { cwd: REPO_ROOT });
+
+  it('up leaves a detached stack running, env prints it, down stops it', async () => {
+    await cli('down', '--dir', cliDir); // a detached stack left by a killed run
+    try {
+      const up = await cli('up', '--dir', cliDir, '--no-docker');
+      expect(up.stdout).toMatch(/^export AWS_ENDPOINT_URL_CODEBUILD='http:\/\/127\.0\.0\.1:\d+'$/m);
+      const info = readStack(cliDir);
+      const pids = Object.values(info?.pids ?? {});
+      expect(pids).toHaveLength(3);
+      for (const pid of pids) expect(isAlive(pid)).toBe(true);
+      expect((await cli('env', '--dir', cliDir)).stdout).toBe(up.stdout);
+
+      await cli('down', '--dir', cliDir);
+      for (const pid of pids) expect(isAlive(pid)).toBe(false);
+      await expect(cli('env', '--dir', cliDir)).rejects.toThrow(/no local stack runs in/);
+    } finally {
+      await cli('down', '--dir', cliDir);
+    }
+  });
+});

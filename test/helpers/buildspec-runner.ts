@@ -1,0 +1,91 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+
+// Fake `docker` and `aws`: record argv (one call per line, args tab-separated) to $FAKE_DIR/calls,
+// and for `--build-arg NAME` also the value docker would read from its environment.
+const FAKE_DOCKER = `#!/usr/bin/env bash
+line=docker; for a in "$@"; do line+=$'\\t'"$a"; done
+printf '%s\\n' "$line" >> "$FAKE_DIR/calls" # one write: concurrent fakes (pipelines) never interleave
+case "$1" in
+  build)
+    prev=""
+    for a in "$@"; do
+      if [ "$prev" = "--build-arg" ]; then printf 'env\\t%s=%s\\n' "$a" "\${!a-<unset>}" >> "$FAKE_DIR/calls"; fi
+      prev="$a"
+    done
+    echo "Successfully built 0123456789ab" ;;
+  push)
+    echo "The push refers to repository [\${2%:*}]"
+    echo "5f70bf18a086: Pushed"
+    if [ -n "\${FAKE_PUSH_DIGEST:-}" ]; then echo "\${2##*:}: digest: $FAKE_PUSH_DIGEST size: 528"; fi ;;
+  image) printf '%s\\n' "\${FAKE_REPO_DIGESTS:-}" ;;
+  login) cat > "$FAKE_DIR/login-password"; echo "Login Succeeded" ;;
+esac
+exit "\${FAKE_DOCKER_EXIT:-0}"
+`;
+
+const FAKE_AWS = `#!/usr/bin/env bash
+line=aws; for a in "$@"; do line+=$'\\t'"$a"; done
+printf '%s\\n' "$line" >> "$FAKE_DIR/calls"
+echo "ecr-password"
+`;
+
+export interface BuildspecRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** argv of each docker/aws call, plus `env NAME=value` pseudo-calls for build args. */
+  calls: string[][];
+  /** Values of the buildspec's exported-variables after the last command. */
+  exported: Record<string, string>;
+  dir: string;
+}
+
+/**
+ * Runs a buildspec's phases the way CodeBuild does: `env.shell` bash, every command in one shell
+ * session, stopping at the first failing command; then reads the exported variables.
+ */
+export function runBuildspec(buildspec: string, env: Record<string, string>): BuildspecRun {
+  const dir = mkdtempSync(join(tmpdir(), 'cbi-buildspec-'));
+  const bin = join(dir, 'bin');
+  const src = join(dir, 'src');
+  spawnSync('mkdir', ['-p', bin, src]);
+  writeFileSync(join(bin, 'docker'), FAKE_DOCKER);
+  writeFileSync(join(bin, 'aws'), FAKE_AWS);
+  chmodSync(join(bin, 'docker'), 0o755);
+  chmodSync(join(bin, 'aws'), 0o755);
+  writeFileSync(join(dir, 'calls'), '');
+
+  const doc = parse(buildspec) as {
+    env?: { shell?: string; 'exported-variables'?: string[] };
+    phases: Record<string, { commands?: string[] }>;
+  };
+  const commands = ['install', 'pre_build', 'build', 'post_build'].flatMap((p) => doc.phases[p]?.commands ?? []);
+  const exported = doc.env?.['exported-variables'] ?? [];
+  const script = [
+    ...commands.map((c) => `${c}\nrc=$?; if [ "$rc" -ne 0 ]; then echo "command failed: $rc" >&2; exit "$rc"; fi`),
+    `for v in ${exported.join(' ')}; do printf '%s=%s\\n' "$v" "\${!v-}"; done > "$FAKE_DIR/exported"`,
+  ].join('\n');
+  const shell = doc.env?.shell ?? 'sh';
+  const res = spawnSync(shell, ['-c', script], {
+    cwd: src,
+    env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: dir, TMPDIR: dir, CODEBUILD_SRC_DIR: src, FAKE_DIR: dir, ...env },
+    encoding: 'utf8',
+  });
+  const calls = readFileSync(join(dir, 'calls'), 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t'));
+  let exportedValues: Record<string, string> = {};
+  try {
+    exportedValues = Object.fromEntries(
+      readFileSync(join(dir, 'exported'), 'utf8').split('\n').filter(Boolean).map((l) => {
+        const i = l.indexOf('=');
+        return [l.slice(0, i), l.slice(i + 1)];
+      }),
+    );
+  } catch {
+    // the script failed before the end
+  }
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr, calls, exported: exportedValues, dir };
+}

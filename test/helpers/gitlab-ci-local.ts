@@ -1,0 +1,145 @@
+/**
+ * Runs consumer pipelines with gitlab-ci-local (https://github.com/firecow/gitlab-ci-local) in a
+ * throw-away git repository that stands in for this component's project on a GitLab server.
+ *
+ * gitlab-ci-local reads `include: component: <host>/<path>/build@<ref>` from the working tree, without
+ * any network, when <path> is the `origin` remote's project path and <ref> is HEAD's commit SHA: exactly
+ * how GitLab's docs test a component in its own project (`$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA`).
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { stripVTControlCharacters } from 'node:util';
+import { dirname, join, resolve } from 'node:path';
+
+export const repoRoot = resolve(__dirname, '../..');
+/** gitlab-ci-local wants a newer Node than the machine's 20: use the node@22 dev dependency. */
+const node22 = join(repoRoot, 'node_modules/node/bin/node');
+const cli = join(repoRoot, 'node_modules/gitlab-ci-local/dist/index.js');
+
+/** The fake GitLab the repository's `origin` points at. */
+export const server = { host: 'gitlab.example.com', projectPath: 'acme/codebuild-image' };
+export const componentPrefix = `${server.host}/${server.projectPath}`;
+
+export interface ComponentRepo {
+  dir: string;
+  /** HEAD's commit SHA: the ref that makes a component include local. */
+  sha: string;
+  /** `<host>/<project>/build@<sha>` */
+  component: string;
+  remove(): void;
+}
+
+export interface RepoOptions {
+  /** Folder (relative to the repo root) whose files become the repository root, e.g. test/fixtures/consumer-minimal. */
+  fixture?: string;
+  /** More files: path in the repository → content. `.gitlab-ci.yml` may be given here. */
+  files?: Record<string, string>;
+  /** Files or folders of this repository to copy in as well, e.g. ['dist/index.js']. templates/ always is. */
+  copy?: string[];
+}
+
+/** A committed git repository holding templates/, the fixture and files, with a fake `origin`. */
+export function makeComponentRepo(opts: RepoOptions = {}): ComponentRepo {
+  const dir = mkdtempSync(join(tmpdir(), 'cbi-glcl-'));
+  const git = (...args: string[]) =>
+    execFileSync('git', args, {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, GIT_AUTHOR_NAME: 'test', GIT_AUTHOR_EMAIL: 'test@example.com', GIT_COMMITTER_NAME: 'test', GIT_COMMITTER_EMAIL: 'test@example.com' },
+    }).trim();
+  for (const path of ['templates', ...(opts.copy ?? [])]) {
+    cpSync(join(repoRoot, path), join(dir, path), { recursive: true });
+  }
+  if (opts.fixture) cpSync(join(repoRoot, opts.fixture), dir, { recursive: true });
+  for (const [path, content] of Object.entries(opts.files ?? {})) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  git('init', '-q', '-b', 'main');
+  git('remote', 'add', 'origin', `https://${server.host}/${server.projectPath}.git`);
+  git('add', '-A');
+  git('commit', '-q', '-m', 'fixture');
+  const sha = git('rev-parse', 'HEAD');
+  // gitlab-ci-local asks origin for its default branch; answer locally instead of over the network.
+  git('update-ref', 'refs/remotes/origin/main', sha);
+  git('symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
+  return { dir, sha, component: `${componentPrefix}/build@${sha}`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface GitlabCiLocalOptions {
+  /** `--variable KEY=VALUE` for every job. */
+  variables?: Record<string, string>;
+  /** Kill gitlab-ci-local after this long (it then returns code null). Default 60 s. */
+  timeoutMs?: number;
+  /** Extra environment for gitlab-ci-local itself (and shell-executor jobs). */
+  env?: Record<string, string>;
+  /** Called with the output so far as it streams, e.g. to cancel a job mid-way. */
+  onOutput?: (all: string) => void;
+}
+
+export interface GitlabCiLocalResult {
+  code: number | null;
+  /** stdout and stderr together, colours stripped. */
+  output: string;
+}
+
+/** Runs `gitlab-ci-local <args>` in `dir`; never throws for a non-zero exit. */
+export function gitlabCiLocal(dir: string, args: string[], opts: GitlabCiLocalOptions = {}): Promise<GitlabCiLocalResult> {
+  const home = join(dir, '.gitlab-ci-local-home');
+  mkdirSync(home, { recursive: true });
+  const variableArgs = Object.entries(opts.variables ?? {}).flatMap(([k, v]) => ['--variable', `${k}=${v}`]);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(node22, [cli, '--no-color', '--home', home, ...variableArgs, ...args], {
+      cwd: dir,
+      env: { ...process.env, NO_COLOR: '1', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const take = (chunk: Buffer) => {
+      output += chunk.toString();
+      opts.onOutput?.(output);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const timer = setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs ?? 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, output: stripVTControlCharacters(output) });
+    });
+  });
+}
+
+/** The pipeline after includes, extends and inputs, as gitlab-ci-local resolves it (`--preview`). */
+export async function previewPipeline(dir: string, opts: GitlabCiLocalOptions = {}): Promise<Record<string, unknown>> {
+  const { code, output } = await gitlabCiLocal(dir, ['--preview'], opts);
+  if (code !== 0) throw new Error(`gitlab-ci-local --preview failed (${code}):\n${output}`);
+  // The YAML follows a `---` line; progress lines come before it.
+  const yamlText = output.slice(output.indexOf('\n---\n') + 5);
+  const { parse } = await import('yaml');
+  return parse(yamlText) as Record<string, unknown>;
+}
+
+/**
+ * Runs jobs of a consumer pipeline for real, on the shell executor (no Docker needed): the job's
+ * `image` is ignored and its script runs on this machine with `node` from PATH. Jobs run in
+ * `<repo>/.gitlab-ci-local/builds/<job>`; artifacts land in `<repo>/.gitlab-ci-local/artifacts/<job>`.
+ * The caller removes the repository (`result.repo.remove()`), so it can read files first.
+ */
+export async function runPipeline(
+  opts: RepoOptions & GitlabCiLocalOptions & { jobs?: string[]; needs?: boolean },
+): Promise<GitlabCiLocalResult & { repo: ComponentRepo; read(path: string): string }> {
+  const repo = makeComponentRepo(opts);
+  const args = ['--force-shell-executor', ...(opts.needs ? ['--needs'] : []), ...(opts.jobs ?? [])];
+  try {
+    const result = await gitlabCiLocal(repo.dir, args, opts);
+    return { ...result, repo, read: (path) => readFileSync(join(repo.dir, path), 'utf8') };
+  } catch (e) {
+    repo.remove();
+    throw e;
+  }
+}

@@ -1,0 +1,155 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { encodedProjectPath } from '../../scripts/stamp-template.mjs';
+import { gitlabCiLocal, makeComponentRepo, repoRoot } from '../helpers/gitlab-ci-local';
+
+interface InputSpec {
+  type?: string;
+  default?: unknown;
+  options?: unknown[];
+  regex?: string;
+}
+interface Catalog {
+  name: string;
+  description: string;
+  project: string;
+  topics: string[];
+  minimum_gitlab_version: string;
+  components: { name: string; file: string; purpose: string }[];
+  links: Record<string, string>;
+}
+
+const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
+const catalog = parse(read('catalog-resource.yml')) as Catalog;
+const readme = read('README.md');
+
+function specOf(file: string): Record<string, InputSpec> {
+  const [header] = parseAllDocuments(read(file)).map((d) => d.toJS());
+  return header.spec.inputs;
+}
+
+/** The README's inputs table: name → the Default cell as written. */
+function readmeInputs(): Map<string, string> {
+  const section = readme.slice(readme.indexOf('\n## Inputs\n'), readme.indexOf('\n## Outputs\n'));
+  const rows = new Map<string, string>();
+  for (const m of section.matchAll(/^\| `([a-z0-9_]+)` \| (.+?) \| .+ \|$/gm)) rows.set(m[1]!, m[2]!);
+  return rows;
+}
+
+/** How the README writes a default: `value`, `""` for empty, JSON for arrays, *(required)* for none. */
+function documented(spec: InputSpec): string {
+  if (spec.default === undefined) return '*(required)*';
+  if (spec.default === '') return '`""`';
+  return `\`${typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default)}\``;
+}
+
+describe('catalog-resource.yml', () => {
+  it('lists exactly the components under templates/, each with a one-line purpose', () => {
+    const files = readdirSync(join(repoRoot, 'templates')).filter((f) => f.endsWith('.yml'));
+    expect(catalog.components.map((c) => c.file).sort()).toEqual(files.map((f) => `templates/${f}`).sort());
+    for (const c of catalog.components) {
+      expect(c.file).toBe(`templates/${c.name}.yml`);
+      expect(c.purpose.trim()).not.toContain('\n');
+      expect(c.purpose.length).toBeGreaterThan(20);
+    }
+  });
+
+  it('has a name, description, topics and a minimum GitLab version the README states', () => {
+    expect(catalog.name).toBe('codebuild-image');
+    expect(readme.startsWith(`# ${catalog.name}\n`)).toBe(true);
+    expect(catalog.description.length).toBeGreaterThan(40);
+    expect(catalog.topics.length).toBeGreaterThan(2);
+    expect(catalog.minimum_gitlab_version).toMatch(/^\d+\.\d+$/);
+    expect(readme).toContain(`GitLab ${catalog.minimum_gitlab_version} or later`);
+  });
+
+  it('names the project whose path the template downloads dist/index.js from', () => {
+    expect(read('templates/build.yml')).toContain(`cbi_project=${encodedProjectPath(catalog.project)}\n`);
+    expect(() => encodedProjectPath('gitlab.com')).toThrow(/host\/group\/project/);
+  });
+
+  it('links to files and README sections that exist', () => {
+    for (const [name, link] of Object.entries(catalog.links)) {
+      if (/^https?:/.test(link)) continue;
+      const [file, anchor] = link.split('#');
+      expect(existsSync(join(repoRoot, file!)), `${name}: ${file} exists`).toBe(true);
+      // Until the section is written its placeholder stands in, e.g. <!-- AWS-SETUP --> for #aws-setup.
+      if (anchor) expect(readme, name).toMatch(new RegExp(`^## ${anchor.replace(/-/g, '[ -]')}$|<!-- ${anchor.toUpperCase()} -->`, 'im'));
+    }
+  });
+});
+
+describe('README', () => {
+  it.each(catalogComponents())('documents component %s with every input and its default', (name, file) => {
+    expect(readme).toMatch(new RegExp(`\\b${name}\\b`));
+    const spec = specOf(file);
+    const table = readmeInputs();
+    expect([...table.keys()].sort(), 'README inputs table vs template inputs').toEqual(Object.keys(spec).sort());
+    for (const [input, s] of Object.entries(spec)) expect(table.get(input), input).toBe(documented(s));
+  });
+
+  it('has examples that use only real inputs, with valid values, and give every required one', () => {
+    const spec = specOf('templates/build.yml');
+    const required = Object.entries(spec).filter(([, s]) => s.default === undefined).map(([n]) => n);
+    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!));
+    const includes = blocks.flatMap((b) => (b?.include ?? []) as { component: string; inputs: Record<string, unknown> }[]);
+    expect(includes.length).toBeGreaterThanOrEqual(5);
+    for (const inc of includes) {
+      expect(inc.component).toMatch(/^\$CI_SERVER_FQDN\/.+\/build@\d+\.\d+\.\d+$/);
+      for (const name of required) expect(inc.inputs, name).toHaveProperty(name);
+      for (const [name, value] of Object.entries(inc.inputs)) {
+        const s = spec[name];
+        expect(s, `README example uses unknown input ${name}`).toBeDefined();
+        if (s?.regex) expect(String(value), name).toMatch(new RegExp(s.regex));
+        if (s?.options) expect(s.options, name).toContain(value);
+        if (s?.type === 'array') expect(Array.isArray(value), name).toBe(true);
+      }
+    }
+  });
+});
+
+function catalogComponents(): [string, string][] {
+  return catalog.components.map((c) => [c.name, c.file]);
+}
+
+describe('.gitlab-ci.yml of this project (gitlab-ci-local)', () => {
+  const jobs = async (variables: Record<string, string>) => {
+    const repo = makeComponentRepo({ files: { '.gitlab-ci.yml': read('.gitlab-ci.yml') } });
+    try {
+      const result = await gitlabCiLocal(repo.dir, ['--list-json'], { variables });
+      expect(result.code, result.output).toBe(0);
+      const json = result.output.slice(result.output.indexOf('\n[') + 1);
+      // --list-json includes jobs that rules exclude, as when: never.
+      return (JSON.parse(json) as { name: string; when: string }[]).filter((j) => j.when !== 'never').map((j) => j.name);
+    } finally {
+      repo.remove();
+    }
+  };
+  const aws = {
+    SELF_TEST_REGION: 'eu-west-1',
+    SELF_TEST_ROLE_ARN: 'arn:aws:iam::123456789012:role/self-test',
+    SELF_TEST_PROJECT_NAME: 'codebuild-image',
+  };
+
+  it('checks, tests, and says why the self-test is skipped without AWS settings', async () => {
+    const names = await jobs({});
+    expect(names).toEqual(expect.arrayContaining(['lint', 'dist', 'unit', 'e2e', 'self-test-skipped']));
+    expect(names).not.toContain('self-test');
+    expect(names).not.toContain('release');
+  });
+
+  it('self-tests the component at this commit when AWS settings are present', async () => {
+    const names = await jobs(aws);
+    expect(names).toEqual(expect.arrayContaining(['self-test', 'self-test-verify']));
+    expect(names).not.toContain('self-test-skipped');
+  });
+
+  it('releases to the catalog on semantic-version tags only', async () => {
+    expect(await jobs({ CI_COMMIT_TAG: '1.2.3' })).toContain('release');
+    expect(await jobs({ CI_COMMIT_TAG: 'nightly' })).not.toContain('release');
+    const release = (parse(read('.gitlab-ci.yml')) as { release: { release: { tag_name: string } } }).release;
+    expect(release.release.tag_name).toBe('$CI_COMMIT_TAG');
+  });
+});

@@ -1,0 +1,187 @@
+import {
+  BatchGetBuildsCommand,
+  CodeBuildClient,
+  ResourceNotFoundException,
+  StartBuildCommand,
+  StopBuildCommand,
+  type Build,
+} from '@aws-sdk/client-codebuild';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it } from 'vitest';
+import { consoleUrl, exportedImageRef, exportedVariable, getBuild, startBuild, startBuildInput, stopBuild } from '../../src/codebuild';
+import { AwsStepError } from '../../src/errors';
+import { memoryOutput } from '../helpers/output';
+import { settingsFixture } from '../helpers/settings-fixture';
+
+const SOURCE = { bucket: 'codebuild-image-000000000000-us-east-1', key: 'contexts/group/app/ab12.zip' };
+const BUILD_ID = 'shared-builder:5f2c7a1e-0000-4000-8000-000000000001';
+const ARN = `arn:aws:codebuild:eu-west-1:123456789012:build/${BUILD_ID}`;
+
+const cbMock = mockClient(CodeBuildClient);
+afterEach(() => cbMock.reset());
+const client = () => new CodeBuildClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+
+const env = (input: ReturnType<typeof startBuildInput>) =>
+  Object.fromEntries((input.environmentVariablesOverride ?? []).map((v) => [v.name, { value: v.value, type: v.type }]));
+
+describe('startBuildInput', () => {
+  it('points CodeBuild at the uploaded context with the buildspec, privileged, and GitLab context', () => {
+    const input = startBuildInput(settingsFixture(), SOURCE, 'version: 0.2\n');
+    expect(input).toMatchObject({
+      projectName: 'shared-builder',
+      sourceTypeOverride: 'S3',
+      sourceLocationOverride: `${SOURCE.bucket}/${SOURCE.key}`,
+      buildspecOverride: 'version: 0.2\n',
+      privilegedModeOverride: true,
+    });
+    for (const key of ['computeTypeOverride', 'imageOverride', 'environmentTypeOverride', 'timeoutInMinutesOverride', 'queuedTimeoutInMinutesOverride']) {
+      expect(input).not.toHaveProperty(key);
+    }
+    expect(env(input)).toEqual({
+      CBI_IMAGE: { value: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app', type: 'PLAINTEXT' },
+      CBI_REGISTRY: { value: '000000000000.dkr.ecr.us-east-1.amazonaws.com', type: 'PLAINTEXT' },
+      CBI_ECR_REGION: { value: 'us-east-1', type: 'PLAINTEXT' },
+      CBI_TAGS: { value: 'abc1234', type: 'PLAINTEXT' },
+      CBI_DOCKERFILE: { value: 'Dockerfile', type: 'PLAINTEXT' },
+      CBI_DIGEST_VARIABLE: { value: 'IMAGE_DIGEST', type: 'PLAINTEXT' },
+      GITLAB_COMMIT_SHA: { value: '0123456789abcdef0123456789abcdef01234567', type: 'PLAINTEXT' },
+      GITLAB_REF: { value: 'main', type: 'PLAINTEXT' },
+      GITLAB_PROJECT_PATH: { value: 'group/app', type: 'PLAINTEXT' },
+      GITLAB_PIPELINE_URL: { value: 'https://gitlab.example.com/group/app/-/pipelines/1001', type: 'PLAINTEXT' },
+      GITLAB_JOB_URL: { value: 'https://gitlab.example.com/group/app/-/jobs/2002', type: 'PLAINTEXT' },
+    });
+  });
+
+  it('passes overrides only when given, and secret build args only as references', () => {
+    const input = startBuildInput(
+      settingsFixture({
+        computeType: 'BUILD_GENERAL1_LARGE', buildImage: 'aws/codebuild/standard:7.0', environmentType: 'LINUX_CONTAINER',
+        buildTimeout: 30, queuedTimeout: 10, target: 'runtime', platform: 'linux/amd64', tags: ['v1', 'latest'],
+        buildArgs: [{ name: 'MODE', value: 'release' }],
+        secretBuildArgs: [
+          { name: 'NPM_TOKEN', type: 'SECRETS_MANAGER', reference: 'ci/npm:token' },
+          { name: 'PIP_INDEX', type: 'PARAMETER_STORE', reference: '/ci/pip-index' },
+        ],
+      }),
+      SOURCE, '',
+    );
+    expect(input).toMatchObject({
+      computeTypeOverride: 'BUILD_GENERAL1_LARGE', imageOverride: 'aws/codebuild/standard:7.0',
+      environmentTypeOverride: 'LINUX_CONTAINER', timeoutInMinutesOverride: 30, queuedTimeoutInMinutesOverride: 10,
+    });
+    expect(env(input)).toMatchObject({
+      CBI_TAGS: { value: 'v1 latest' },
+      CBI_TARGET: { value: 'runtime' },
+      CBI_PLATFORM: { value: 'linux/amd64' },
+      CBI_BUILD_ARG_NAMES: { value: 'MODE NPM_TOKEN PIP_INDEX' },
+      CBI_ARG_MODE: { value: 'release', type: 'PLAINTEXT' },
+      CBI_ARG_NPM_TOKEN: { value: 'ci/npm:token', type: 'SECRETS_MANAGER' },
+      CBI_ARG_PIP_INDEX: { value: '/ci/pip-index', type: 'PARAMETER_STORE' },
+    });
+  });
+
+  it('derives a stable idempotency token from the job and the request', () => {
+    const s = settingsFixture();
+    const token = startBuildInput(s, SOURCE, 'spec').idempotencyToken ?? '';
+    expect(token).toMatch(/^[0-9a-f]{64}$/);
+    expect(startBuildInput(settingsFixture(), SOURCE, 'spec').idempotencyToken).toBe(token);
+    const otherJob = settingsFixture({ gitlab: { ...s.gitlab, jobId: '2003' } });
+    expect(startBuildInput(otherJob, SOURCE, 'spec').idempotencyToken).not.toBe(token);
+    expect(startBuildInput(s, { ...SOURCE, key: 'contexts/other.zip' }, 'spec').idempotencyToken).not.toBe(token);
+    expect(startBuildInput(settingsFixture({ tags: ['v2'] }), SOURCE, 'spec').idempotencyToken).not.toBe(token);
+    const local = settingsFixture({ gitlab: { ...s.gitlab, jobId: undefined } });
+    expect(startBuildInput(local, SOURCE, 'spec').idempotencyToken).not.toBe(startBuildInput(local, SOURCE, 'spec').idempotencyToken);
+  });
+});
+
+describe('startBuild', () => {
+  it('sends StartBuild and returns the build', async () => {
+    cbMock.on(StartBuildCommand).resolves({ build: { id: BUILD_ID, arn: ARN } });
+    const input = startBuildInput(settingsFixture(), SOURCE, 'spec');
+    expect(await startBuild(client(), input)).toEqual({ id: BUILD_ID, arn: ARN });
+    expect(cbMock.commandCalls(StartBuildCommand)[0]?.args[0].input).toEqual(input);
+  });
+
+  it.each([
+    [Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }), 'needs codebuild:StartBuild on the project shared-builder'],
+    [new ResourceNotFoundException({ message: 'no project', $metadata: {} }), 'No CodeBuild project "shared-builder" in us-east-1'],
+  ])('explains %s', async (error, hint) => {
+    cbMock.on(StartBuildCommand).rejects(error);
+    const err = await startBuild(client(), startBuildInput(settingsFixture(), SOURCE, 'spec')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AwsStepError);
+    expect((err as AwsStepError).message).toContain('Starting a build of CodeBuild project shared-builder failed');
+    expect((err as AwsStepError).hint).toContain(hint);
+  });
+});
+
+describe('consoleUrl', () => {
+  it('links the build page with the account from the ARN and the encoded build id', () => {
+    expect(consoleUrl('eu-west-1', { id: BUILD_ID, arn: ARN, projectName: 'shared-builder' })).toBe(
+      'https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/123456789012/projects/shared-builder/build/' +
+        'shared-builder%3A5f2c7a1e-0000-4000-8000-000000000001/?region=eu-west-1',
+    );
+  });
+
+  it('uses the China console for aws-cn ARNs', () => {
+    const url = consoleUrl('cn-north-1', { id: BUILD_ID, arn: `arn:aws-cn:codebuild:cn-north-1:123456789012:build/${BUILD_ID}` });
+    expect(url).toMatch(/^https:\/\/cn-north-1\.console\.amazonaws\.cn\/codesuite\/codebuild\/123456789012\/projects\/shared-builder\//);
+  });
+});
+
+describe('exported variables', () => {
+  it('reads the digest and image reference from a finished build', () => {
+    const build: Build = {
+      exportedEnvironmentVariables: [
+        { name: 'IMAGE_DIGEST', value: 'sha256:abc' },
+        { name: 'IMAGE_REF', value: 'r/app@sha256:abc' },
+        { name: 'EMPTY', value: '' },
+      ],
+    };
+    expect(exportedVariable(build, 'IMAGE_DIGEST')).toBe('sha256:abc');
+    expect(exportedImageRef(build)).toBe('r/app@sha256:abc');
+    expect(exportedVariable(build, 'EMPTY')).toBeUndefined();
+    expect(exportedVariable(build, 'MISSING')).toBeUndefined();
+  });
+});
+
+describe('getBuild / stopBuild', () => {
+  it('getBuild fails with an explanation when the build does not exist', async () => {
+    cbMock.on(BatchGetBuildsCommand).resolves({ builds: [], buildsNotFound: [BUILD_ID] });
+    await expect(getBuild(client(), BUILD_ID)).rejects.toThrow(/Reading CodeBuild build .* failed/);
+  });
+
+  it('stops the build and waits until CodeBuild reports it complete', async () => {
+    cbMock.on(StopBuildCommand).resolves({ build: { id: BUILD_ID, buildStatus: 'IN_PROGRESS', buildComplete: false } });
+    cbMock.on(BatchGetBuildsCommand)
+      .resolvesOnce({ builds: [{ id: BUILD_ID, buildStatus: 'IN_PROGRESS', buildComplete: false }] })
+      .resolves({ builds: [{ id: BUILD_ID, buildStatus: 'STOPPED', buildComplete: true }] });
+    const sleeps: number[] = [];
+    const out = memoryOutput();
+    const build = await stopBuild(client(), BUILD_ID, out, { sleep: async (ms) => void sleeps.push(ms) });
+    expect(build.buildStatus).toBe('STOPPED');
+    expect(cbMock.commandCalls(StopBuildCommand)[0]?.args[0].input).toEqual({ id: BUILD_ID });
+    expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(2);
+    expect(sleeps).toEqual([2000, 2000]);
+    expect(out.lines.at(-1)).toBe(`CodeBuild build ${BUILD_ID} is STOPPED`);
+  });
+
+  it('returns at once when the build had already finished', async () => {
+    cbMock.on(StopBuildCommand).resolves({ build: { id: BUILD_ID, buildStatus: 'SUCCEEDED', buildComplete: true } });
+    const build = await stopBuild(client(), BUILD_ID, memoryOutput(), { sleep: async () => {} });
+    expect(build.buildStatus).toBe('SUCCEEDED');
+    expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(0);
+  });
+
+  it('gives up waiting after the timeout with a warning', async () => {
+    cbMock.on(StopBuildCommand).resolves({ build: { id: BUILD_ID, buildStatus: 'IN_PROGRESS' } });
+    cbMock.on(BatchGetBuildsCommand).resolves({ builds: [{ id: BUILD_ID, buildStatus: 'IN_PROGRESS', buildComplete: false }] });
+    let t = 0;
+    const out = memoryOutput();
+    const build = await stopBuild(client(), BUILD_ID, out, {
+      timeoutMs: 10_000, now: () => t, sleep: async (ms) => void (t += ms),
+    });
+    expect(build.buildComplete).toBe(false);
+    expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(5);
+    expect(out.lines.at(-1)).toContain('still IN_PROGRESS after 10s');
+  });
+});

@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StartBuildCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildspec, commandOutput, phaseList, runBuild, startStack, waitForBuild, type Stack } from './fake-support';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    phaseDelayMs: 50,
+    projects: [{ name: 'proj', source: { type: 'NO_SOURCE', buildspec: buildspec({ build: ['echo default'] }) } }],
+    parameters: { '/ci/param': 'param-value' },
+    secrets: { 'ci/secret': 'plain-secret', 'ci/json': '{"token":"json-secret"}' },
+  });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function errorName(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'no error',
+    (e: Error) => e.name,
+  );
+}
+
+describe('fake CodeBuild API', () => {
+  it('answers ResourceNotFoundException for an unknown project and InvalidInputException for bad overrides', async () => {
+    expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'nope' })))).toBe('ResourceNotFoundException');
+    expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', timeoutInMinutesOverride: 1 })))).toBe('InvalidInputException');
+    expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', computeTypeOverride: 'HUGE' as never })))).toBe('InvalidInputException');
+  });
+
+  it('returns the build in SUBMITTED without log location, which appears from PROVISIONING on', async () => {
+    const { build } = await stack.codebuild.send(new StartBuildCommand({ projectName: 'proj' }));
+    expect(build?.id).toMatch(/^proj:[0-9a-f-]{36}$/);
+    expect(build?.arn).toBe(`arn:aws:codebuild:us-east-1:000000000000:build/${build?.id}`);
+    expect(build?.currentPhase).toBe('SUBMITTED');
+    expect(build?.buildStatus).toBe('IN_PROGRESS');
+    expect(build?.startTime).toBeInstanceOf(Date);
+    expect(build?.logs?.groupName).toBeUndefined();
+    const provisioning = await waitForBuild(stack.codebuild, build?.id ?? '', (b) => b.currentPhase === 'PROVISIONING' || b.buildComplete === true);
+    expect(provisioning.logs?.groupName).toBe('/aws/codebuild/proj');
+    expect(provisioning.logs?.streamName).toBe(build?.id?.split(':')[1]);
+    const done = await waitForBuild(stack.codebuild, build?.id ?? '');
+    expect(done.buildComplete).toBe(true);
+    expect(done.endTime).toBeInstanceOf(Date);
+    expect(done.phases?.[0]).toMatchObject({ phaseType: 'SUBMITTED', phaseStatus: 'SUCCEEDED', durationInSeconds: 0, contexts: [{ statusCode: '', message: '' }] });
+    expect(await commandOutput(stack.logs, done)).toEqual(['default']);
+  });
+
+  it('is idempotent per token: same parameters → same build, different parameters → IdempotentParameterMismatchException', async () => {
+    const input = { projectName: 'proj', idempotencyToken: 'tok-1', environmentVariablesOverride: [{ name: 'A', value: '1' }] };
+    const first = await stack.codebuild.send(new StartBuildCommand(input));
+    const again = await stack.codebuild.send(new StartBuildCommand(input));
+    expect(again.build?.id).toBe(first.build?.id);
+    const changed = { ...input, environmentVariablesOverride: [{ name: 'A', value: '2' }] };
+    expect(await errorName(stack.codebuild.send(new StartBuildCommand(changed)))).toBe('IdempotentParameterMismatchException');
+    const other = await stack.codebuild.send(new StartBuildCommand({ ...input, idempotencyToken: 'tok-2' }));
+    expect(other.build?.id).not.toBe(first.build?.id);
+    expect(other.build?.buildNumber).toBe((first.build?.buildNumber ?? 0) + 1);
+  });
+
+  it('applies environment overrides and records them (secret values redacted) in /_fake/builds', async () => {
+    const b = await runBuild(stack, {
+      computeTypeOverride: 'BUILD_GENERAL1_LARGE',
+      imageOverride: 'custom/image:1',
+      environmentTypeOverride: 'ARM_CONTAINER',
+      privilegedModeOverride: true,
+      queuedTimeoutInMinutesOverride: 30,
+      buildspecOverride: buildspec({ build: ['echo "$PLAIN $PARAM $SECRET $JSON"'] }),
+      environmentVariablesOverride: [
+        { name: 'PLAIN', value: 'plain', type: 'PLAINTEXT' },
+        { name: 'PARAM', value: '/ci/param', type: 'PARAMETER_STORE' },
+        { name: 'SECRET', value: 'ci/secret', type: 'SECRETS_MANAGER' },
+        { name: 'JSON', value: 'ci/json:token', type: 'SECRETS_MANAGER' },
+      ],
+    });
+    expect(b.environment).toMatchObject({ computeType: 'BUILD_GENERAL1_LARGE', image: 'custom/image:1', type: 'ARM_CONTAINER', privilegedMode: true });
+    expect(b.queuedTimeoutInMinutes).toBe(30);
+    // CodeBuild masks values that came from Parameter Store / Secrets Manager in the log.
+    expect(await commandOutput(stack.logs, b)).toEqual(['plain *** *** ***']);
+    const recorded = (await stack.control.builds()).find((r) => r.id === b.id);
+    expect(recorded?.env).toMatchObject({ PLAIN: 'plain', PARAM: '***', SECRET: '***', JSON: '***' });
+    expect(JSON.stringify(recorded)).not.toMatch(/param-value|plain-secret|json-secret/);
+  });
+
+  it('fails DOWNLOAD_SOURCE when a PARAMETER_STORE or SECRETS_MANAGER variable cannot be resolved', async () => {
+    for (const [type, value, code] of [
+      ['PARAMETER_STORE', '/missing', 'Decrypted Variables Error'],
+      ['SECRETS_MANAGER', 'missing', 'Secrets Manager Error'],
+    ] as const) {
+      const b = await runBuild(stack, { environmentVariablesOverride: [{ name: 'X', value, type }] });
+      expect(b.buildStatus).toBe('FAILED');
+      expect(phaseList(b)).toContain('DOWNLOAD_SOURCE:FAILED');
+      expect(b.phases?.find((p) => p.phaseType === 'DOWNLOAD_SOURCE')?.contexts?.[0]?.statusCode).toBe(code);
+    }
+  });
+
+  it('StopBuild kills a running `sleep 30` build: status STOPPED, BUILD phase STOPPED, process gone', async () => {
+    const pidFile = join(stack.workDir, 'stop.pid');
+    const { build } = await stack.codebuild.send(
+      new StartBuildCommand({
+        projectName: 'proj',
+        environmentVariablesOverride: [{ name: 'PID_FILE', value: pidFile }],
+        buildspecOverride: buildspec({ build: ['echo $$ > "$PID_FILE"; sleep 30'], post_build: ['echo post'] }),
+      }),
+    );
+    const id = build?.id ?? '';
+    await waitForBuild(stack.codebuild, id, (b) => b.currentPhase === 'BUILD');
+    await waitForBuild(stack.codebuild, id, () => readFileSync(pidFile, 'utf8').trim() !== '');
+    const stopped = await stack.codebuild.send(new StopBuildCommand({ id }));
+    expect(stopped.build?.id).toBe(id);
+    const done = await waitForBuild(stack.codebuild, id);
+    expect(done.buildStatus).toBe('STOPPED');
+    expect(phaseList(done).slice(-3)).toEqual(['BUILD:STOPPED', 'FINALIZING:SUCCEEDED', 'COMPLETED:-']);
+    expect(() => process.kill(Number(readFileSync(pidFile, 'utf8')), 0)).toThrow();
+    expect(await errorName(stack.codebuild.send(new StopBuildCommand({ id: 'proj:unknown' })))).toBe('ResourceNotFoundException');
+  });
+});

@@ -1,0 +1,217 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFile, chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import yauzl from 'yauzl';
+import { listContext } from '../../src/context';
+import { ContextError } from '../../src/errors';
+import { packContext, type PackOptions } from '../../src/zip';
+import { memoryOutput } from '../helpers/output';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'zip-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface ReadEntry {
+  name: string;
+  method: number;
+  madeBy: number;
+  mode: number;
+  lastModDate: number;
+  lastModTime: number;
+  extraFields: number;
+  data: Buffer;
+}
+
+/** Reads every entry with yauzl's strict checks (file names, sizes, CRC). */
+function readZip(file: string, withData = true): Promise<ReadEntry[]> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(file, { lazyEntries: true, strictFileNames: true, validateEntrySizes: true }, (err, zip) => {
+      if (err) return reject(err);
+      const entries: ReadEntry[] = [];
+      zip.on('error', reject);
+      zip.on('end', () => resolve(entries));
+      zip.on('entry', (e: yauzl.Entry) => {
+        const base = {
+          name: e.fileName,
+          method: e.compressionMethod,
+          madeBy: e.versionMadeBy >> 8,
+          mode: e.externalFileAttributes >>> 16,
+          lastModDate: e.lastModFileDate,
+          lastModTime: e.lastModFileTime,
+          extraFields: e.extraFields.length,
+        };
+        if (!withData || e.fileName.endsWith('/')) {
+          entries.push({ ...base, data: Buffer.alloc(0) });
+          return zip.readEntry();
+        }
+        zip.openReadStream(e, (err2, stream) => {
+          if (err2) return reject(err2);
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('error', reject);
+          stream.on('end', () => {
+            entries.push({ ...base, data: Buffer.concat(chunks) });
+            zip.readEntry();
+          });
+        });
+      });
+      zip.readEntry();
+    });
+  });
+}
+
+async function pack(dir: string, options?: PackOptions) {
+  const out = path.join(await tempDir(), 'context.zip');
+  const archive = await packContext(await listContext(dir, memoryOutput()), out, options);
+  return { archive, bytes: await readFile(out) };
+}
+
+const text = (n: number) => Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(Math.ceil(n / 44)).slice(0, n));
+
+async function sampleContext(): Promise<string> {
+  const dir = await tempDir();
+  await mkdir(path.join(dir, 'src/empty'), { recursive: true });
+  await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
+  await writeFile(path.join(dir, 'run.sh'), '#!/bin/sh\necho hello from a script that is long enough to deflate\n');
+  await chmod(path.join(dir, 'run.sh'), 0o755);
+  await writeFile(path.join(dir, 'src/app.txt'), text(20_000));
+  await writeFile(path.join(dir, 'src/random.bin'), randomBytes(20_000));
+  await writeFile(path.join(dir, 'src/data.gz'), gzipSync(text(20_000)));
+  await writeFile(path.join(dir, 'src/empty.txt'), '');
+  await writeFile(path.join(dir, 'big-text.log'), text(300_000));
+  await writeFile(path.join(dir, 'big-random.bin'), randomBytes(300_000));
+  await symlink('src/app.txt', path.join(dir, 'link'));
+  return dir;
+}
+
+describe('packContext', () => {
+  it('keeps unix modes, symlinks and empty directories through a real unzip', async () => {
+    const dir = await sampleContext();
+    const { archive } = await pack(dir);
+    const dest = await tempDir();
+    execFileSync('unzip', ['-q', archive.file, '-d', dest]);
+    expect((await stat(path.join(dest, 'run.sh'))).mode & 0o7777).toBe(0o755);
+    expect((await stat(path.join(dest, 'src/app.txt'))).mode & 0o7777).toBe(0o644);
+    expect((await lstat(path.join(dest, 'link'))).isSymbolicLink()).toBe(true);
+    expect(await readlink(path.join(dest, 'link'))).toBe('src/app.txt');
+    expect((await stat(path.join(dest, 'src/empty'))).isDirectory()).toBe(true);
+    for (const f of ['src/app.txt', 'src/random.bin', 'big-text.log', 'big-random.bin']) {
+      expect((await readFile(path.join(dest, f))).equals(await readFile(path.join(dir, f)))).toBe(true);
+    }
+    expect(archive.fileCount).toBe(9);
+    expect(archive.entryCount).toBe(11);
+  });
+
+  it.each<[string, PackOptions]>([
+    ['whole-file path', {}],
+    ['streaming path', { streamThreshold: 1000 }],
+    ['forced ZIP64 records', { forceZip64: true, streamThreshold: 1000 }],
+  ])('writes a strictly valid archive (%s): unix attributes, fixed time, no extra fields unless ZIP64', async (_name, options) => {
+    const dir = await sampleContext();
+    const { archive } = await pack(dir, options);
+    const entries = await readZip(archive.file);
+    expect(entries.map((e) => e.name)).toEqual([
+      'Dockerfile', 'big-random.bin', 'big-text.log', 'link', 'run.sh',
+      'src/', 'src/app.txt', 'src/data.gz', 'src/empty/', 'src/empty.txt', 'src/random.bin',
+    ]);
+    const byName = new Map(entries.map((e) => [e.name, e]));
+    for (const e of entries) {
+      expect(e.madeBy).toBe(3);
+      expect(e.lastModDate).toBe(0x21); // 1980-01-01
+      expect(e.lastModTime).toBe(0);
+      expect(e.extraFields).toBe(options.forceZip64 ? 1 : 0);
+    }
+    expect(byName.get('run.sh')!.mode).toBe(0o100755);
+    expect(byName.get('src/')!.mode & 0o170000).toBe(0o040000);
+    expect(byName.get('link')!.mode).toBe(0o120777);
+    expect(byName.get('link')!.data.toString()).toBe('src/app.txt');
+    // deflate where it pays, store already-compressed and incompressible data
+    expect(byName.get('src/app.txt')!.method).toBe(8);
+    expect(byName.get('big-text.log')!.method).toBe(8);
+    expect(byName.get('src/data.gz')!.method).toBe(0);
+    expect(byName.get('src/random.bin')!.method).toBe(0);
+    expect(byName.get('big-random.bin')!.method).toBe(0);
+    for (const f of ['src/app.txt', 'src/data.gz', 'big-text.log', 'big-random.bin', 'src/empty.txt']) {
+      expect(byName.get(f)!.data.equals(await readFile(path.join(dir, f)))).toBe(true);
+    }
+    execFileSync('unzip', ['-tq', archive.file]);
+  });
+
+  it('is deterministic: same files give the same bytes, whatever the mtimes; sha256 is the file hash', async () => {
+    const dir = await sampleContext();
+    const first = await pack(dir);
+    const again = await pack(dir);
+    const future = new Date('2031-05-06T07:08:09Z');
+    for (const f of ['Dockerfile', 'src/app.txt', 'big-text.log', 'src', 'src/empty']) await utimes(path.join(dir, f), future, future);
+    const touched = await pack(dir);
+    expect(again.bytes.equals(first.bytes)).toBe(true);
+    expect(touched.bytes.equals(first.bytes)).toBe(true);
+    expect(first.archive.sha256).toBe(createHash('sha256').update(first.bytes).digest('hex'));
+    expect(touched.archive.sha256).toBe(first.archive.sha256);
+    expect(first.archive.size).toBe(first.bytes.length);
+
+    await appendFile(path.join(dir, 'src/app.txt'), 'one more line\n');
+    expect((await pack(dir)).archive.sha256).not.toBe(first.archive.sha256);
+  });
+
+  it('fails with ContextError and leaves no archive when a file changes after listing', async () => {
+    const dir = await sampleContext();
+    const entries = await listContext(dir, memoryOutput());
+    const out = path.join(await tempDir(), 'context.zip');
+    await appendFile(path.join(dir, 'big-text.log'), 'grown');
+    await expect(packContext(entries, out, { streamThreshold: 1000 })).rejects.toThrow(/big-text\.log changed while the build context was being packed/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('does not follow a file that became a symlink after listing', async () => {
+    const dir = await sampleContext();
+    const entries = await listContext(dir, memoryOutput());
+    await unlink(path.join(dir, 'src/app.txt'));
+    await symlink('/etc/hostname', path.join(dir, 'src/app.txt'));
+    const err = await packContext(entries, path.join(await tempDir(), 'c.zip')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContextError);
+  });
+
+  it('writes a valid ZIP64 archive for 70,000 files', async () => {
+    const dir = await tempDir();
+    const perDir = 1000;
+    for (let d = 0; d < 70; d++) {
+      const sub = path.join(dir, `d${String(d).padStart(2, '0')}`);
+      mkdirSync(sub);
+      // sync: 70,000 async writes are several times slower
+      for (let i = 0; i < perDir; i++) writeFileSync(path.join(sub, `f${String(i).padStart(4, '0')}.txt`), `${d}/${i}\n`);
+    }
+    const { archive, bytes } = await pack(dir);
+    expect(archive.fileCount).toBe(70_000);
+    expect(archive.entryCount).toBe(70_070);
+
+    // The classic end record says "see ZIP64" (0xffff) and the ZIP64 locator and record carry the real count.
+    const eocd = bytes.subarray(bytes.length - 22);
+    expect(eocd.readUInt32LE(0)).toBe(0x06054b50);
+    expect(eocd.readUInt16LE(10)).toBe(0xffff);
+    const locator = bytes.subarray(bytes.length - 42, bytes.length - 22);
+    expect(locator.readUInt32LE(0)).toBe(0x07064b50);
+    const record = bytes.subarray(Number(locator.readBigUInt64LE(8)));
+    expect(record.readUInt32LE(0)).toBe(0x06064b50);
+    expect(record.readBigUInt64LE(32)).toBe(70_070n);
+
+    const entries = await readZip(archive.file, false);
+    expect(entries).toHaveLength(70_070);
+    expect(entries.at(-1)!.name).toBe('d69/f0999.txt');
+    const listing = execFileSync('zipinfo', ['-1', archive.file], { maxBuffer: 64 * 1024 * 1024 }).toString().trim().split('\n');
+    expect(listing).toHaveLength(70_070);
+    expect(execFileSync('unzip', ['-tq', archive.file]).toString()).toMatch(/No errors detected/);
+  }, 120_000);
+});

@@ -233,10 +233,11 @@ function showPhases(st: FollowState, deps: FollowDeps, final: boolean): void {
   if (final) printEvents(st, out, Infinity);
 }
 
-function printEvents(st: FollowState, out: Output, before: number): void {
+/** Prints pending events stamped up to `until` (inclusive: a fast phase starts and ends in the same millisecond). */
+function printEvents(st: FollowState, out: Output, until: number): void {
   let n = 0;
   for (const e of st.pending) {
-    if ((e.timestamp ?? 0) >= before) break;
+    if ((e.timestamp ?? 0) > until) break;
     for (const line of (e.message ?? '').replace(/\r?\n$/, '').split('\n')) out.info(line);
     n++;
   }

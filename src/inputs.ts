@@ -116,7 +116,7 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     contextDir,
     dockerfile,
     target: readPattern(p, Inputs.Target, get(Inputs.Target), STAGE_NAME, 'a Dockerfile stage name (FROM … AS <name>)'),
-    platform: readPlatform(p, get(Inputs.Platform)),
+    platform: readPlatform(p, get(Inputs.Platform), buildspec === undefined),
     buildArgs,
     secretBuildArgs,
     image: readImage(p, get(Inputs.Image), account, region, gitlab.projectPath),
@@ -373,11 +373,15 @@ function readList(p: Problems, input: InputName, raw: string): string[] | undefi
   return 'items' in r ? r.items : undefined;
 }
 
-function readPlatform(p: Problems, raw: string): string | undefined {
+function readPlatform(p: Problems, raw: string, generatedBuildspec: boolean): string | undefined {
   if (!raw) return undefined;
   const list = raw.split(',').map((s) => s.trim());
   const bad = list.filter((s) => !PLATFORM.test(s));
   if (bad.length > 0) p.add(Inputs.Platform, `"${bad.join('", "')}" is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  // The generated buildspec runs `docker build`, which builds one platform; a custom buildspec may use buildx.
+  else if (list.length > 1 && generatedBuildspec) {
+    p.add(Inputs.Platform, `"${raw}" names ${list.length} platforms, but the generated buildspec builds one: build each platform in its own job (the arm64 project for linux/arm64), or give a buildspec that runs docker buildx`);
+  }
   return list.join(',');
 }
 

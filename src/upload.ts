@@ -65,9 +65,10 @@ async function isUploaded(s3: S3Client, archive: Archive, bucket: string, key: s
   } catch (e) {
     const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 404) return false;
-    // Without s3:ListBucket, S3 answers 403 for a missing key; the upload itself may still be allowed.
+    // The least-privilege role (infra/) has no s3:ListBucket, so S3 answers 403, not 404, for a context
+    // never uploaded. If the role lacks s3:PutObject too, the upload below fails with its own hint.
     if (status === 403) {
-      out.warn('Could not check for an earlier upload of this context (403: the role lacks s3:GetObject or s3:ListBucket); uploading it.');
+      out.info('No earlier upload of this context is readable (403): uploading it.');
       return false;
     }
     throw e;

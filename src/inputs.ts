@@ -189,10 +189,9 @@ function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, role
     p.add(Inputs.IdTokenVariable, `"${variable}" is not a variable name; use the name of the job's id_tokens entry, e.g. GITLAB_OIDC_TOKEN`);
     return undefined;
   }
-  const token = env[variable]?.trim() || undefined;
-  if (token && !roleArn) {
-    p.add(Inputs.RoleArn, `is required because $${variable} holds an OIDC token: set role_arn to the IAM role that trusts this GitLab as an OIDC provider`);
-  }
+  // Without role_arn the token is unused: the template always asks for one, and an empty role_arn means
+  // "use the runner's own AWS credentials" (instance profile, IRSA, environment keys).
+  const token = (roleArn && env[variable]?.trim()) || undefined;
   if (!token && roleArn) {
     p.add(Inputs.IdTokenVariable, `$${variable} is empty, so role ${roleArn} cannot be assumed: add \`id_tokens: ${variable}: {aud: …}\` to the job, or clear role_arn to use the runner's AWS credentials`);
   }

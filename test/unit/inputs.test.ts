@@ -141,6 +141,13 @@ describe('readSettings: valid inputs', () => {
     expect(s.idToken).toBeUndefined();
   });
 
+  it('ignores the OIDC token when role_arn is empty, so the runner’s own credentials are used', () => {
+    // The template always requests a token; an empty role_arn still selects the default chain.
+    const s = readSettings(env({ role_arn: '', s3_bucket: 'bucket', image: 'localhost:5000/app' }), checkout);
+    expect(s.roleArn).toBeUndefined();
+    expect(s.idToken).toBeUndefined();
+  });
+
   it('falls back to AWS_REGION then AWS_DEFAULT_REGION', () => {
     expect(readSettings(env({ aws_region: '' }, { AWS_REGION: 'us-east-2', AWS_DEFAULT_REGION: 'us-west-1' }), checkout).region).toBe('us-east-2');
     expect(readSettings(env({ aws_region: '' }, { AWS_DEFAULT_REGION: 'us-west-1' }), checkout).region).toBe('us-west-1');
@@ -173,7 +180,6 @@ describe('readSettings: invalid inputs name the input', () => {
     ['role name only', { role_arn: 'builder' }, {}, 'role_arn', 'arn:aws:iam::<12-digit account>:role/<name>'],
     ['assumed-role ARN', { role_arn: 'arn:aws:sts::123456789012:assumed-role/x/y' }, {}, 'role_arn', 'not an IAM role ARN'],
     ['partition mismatch', { aws_region: 'cn-north-1' }, {}, 'role_arn', 'arn:aws-cn:iam'],
-    ['token without role', { role_arn: '', s3_bucket: 'b-1', image: 'r.io/a' }, {}, 'role_arn', 'is required because $GITLAB_OIDC_TOKEN'],
     ['role without token', {}, { GITLAB_OIDC_TOKEN: '' }, 'id_token_variable', 'is empty'],
     ['token variable name', { id_token_variable: 'MY-TOKEN' }, {}, 'id_token_variable', '"MY-TOKEN"'],
     ['session too short', { session_duration: '600' }, {}, 'session_duration', 'between 900 and 43200'],

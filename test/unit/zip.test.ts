@@ -178,10 +178,14 @@ describe('packContext', () => {
   it('does not follow a file that became a symlink after listing', async () => {
     const dir = await sampleContext();
     const entries = await listContext(dir, memoryOutput());
+    // same size as the listed file, so only O_NOFOLLOW can notice
+    const outside = path.join(await tempDir(), 'secret.txt');
+    await writeFile(outside, Buffer.alloc(20_000, 's'));
     await unlink(path.join(dir, 'src/app.txt'));
-    await symlink('/etc/hostname', path.join(dir, 'src/app.txt'));
+    await symlink(outside, path.join(dir, 'src/app.txt'));
     const err = await packContext(entries, path.join(await tempDir(), 'c.zip')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ContextError);
+    expect((err as Error).message).toMatch(/src\/app\.txt changed while/);
   });
 
   it('writes a valid ZIP64 archive for 70,000 files', async () => {

@@ -50,7 +50,7 @@ export async function listContext(contextDir: string, out: Output, options: List
   try {
     ignore = new Dockerignore(patterns);
   } catch (e) {
-    throw new ContextError(`${ignoreFile}: ${(e as Error).message}. Fix the pattern (see https://docs.docker.com/build/concepts/context/#dockerignore-files).`);
+    throw new ContextError(`${ignoreFile}: ${(e as Error).message}. Fix the pattern (see https://docs.docker.com/build/concepts/context/#dockerignore-files).`, { cause: e });
   }
   if (ignoreFile !== '.dockerignore') out.info(`Using ${ignoreFile} (Dockerfile-specific ignore file) instead of .dockerignore`);
 
@@ -68,7 +68,7 @@ export async function listContext(contextDir: string, out: Output, options: List
     const shown = walk.escapingLinks.slice(0, 10).map((l) => `  ${l}`);
     if (walk.escapingLinks.length > 10) shown.push(`  … and ${walk.escapingLinks.length - 10} more`);
     throw new ContextError(
-      `The build context has symlinks pointing outside it, which would not exist on CodeBuild:\n${shown.join('\n')}\n` +
+      `The build context has symlinks pointing outside it; their targets are not part of the context and are never sent:\n${shown.join('\n')}\n` +
         'Add each link to .dockerignore, or replace it with a copy of the file it points to.',
     );
   }
@@ -85,7 +85,7 @@ function contextRoot(contextDir: string): string {
     root = realpathSync(contextDir);
     stats = lstatSync(root);
   } catch (e) {
-    throw new ContextError(`Cannot read the build context ${contextDir}: ${(e as Error).message}`);
+    throw new ContextError(`Cannot read the build context ${contextDir}: ${(e as Error).message}`, { cause: e });
   }
   if (!stats.isDirectory()) throw new ContextError(`The build context ${contextDir} is not a directory; set the context input to a directory.`);
   return root;
@@ -96,7 +96,7 @@ function readIgnoreFile(root: string, dockerfile: string): { patterns: string[];
     try {
       return { patterns: readPatterns(readFileSync(path.join(root, file), 'utf8')), file };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ContextError(`Cannot read ${file}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ContextError(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
     }
   }
   return { patterns: [], file: '.dockerignore' };
@@ -107,7 +107,7 @@ function walkDir(walk: Walk, dir: string, dirInfo: MatchInfo | undefined): void 
   try {
     dirents = readdirSync(path.join(walk.root, dir), { withFileTypes: true });
   } catch (e) {
-    throw new ContextError(`Cannot list ${dir || '.'} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`);
+    throw new ContextError(`Cannot list ${dir || '.'} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`, { cause: e });
   }
   for (const d of dirents) {
     const rel = dir ? `${dir}/${d.name}` : d.name;
@@ -135,7 +135,7 @@ function addEntry(walk: Walk, rel: string): void {
   try {
     st = lstatSync(absPath);
   } catch (e) {
-    throw new ContextError(`Cannot read ${rel} in the build context: ${(e as Error).message}`);
+    throw new ContextError(`Cannot read ${rel} in the build context: ${(e as Error).message}`, { cause: e });
   }
   const mode = st.mode;
   if (st.isFile()) {

@@ -107,7 +107,7 @@ function newPattern(raw: string): Pattern | undefined {
   try {
     compiled = compile(p);
   } catch (e) {
-    throw new Error(`invalid pattern "${raw}": ${(e as Error).message}`);
+    throw new Error(`invalid pattern "${raw}": ${(e as Error).message}`, { cause: e });
   }
   const { type, regexp } = compiled;
   const matches = (file: string): boolean => {

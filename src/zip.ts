@@ -270,7 +270,7 @@ async function openEntry(entry: ContextEntry): Promise<FileHandle> {
 function openError(entry: ContextEntry, e: unknown): ContextError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ELOOP' || code === 'ENOENT') return changed(entry);
-  return new ContextError(`Cannot read ${entry.path} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`);
+  return new ContextError(`Cannot read ${entry.path} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`, { cause: e });
 }
 
 function changed(entry: ContextEntry): ContextError {

@@ -11,6 +11,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
+import { parse, stringify } from 'yaml';
 
 export const repoRoot = resolve(__dirname, '../..');
 /** gitlab-ci-local wants a newer Node than the machine's 20: use the node@22 dev dependency. */
@@ -76,6 +77,13 @@ export interface GitlabCiLocalOptions {
   env?: Record<string, string>;
   /** Called with the output so far as it streams, e.g. to cancel a job mid-way. */
   onOutput?: (all: string) => void;
+  /**
+   * Variables for every job, written to `.gitlab-ci-local-variables.yml` (mode 0600) instead of the command
+   * line, where a token would show in `ps`. The file is written after the commit, so it stays untracked.
+   */
+  variablesFile?: Record<string, string>;
+  /** Host environment variables to leave out of gitlab-ci-local's (and so shell jobs') environment, e.g. /^AWS_/. */
+  dropHostEnv?: RegExp;
 }
 
 export interface GitlabCiLocalResult {
@@ -89,10 +97,14 @@ export function gitlabCiLocal(dir: string, args: string[], opts: GitlabCiLocalOp
   const home = join(dir, '.gitlab-ci-local-home');
   mkdirSync(home, { recursive: true });
   const variableArgs = Object.entries(opts.variables ?? {}).flatMap(([k, v]) => ['--variable', `${k}=${v}`]);
+  if (opts.variablesFile) {
+    writeFileSync(join(dir, '.gitlab-ci-local-variables.yml'), stringify(opts.variablesFile), { mode: 0o600 });
+  }
+  const hostEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !opts.dropHostEnv?.test(k)));
   return new Promise((resolvePromise, reject) => {
     const child = spawn(node22, [cli, '--no-color', '--home', home, ...variableArgs, ...args], {
       cwd: dir,
-      env: { ...process.env, NO_COLOR: '1', ...opts.env },
+      env: { ...hostEnv, NO_COLOR: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -120,7 +132,6 @@ export async function previewPipeline(dir: string, opts: GitlabCiLocalOptions = 
   if (code !== 0) throw new Error(`gitlab-ci-local --preview failed (${code}):\n${output}`);
   // The YAML follows a `---` line; progress lines come before it.
   const yamlText = output.slice(output.indexOf('\n---\n') + 5);
-  const { parse } = await import('yaml');
   return parse(yamlText) as Record<string, unknown>;
 }
 

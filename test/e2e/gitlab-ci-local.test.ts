@@ -1,0 +1,170 @@
+/**
+ * The component end to end: a consumer pipeline includes templates/build.yml at the current commit,
+ * gitlab-ci-local runs the build job on the shell executor against the local stack (the real dist/index.js,
+ * verified against the template's pinned sha256), and a later job takes the digest from the dotenv report.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startStack, type Stack } from '../../stack/stack';
+import { gitlabCiLocal, makeComponentRepo, repoRoot } from '../helpers/gitlab-ci-local';
+import { readDotenv, registryDigest } from './helpers';
+
+let stack: Stack;
+
+beforeAll(async () => {
+  // Its own state directory, so a demo or `cli.ts up` stack in .stack/ is left alone.
+  stack = await startStack({ dir: join(repoRoot, '.stack', 'gitlab-ci-local'), phaseDelayMs: 50 });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const MANIFEST_TYPES = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+].join(', ');
+
+/** The component's inputs that point a build at the stack; examples/hello is the context. */
+function buildInputs(jobName: string, repository: string, extra: Record<string, unknown> = {}) {
+  return {
+    job_name: jobName,
+    aws_region: stack.region,
+    role_arn: stack.roleArn,
+    project_name: stack.projectName,
+    context: 'examples/hello',
+    image: `${stack.registry}/${repository}`,
+    tags: ['$CI_COMMIT_SHORT_SHA', 'latest'],
+    build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`],
+    // The checkout's copy of dist/index.js, as a consumer's mirror would serve it.
+    script_url: 'dist/index.js',
+    ...extra,
+  };
+}
+
+/**
+ * A later job's script: prints what it got by dotenv, asks the registry for the tag's digest over its HTTP API
+ * and fails unless the two agree.
+ */
+function checkScript(variable: string, repository: string): string[] {
+  const url = `http://${stack.registry}/v2/${repository}/manifests/latest`;
+  return [
+    `echo "SEEN ${variable}=$${variable}"`,
+    `served=$(curl -fsSI -H 'Accept: ${MANIFEST_TYPES}' '${url}' | tr -d '\\r' | sed -n 's/^docker-content-digest: //Ip')`,
+    `echo "SERVED ${repository}=$served"`,
+    `test -n "$${variable}" && test "$served" = "$${variable}"`,
+  ];
+}
+
+/** A consumer pipeline run to its end: gitlab-ci-local's output, the token the jobs got, and the checkout. */
+interface ConsumerRun {
+  code: number | null;
+  output: string;
+  token: string;
+  dir: string;
+  remove(): void;
+}
+
+/** Runs the whole consumer pipeline in a new checkout; the caller removes it. */
+async function runConsumer(pipeline: Record<string, unknown>): Promise<ConsumerRun> {
+  const repo = makeComponentRepo({ copy: ['examples/hello', 'dist/index.js'], files: { '.gitlab-ci.yml': stringify(pipeline) } });
+  try {
+    const token = await stack.signToken();
+    // No GitLab API exists to watch the job through, so no job token.
+    const result = await gitlabCiLocal(repo.dir, ['--force-shell-executor', '--unset-variable', 'CI_JOB_TOKEN'], {
+      variablesFile: {
+        ...stack.env,
+        // gitlab-ci-local has no id_tokens: the token arrives as the variable id_tokens would fill.
+        GITLAB_OIDC_TOKEN: token,
+        // gitlab-ci-local gives shell jobs the docker executor's /builds/<path>; they run in the checkout itself.
+        CI_PROJECT_DIR: repo.dir,
+      },
+      // The host's AWS settings (e.g. AWS_CA_BUNDLE) and CI variables must not reach the program.
+      dropHostEnv: /^(AWS_|CI_|GITLAB_|CODEBUILD_IMAGE_)/,
+      timeoutMs: 180_000,
+    });
+    return { ...result, token, dir: repo.dir, remove: repo.remove };
+  } catch (e) {
+    repo.remove();
+    throw e;
+  }
+}
+
+/** `SEEN NAME=value` lines of the check job, by NAME. */
+function seen(output: string): Record<string, string> {
+  return Object.fromEntries([...output.matchAll(/SEEN (\w+)=(\S*)/g)].map((m) => [m[1], m[2]]));
+}
+
+describe('templates/build.yml through gitlab-ci-local against the local stack', () => {
+  it('builds and pushes, and a later job gets the digest the registry serves by dotenv', async () => {
+    const result = await runConsumer({
+      include: [{ component: '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA', inputs: buildInputs('build-image', 'group/hello') }],
+      'check-digest': { stage: 'test', needs: ['build-image'], script: checkScript('IMAGE_DIGEST', 'group/hello') },
+    });
+    const { output } = result;
+    expect(result.code, output).toBe(0);
+    expect(output).toMatch(/PASS\s+build-image/);
+    expect(output).toMatch(/PASS\s+check-digest/);
+
+    const digest = seen(output).IMAGE_DIGEST;
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const sha = (await import('node:child_process')).execFileSync('git', ['rev-parse', '--short=8', 'HEAD'], { cwd: result.dir, encoding: 'utf8' }).trim();
+    for (const tag of ['latest', sha]) {
+      expect(await registryDigest(stack.registry, 'group/hello', tag), tag).toBe(digest);
+    }
+    const dotenv = readDotenv(join(result.dir, '.codebuild-image/build-image/build.env'));
+    expect(dotenv.IMAGE_REF).toBe(`${stack.registry}/group/hello@${digest}`);
+    // The job ran the real program (its log), not a stand-in, and no secret reached the log.
+    expect(output).toContain('hello from the RUN step');
+    expect(output).not.toContain(await stack.signToken());
+  });
+
+  it('keeps two includes apart: job names, report directories and prefixed dotenv names', async () => {
+    const component = '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA';
+    const result = await runConsumer({
+      include: [
+        { component, inputs: buildInputs('build-first', 'group/first', { build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`, 'GREETING=first'] }) },
+        {
+          component,
+          inputs: buildInputs('build-second', 'group/second', {
+            build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`, 'GREETING=second'],
+            dotenv_prefix: 'SECOND_',
+          }),
+        },
+      ],
+      'check-both': {
+        stage: 'test',
+        needs: ['build-first', 'build-second'],
+        script: [...checkScript('IMAGE_DIGEST', 'group/first'), ...checkScript('SECOND_IMAGE_DIGEST', 'group/second')],
+      },
+    });
+    const { output } = result;
+    expect(result.code, output).toBe(0);
+    for (const job of ['build-first', 'build-second', 'check-both']) expect(output).toMatch(new RegExp(`PASS\\s+${job}`));
+
+    const got = seen(output);
+    expect(got.IMAGE_DIGEST).toBe(await registryDigest(stack.registry, 'group/first', 'latest'));
+    expect(got.SECOND_IMAGE_DIGEST).toBe(await registryDigest(stack.registry, 'group/second', 'latest'));
+    // Different build args, different images: a shared report file would show one digest twice.
+    expect(got.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(got.SECOND_IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(got.SECOND_IMAGE_DIGEST).not.toBe(got.IMAGE_DIGEST);
+
+    const first = readDotenv(join(result.dir, '.codebuild-image/build-first/build.env'));
+    const second = readDotenv(join(result.dir, '.codebuild-image/build-second/build.env'));
+    expect(Object.keys(first)).toContain('IMAGE_DIGEST');
+    expect(Object.keys(second).every((k) => k.startsWith('SECOND_')), Object.keys(second).join()).toBe(true);
+    const records = ['build-first', 'build-second'].map((job) => JSON.parse(result.read(`.codebuild-image/${job}/build.json`)));
+    expect(records.map((r) => r.image)).toEqual([`${stack.registry}/group/first`, `${stack.registry}/group/second`]);
+    expect(records[0].buildId).not.toBe(records[1].buildId);
+    // Each job's artifacts hold only its own report.
+    expect(result.exists('.gitlab-ci-local/artifacts/build-first/.codebuild-image/build-first/build.json')).toBe(true);
+    expect(result.exists('.gitlab-ci-local/artifacts/build-first/.codebuild-image/build-second')).toBe(false);
+    expect(result.exists('.gitlab-ci-local/artifacts/build-second/.codebuild-image/build-second/build.json')).toBe(true);
+  });
+});

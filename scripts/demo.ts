@@ -2,9 +2,9 @@
  * The demo behind `npm run demo` (scripts/demo.sh runs ensure-deps first): starts the local stack, builds
  * examples/hello through the component, prints the pushed image with its digest, and stops the stack.
  *
- * The job runs either through gitlab-ci-local on templates/build.yml (the real thing: inputs, variables, script)
- * or, until the template is stamped with dist/index.js's sha256, as `node dist/index.js` with the variables the
- * template's job sets.
+ * The job runs through gitlab-ci-local on templates/build.yml (the real thing: inputs, variables, the script that
+ * checks dist/index.js against the template's pinned sha256), or with DEMO_RUNNER=node as `node dist/index.js`
+ * with the variables the template's job sets.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,9 +15,7 @@ import { REPO_ROOT } from '../stack/paths';
 import { manifestDigest } from '../stack/registry';
 import { startStack, type Stack } from '../stack/stack';
 
-// TODO(lead): make the default 'gitlab-ci-local' once `npm run build` stamps templates/build.yml with
-// dist/index.js's sha256 (verified with a stamped copy: the job passes). DEMO_RUNNER overrides it.
-const RUNNER = process.env.DEMO_RUNNER === 'gitlab-ci-local' ? 'gitlab-ci-local' : 'node';
+const RUNNER = process.env.DEMO_RUNNER === 'node' ? 'node' : 'gitlab-ci-local';
 
 const JOB_NAME = 'build-image';
 const REPOSITORY = 'group/hello';

@@ -126,6 +126,8 @@ describe('dist/index.js under injected AWS faults', () => {
       expect(jobLines.filter((l) => l.endsWith(`Entering phase ${phase}`))).toHaveLength(1);
     }
     expect(jobLines.filter((l) => l.startsWith('Successfully built '))).toHaveLength(1);
-    expectBuildLogOnce(jobLines, await storedLog(buildId));
+    const buildLines = await storedLog(buildId);
+    expect(buildLines.filter((l) => /^line-\d{3}$/.test(l))).toEqual(NUMBERED);
+    expectBuildLogOnce(jobLines, buildLines);
   });
 });

@@ -81,9 +81,10 @@ async function runConsumer(pipeline: Record<string, unknown>): Promise<ConsumerR
         ...stack.env,
         // gitlab-ci-local has no id_tokens: the token arrives as the variable id_tokens would fill.
         GITLAB_OIDC_TOKEN: token,
-        // gitlab-ci-local gives shell jobs the docker executor's /builds/<path>; they run in the checkout itself.
-        CI_PROJECT_DIR: repo.dir,
       },
+      // gitlab-ci-local gives shell jobs the docker executor's /builds/<path>; they run in the checkout itself.
+      // (On the command line: the variables file would take an existing path for a file variable.)
+      variables: { CI_PROJECT_DIR: repo.dir },
       // The host's AWS settings (e.g. AWS_CA_BUNDLE) and CI variables must not reach the program.
       dropHostEnv: /^(AWS_|CI_|GITLAB_|CODEBUILD_IMAGE_)/,
       timeoutMs: 180_000,
@@ -95,47 +96,48 @@ async function runConsumer(pipeline: Record<string, unknown>): Promise<ConsumerR
   }
 }
 
-/** `SEEN NAME=value` lines of the check job, by NAME. */
+/** What the check job printed on its `SEEN NAME=value` lines (`> ` marks output, not the echoed command), by NAME. */
 function seen(output: string): Record<string, string> {
-  return Object.fromEntries([...output.matchAll(/SEEN (\w+)=(\S*)/g)].map((m) => [m[1], m[2]]));
+  return Object.fromEntries([...output.matchAll(/> SEEN (\w+)=(\S*)$/gm)].map((m) => [m[1], m[2]]));
 }
+
+const component = '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA';
+const file = (run: ConsumerRun, path: string) => join(run.dir, path);
 
 describe('templates/build.yml through gitlab-ci-local against the local stack', () => {
   it('builds and pushes, and a later job gets the digest the registry serves by dotenv', async () => {
-    const result = await runConsumer({
-      include: [{ component: '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA', inputs: buildInputs('build-image', 'group/hello') }],
+    const run = await runConsumer({
+      include: [{ component, inputs: buildInputs('build-image', 'group/hello') }],
       'check-digest': { stage: 'test', needs: ['build-image'], script: checkScript('IMAGE_DIGEST', 'group/hello') },
     });
-    const { output } = result;
-    expect(result.code, output).toBe(0);
-    expect(output).toMatch(/PASS\s+build-image/);
-    expect(output).toMatch(/PASS\s+check-digest/);
+    try {
+      const { output } = run;
+      expect(run.code, output).toBe(0);
+      expect(output).toMatch(/PASS\s+build-image/);
+      expect(output).toMatch(/PASS\s+check-digest/);
+      // The job ran the real program (the Dockerfile's RUN step is in its log), and the token stayed out of it.
+      expect(output).toContain('hello from the RUN step');
+      expect(output).not.toContain(run.token);
 
-    const digest = seen(output).IMAGE_DIGEST;
-    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    const sha = (await import('node:child_process')).execFileSync('git', ['rev-parse', '--short=8', 'HEAD'], { cwd: result.dir, encoding: 'utf8' }).trim();
-    for (const tag of ['latest', sha]) {
-      expect(await registryDigest(stack.registry, 'group/hello', tag), tag).toBe(digest);
+      const digest = seen(output).IMAGE_DIGEST;
+      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const shortSha = execFileSync('git', ['rev-parse', '--short=8', 'HEAD'], { cwd: run.dir, encoding: 'utf8' }).trim();
+      for (const tag of ['latest', shortSha]) {
+        expect(await registryDigest(stack.registry, 'group/hello', tag), tag).toBe(digest);
+      }
+      const dotenv = readDotenv(file(run, '.codebuild-image/build-image/build.env'));
+      expect(dotenv.IMAGE_REF).toBe(`${stack.registry}/group/hello@${digest}`);
+    } finally {
+      run.remove();
     }
-    const dotenv = readDotenv(join(result.dir, '.codebuild-image/build-image/build.env'));
-    expect(dotenv.IMAGE_REF).toBe(`${stack.registry}/group/hello@${digest}`);
-    // The job ran the real program (its log), not a stand-in, and no secret reached the log.
-    expect(output).toContain('hello from the RUN step');
-    expect(output).not.toContain(await stack.signToken());
   });
 
   it('keeps two includes apart: job names, report directories and prefixed dotenv names', async () => {
-    const component = '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA';
-    const result = await runConsumer({
+    const buildArgs = (greeting: string) => [`BASE_IMAGE=${stack.baseImage ?? ''}`, `GREETING=${greeting}`];
+    const run = await runConsumer({
       include: [
-        { component, inputs: buildInputs('build-first', 'group/first', { build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`, 'GREETING=first'] }) },
-        {
-          component,
-          inputs: buildInputs('build-second', 'group/second', {
-            build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`, 'GREETING=second'],
-            dotenv_prefix: 'SECOND_',
-          }),
-        },
+        { component, inputs: buildInputs('build-first', 'group/first', { build_args: buildArgs('first') }) },
+        { component, inputs: buildInputs('build-second', 'group/second', { build_args: buildArgs('second'), dotenv_prefix: 'SECOND_' }) },
       ],
       'check-both': {
         stage: 'test',
@@ -143,28 +145,36 @@ describe('templates/build.yml through gitlab-ci-local against the local stack', 
         script: [...checkScript('IMAGE_DIGEST', 'group/first'), ...checkScript('SECOND_IMAGE_DIGEST', 'group/second')],
       },
     });
-    const { output } = result;
-    expect(result.code, output).toBe(0);
-    for (const job of ['build-first', 'build-second', 'check-both']) expect(output).toMatch(new RegExp(`PASS\\s+${job}`));
+    try {
+      const { output } = run;
+      expect(run.code, output).toBe(0);
+      for (const job of ['build-first', 'build-second', 'check-both']) expect(output).toMatch(new RegExp(`PASS\\s+${job}`));
 
-    const got = seen(output);
-    expect(got.IMAGE_DIGEST).toBe(await registryDigest(stack.registry, 'group/first', 'latest'));
-    expect(got.SECOND_IMAGE_DIGEST).toBe(await registryDigest(stack.registry, 'group/second', 'latest'));
-    // Different build args, different images: a shared report file would show one digest twice.
-    expect(got.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(got.SECOND_IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(got.SECOND_IMAGE_DIGEST).not.toBe(got.IMAGE_DIGEST);
+      const got = seen(output);
+      expect(got.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(got.SECOND_IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(got.IMAGE_DIGEST).toBe(await registryDigest(stack.registry, 'group/first', 'latest'));
+      expect(got.SECOND_IMAGE_DIGEST).toBe(await registryDigest(stack.registry, 'group/second', 'latest'));
+      // Different build args make different images: one report overwriting the other would show one digest twice.
+      expect(got.SECOND_IMAGE_DIGEST).not.toBe(got.IMAGE_DIGEST);
 
-    const first = readDotenv(join(result.dir, '.codebuild-image/build-first/build.env'));
-    const second = readDotenv(join(result.dir, '.codebuild-image/build-second/build.env'));
-    expect(Object.keys(first)).toContain('IMAGE_DIGEST');
-    expect(Object.keys(second).every((k) => k.startsWith('SECOND_')), Object.keys(second).join()).toBe(true);
-    const records = ['build-first', 'build-second'].map((job) => JSON.parse(result.read(`.codebuild-image/${job}/build.json`)));
-    expect(records.map((r) => r.image)).toEqual([`${stack.registry}/group/first`, `${stack.registry}/group/second`]);
-    expect(records[0].buildId).not.toBe(records[1].buildId);
-    // Each job's artifacts hold only its own report.
-    expect(result.exists('.gitlab-ci-local/artifacts/build-first/.codebuild-image/build-first/build.json')).toBe(true);
-    expect(result.exists('.gitlab-ci-local/artifacts/build-first/.codebuild-image/build-second')).toBe(false);
-    expect(result.exists('.gitlab-ci-local/artifacts/build-second/.codebuild-image/build-second/build.json')).toBe(true);
+      const first = readDotenv(file(run, '.codebuild-image/build-first/build.env'));
+      const second = readDotenv(file(run, '.codebuild-image/build-second/build.env'));
+      expect(first.IMAGE_DIGEST).toBe(got.IMAGE_DIGEST);
+      expect(Object.keys(second).length).toBeGreaterThan(0);
+      expect(Object.keys(second).filter((k) => !k.startsWith('SECOND_'))).toEqual([]);
+      const records = ['build-first', 'build-second'].map((job) => JSON.parse(readFileSync(file(run, `.codebuild-image/${job}/build.json`), 'utf8')));
+      expect(records.map((r) => r.image)).toEqual([`${stack.registry}/group/first`, `${stack.registry}/group/second`]);
+      expect(records[0].buildId).not.toBe(records[1].buildId);
+      // Each job's artifacts hold its own report and not the other's.
+      const artifacts = (job: string, other: string) => [
+        existsSync(file(run, `.gitlab-ci-local/artifacts/${job}/.codebuild-image/${job}/build.json`)),
+        existsSync(file(run, `.gitlab-ci-local/artifacts/${job}/.codebuild-image/${other}`)),
+      ];
+      expect(artifacts('build-first', 'build-second')).toEqual([true, false]);
+      expect(artifacts('build-second', 'build-first')).toEqual([true, false]);
+    } finally {
+      run.remove();
+    }
   });
 });

@@ -49,7 +49,7 @@ async function build(settings: Settings, buildspec: string, clients: Clients, ou
   const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
   try {
     out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
-    const entries = await listContext(settings.contextDir, out);
+    const entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile });
     const archive = await packContext(entries, join(workDir, 'context.zip'));
     out.sectionEnd('context');
     const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { stripVTControlCharacters } from 'node:util';
 import { join, resolve } from 'node:path';
 import type { Stack } from '../../stack/stack';
 
@@ -116,9 +117,7 @@ export async function registryDigest(registry: string, repository: string, tag: 
   return res.ok ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
 }
 
-/** Strips GitLab section markers and ANSI colours, for assertions on the visible log. */
+/** Strips ANSI colours and GitLab section markers, for assertions on the visible log. */
 export function visible(output: string): string {
-  return output
-    .replace(/\u001b\[0Ksection_(start|end):\d+:[^\r\n]*\r\u001b\[0K/g, '')
-    .replace(/\u001b\[[0-9;]*[A-Za-z]/g, '');
+  return stripVTControlCharacters(output).replace(/section_(start|end):\d+:[^\r\n]*\r/g, '');
 }

@@ -15,8 +15,8 @@ import { readSettings } from './inputs';
 import { followBuild } from './logs';
 import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
 import type { Settings } from './settings';
-import { uploadContext } from './upload';
-import { packContext } from './zip';
+import { type Upload, uploadContext } from './upload';
+import { type Archive, packContext } from './zip';
 
 /** Runs `index.js [build|stop]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
@@ -29,9 +29,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
     const checkout = env.CI_PROJECT_DIR ?? process.cwd();
     const settings = readSettings(env, checkout);
     if (command === 'stop') return await stop(settings, await connect(settings, out), out);
-    // Read before any AWS call: a bad buildspec file is bad input.
+    // The buildspec and the context are read before any AWS call: a problem with either is bad input.
     const buildspec = resolveBuildspec(settings, checkout);
-    return await build(settings, buildspec, await connect(settings, out), out);
+    const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
+    try {
+      const archive = await pack(settings, join(workDir, 'context.zip'), out);
+      return await build(settings, buildspec, archive, await connect(settings, out), out);
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
   } catch (e) {
     return fail(e, out);
   }
@@ -45,47 +51,39 @@ async function connect(settings: Settings, out: Output): Promise<Clients> {
   return clients;
 }
 
-async function build(settings: Settings, buildspec: string, clients: Clients, out: Output): Promise<ExitCode> {
-  const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
+async function pack(settings: Settings, file: string, out: Output): Promise<Archive> {
+  out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
+  const entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile });
+  const archive = await packContext(entries, file);
+  out.sectionEnd('context');
+  return archive;
+}
+
+async function build(settings: Settings, buildspec: string, archive: Archive, clients: Clients, out: Output): Promise<ExitCode> {
+  const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);
+  // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
+  const watcher = watchCancellation({ out, job: settings.gitlab });
   try {
-    out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
-    const entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile });
-    const archive = await packContext(entries, join(workDir, 'context.zip'));
-    out.sectionEnd('context');
-    const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);
+    const started = await startBuild(clients.codebuild, startBuildInput(settings, upload, buildspec));
+    const buildId = started.id ?? '';
+    writeBuildId(settings.reportDir, buildId);
+    out.info(`CodeBuild build ${buildId}`);
+    out.info(`Console: ${consoleUrl(settings.region, started)}`);
 
-    // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
-    const watcher = watchCancellation({ out, job: settings.gitlab });
-    try {
-      const started = await startBuild(clients.codebuild, startBuildInput(settings, upload, buildspec));
-      const buildId = started.id ?? '';
-      writeBuildId(settings.reportDir, buildId);
-      out.info(`CodeBuild build ${buildId}`);
-      out.info(`Console: ${consoleUrl(settings.region, started)}`);
-
-      const abort = new AbortController();
-      void watcher.cancelled.then((reason) => abort.abort(reason));
-      let final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, buildId, abort.signal);
-      if (abort.signal.aborted && !final.buildComplete) {
-        out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
-        final = await stopBuild(clients.codebuild, buildId, out);
-      }
-      return finish(settings, final, archive, upload, out);
-    } finally {
-      watcher.dispose();
+    const abort = new AbortController();
+    void watcher.cancelled.then((reason) => abort.abort(reason));
+    let final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, buildId, abort.signal);
+    if (abort.signal.aborted && !final.buildComplete) {
+      out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
+      final = await stopBuild(clients.codebuild, buildId, out);
     }
+    return finish(settings, final, archive, upload, out);
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    watcher.dispose();
   }
 }
 
-function finish(
-  settings: Settings,
-  final: Build,
-  archive: Parameters<typeof buildRecord>[2],
-  upload: Parameters<typeof buildRecord>[3],
-  out: Output,
-): ExitCode {
+function finish(settings: Settings, final: Build, archive: Archive, upload: Upload, out: Output): ExitCode {
   const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
   writeReports(settings.reportDir, record, settings.dotenvPrefix);
   if (record.status === 'SUCCEEDED' && record.imageRef) {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
@@ -137,6 +137,17 @@ describe('dist/index.js against the local stack', () => {
     expect(result.code).toBe(2);
     expect(log).toContain('tags');
     expect(log).toContain('build_timeout');
+    expect(await fakeCalls()).toEqual(before);
+  });
+
+  it('refuses a symlink that leaves the context, before any AWS call', async () => {
+    const leaky = await job();
+    symlinkSync('/etc/hostname', join(leaky.dir, 'host-file'));
+    const before = await fakeCalls();
+    const result = await runAction(leaky);
+    const log = visible(result.output);
+    expect(result.code).toBe(2);
+    expect(log).toContain('host-file');
     expect(await fakeCalls()).toEqual(before);
   });
 });

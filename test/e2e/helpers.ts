@@ -102,20 +102,7 @@ export function readDotenv(file: string): Record<string, string> {
 }
 
 /** The manifest digest the registry serves for `repository:tag`, from its HTTP API. */
-export async function registryDigest(registry: string, repository: string, tag: string): Promise<string | undefined> {
-  const res = await fetch(`http://${registry}/v2/${repository}/manifests/${tag}`, {
-    method: 'HEAD',
-    headers: {
-      accept: [
-        'application/vnd.docker.distribution.manifest.v2+json',
-        'application/vnd.docker.distribution.manifest.list.v2+json',
-        'application/vnd.oci.image.manifest.v1+json',
-        'application/vnd.oci.image.index.v1+json',
-      ].join(', '),
-    },
-  });
-  return res.ok ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
-}
+export { manifestDigest as registryDigest } from '../../stack/registry';
 
 /** Strips ANSI colours and GitLab section markers, for assertions on the visible log. */
 export function visible(output: string): string {

@@ -14,6 +14,7 @@ import { DOCKER_CLI, docker } from '../stack/docker';
 import { REPO_ROOT } from '../stack/paths';
 import { manifestDigest } from '../stack/registry';
 import { startStack, type Stack } from '../stack/stack';
+import { readDotenv } from '../test/helpers/dotenv';
 
 const RUNNER = process.env.DEMO_RUNNER === 'node' ? 'node' : 'gitlab-ci-local';
 
@@ -144,15 +145,6 @@ function runNode(stack: Stack, project: string, token: string, sha: string): Pro
     CODEBUILD_IMAGE_REPORT_DIR: `.codebuild-image/${inputs.job_name}`,
   };
   return run(process.execPath, [DIST], project, env);
-}
-
-function readDotenv(file: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) vars[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return vars;
 }
 
 async function demo(stack: Stack): Promise<number> {

@@ -36,8 +36,6 @@ export const awsCalls = {
   GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/logs.ts'] },
 } as const satisfies Record<string, AwsCall>;
 
-export type AwsCallName = keyof typeof awsCalls;
-
 /**
  * Credential providers that exchange the GitLab ID token. Their STS call is unsigned: the role's trust policy, not
  * its permissions, allows it.

@@ -11,7 +11,7 @@ import {
   type StartBuildCommandInput,
 } from '@aws-sdk/client-codebuild';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BuildEnv, IMAGE_REF_VARIABLE } from './buildspec';
+import { BuildEnv } from './buildspec';
 import type { Output } from './console';
 import { AwsStepError, awsStep } from './errors';
 import type { Settings } from './settings';
@@ -133,25 +133,21 @@ export function exportedVariable(build: Build, name: string): string | undefined
   return build.exportedEnvironmentVariables?.find((v) => v.name === name)?.value || undefined;
 }
 
-/** `<repository>@<digest>` as exported by the generated buildspec. */
-export function exportedImageRef(build: Build): string | undefined {
-  return exportedVariable(build, IMAGE_REF_VARIABLE);
-}
-
-function consoleHost(partition: string, region: string): string {
-  if (partition === 'aws-cn') return `${region}.console.amazonaws.cn`;
-  if (partition === 'aws-us-gov') return `${region}.console.amazonaws-us-gov.com`;
+/** The AWS console's host for a region, in its partition (China and GovCloud have their own). */
+export function consoleHost(region: string): string {
+  if (region.startsWith('cn-')) return `${region}.console.amazonaws.cn`;
+  if (region.startsWith('us-gov-')) return `${region}.console.amazonaws-us-gov.com`;
   return `${region}.console.aws.amazon.com`;
 }
 
-/** The build's page in the AWS console; the account and partition come from the build ARN. */
+/** The build's page in the AWS console; the account comes from the build ARN. */
 export function consoleUrl(region: string, build: Build): string {
   // arn:<partition>:codebuild:<region>:<account>:build/<project>:<uuid>
-  const [, partition = 'aws', , , account = ''] = (build.arn ?? '').split(':');
+  const [, , , , account = ''] = (build.arn ?? '').split(':');
   const id = build.id ?? '';
   const project = build.projectName ?? id.slice(0, id.lastIndexOf(':'));
   return (
-    `https://${consoleHost(partition, region)}/codesuite/codebuild/${account}/projects/` +
+    `https://${consoleHost(region)}/codesuite/codebuild/${account}/projects/` +
     `${encodeURIComponent(project)}/build/${encodeURIComponent(id)}/?region=${region}`
   );
 }

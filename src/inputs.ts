@@ -313,24 +313,24 @@ function readContext(p: Problems, given: string, checkout: string | undefined): 
   return '';
 }
 
+/** The POSIX path, relative to `root`, of the file `given` names inside `root`; undefined after adding a problem. */
+function readFileInside(p: Problems, input: InputName, root: string, given: string, fix: string): string | undefined {
+  const r = resolveInside(root, given);
+  if ('problem' in r) p.add(input, `${r.problem}; ${fix}`);
+  else if (!fs.statSync(r.real).isFile()) p.add(input, `"${given}" is not a file`);
+  else return toPosix(path.relative(root, r.real));
+  return undefined;
+}
+
 function readDockerfile(p: Problems, given: string, contextDir: string, userBuildspec: boolean): string {
   const normalized = path.posix.normalize(toPosix(given));
   if (userBuildspec || !contextDir) return normalized;
-  const r = resolveInside(contextDir, given);
-  if ('problem' in r) p.add(Inputs.Dockerfile, `${r.problem}; give the Dockerfile path relative to the context directory`);
-  else if (!fs.statSync(r.real).isFile()) p.add(Inputs.Dockerfile, `"${given}" is not a file`);
-  else return toPosix(path.relative(contextDir, r.real));
-  return normalized;
+  return readFileInside(p, Inputs.Dockerfile, contextDir, given, 'give the Dockerfile path relative to the context directory') ?? normalized;
 }
 
 function readBuildspec(p: Problems, given: string, checkout: string | undefined): string | undefined {
-  if (!given) return undefined;
-  if (!checkout) return given;
-  const r = resolveInside(checkout, given);
-  if ('problem' in r) p.add(Inputs.Buildspec, `${r.problem}; give a file of the repository, relative to its root`);
-  else if (!fs.statSync(r.real).isFile()) p.add(Inputs.Buildspec, `"${given}" is not a file`);
-  else return toPosix(path.relative(checkout, r.real));
-  return given;
+  if (!given || !checkout) return given || undefined;
+  return readFileInside(p, Inputs.Buildspec, checkout, given, 'give a file of the repository, relative to its root') ?? given;
 }
 
 function readReportDir(p: Problems, given: string, checkout: string | undefined): string {

@@ -250,10 +250,13 @@ function closePhase(out: Output, id: string, p: BuildPhase, build: Build | undef
     (p.startTime && p.endTime ? Math.round((p.endTime.getTime() - p.startTime.getTime()) / 1000) : undefined);
   out.info(`${p.phaseType} ${status}${seconds === undefined ? '' : ` (${formatDuration(seconds)})`}`);
   out.sectionEnd(id);
-  if (status !== 'SUCCEEDED' && status !== 'ENDED') {
-    const why = (p.contexts ?? []).map((c) => [c.statusCode, c.message].filter(Boolean).join(': ')).filter(Boolean);
-    out.error(`Phase ${p.phaseType} ${status}${why.length ? `: ${why.join('; ')}` : ''}`);
-  }
+  if (status !== 'SUCCEEDED' && status !== 'ENDED') out.error(phaseFailure(p, status));
+}
+
+/** `Phase BUILD FAILED: COMMAND_EXECUTION_ERROR: …`: the phase, its status and CodeBuild's reasons. */
+export function phaseFailure(p: BuildPhase, status = p.phaseStatus ?? 'ENDED'): string {
+  const why = (p.contexts ?? []).map((c) => [c.statusCode, c.message].filter(Boolean).join(': ')).filter(Boolean);
+  return `Phase ${p.phaseType} ${status}${why.length ? `: ${why.join('; ')}` : ''}`;
 }
 
 export function formatDuration(seconds: number): string {

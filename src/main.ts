@@ -12,7 +12,7 @@ import { listContext } from './context';
 import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError } from './errors';
 import { readSettings } from './inputs';
-import { followBuild } from './logs';
+import { followBuild, phaseFailure } from './logs';
 import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
 import type { Settings } from './settings';
 import { type Upload, uploadContext } from './upload';
@@ -76,6 +76,9 @@ async function build(settings: Settings, buildspec: string, archive: Archive, cl
     if (abort.signal.aborted && !final.buildComplete) {
       out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
       final = await stopBuild(clients.codebuild, buildId, out);
+      // The follower left before this phase ended, so it did not print it (it does for every other failure).
+      const interrupted = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
+      if (interrupted) out.error(phaseFailure(interrupted));
     }
     return finish(settings, final, archive, upload, out);
   } finally {
@@ -92,11 +95,7 @@ function finish(settings: Settings, final: Build, archive: Archive, upload: Uplo
     out.info(`Build status: ${record.status}`);
     return ExitCode.Success;
   }
-  const failed = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
-  if (failed) {
-    const message = failed.contexts?.map((c) => c.message).filter(Boolean).join('; ');
-    out.error(`Phase ${failed.phaseType} ${failed.phaseStatus}${message ? `: ${message}` : ''}`);
-  } else if (record.status === 'SUCCEEDED') {
+  if (record.status === 'SUCCEEDED') {
     out.error(
       `The build succeeded but exported no valid ${settings.digestVariable}: ` +
         `a custom buildspec must list it under env: exported-variables and set it to the pushed digest (sha256:…).`,

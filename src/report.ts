@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Build } from '@aws-sdk/client-codebuild';
+import { consoleHost, exportedVariable } from './codebuild';
 import type { Settings } from './settings';
 import type { Upload } from './upload';
 import type { Archive } from './zip';
@@ -59,7 +60,7 @@ export class ReportError extends Error {
 }
 
 export function buildRecord(s: Settings, build: Build, archive: Archive, upload: Upload, consoleUrl: string): BuildRecord {
-  const exported = build.exportedEnvironmentVariables?.find((v) => v.name === s.digestVariable)?.value?.trim();
+  const exported = exportedVariable(build, s.digestVariable)?.trim();
   const digest = exported && DIGEST.test(exported) ? exported : undefined;
   const record: BuildRecord = {
     buildId: build.id ?? '',
@@ -95,12 +96,7 @@ export function buildRecord(s: Settings, build: Build, archive: Archive, upload:
 export function imagePageUrl(s: Settings, digest: string | undefined): string | undefined {
   const { ecr, registry, path: repo } = s.image;
   if (ecr) {
-    const host = ecr.region.startsWith('cn-')
-      ? `${ecr.region}.console.amazonaws.cn`
-      : ecr.region.startsWith('us-gov-')
-        ? `${ecr.region}.console.amazonaws-us-gov.com`
-        : `${ecr.region}.console.aws.amazon.com`;
-    const base = `https://${host}/ecr/repositories/private/${ecr.account}/${repo}`;
+    const base = `https://${consoleHost(ecr.region)}/ecr/repositories/private/${ecr.account}/${repo}`;
     return `${digest ? `${base}/_/image/${digest}/details` : base}?region=${ecr.region}`;
   }
   if (registry === 'docker.io') return repo.startsWith('library/') ? `https://hub.docker.com/_/${repo.slice(8)}` : `https://hub.docker.com/r/${repo}`;

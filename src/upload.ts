@@ -81,7 +81,7 @@ function uploadHint(e: unknown, bucket: string, key: string): string | undefined
     case 'AccessDenied':
     case 'Forbidden':
       return (
-        `The AWS identity may not write the context: allow s3:PutObject (and s3:GetObject, s3:ListBucket for the ` +
+        `The AWS identity may not write the context: allow s3:PutObject (and s3:GetObject for the ` +
         `unchanged-context check) on arn:aws:s3:::${bucket}/${key.replace(/[^/]+$/, '*')}; with SSE-KMS also kms:GenerateDataKey.`
       );
     case 'NoSuchBucket':

@@ -217,6 +217,11 @@ function prepareSmall(entry: ContextEntry, level: number): Prepared {
   // per file small (the result is a slice that keeps its whole chunk alive, 16 KiB by default).
   const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(data.length))));
   const deflated = zlib.deflateRawSync(data, { level, windowBits, chunkSize: Math.max(64, data.length + 64) });
+  return smaller(entry, crc, data, deflated);
+}
+
+/** Deflated, unless deflate did not shrink the data: then stored, as Info-ZIP does. */
+function smaller(entry: ContextEntry, crc: number, data: Buffer, deflated: Buffer): Prepared {
   return deflated.length < data.length
     ? { entry, method: DEFLATE, crc, size: data.length, body: deflated }
     : { entry, method: STORE, crc, size: data.length, body: Buffer.from(data) };
@@ -251,11 +256,7 @@ async function prepareOnPool(entry: ContextEntry, level: number): Promise<Prepar
   if (data.length !== entry.size) throw changed(entry);
   const crc = crc32(data);
   if (isStoredByName(entry.path)) return { entry, method: STORE, crc, size: data.length, body: data };
-  const deflated = await deflateRaw(data, { level });
-  // Stored when deflate does not shrink it, as Info-ZIP does.
-  return deflated.length < data.length
-    ? { entry, method: DEFLATE, crc, size: data.length, body: deflated }
-    : { entry, method: STORE, crc, size: data.length, body: data };
+  return smaller(entry, crc, data, await deflateRaw(data, { level }));
 }
 
 /** O_NOFOLLOW: a file swapped for a symlink after listing must not pull in data from outside the context. */
@@ -479,18 +480,5 @@ function endOfCentralDirectory(count: number, cdOffset: number, cdSize: number, 
   return b;
 }
 
-/** zlib.crc32 exists from Node 20.15 / 22.2; the table version keeps older Node 20 working. */
-const crc32: (data: Buffer, value?: number) => number =
-  typeof zlib.crc32 === 'function' ? (data, value = 0) => zlib.crc32(data, value) : tableCrc32;
-
-let crcTable: Uint32Array | undefined;
-function tableCrc32(data: Buffer, value = 0): number {
-  crcTable ??= Uint32Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  let c = ~value >>> 0;
-  for (const byte of data) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+/** zlib.crc32 (Node 20.15+, the floor in package.json engines). */
+const crc32 = (data: Buffer, value = 0): number => zlib.crc32(data, value);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { ISSUER_FILE, PRIVATE_KEY_FILE } from './fake-aws/oidc-issuer';
 
 export interface TokenClaims extends JWTPayload {
   aud: string;
@@ -25,8 +26,8 @@ export interface SignOptions {
  * Claims given override the GitLab defaults below.
  */
 export async function signToken(workDir: string, claims: TokenClaims, opts: SignOptions = {}): Promise<string> {
-  const jwk = opts.privateJwk ?? (JSON.parse(readFileSync(join(workDir, 'oidc-private.jwk'), 'utf8')) as JWK);
-  const issuer = opts.issuer ?? readFileSync(join(workDir, 'oidc-issuer'), 'utf8').trim();
+  const jwk = opts.privateJwk ?? (JSON.parse(readFileSync(join(workDir, PRIVATE_KEY_FILE), 'utf8')) as JWK);
+  const issuer = opts.issuer ?? readFileSync(join(workDir, ISSUER_FILE), 'utf8').trim();
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const projectPath = String(claims['project_path'] ?? 'group/project');
   const namespacePath = projectPath.includes('/') ? projectPath.slice(0, projectPath.lastIndexOf('/')) : projectPath;

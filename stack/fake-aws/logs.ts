@@ -54,9 +54,13 @@ export function getLogEvents(store: LogsStore, input: GetLogEventsInput) {
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
     throw new AwsError('InvalidParameterException', "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 10000");
   }
-  const events = store
-    .events(group, input.logStreamName)
-    .filter((e) => (input.startTime === undefined || e.timestamp >= input.startTime) && (input.endTime === undefined || e.timestamp < input.endTime));
+  const { startTime, endTime } = input;
+  const stored = store.events(group, input.logStreamName);
+  // A tail pages through the whole stream, so copy it only when a time range asks for a subset.
+  const events =
+    startTime === undefined && endTime === undefined
+      ? stored
+      : stored.filter((e) => (startTime === undefined || e.timestamp >= startTime) && (endTime === undefined || e.timestamp < endTime));
 
   let from: number;
   let to: number;

@@ -161,13 +161,12 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     // Where an ABORT failure of each phase leads (CodeBuild "build phase transitions").
     const onAbort: Record<string, PhaseType> = { INSTALL: 'FINALIZING', PRE_BUILD: 'FINALIZING', BUILD: 'POST_BUILD', POST_BUILD: 'UPLOAD_ARTIFACTS' };
     let next: PhaseType = 'INSTALL';
-    for (const [phase, name] of COMMAND_PHASES) {
+    for (const [index, [phase, name]] of COMMAND_PHASES.entries()) {
       if (phase !== next) continue;
       enter(phase);
       container(`Entering phase ${phase}`);
       current = await commandPhase(spec, name, !buildFailed);
       endPhase(phase);
-      const index = COMMAND_PHASES.findIndex(([p]) => p === phase);
       const following = COMMAND_PHASES[index + 1]?.[0] ?? 'UPLOAD_ARTIFACTS';
       if (current.status === 'FAILED') buildFailed = true;
       next = current.status === 'FAILED' && spec.phases[name].onFailure === 'ABORT' ? (onAbort[phase] ?? 'FINALIZING') : following;

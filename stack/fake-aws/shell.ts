@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { groupMembers } from '../process';
 
 // Each command runs in a fresh bash that first loads the state the previous command left (all shell
 // variables, exported or not, functions and the working directory) and saves it again on exit, so a
@@ -129,23 +130,11 @@ export function createShellSession(dir: string, cwd: string, env: Record<string,
 
 /** Whether a process group still has a live (non-zombie) member; orphans may stay zombies a while in containers. */
 function groupAlive(pgid: number): boolean {
-  if (!existsSync('/proc/self/stat')) {
-    try {
-      process.kill(-pgid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+  if (existsSync('/proc/self/stat')) return groupMembers(pgid).length > 0;
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
   }
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state, ppid, pgrp, ...
-      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) return true;
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return false;
 }

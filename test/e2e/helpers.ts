@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { join, resolve } from 'node:path';
@@ -36,7 +36,7 @@ export interface Job {
 
 let jobCounter = 0;
 
-/** A checkout holding a copy of `fixture` (a folder under test/e2e/fixtures or examples/), with the job's variables. */
+/** A checkout holding a copy of `fixture` (a folder of this repository, e.g. examples/hello), with the job's variables. */
 export async function makeJob(stack: Stack, fixture: string, inputs: Record<string, string> = {}): Promise<Job> {
   const dir = mkdtempSync(join(tmpdir(), 'cbi-job-'));
   cpSync(resolve(repoRoot, fixture), dir, { recursive: true });
@@ -91,15 +91,7 @@ export function runAction(
   });
 }
 
-/** Parses a dotenv file as GitLab's artifacts:reports:dotenv does (KEY=VALUE lines). */
-export function readDotenv(file: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) vars[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return vars;
-}
+export { readDotenv } from '../helpers/dotenv';
 
 /** The manifest digest the registry serves for `repository:tag`, from its HTTP API. */
 export { manifestDigest as registryDigest } from '../../stack/registry';

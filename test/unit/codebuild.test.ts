@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { consoleUrl, exportedImageRef, exportedVariable, getBuild, startBuild, startBuildInput, stopBuild } from '../../src/codebuild';
+import { consoleUrl, exportedVariable, getBuild, startBuild, startBuildInput, stopBuild } from '../../src/codebuild';
 import { AwsStepError } from '../../src/errors';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
@@ -138,7 +138,7 @@ describe('exported variables', () => {
       ],
     };
     expect(exportedVariable(build, 'IMAGE_DIGEST')).toBe('sha256:abc');
-    expect(exportedImageRef(build)).toBe('r/app@sha256:abc');
+    expect(exportedVariable(build, 'IMAGE_REF')).toBe('r/app@sha256:abc');
     expect(exportedVariable(build, 'EMPTY')).toBeUndefined();
     expect(exportedVariable(build, 'MISSING')).toBeUndefined();
   });

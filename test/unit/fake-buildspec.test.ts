@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../stack/process';
 import { buildspec, commandOutput, logMessages, phaseList, putZip, runBuild, startStack, type Stack } from './fake-support';
 
 let stack: Stack;
@@ -12,15 +13,6 @@ afterAll(async () => {
 });
 
 const NO_SOURCE = { sourceTypeOverride: 'NO_SOURCE' } as const;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('fake CodeBuild runs the buildspec', () => {
   it('runs the phases in order and logs command output with CodeBuild agent lines', async () => {

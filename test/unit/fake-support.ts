@@ -1,7 +1,6 @@
 // Shared set-up for test/unit/fake-*.test.ts: a real s3rver, the fake AWS, and REAL SDK clients reaching
 // it through AWS_ENDPOINT_URL_* exactly as the program does.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
@@ -10,12 +9,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import yazl from 'yazl';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startFakeAws, type FakeAws, type FakeAwsOptions } from '../../stack/fake-aws/server';
-
-interface S3rverInstance {
-  run(): Promise<{ port: number }>;
-  close(): Promise<void>;
-}
-const S3rver = createRequire(import.meta.url)('s3rver') as new (o: object) => S3rverInstance;
+import { startS3rver } from '../helpers/s3rver-instance';
 
 export const BUCKET = 'sources';
 export const STATIC_CREDENTIALS = { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'not-checked' };
@@ -32,12 +26,11 @@ export interface Stack {
 
 export async function startStack(options: Partial<FakeAwsOptions> = {}): Promise<Stack> {
   const workDir = mkdtempSync(join(tmpdir(), 'fake-aws-test-'));
-  const s3rver = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: join(workDir, 's3'), configureBuckets: [{ name: BUCKET }] });
   const stops: (() => Promise<unknown>)[] = [];
   try {
-    const { port } = await s3rver.run();
+    const s3rver = await startS3rver(BUCKET);
     stops.push(() => s3rver.close());
-    const s3Endpoint = `http://127.0.0.1:${port}`;
+    const s3Endpoint = s3rver.endpoint;
     const fake = await startFakeAws({ workDir, s3Endpoint, phaseDelayMs: 10, projects: [{ name: 'proj' }], ...options });
     stops.unshift(() => fake.stop());
     for (const service of ['STS', 'CODEBUILD', 'CLOUDWATCH_LOGS']) process.env[`AWS_ENDPOINT_URL_${service}`] = fake.url;

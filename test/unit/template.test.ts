@@ -18,8 +18,8 @@ type Job = Record<string, unknown> & { variables: Record<string, string>; script
 const templateText = readFileSync(join(repoRoot, 'templates/build.yml'), 'utf8');
 const [specDoc, jobDoc] = parseAllDocuments(templateText).map((d) => d.toJS());
 const inputs = specDoc.spec.inputs as Record<string, InputSpec>;
-/** Inputs the template uses itself; every other input reaches the program as CODEBUILD_IMAGE_<NAME>. */
-const templateOnly = ['stage', 'job_name', 'job_image', 'script_url'];
+/** Inputs only the template uses; every other input reaches the job as CODEBUILD_IMAGE_<NAME>. */
+const templateOnly = ['stage', 'job_name', 'job_image'];
 
 /** Creates a throw-away component repository with this consumer pipeline, returns gitlab-ci-local's verdict. */
 async function list(ciYaml: string) {
@@ -72,7 +72,7 @@ describe('templates/build.yml spec', () => {
   it('passes every program input as CODEBUILD_IMAGE_<NAME>, and nothing else but the report dir', () => {
     const job = Object.values(jobDoc)[0] as Job;
     const expected = Object.keys(inputs)
-      .filter((n) => !templateOnly.includes(n) || n === 'script_url')
+      .filter((n) => !templateOnly.includes(n))
       .map((n) => `CODEBUILD_IMAGE_${n.toUpperCase()}`);
     expect(Object.keys(job.variables).sort()).toEqual([...expected, 'CODEBUILD_IMAGE_REPORT_DIR'].sort());
     for (const name of Object.keys(inputs)) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { STATIC_CREDENTIALS, waitForBuild } from './fake-support';
+import { STATIC_CREDENTIALS, waitForBuild, writtenPid } from './fake-support';
 
 const dir = mkdtempSync(join(tmpdir(), 'fake-aws-cli-'));
 let child: ChildProcess | undefined;
@@ -27,9 +27,11 @@ describe('fake-aws CLI', () => {
 
     const cb = new CodeBuildClient({ endpoint: url, region: 'us-east-1', credentials: STATIC_CREDENTIALS });
     const { build } = await cb.send(new StartBuildCommand({ projectName: 'p' }));
-    await waitForBuild(cb, build?.id ?? '', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '');
+    await waitForBuild(cb, build?.id ?? '', () => writtenPid(pidFile) !== undefined);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(() => process.kill(Number(readFileSync(pidFile, 'utf8')), 0)).toThrow();
+    const pid = writtenPid(pidFile);
+    expect(pid).toBeGreaterThan(1);
+    expect(() => process.kill(pid as number, 0)).toThrow();
   });
 });

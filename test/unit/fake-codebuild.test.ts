@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StartBuildCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildspec, commandOutput, phaseList, runBuild, startStack, waitForBuild, type Stack } from './fake-support';
+import { buildspec, commandOutput, phaseList, runBuild, startStack, waitForBuild, writtenPid, type Stack } from './fake-support';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -108,13 +107,15 @@ describe('fake CodeBuild API', () => {
     );
     const id = build?.id ?? '';
     await waitForBuild(stack.codebuild, id, (b) => b.currentPhase === 'BUILD');
-    await waitForBuild(stack.codebuild, id, () => readFileSync(pidFile, 'utf8').trim() !== '');
+    await waitForBuild(stack.codebuild, id, () => writtenPid(pidFile) !== undefined);
     const stopped = await stack.codebuild.send(new StopBuildCommand({ id }));
     expect(stopped.build?.id).toBe(id);
     const done = await waitForBuild(stack.codebuild, id);
     expect(done.buildStatus).toBe('STOPPED');
     expect(phaseList(done).slice(-3)).toEqual(['BUILD:STOPPED', 'FINALIZING:SUCCEEDED', 'COMPLETED:-']);
-    expect(() => process.kill(Number(readFileSync(pidFile, 'utf8')), 0)).toThrow();
+    const pid = writtenPid(pidFile);
+    expect(pid).toBeGreaterThan(1);
+    expect(() => process.kill(pid as number, 0)).toThrow();
     expect(await errorName(stack.codebuild.send(new StopBuildCommand({ id: 'proj:unknown' })))).toBe('ResourceNotFoundException');
   });
 });

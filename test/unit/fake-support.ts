@@ -1,6 +1,6 @@
 // Shared set-up for test/unit/fake-*.test.ts: a real s3rver, the fake AWS, and REAL SDK clients reaching
 // it through AWS_ENDPOINT_URL_* exactly as the program does.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
@@ -96,6 +96,12 @@ export async function waitForBuild(codebuild: CodeBuildClient, id: string, until
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`build ${id} did not reach the awaited state`);
+}
+
+/** The PID a build wrote with `echo $$ > file`; undefined until the shell has written it (the file may not exist yet). */
+export function writtenPid(file: string): number | undefined {
+  const text = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+  return text === '' ? undefined : Number(text);
 }
 
 /** The build's whole log, one entry per event, read with startFromHead and forward tokens. */

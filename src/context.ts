@@ -30,6 +30,7 @@ interface Walk {
   out: Output;
   entries: ContextEntry[];
   escapingLinks: string[];
+  backslashNames: string[];
 }
 
 /**
@@ -40,7 +41,8 @@ interface Walk {
  * Like `docker build`, the Dockerfile and the ignore files are always sent even when excluded: the Docker
  * on CodeBuild needs them, reads the same ignore file and then hides them from COPY/ADD itself.
  * Symlinks are kept as links when they resolve inside the context and refused otherwise; sockets, FIFOs
- * and device files are skipped with a warning.
+ * and device files are skipped with a warning. Names holding a backslash are refused: unzip tools
+ * disagree on whether it is a directory separator, so the build could see other paths than Docker would.
  */
 export async function listContext(contextDir: string, out: Output, options: ListOptions = {}): Promise<ContextEntry[]> {
   const root = contextRoot(contextDir);
@@ -61,18 +63,29 @@ export async function listContext(contextDir: string, out: Output, options: List
     out,
     entries: [],
     escapingLinks: [],
+    backslashNames: [],
   };
   walkDir(walk, '', undefined);
 
   if (walk.escapingLinks.length > 0) {
-    const shown = walk.escapingLinks.slice(0, 10).map((l) => `  ${l}`);
-    if (walk.escapingLinks.length > 10) shown.push(`  … and ${walk.escapingLinks.length - 10} more`);
     throw new ContextError(
-      `The build context has symlinks pointing outside it; their targets are not part of the context and are never sent:\n${shown.join('\n')}\n` +
+      `The build context has symlinks pointing outside it; their targets are not part of the context and are never sent:\n${listed(walk.escapingLinks)}\n` +
         'Add each link to .dockerignore, or replace it with a copy of the file it points to.',
     );
   }
+  if (walk.backslashNames.length > 0) {
+    throw new ContextError(
+      `The build context has names containing a backslash, which some unzip tools read as a directory separator:\n${listed(walk.backslashNames)}\n` +
+        'Rename each one, or add it to .dockerignore.',
+    );
+  }
   return sortByPath(walk.entries);
+}
+
+function listed(items: string[]): string {
+  const shown = items.slice(0, 10).map((l) => `  ${l}`);
+  if (items.length > 10) shown.push(`  … and ${items.length - 10} more`);
+  return shown.join('\n');
 }
 
 // The walk uses sync fs calls on purpose: it is thousands of tiny syscalls, and each async call pays a
@@ -130,6 +143,10 @@ function mayHoldSentFiles(walk: Walk, dir: string, info: MatchInfo): boolean {
 }
 
 function addEntry(walk: Walk, rel: string): void {
+  if (rel.includes('\\')) {
+    walk.backslashNames.push(rel);
+    return;
+  }
   const absPath = path.join(walk.root, rel);
   let st: Stats;
   try {

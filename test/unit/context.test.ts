@@ -177,6 +177,22 @@ describe('listContext entries', () => {
     expect(await paths(dir)).toEqual(['.dockerignore', 'Dockerfile']);
   });
 
+  it('refuses names holding a backslash (unzip tools disagree on them) unless .dockerignore excludes them', async () => {
+    const dir = await makeContext({ Dockerfile: '', 'dir\\name/inner.txt': 'x', 'a\\b.txt': 'y' });
+    const err = await listContext(dir, memoryOutput()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContextError);
+    expect((err as Error).message.split('\n')).toEqual([
+      expect.stringMatching(/names containing a backslash/),
+      '  a\\b.txt',
+      '  dir\\name',
+      '  dir\\name/inner.txt',
+      'Rename each one, or add it to .dockerignore.',
+    ]);
+    // In .dockerignore a backslash escapes the next character, as in Docker: `\\` matches a backslash.
+    await writeFile(path.join(dir, '.dockerignore'), 'a\\\\b.txt\ndir?name\n');
+    expect(await paths(dir)).toEqual(['.dockerignore', 'Dockerfile']);
+  });
+
   it('skips a FIFO with a warning', async () => {
     const dir = await makeContext({ Dockerfile: '' });
     execFileSync('mkfifo', [path.join(dir, 'pipe')]);

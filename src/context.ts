@@ -67,25 +67,25 @@ export async function listContext(contextDir: string, out: Output, options: List
   };
   walkDir(walk, '', undefined);
 
-  if (walk.escapingLinks.length > 0) {
-    throw new ContextError(
-      `The build context has symlinks pointing outside it; their targets are not part of the context and are never sent:\n${listed(walk.escapingLinks)}\n` +
-        'Add each link to .dockerignore, or replace it with a copy of the file it points to.',
-    );
-  }
-  if (walk.backslashNames.length > 0) {
-    throw new ContextError(
-      `The build context has names containing a backslash, which some unzip tools read as a directory separator:\n${listed(walk.backslashNames)}\n` +
-        'Rename each one, or add it to .dockerignore.',
-    );
-  }
+  refuseAny(
+    walk.escapingLinks,
+    'The build context has symlinks pointing outside it; their targets are not part of the context and are never sent:',
+    'Add each link to .dockerignore, or replace it with a copy of the file it points to.',
+  );
+  refuseAny(
+    walk.backslashNames,
+    'The build context has names containing a backslash, which some unzip tools read as a directory separator:',
+    'Rename each one, or add it to .dockerignore.',
+  );
   return sortByPath(walk.entries);
 }
 
-function listed(items: string[]): string {
-  const shown = items.slice(0, 10).map((l) => `  ${l}`);
-  if (items.length > 10) shown.push(`  … and ${items.length - 10} more`);
-  return shown.join('\n');
+/** Throws one ContextError listing the offending paths (the first ten) between the problem and the fix. */
+function refuseAny(paths: string[], problem: string, fix: string): void {
+  if (paths.length === 0) return;
+  const shown = paths.slice(0, 10).map((l) => `  ${l}`);
+  if (paths.length > 10) shown.push(`  … and ${paths.length - 10} more`);
+  throw new ContextError([problem, ...shown, fix].join('\n'));
 }
 
 // The walk uses sync fs calls on purpose: it is thousands of tiny syscalls, and each async call pays a

@@ -7,9 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { startStack, type Stack } from '../../stack/stack';
-import { gitlabCiLocal, makeComponentRepo, repoRoot } from '../helpers/gitlab-ci-local';
+import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs, type StackRun } from '../helpers/gitlab-ci-local';
 import { readDotenv, registryDigest } from './helpers';
 
 let stack: Stack;
@@ -30,23 +29,6 @@ const MANIFEST_TYPES = [
   'application/vnd.oci.image.index.v1+json',
 ].join(', ');
 
-/** The component's inputs that point a build at the stack; examples/hello is the context. */
-function buildInputs(jobName: string, repository: string, extra: Record<string, unknown> = {}) {
-  return {
-    job_name: jobName,
-    aws_region: stack.region,
-    role_arn: stack.roleArn,
-    project_name: stack.projectName,
-    context: 'examples/hello',
-    image: `${stack.registry}/${repository}`,
-    tags: ['$CI_COMMIT_SHORT_SHA', 'latest'],
-    build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`],
-    // The checkout's copy of dist/index.js, as a consumer's mirror would serve it.
-    script_url: 'dist/index.js',
-    ...extra,
-  };
-}
-
 /**
  * A later job's script: prints what it got by dotenv, asks the registry for the tag's digest over its HTTP API
  * and fails unless the two agree.
@@ -61,53 +43,17 @@ function checkScript(variable: string, repository: string): string[] {
   ];
 }
 
-/** A consumer pipeline run to its end: gitlab-ci-local's output, the token the jobs got, and the checkout. */
-interface ConsumerRun {
-  code: number | null;
-  output: string;
-  token: string;
-  dir: string;
-  remove(): void;
-}
-
-/** Runs the whole consumer pipeline in a new checkout; the caller removes it. */
-async function runConsumer(pipeline: Record<string, unknown>): Promise<ConsumerRun> {
-  const repo = makeComponentRepo({ copy: ['examples/hello', 'dist/index.js'], files: { '.gitlab-ci.yml': stringify(pipeline) } });
-  try {
-    const token = await stack.signToken();
-    // No GitLab API exists to watch the job through, so no job token.
-    const result = await gitlabCiLocal(repo.dir, ['--force-shell-executor', '--unset-variable', 'CI_JOB_TOKEN'], {
-      variablesFile: {
-        ...stack.env,
-        // gitlab-ci-local has no id_tokens: the token arrives as the variable id_tokens would fill.
-        GITLAB_OIDC_TOKEN: token,
-      },
-      // gitlab-ci-local gives shell jobs the docker executor's /builds/<path>; they run in the checkout itself.
-      // (On the command line: the variables file would take an existing path for a file variable.)
-      variables: { CI_PROJECT_DIR: repo.dir },
-      // The host's AWS settings (e.g. AWS_CA_BUNDLE) and CI variables must not reach the program.
-      dropHostEnv: /^(AWS_|CI_|GITLAB_|CODEBUILD_IMAGE_)/,
-      timeoutMs: 180_000,
-    });
-    return { ...result, token, dir: repo.dir, remove: repo.remove };
-  } catch (e) {
-    repo.remove();
-    throw e;
-  }
-}
-
 /** What the check job printed on its `SEEN NAME=value` lines (`> ` marks output, not the echoed command), by NAME. */
 function seen(output: string): Record<string, string> {
   return Object.fromEntries([...output.matchAll(/> SEEN (\w+)=(\S*)$/gm)].map((m) => [m[1], m[2]]));
 }
 
-const component = '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA';
-const file = (run: ConsumerRun, path: string) => join(run.dir, path);
+const file = (run: StackRun, path: string) => join(run.dir, path);
 
 describe('templates/build.yml through gitlab-ci-local against the local stack', () => {
   it('builds and pushes, and a later job gets the digest the registry serves by dotenv', async () => {
-    const run = await runConsumer({
-      include: [{ component, inputs: buildInputs('build-image', 'group/hello') }],
+    const run = await runOnStack(stack, {
+      include: [{ component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-image', 'group/hello') }],
       'check-digest': { stage: 'test', needs: ['build-image'], script: checkScript('IMAGE_DIGEST', 'group/hello') },
     });
     try {
@@ -134,10 +80,10 @@ describe('templates/build.yml through gitlab-ci-local against the local stack', 
 
   it('keeps two includes apart: job names, report directories and prefixed dotenv names', async () => {
     const buildArgs = (greeting: string) => [`BASE_IMAGE=${stack.baseImage ?? ''}`, `GREETING=${greeting}`];
-    const run = await runConsumer({
+    const run = await runOnStack(stack, {
       include: [
-        { component, inputs: buildInputs('build-first', 'group/first', { build_args: buildArgs('first') }) },
-        { component, inputs: buildInputs('build-second', 'group/second', { build_args: buildArgs('second'), dotenv_prefix: 'SECOND_' }) },
+        { component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-first', 'group/first', { build_args: buildArgs('first') }) },
+        { component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-second', 'group/second', { build_args: buildArgs('second'), dotenv_prefix: 'SECOND_' }) },
       ],
       'check-both': {
         stage: 'test',

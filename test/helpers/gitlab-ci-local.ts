@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
+import type { Stack } from '../../stack/stack';
 
 export const repoRoot = resolve(__dirname, '../..');
 /** gitlab-ci-local wants a newer Node than the machine's 20: use the node@22 dev dependency. */
@@ -21,6 +22,8 @@ const cli = join(repoRoot, 'node_modules/gitlab-ci-local/dist/index.js');
 /** The fake GitLab the repository's `origin` points at. */
 export const server = { host: 'gitlab.example.com', projectPath: 'acme/codebuild-image' };
 export const componentPrefix = `${server.host}/${server.projectPath}`;
+/** The include GitLab's docs give for testing a component in its own project; local under gitlab-ci-local. */
+export const SELF_COMPONENT = '$CI_SERVER_FQDN/$CI_PROJECT_PATH/build@$CI_COMMIT_SHA';
 
 export interface ComponentRepo {
   dir: string;
@@ -32,6 +35,8 @@ export interface ComponentRepo {
 }
 
 export interface RepoOptions {
+  /** Where to create the repository (emptied first); default a new temporary directory. */
+  dir?: string | undefined;
   /** Folder (relative to the repo root) whose files become the repository root, e.g. test/fixtures/consumer-minimal. */
   fixture?: string;
   /** More files: path in the repository → content. `.gitlab-ci.yml` may be given here. */
@@ -42,7 +47,11 @@ export interface RepoOptions {
 
 /** A committed git repository holding templates/, the fixture and files, with a fake `origin`. */
 export function makeComponentRepo(opts: RepoOptions = {}): ComponentRepo {
-  const dir = mkdtempSync(join(tmpdir(), 'cbi-glcl-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'cbi-glcl-'));
+  if (opts.dir) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  }
   const git = (...args: string[]) =>
     execFileSync('git', args, {
       cwd: dir,
@@ -77,6 +86,8 @@ export interface GitlabCiLocalOptions {
   env?: Record<string, string>;
   /** Called with the output so far as it streams, e.g. to cancel a job mid-way. */
   onOutput?: (all: string) => void;
+  /** Also written here as it streams, e.g. process.stdout to show the job live. */
+  echo?: NodeJS.WritableStream | undefined;
   /**
    * Variables for every job, written to `.gitlab-ci-local-variables.yml` (mode 0600) instead of the command
    * line, where a token would show in `ps`. The file is written after the commit, so it stays untracked.
@@ -110,6 +121,7 @@ export function gitlabCiLocal(dir: string, args: string[], opts: GitlabCiLocalOp
     let output = '';
     const take = (chunk: Buffer) => {
       output += chunk.toString();
+      opts.echo?.write(chunk);
       opts.onOutput?.(output);
     };
     child.stdout.on('data', take);
@@ -149,6 +161,65 @@ export async function runPipeline(
   try {
     const result = await gitlabCiLocal(repo.dir, args, opts);
     return { ...result, repo, read: (path) => readFileSync(join(repo.dir, path), 'utf8') };
+  } catch (e) {
+    repo.remove();
+    throw e;
+  }
+}
+
+/** The component's inputs that point a build at the stack; examples/hello is the context. */
+export function stackInputs(stack: Stack, jobName: string, repository: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    job_name: jobName,
+    aws_region: stack.region,
+    role_arn: stack.roleArn,
+    project_name: stack.projectName,
+    context: 'examples/hello',
+    image: `${stack.registry}/${repository}`,
+    tags: ['$CI_COMMIT_SHORT_SHA', 'latest'],
+    build_args: [`BASE_IMAGE=${stack.baseImage ?? ''}`],
+    // The checkout's copy of dist/index.js (see runOnStack), as a consumer's mirror would serve it.
+    script_url: 'dist/index.js',
+    ...extra,
+  };
+}
+
+/** A consumer pipeline run on the stack: gitlab-ci-local's output, the token the jobs got, and the checkout. */
+export interface StackRun extends GitlabCiLocalResult {
+  token: string;
+  dir: string;
+  remove(): void;
+}
+
+/**
+ * Runs a consumer pipeline on the shell executor against the local stack, in a checkout holding
+ * examples/hello and dist/index.js. The jobs reach AWS as a GitLab job would: the stack's endpoints and
+ * a token from its OIDC issuer, and nothing from the host's AWS or CI settings. The caller removes the checkout.
+ */
+export async function runOnStack(
+  stack: Stack,
+  pipeline: Record<string, unknown>,
+  opts: Pick<RepoOptions, 'dir'> & Pick<GitlabCiLocalOptions, 'echo' | 'timeoutMs'> = {},
+): Promise<StackRun> {
+  const repo = makeComponentRepo({ dir: opts.dir, copy: ['examples/hello', 'dist/index.js'], files: { '.gitlab-ci.yml': stringify(pipeline) } });
+  try {
+    const token = await stack.signToken();
+    // No GitLab API exists to watch the job through, so no job token.
+    const result = await gitlabCiLocal(repo.dir, ['--force-shell-executor', '--unset-variable', 'CI_JOB_TOKEN'], {
+      variablesFile: {
+        ...stack.env,
+        // gitlab-ci-local has no id_tokens: the token arrives as the variable id_tokens would fill.
+        GITLAB_OIDC_TOKEN: token,
+      },
+      // gitlab-ci-local gives shell jobs the docker executor's /builds/<path>; they run in the checkout itself.
+      // (On the command line: the variables file would take an existing path for a file variable.)
+      variables: { CI_PROJECT_DIR: repo.dir },
+      // The host's AWS settings (e.g. AWS_CA_BUNDLE) and CI variables must not reach the program.
+      dropHostEnv: /^(AWS_|CI_|GITLAB_|CODEBUILD_IMAGE_)/,
+      timeoutMs: opts.timeoutMs ?? 180_000,
+      echo: opts.echo,
+    });
+    return { ...result, token, dir: repo.dir, remove: repo.remove };
   } catch (e) {
     repo.remove();
     throw e;

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, and only what is missing (safe to run repeatedly):
-# the Debian packages of the local stack, and node_modules when absent or older than package-lock.json.
+# the Debian packages of the local stack, the stack's Docker engine, and node_modules when absent or older
+# than package-lock.json.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker.io docker-registry busybox-static rsync skopeo zip unzip git ca-certificates)
+APT_PACKAGES=(runc docker-registry busybox-static rsync skopeo zip unzip git ca-certificates)
+
+# The stack's engine is CodeBuild's generation (Docker 28.5 with buildx; CodeBuild's images ship 28.5.2 and buildx
+# 0.32), which Debian 12 lacks: Debian's unstable suite has it, and its Go binaries run on Debian 12. The packages
+# are unpacked into ENGINE_DIR, never installed, so the host's own docker (if any) is untouched. runc comes from
+# Debian 12 (unstable's needs a newer glibc). Pinned versions first; if Debian dropped them, the suite's current ones.
+ENGINE_DIR=${CBI_ENGINE_DIR:-/opt/codebuild-image/engine}
+ENGINE_SUITE=sid
+ENGINE_PACKAGES=(docker.io=28.5.2+dfsg4-5 docker-cli=28.5.2+dfsg4-5 docker-buildx=0.29.1+ds1-4 containerd=2.1.9+ds1-5)
 
 log() { echo "ensure-deps: $*" >&2; }
 
@@ -29,6 +38,43 @@ ensure_apt() {
     --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# apt-get with its own sources list and state, so the host's sources and lists stay as they are.
+engine_apt() {
+  local state=$1; shift
+  apt-get -o Dir::Etc::sourcelist="$state/sources.list" -o Dir::Etc::sourceparts=- \
+    -o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
+}
+
+ensure_engine() {
+  local want="${ENGINE_PACKAGES[*]}"
+  if [ -x "$ENGINE_DIR/bin/dockerd" ] && [ "$(cat "$ENGINE_DIR/packages" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing the stack's Docker engine from Debian $ENGINE_SUITE into $ENGINE_DIR"
+  local state
+  state="$(mktemp -d)"
+  mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/debs"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $ENGINE_SUITE main" \
+    > "$state/sources.list"
+  engine_apt "$state" update -qq
+  local pkg
+  for pkg in "${ENGINE_PACKAGES[@]}"; do
+    (cd "$state/debs" && { engine_apt "$state" download -qq "$pkg" 2>/dev/null || engine_apt "$state" download -qq "${pkg%%=*}/$ENGINE_SUITE"; })
+  done
+  local staging="$ENGINE_DIR.new"
+  rm -rf "$staging" && mkdir -p "$staging/bin" "$staging/cli-plugins"
+  local deb
+  for deb in "$state"/debs/*.deb; do dpkg-deb -x "$deb" "$staging/root"; done
+  local f
+  for f in containerd containerd-shim-runc-v2 ctr docker docker-init; do ln -s "../root/usr/bin/$f" "$staging/bin/$f"; done
+  for f in dockerd docker-proxy; do ln -s "../root/usr/sbin/$f" "$staging/bin/$f"; done
+  ln -s /usr/sbin/runc "$staging/bin/runc"
+  ln -s ../root/usr/libexec/docker/cli-plugins/docker-buildx "$staging/cli-plugins/docker-buildx"
+  "$staging/bin/dockerd" --version >&2
+  "$staging/cli-plugins/docker-buildx" version >&2
+  echo "$want" > "$staging/packages"
+  rm -rf "$ENGINE_DIR" && mv "$staging" "$ENGINE_DIR"
+  rm -rf "$state"
+}
+
 ensure_node() {
   command -v node >/dev/null || { log "Node.js >= 20 is required (https://nodejs.org or apt-get install nodejs)"; exit 1; }
   local major
@@ -46,5 +92,6 @@ ensure_node_modules() {
 }
 
 ensure_apt
+ensure_engine
 ensure_node
 ensure_node_modules

@@ -7,8 +7,13 @@ import { promisify } from 'node:util';
 import { manifestDigest } from './registry';
 import { recordPid, startDaemon, waitFor, type Daemon } from './process';
 
-/** Debian's docker.io client (20.10), which matches the daemon; /usr/local/bin/docker may be another client. */
-export const DOCKER_CLI = '/usr/bin/docker';
+/**
+ * The stack's engine, unpacked by scripts/ensure-deps.sh: dockerd 28.5 with its containerd and the buildx plugin,
+ * the generation CodeBuild's images run. `/usr/bin/docker` or `/usr/local/bin/docker` may be other clients.
+ */
+export const ENGINE_DIR = process.env.CBI_ENGINE_DIR ?? '/opt/codebuild-image/engine';
+export const ENGINE_BIN = path.join(ENGINE_DIR, 'bin');
+export const DOCKER_CLI = path.join(ENGINE_BIN, 'docker');
 export const BASE_IMAGE_REPOSITORY = 'busybox';
 export const BASE_IMAGE_TAG = 'stable';
 
@@ -31,8 +36,9 @@ export function dockerHostFor(dir: string): string {
 }
 
 /**
- * Starts a private dockerd (root only) with the vfs storage driver and no networking changes to the host
- * (no iptables, no bridge): builds run with `RUN` steps and push to the loopback registry.
+ * Starts a private dockerd (root only) on the containerd image store, with no networking changes to the host (no
+ * iptables, no bridge): BuildKit builds with `--network host` run `RUN` steps, push to the loopback registry, and
+ * export registry caches and attestations with the default `docker` driver, as the generated buildspec expects.
  */
 export async function startDockerd(dir: string): Promise<Dockerd> {
   if (process.getuid?.() !== 0) {
@@ -42,18 +48,17 @@ export async function startDockerd(dir: string): Promise<Dockerd> {
   const execRoot = execRootFor(dir);
   fs.mkdirSync(path.join(root, 'data'), { recursive: true });
   fs.mkdirSync(execRoot, { recursive: true });
-  // An empty config file keeps the host's /etc/docker/daemon.json out of the stack.
+  // A config file of its own keeps the host's /etc/docker/daemon.json out of the stack.
   const configFile = path.join(root, 'daemon.json');
-  fs.writeFileSync(configFile, '{}\n');
+  fs.writeFileSync(configFile, `${JSON.stringify({ features: { 'containerd-snapshotter': true } })}\n`);
   const host = dockerHostFor(dir);
   const socket = host.slice('unix://'.length);
   const daemon = startDaemon(
     dir,
     'dockerd',
-    '/usr/sbin/dockerd',
+    path.join(ENGINE_BIN, 'dockerd'),
     [
       '--config-file', configFile,
-      '--storage-driver', 'vfs',
       '--iptables=false',
       '--ip-masq=false',
       '--bridge=none',
@@ -63,7 +68,7 @@ export async function startDockerd(dir: string): Promise<Dockerd> {
       '--host', host,
       '--shutdown-timeout', '5',
     ],
-    { env: { ...process.env, PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}` } },
+    { env: { ...process.env, PATH: enginePath() } },
   );
   await waitFor(daemon, `dockerd on ${host}`, async () => ((await ping(socket)) ? true : undefined));
   // dockerd's containerd runs in its own session; record it so `down` can clean up after a killed dockerd.
@@ -83,10 +88,15 @@ function ping(socketPath: string): Promise<boolean> {
   });
 }
 
-/** Runs the docker client against `host` with the classic builder. */
+/** PATH with the engine's binaries (dockerd, containerd, runc) first. */
+export function enginePath(): string {
+  return `${ENGINE_BIN}:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`;
+}
+
+/** Runs the engine's docker client (with buildx) against `host`. */
 export async function docker(host: string, args: string[], configDir: string): Promise<string> {
   const { stdout } = await promisify(execFile)(DOCKER_CLI, args, {
-    env: { ...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0', DOCKER_CONFIG: configDir },
+    env: { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: configDir },
     maxBuffer: 16 * 1024 * 1024,
   });
   return stdout;
@@ -109,8 +119,7 @@ export async function ensureBaseImage(dir: string, dockerHost: string, registry:
   );
   const configDir = dockerConfigDir(dir);
   try {
-    await docker(dockerHost, ['build', '--quiet', '--tag', ref, context], configDir);
-    await docker(dockerHost, ['push', ref], configDir);
+    await docker(dockerHost, ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--tag', ref, '--push', context], configDir);
   } catch (e) {
     const stderr = (e as { stderr?: string }).stderr?.trim();
     throw new Error(`building the base image ${ref} failed${stderr ? `: ${stderr}` : ''}`, { cause: e });
@@ -118,9 +127,15 @@ export async function ensureBaseImage(dir: string, dockerHost: string, registry:
   return ref;
 }
 
-/** A docker client config dir of the stack's own, so the user's ~/.docker credentials never get involved. */
+/**
+ * A docker client config dir of the stack's own, so the user's ~/.docker credentials never get involved; it holds
+ * the engine's buildx plugin.
+ */
 export function dockerConfigDir(dir: string): string {
   const configDir = path.join(dir, 'docker', 'client');
-  fs.mkdirSync(configDir, { recursive: true });
+  const plugins = path.join(configDir, 'cli-plugins');
+  fs.mkdirSync(plugins, { recursive: true });
+  fs.rmSync(path.join(plugins, 'docker-buildx'), { force: true });
+  fs.symlinkSync(path.join(ENGINE_DIR, 'cli-plugins', 'docker-buildx'), path.join(plugins, 'docker-buildx'));
   return configDir;
 }

@@ -213,7 +213,6 @@ function buildEnv(dir: string, dockerHost: string | undefined, dockerConfig: str
   fs.symlinkSync(DOCKER_CLI, path.join(bin, 'docker'));
   return {
     PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-    DOCKER_BUILDKIT: '0',
     DOCKER_CONFIG: dockerConfig,
     ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
   };

@@ -49,14 +49,23 @@ export function buildVariables(s: Settings): EnvironmentVariable[] {
     // CodeBuild resolves these in the build container; the secret never passes through this job.
     ...s.secretBuildArgs.map((a) => ({ name: BuildEnv.buildArgPrefix + a.name, value: a.reference, type: a.type })),
   ];
-  const names = [...s.buildArgs, ...s.secretBuildArgs].map((a) => a.name).join(' ');
+  const bk = s.buildkit;
+  const asSecrets = bk.secretsAs === 'secret';
+  const names = [...s.buildArgs, ...(asSecrets ? [] : s.secretBuildArgs)].map((a) => a.name).join(' ');
+  const secretNames = asSecrets ? s.secretBuildArgs.map((a) => a.name).join(' ') : '';
   const vars: EnvironmentVariable[] = [
     plain(BuildEnv.image, s.image.name),
     plain(BuildEnv.registry, s.image.registry),
     plain(BuildEnv.tags, s.tags.join(' ')),
     plain(BuildEnv.dockerfile, s.dockerfile),
     plain(BuildEnv.digestVariable, s.digestVariable),
+    plain(BuildEnv.builder, bk.builder),
+    plain(BuildEnv.attestations, String(bk.attestations)),
+    plain(BuildEnv.sbom, String(bk.sbom)),
   ];
+  if (bk.buildkitImage) vars.push(plain(BuildEnv.buildkitImage, bk.buildkitImage));
+  if (bk.cacheRef) vars.push(plain(BuildEnv.cacheRef, bk.cacheRef));
+  if (secretNames) vars.push(plain(BuildEnv.secretNames, secretNames));
   if (s.image.ecr) vars.push(plain(BuildEnv.ecrRegion, s.image.ecr.region));
   if (s.target) vars.push(plain(BuildEnv.target, s.target));
   if (s.platform) vars.push(plain(BuildEnv.platform, s.platform));
@@ -89,6 +98,8 @@ export function startBuildInput(s: Settings, source: SourceLocation, buildspec: 
   if (s.environmentType) input.environmentTypeOverride = s.environmentType as EnvironmentType;
   if (s.buildTimeout) input.timeoutInMinutesOverride = s.buildTimeout;
   if (s.queuedTimeout) input.queuedTimeoutInMinutesOverride = s.queuedTimeout;
+  if (s.localLayerCache) input.cacheOverride = { type: 'LOCAL', modes: ['LOCAL_DOCKER_LAYER_CACHE'] };
+  if (s.fleetArn) input.fleetOverride = { fleetArn: s.fleetArn };
   const requestDigest = createHash('sha256').update(JSON.stringify(input)).digest('hex');
   return { ...input, idempotencyToken: idempotencyToken(s, source, requestDigest) };
 }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError, type InputProblem } from './errors';
-import type { BuildArg, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
+import type { BuildArg, Builder, BuildKitSettings, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
 
 /** Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`. */
 export const Inputs = {
@@ -34,6 +34,15 @@ export const Inputs = {
   DigestVariable: 'digest_variable',
   DotenvPrefix: 'dotenv_prefix',
   ReportDir: 'report_dir',
+  Builder: 'builder',
+  BuildkitImage: 'buildkit_image',
+  Cache: 'cache',
+  CacheRef: 'cache_ref',
+  Attestations: 'attestations',
+  Sbom: 'sbom',
+  SecretBuildArgsAs: 'secret_build_args_as',
+  LocalLayerCache: 'local_layer_cache',
+  FleetArn: 'fleet_arn',
 } as const;
 export type InputName = (typeof Inputs)[keyof typeof Inputs];
 
@@ -64,6 +73,8 @@ const SECRET_REFERENCE = /^[A-Za-z0-9/_+=.@:-]+$/;
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
 const REGISTRY = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?$`);
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const FLEET_ARN = /^arn:(aws|aws-cn|aws-us-gov):codebuild:[a-z0-9-]+:\d{12}:fleet\/[A-Za-z0-9][A-Za-z0-9_-]{1,127}(?::[A-Za-z0-9-]+)?$/;
+export const BUILDERS = ['containerd-store', 'docker-container', 'docker'] as const;
 const ECR_REGISTRY =
   /^(\d{12})\.(?:dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|dkr-ecr(?:-fips)?\.([a-z0-9-]+)\.on\.aws)$/;
 
@@ -103,6 +114,7 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     seen.add(name);
   }
 
+  const image = readImage(p, get(Inputs.Image), account, region, gitlab.projectPath);
   const settings: Settings = {
     region,
     roleArn: role?.arn,
@@ -119,7 +131,7 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     platform: readPlatform(p, get(Inputs.Platform), buildspec === undefined),
     buildArgs,
     secretBuildArgs,
-    image: readImage(p, get(Inputs.Image), account, region, gitlab.projectPath),
+    image,
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
     buildspec,
     digestVariable: readPattern(p, Inputs.DigestVariable, get(Inputs.DigestVariable) || 'IMAGE_DIGEST', VARIABLE_NAME, 'a variable name such as IMAGE_DIGEST') ?? '',
@@ -129,6 +141,9 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     buildTimeout: readTimeout(p, Inputs.BuildTimeout, get(Inputs.BuildTimeout), 2160),
     queuedTimeout: readTimeout(p, Inputs.QueuedTimeout, get(Inputs.QueuedTimeout), 480),
     reportDir: readReportDir(p, get(Inputs.ReportDir) || '.codebuild-image', checkout),
+    buildkit: readBuildKit(p, get, image),
+    localLayerCache: readBoolean(p, Inputs.LocalLayerCache, get(Inputs.LocalLayerCache), false),
+    fleetArn: readPattern(p, Inputs.FleetArn, get(Inputs.FleetArn), FLEET_ARN, 'a CodeBuild fleet ARN, arn:aws:codebuild:<region>:<account>:fleet/<name>'),
     dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
     gitlab,
   };
@@ -208,9 +223,9 @@ function readProjectName(p: Problems, name: string): string {
   return name;
 }
 
-function readChoice(p: Problems, input: InputName, value: string, choices: string[]): string | undefined {
+function readChoice(p: Problems, input: InputName, value: string, choices: string[], orElse = "leave it empty to use the project's setting"): string | undefined {
   if (!value) return undefined;
-  if (!choices.includes(value)) p.add(input, `"${value}" is not one of ${choices.join(', ')}; leave it empty to use the project's setting`);
+  if (!choices.includes(value)) p.add(input, `"${value}" is not one of ${choices.join(', ')}; ${orElse}`);
   return value;
 }
 
@@ -226,6 +241,13 @@ function readInteger(p: Problems, input: InputName, raw: string, min: number, ma
 function readTimeout(p: Problems, input: InputName, raw: string, max: number): number | undefined {
   if (raw === '' || raw === '0') return undefined;
   return readInteger(p, input, raw, 5, max, 'minutes', ", or 0 for the project's setting");
+}
+
+function readBoolean(p: Problems, input: InputName, raw: string, fallback: boolean): boolean {
+  if (raw === '') return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  p.add(input, `"${raw}" is not true or false`);
+  return fallback;
 }
 
 function readPattern(p: Problems, input: InputName, value: string, pattern: RegExp, expected: string): string | undefined {
@@ -470,4 +492,44 @@ function readImage(p: Problems, given: string, account: string | null | undefine
     return placeholder;
   }
   return r;
+}
+
+// ---- BuildKit ----
+
+function readBuildKit(p: Problems, get: (input: InputName) => string, image: ImageRepository): BuildKitSettings {
+  const builder = (readChoice(p, Inputs.Builder, get(Inputs.Builder), [...BUILDERS], 'leave it empty for containerd-store') ?? 'containerd-store') as Builder;
+  const buildkitImage = get(Inputs.BuildkitImage) || undefined;
+  if (buildkitImage && 'problem' in parseImageReference(buildkitImage)) {
+    p.add(Inputs.BuildkitImage, `"${buildkitImage}" is not an image reference such as <registry>/moby/buildkit:v0.26.2`);
+  }
+  if (builder === 'docker-container' && !buildkitImage) {
+    p.add(Inputs.BuildkitImage, 'is required with builder docker-container: name a moby/buildkit image your builds can pull without Docker Hub\'s anonymous limit, e.g. through an ECR pull-through cache (<account>.dkr.ecr.<region>.amazonaws.com/docker-hub/moby/buildkit:v0.26.2)');
+  }
+  const cache = readBoolean(p, Inputs.Cache, get(Inputs.Cache), true);
+  let cacheRef: string | undefined;
+  if (cache) {
+    const given = get(Inputs.CacheRef);
+    cacheRef = given || (image.name ? `${image.name}:buildcache` : undefined);
+    if (given && 'problem' in parseImageReference(given)) {
+      p.add(Inputs.CacheRef, `"${given}" is not an image reference with a tag, e.g. ${image.name || '<registry>/<repository>'}:buildcache`);
+    }
+  }
+  const secretsAs = readChoice(p, Inputs.SecretBuildArgsAs, get(Inputs.SecretBuildArgsAs), ['secret', 'build-arg'], 'leave it empty for secret') ?? 'secret';
+  return {
+    builder,
+    buildkitImage,
+    cacheRef,
+    attestations: readBoolean(p, Inputs.Attestations, get(Inputs.Attestations), true),
+    sbom: readBoolean(p, Inputs.Sbom, get(Inputs.Sbom), false),
+    secretsAs: secretsAs as BuildKitSettings['secretsAs'],
+  };
+}
+
+/** `<repository>:<tag>` with the repository as parseImageRepository accepts it. */
+function parseImageReference(ref: string): ImageRepository | { problem: string } {
+  const slash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  if (colon <= slash) return { problem: 'has no tag' };
+  if (!TAG.test(ref.slice(colon + 1))) return { problem: 'has an invalid tag' };
+  return parseImageRepository(ref.slice(0, colon));
 }

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Build } from '@aws-sdk/client-codebuild';
+import { MEDIA_TYPE_VARIABLE } from './buildspec';
 import { consoleHost, exportedVariable } from './codebuild';
 import type { Settings } from './settings';
 import type { Upload } from './upload';
@@ -18,6 +19,7 @@ export const RECORD_FILE = 'build.json';
 export const ANNOTATIONS_FILE = 'annotations.json';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const INDEX_MEDIA_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
 /** GitLab rejects dotenv reports of 5 KB or more; stay clearly below. */
 const DOTENV_MAX_BYTES = 4096;
 
@@ -47,6 +49,10 @@ export interface BuildRecord {
   digest?: string;
   /** `image@digest`. */
   imageRef?: string;
+  /** Media type of what the digest names, as the build reported it. */
+  mediaType?: string;
+  /** Whether the digest names an image index (attestations, or several platforms) rather than one manifest. */
+  imageIndex?: boolean;
   /** Web page of the image (ECR console or Docker Hub), when there is one. */
   imageUrl?: string;
   context: { sha256: string; size: number; fileCount: number; bucket: string; key: string; uploaded: boolean };
@@ -86,6 +92,11 @@ export function buildRecord(s: Settings, build: Build, archive: Archive, upload:
   if (digest) {
     record.digest = digest;
     record.imageRef = `${s.image.name}@${digest}`;
+    const mediaType = exportedVariable(build, MEDIA_TYPE_VARIABLE);
+    if (mediaType) {
+      record.mediaType = mediaType;
+      record.imageIndex = INDEX_MEDIA_TYPES.includes(mediaType);
+    }
   }
   const imageUrl = imagePageUrl(s, digest);
   if (imageUrl) record.imageUrl = imageUrl;

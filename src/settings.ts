@@ -46,6 +46,23 @@ export interface GitLabJob {
   jobToken: string | undefined;
 }
 
+/** How the generated buildspec gets a BuildKit that can export caches and attestations (src/build-script.ts). */
+export type Builder = 'containerd-store' | 'docker-container' | 'docker';
+
+export interface BuildKitSettings {
+  builder: Builder;
+  /** moby/buildkit image for the docker-container builder. */
+  buildkitImage: string | undefined;
+  /** Registry cache reference (`repository:tag`); undefined turns the cache off. */
+  cacheRef: string | undefined;
+  /** SLSA provenance (mode=max) attached to the image. */
+  attestations: boolean;
+  /** An SBOM too (BuildKit's scanner image is pulled from Docker Hub). */
+  sbom: boolean;
+  /** Secret build args as BuildKit secrets (never in the image), or, explicitly, as plain build args. */
+  secretsAs: 'secret' | 'build-arg';
+}
+
 export interface Settings {
   /** AWS region of the CodeBuild project, bucket and logs. */
   region: string;
@@ -91,6 +108,12 @@ export interface Settings {
   buildTimeout: number | undefined;
   /** Minutes, 5–480. */
   queuedTimeout: number | undefined;
+
+  buildkit: BuildKitSettings;
+  /** CodeBuild's LOCAL_DOCKER_LAYER_CACHE, through cacheOverride. */
+  localLayerCache: boolean;
+  /** Reserved-capacity fleet, through fleetOverride. */
+  fleetArn: string | undefined;
 
   /** Directory for the build-id file, dotenv, JSON record and annotations. */
   reportDir: string;

@@ -214,6 +214,8 @@ function buildEnv(dir: string, dockerHost: string | undefined, dockerConfig: str
   return {
     PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
     DOCKER_CONFIG: dockerConfig,
+    // The stack's dockerd has no bridge network (no private-range addresses here): builds use the host's.
+    CBI_BUILD_NETWORK: 'host',
     ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
   };
 }

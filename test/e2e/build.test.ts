@@ -80,7 +80,7 @@ describe('dist/index.js against the local stack', () => {
     const log = visible(result.output);
     expect(result.code).toBe(1);
     expect(log).toContain('about to fail');
-    expect(log).toMatch(/returned a non-zero code: 7/);
+    expect(log).toMatch(/did not complete successfully: exit code: 7/);
     expect(log).toMatch(/Phase BUILD FAILED/);
     expect(log.trimEnd().split('\n').at(-1)).toBe('Build status: FAILED');
     expect(existsSync(join(failing.reportDir, 'build.env'))).toBe(false);

@@ -4,25 +4,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 
-// Fake `docker` and `aws`: record argv (one call per line, args tab-separated) to $FAKE_DIR/calls,
-// and for `--build-arg NAME` also the value docker would read from its environment.
+// Fake `docker` and `aws`: record argv (one call per line, args tab-separated) to $FAKE_DIR/calls, for
+// `--build-arg NAME` the value docker would read from its environment, and for `--secret id=…,env=VAR` the
+// value of VAR. `buildx build` writes a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
+// $FAKE_CONTAINERD_STORE=1 makes `docker info` report the containerd image store; $FAKE_CACHE_EXISTS=1 makes
+// `buildx imagetools inspect` find the cache.
 const FAKE_DOCKER = `#!/usr/bin/env bash
 line=docker; for a in "$@"; do line+=$'\\t'"$a"; done
 printf '%s\\n' "$line" >> "$FAKE_DIR/calls" # one write: concurrent fakes (pipelines) never interleave
-case "$1" in
-  build)
-    prev=""
+case "$1 \${2:-} \${3:-}" in
+  "info "*)
+    if [ "\${FAKE_CONTAINERD_STORE:-}" = 1 ]; then echo '[["driver-type","io.containerd.snapshotter.v1"]]'; else echo '[["Backing Filesystem","extfs"]]'; fi ;;
+  "buildx imagetools inspect") [ "\${FAKE_CACHE_EXISTS:-}" = 1 ] || exit 1 ;;
+  "buildx build "*)
+    prev=""; meta=""
     for a in "$@"; do
       if [ "$prev" = "--build-arg" ]; then printf 'env\\t%s=%s\\n' "$a" "\${!a-<unset>}" >> "$FAKE_DIR/calls"; fi
+      if [ "$prev" = "--secret" ]; then var="\${a##*env=}"; printf 'secret\\t%s=%s\\n' "$var" "\${!var-<unset>}" >> "$FAKE_DIR/calls"; fi
+      if [ "$prev" = "--metadata-file" ]; then meta="$a"; fi
       prev="$a"
     done
-    echo "Successfully built 0123456789ab" ;;
-  push)
-    echo "The push refers to repository [\${2%:*}]"
-    echo "5f70bf18a086: Pushed"
-    if [ -n "\${FAKE_PUSH_DIGEST:-}" ]; then echo "\${2##*:}: digest: $FAKE_PUSH_DIGEST size: 528"; fi ;;
-  image) printf '%s\\n' "\${FAKE_REPO_DIGESTS:-}" ;;
-  login) cat > "$FAKE_DIR/login-password"; echo "Login Succeeded" ;;
+    echo "#8 [2/2] RUN make"
+    if [ -n "$meta" ] && [ -n "\${FAKE_DIGEST:-}" ]; then
+      printf '{\\n  "containerimage.descriptor": {\\n    "mediaType": "%s",\\n    "digest": "%s"\\n  },\\n  "containerimage.digest": "%s"\\n}\\n' "\${FAKE_MEDIA_TYPE:-application/vnd.oci.image.index.v1+json}" "$FAKE_DIGEST" "$FAKE_DIGEST" > "$meta"
+    fi ;;
+  "login "*) cat > "$FAKE_DIR/login-password"; echo "Login Succeeded" ;;
 esac
 exit "\${FAKE_DOCKER_EXIT:-0}"
 `;
@@ -37,7 +43,7 @@ export interface BuildspecRun {
   status: number | null;
   stdout: string;
   stderr: string;
-  /** argv of each docker/aws call, plus `env NAME=value` pseudo-calls for build args. */
+  /** argv of each docker/aws call, plus `env NAME=value` and `secret VAR=value` pseudo-calls. */
   calls: string[][];
   /** Values of the buildspec's exported-variables after the last command. */
   exported: Record<string, string>;
@@ -60,7 +66,7 @@ export function runBuildspec(buildspec: string, env: Record<string, string>): Bu
   writeFileSync(join(dir, 'calls'), '');
 
   const doc = parse(buildspec) as {
-    env?: { shell?: string; 'exported-variables'?: string[] };
+    env?: { shell?: string; variables?: Record<string, string>; 'exported-variables'?: string[] };
     phases: Record<string, { commands?: string[] }>;
   };
   const commands = ['install', 'pre_build', 'build', 'post_build'].flatMap((p) => doc.phases[p]?.commands ?? []);
@@ -72,7 +78,16 @@ export function runBuildspec(buildspec: string, env: Record<string, string>): Bu
   const shell = doc.env?.shell ?? 'sh';
   const res = spawnSync(shell, ['-c', script], {
     cwd: src,
-    env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: dir, TMPDIR: dir, CODEBUILD_SRC_DIR: src, FAKE_DIR: dir, ...env },
+    env: {
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+      HOME: dir,
+      TMPDIR: dir,
+      CODEBUILD_SRC_DIR: src,
+      CODEBUILD_BUILD_ID: 'image-builder:0f0e0d0c-0b0a-4909-8807-060504030201',
+      FAKE_DIR: dir,
+      ...doc.env?.variables,
+      ...env,
+    },
     encoding: 'utf8',
   });
   const calls = readFileSync(join(dir, 'calls'), 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t'));

@@ -32,6 +32,16 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     environmentType: undefined,
     buildTimeout: undefined,
     queuedTimeout: undefined,
+    buildkit: {
+      builder: 'containerd-store',
+      buildkitImage: undefined,
+      cacheRef: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache',
+      attestations: true,
+      sbom: false,
+      secretsAs: 'secret',
+    },
+    localLayerCache: false,
+    fleetArn: undefined,
     reportDir: '/builds/group/app/.codebuild-image',
     dotenvPrefix: '',
     gitlab: {

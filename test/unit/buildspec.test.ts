@@ -11,7 +11,6 @@ import { runBuildspec, type BuildspecRun } from '../helpers/buildspec-runner';
 import { settingsFixture } from '../helpers/settings-fixture';
 
 const DIGEST = `sha256:${'ab12'.repeat(16)}`;
-const OTHER = `sha256:${'cd34'.repeat(16)}`;
 const LOCAL = { registry: '127.0.0.1:5000', path: 'team/app', name: '127.0.0.1:5000/team/app' };
 
 const dirs: string[] = [];
@@ -33,23 +32,31 @@ function run(s: Settings, extra: Record<string, string> = {}, secrets: Record<st
   return r;
 }
 
-const dockerCalls = (r: BuildspecRun, sub: string) => r.calls.filter((c) => c[0] === 'docker' && c[1] === sub);
+const dockerCalls = (r: BuildspecRun, ...sub: string[]) =>
+  r.calls.filter((c) => c[0] === 'docker' && sub.every((word, i) => c[i + 1] === word));
+const buildxArgs = (r: BuildspecRun) => dockerCalls(r, 'buildx', 'build').map((c) => c.slice(3));
+const WARM = { FAKE_DIGEST: DIGEST, FAKE_CONTAINERD_STORE: '1', FAKE_CACHE_EXISTS: '1' };
+const CACHE = '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache';
+const CACHE_TO = `type=registry,ref=${CACHE},mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true`;
 
 describe('generateBuildspec structure', () => {
-  it('is a version 0.2 bash buildspec exporting the digest and image reference', () => {
+  it('is a version 0.2 bash buildspec exporting the digest, image reference and media type', () => {
     const doc = parse(generateBuildspec(settingsFixture()));
     expect(doc.version).toBe(0.2);
     expect(doc.env.shell).toBe('bash');
-    expect(doc.env['exported-variables']).toEqual(['IMAGE_DIGEST', 'IMAGE_REF']);
+    expect(doc.env['exported-variables']).toEqual(['IMAGE_DIGEST', 'IMAGE_REF', 'IMAGE_MEDIA_TYPE']);
     expect(Object.keys(doc.phases)).toEqual(['pre_build', 'build']);
   });
 
-  it('logs in to ECR only when the image is in ECR', () => {
-    const ecr = parse(generateBuildspec(settingsFixture()));
-    expect(ecr.phases.pre_build.commands.join('\n')).toContain('aws ecr get-login-password --region "$CBI_ECR_REGION"');
-    const local = parse(generateBuildspec(settingsFixture({ image: LOCAL })));
-    expect(local.phases.pre_build).toBeUndefined();
-    expect(JSON.stringify(local)).not.toContain('get-login-password');
+  it('keeps the job log quiet: each command is one short line, the script travels in env.variables', () => {
+    const doc = parse(generateBuildspec(settingsFixture()));
+    const commands: string[] = [...doc.phases.pre_build.commands, ...doc.phases.build.commands];
+    expect(commands).toEqual([
+      'bash -c "$CBI_SH" prepare',
+      'bash -c "$CBI_SH" build',
+      '. "${TMPDIR:-/tmp}/codebuild-image-${CODEBUILD_BUILD_ID##*:}.env"',
+    ]);
+    expect(doc.env.variables.CBI_SH).toContain('docker "${args[@]}" .');
   });
 
   it('never writes user values into the buildspec text', () => {
@@ -67,7 +74,7 @@ describe('generateBuildspec structure', () => {
     for (const v of ['docker/', 'final', 'linux/arm64', 'v1.2.3', 'GREETING', 'whoami', 'NPM_TOKEN', 'ci/npm', '127.0.0.1:5000']) {
       expect(text).not.toContain(v);
     }
-    expect(parse(text).env['exported-variables']).toEqual(['API_DIGEST', 'IMAGE_REF']);
+    expect(parse(text).env['exported-variables']).toEqual(['API_DIGEST', 'IMAGE_REF', 'IMAGE_MEDIA_TYPE']);
   });
 
   it('rejects a digest variable that is not a variable name', () => {
@@ -76,9 +83,9 @@ describe('generateBuildspec structure', () => {
 });
 
 describe('generated buildspec executed with fake docker and aws', () => {
-  it('logs in to ECR, builds with every tag, pushes each tag and exports the pushed digest', () => {
+  it('logs in to ECR, builds with buildx, the registry cache and provenance, and exports what buildx pushed', () => {
     const s = settingsFixture({ tags: ['abc1234', 'latest'] });
-    const r = run(s, { FAKE_PUSH_DIGEST: DIGEST });
+    const r = run(s, WARM);
     expect(r.stderr).not.toContain('command failed');
     expect(r.status).toBe(0);
     const name = s.image.name;
@@ -88,15 +95,45 @@ describe('generated buildspec executed with fake docker and aws', () => {
       ['docker', 'login', '--username', 'AWS', '--password-stdin', '000000000000.dkr.ecr.us-east-1.amazonaws.com'],
     ]);
     expect(readFileSync(join(r.dir, 'login-password'), 'utf8')).toBe('ecr-password\n');
-    expect(r.calls.findIndex((c) => c[1] === 'login')).toBeLessThan(r.calls.findIndex((c) => c[1] === 'build'));
-    expect(dockerCalls(r, 'build')).toEqual([
-      ['docker', 'build', '--file', 'Dockerfile', '--tag', `${name}:abc1234`, '--tag', `${name}:latest`, '.'],
+    expect(r.calls.findIndex((c) => c[1] === 'login')).toBeLessThan(r.calls.findIndex((c) => c[1] === 'buildx'));
+    expect(r.stdout).toContain('Builder: Docker engine on the containerd image store');
+    expect(buildxArgs(r)).toEqual([[
+      '--progress', 'plain', '--push', '--metadata-file', expect.stringMatching(/^\//), '--file', 'Dockerfile',
+      '--tag', `${name}:abc1234`, '--tag', `${name}:latest`,
+      '--cache-from', `type=registry,ref=${CACHE}`, '--cache-to', CACHE_TO,
+      '--provenance', 'mode=max', '.',
+    ]]);
+    expect(r.exported).toEqual({
+      IMAGE_DIGEST: DIGEST,
+      IMAGE_REF: `${name}@${DIGEST}`,
+      IMAGE_MEDIA_TYPE: 'application/vnd.oci.image.index.v1+json',
+    });
+  });
+
+  it('starts a first build without --cache-from, with one warning line, and still writes the cache', () => {
+    const r = run(settingsFixture(), { ...WARM, FAKE_CACHE_EXISTS: '0' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('Warning:'))).toEqual([
+      `Warning: no layer cache at ${CACHE} yet; this build fills it`,
     ]);
-    expect(dockerCalls(r, 'push')).toEqual([
-      ['docker', 'push', `${name}:abc1234`],
-      ['docker', 'push', `${name}:latest`],
-    ]);
-    expect(r.exported).toEqual({ IMAGE_DIGEST: DIGEST, IMAGE_REF: `${name}@${DIGEST}` });
+    const args = buildxArgs(r)[0] ?? [];
+    expect(args).not.toContain('--cache-from');
+    expect(args).toContain(CACHE_TO);
+  });
+
+  it('builds without cache flags when the cache is off, and without attestations when they are off', () => {
+    const s = settingsFixture({ buildkit: { ...settingsFixture().buildkit, cacheRef: undefined, attestations: false } });
+    const r = run(s, WARM);
+    expect(r.status).toBe(0);
+    const args = buildxArgs(r)[0] ?? [];
+    expect(args.filter((a) => a.startsWith('--cache'))).toEqual([]);
+    expect(args).toEqual(expect.arrayContaining(['--provenance=false', '--sbom=false']));
+    expect(r.calls.some((c) => c[2] === 'imagetools')).toBe(false);
+  });
+
+  it('adds an SBOM when asked', () => {
+    const r = run(settingsFixture({ buildkit: { ...settingsFixture().buildkit, sbom: true } }), WARM);
+    expect(buildxArgs(r)[0]).toEqual(expect.arrayContaining(['--provenance', 'mode=max', '--sbom=true']));
   });
 
   it('passes target, platform and build args; values reach docker only through its environment', () => {
@@ -109,53 +146,91 @@ describe('generated buildspec executed with fake docker and aws', () => {
         { name: 'GREETING', value: 'hello $(whoami) `id` "quoted" \'single\'' },
         { name: 'EMPTY', value: '' },
       ],
-      secretBuildArgs: [{ name: 'NPM_TOKEN', type: 'SECRETS_MANAGER', reference: 'ci/npm:token' }],
+      buildkit: { ...settingsFixture().buildkit, cacheRef: undefined },
     });
-    const r = run(s, { FAKE_PUSH_DIGEST: DIGEST }, { 'ci/npm:token': 's3cr3t value' });
+    const r = run(s, { ...WARM, CBI_BUILD_NETWORK: 'host' });
     expect(r.status).toBe(0);
     expect(r.calls.some((c) => c[0] === 'aws')).toBe(false);
-    expect(dockerCalls(r, 'build')).toEqual([[
-      'docker', 'build', '--file', 'docker/my app.Dockerfile', '--tag', '127.0.0.1:5000/team/app:abc1234',
-      '--target', 'runtime', '--platform', 'linux/arm64',
-      '--build-arg', 'GREETING', '--build-arg', 'EMPTY', '--build-arg', 'NPM_TOKEN', '.',
-    ]]);
+    expect(buildxArgs(r)[0]).toEqual([
+      '--progress', 'plain', '--push', '--metadata-file', expect.stringMatching(/^\//), '--file', 'docker/my app.Dockerfile',
+      '--tag', '127.0.0.1:5000/team/app:abc1234', '--target', 'runtime', '--platform', 'linux/arm64', '--network', 'host',
+      '--build-arg', 'GREETING', '--build-arg', 'EMPTY', '--provenance', 'mode=max', '.',
+    ]);
     expect(r.calls.filter((c) => c[0] === 'env').map((c) => c[1])).toEqual([
       'GREETING=hello $(whoami) `id` "quoted" \'single\'',
       'EMPTY=',
-      'NPM_TOKEN=s3cr3t value',
     ]);
+  });
+
+  it('passes secret build args as BuildKit secrets read from the environment, never as build args', () => {
+    const s = settingsFixture({
+      image: LOCAL,
+      secretBuildArgs: [{ name: 'NPM_TOKEN', type: 'SECRETS_MANAGER', reference: 'ci/npm:token' }],
+    });
+    const r = run(s, WARM, { 'ci/npm:token': 's3cr3t value' });
+    expect(r.status).toBe(0);
+    const args = buildxArgs(r)[0] ?? [];
+    expect(args).toEqual(expect.arrayContaining(['--secret', 'id=NPM_TOKEN,env=CBI_ARG_NPM_TOKEN']));
+    expect(args).not.toContain('--build-arg');
+    expect(r.calls.filter((c) => c[0] === 'secret').map((c) => c[1])).toEqual(['CBI_ARG_NPM_TOKEN=s3cr3t value']);
     expect(r.stdout + r.stderr).not.toContain('s3cr3t');
+  });
+
+  it('passes secret build args as plain build args only when asked to', () => {
+    const s = settingsFixture({
+      image: LOCAL,
+      secretBuildArgs: [{ name: 'NPM_TOKEN', type: 'SECRETS_MANAGER', reference: 'ci/npm:token' }],
+      buildkit: { ...settingsFixture().buildkit, secretsAs: 'build-arg' },
+    });
+    const r = run(s, WARM, { 'ci/npm:token': 's3cr3t value' });
+    expect(r.status).toBe(0);
+    const args = buildxArgs(r)[0] ?? [];
+    expect(args).not.toContain('--secret');
+    expect(r.calls.filter((c) => c[0] === 'env').map((c) => c[1])).toEqual(['NPM_TOKEN=s3cr3t value']);
+  });
+
+  it('creates a docker-container builder from buildkit_image when asked', () => {
+    const image = 'registry.example.com/moby/buildkit:v0.26.2';
+    const s = settingsFixture({ image: LOCAL, buildkit: { ...settingsFixture().buildkit, builder: 'docker-container', buildkitImage: image } });
+    const r = run(s, { FAKE_DIGEST: DIGEST });
+    expect(r.status).toBe(0);
+    expect(dockerCalls(r, 'buildx', 'create')).toEqual([[
+      'docker', 'buildx', 'create', '--name', 'codebuild-image', '--driver', 'docker-container',
+      '--driver-opt', `image=${image}`, '--driver-opt', 'network=host', '--use', '--bootstrap',
+    ]]);
+    expect(buildxArgs(r)[0]).toEqual(expect.arrayContaining(['--cache-to', '--provenance', 'mode=max']));
+  });
+
+  it('with builder docker on an engine that cannot export, builds without cache and attestations, saying so', () => {
+    const s = settingsFixture({ image: LOCAL, buildkit: { ...settingsFixture().buildkit, builder: 'docker' } });
+    const r = run(s, { FAKE_DIGEST: DIGEST });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Builder: the Docker engine as it is');
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('Warning:'))).toHaveLength(2);
+    const args = buildxArgs(r)[0] ?? [];
+    expect(args.filter((a) => a.startsWith('--cache'))).toEqual([]);
+    expect(args).toEqual(expect.arrayContaining(['--provenance=false', '--sbom=false']));
     expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
   });
 
-  it('falls back to the RepoDigests entry of this exact repository when push prints no digest', () => {
-    const s = settingsFixture({ image: LOCAL });
-    const r = run(s, { FAKE_REPO_DIGESTS: `127.0.0.1:5000/team/app-other@${OTHER}\n127.0.0.1:5000/team/app@${DIGEST}` });
-    expect(r.status).toBe(0);
-    expect(dockerCalls(r, 'image')).toEqual([
-      ['docker', 'image', 'inspect', '--format', '{{range .RepoDigests}}{{println .}}{{end}}', '127.0.0.1:5000/team/app:abc1234'],
-    ]);
-    expect(r.exported).toEqual({ IMAGE_DIGEST: DIGEST, IMAGE_REF: `127.0.0.1:5000/team/app@${DIGEST}` });
-  });
-
-  it('fails, exporting nothing, when no digest can be found', () => {
-    const r = run(settingsFixture({ image: LOCAL }), { FAKE_REPO_DIGESTS: `elsewhere/app@${DIGEST}` });
+  it('fails, exporting nothing, when buildx reports no digest', () => {
+    const r = run(settingsFixture({ image: LOCAL }), { ...WARM, FAKE_DIGEST: '' });
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain('Cannot tell the digest of 127.0.0.1:5000/team/app:abc1234');
+    expect(r.stderr).toContain('docker buildx reported no image digest for 127.0.0.1:5000/team/app');
     expect(r.exported).toEqual({});
   });
 
-  it('stops at a failing docker build: nothing is pushed', () => {
-    const r = run(settingsFixture({ image: LOCAL }), { FAKE_DOCKER_EXIT: '1', FAKE_PUSH_DIGEST: DIGEST });
-    expect(r.status).toBe(1);
-    expect(dockerCalls(r, 'build')).toHaveLength(1);
-    expect(dockerCalls(r, 'push')).toEqual([]);
+  it('stops at a failing build: nothing is exported', () => {
+    const r = run(settingsFixture({ image: LOCAL }), { ...WARM, FAKE_DOCKER_EXIT: '1' });
+    expect(r.status).not.toBe(0);
+    expect(r.exported).toEqual({});
   });
 
-  it('exports under the configured digest variable name', () => {
-    const r = run(settingsFixture({ image: LOCAL, digestVariable: 'API_DIGEST' }), { FAKE_PUSH_DIGEST: DIGEST });
+  it('exports under the configured digest variable name, with the single-manifest media type', () => {
+    const media = 'application/vnd.oci.image.manifest.v1+json';
+    const r = run(settingsFixture({ image: LOCAL, digestVariable: 'API_DIGEST' }), { ...WARM, FAKE_MEDIA_TYPE: media });
     expect(r.status).toBe(0);
-    expect(r.exported).toEqual({ API_DIGEST: DIGEST, IMAGE_REF: `127.0.0.1:5000/team/app@${DIGEST}` });
+    expect(r.exported).toEqual({ API_DIGEST: DIGEST, IMAGE_REF: `127.0.0.1:5000/team/app@${DIGEST}`, IMAGE_MEDIA_TYPE: media });
   });
 });
 

@@ -1,0 +1,139 @@
+/**
+ * The shell script the generated buildspec runs on the CodeBuild host. It travels in the buildspec's `env.variables`
+ * as CBI_SH and each buildspec command is one short line (`bash -c "$CBI_SH" build`), so the job log shows the
+ * build's output rather than our shell. User values arrive only as environment variables (see BuildEnv in
+ * src/buildspec.ts); nothing the user typed is ever part of this text.
+ *
+ * Steps:
+ * - `prepare`: a BuildKit engine that can export registry caches and attestations (see engine() below), then the
+ *   ECR login when the image is in ECR.
+ * - `build`: `docker buildx build --push` with the registry cache, BuildKit secrets and attestations; writes the
+ *   exports file that the buildspec's last command sources, so CodeBuild exports the digest.
+ *
+ * A plain template literal: `\${` and `\\` stand for bash's `${` and `\`.
+ * bash 4.2 compatible (Amazon Linux 2 images): no `mapfile -d`, and empty arrays are never expanded under `set -u`.
+ */
+export const BUILD_SCRIPT = `set -euo pipefail
+step=$0
+
+warn() { printf 'Warning: %s\\n' "$*"; }
+
+uses_containerd_store() {
+  docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'
+}
+
+# CodeBuild's images start dockerd on overlay2 without the containerd image store, where BuildKit's default
+# driver exports neither registry caches nor attestations. Restart it, with the same arguments, on that store.
+restart_on_containerd_store() {
+  local pidfile=\${CBI_DOCKERD_PIDFILE:-/var/run/docker.pid} log=\${CBI_DOCKERD_LOG:-/var/log/docker.log} pid arg
+  local -a argv=()
+  pid=$(cat "$pidfile")
+  while IFS= read -r -d '' arg; do argv+=("$arg"); done < "/proc/$pid/cmdline"
+  echo "Restarting dockerd on the containerd image store (for registry cache export and attestations)"
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then echo "dockerd (PID $pid) did not stop within 30 s" >&2; exit 1; fi
+  setsid nohup "\${argv[@]}" --feature containerd-snapshotter=true >> "$log" 2>&1 < /dev/null &
+  for _ in $(seq 1 120); do docker info > /dev/null 2>&1 && break; sleep 0.5; done
+  if ! uses_containerd_store; then echo "dockerd did not come back on the containerd image store; see $log" >&2; exit 1; fi
+}
+
+engine() {
+  case "$CBI_BUILDER" in
+    containerd-store)
+      if uses_containerd_store; then echo "Builder: Docker engine on the containerd image store"; else restart_on_containerd_store; fi ;;
+    docker-container)
+      docker buildx create --name codebuild-image --driver docker-container --driver-opt "image=$CBI_BUILDKIT_IMAGE" --driver-opt network=host --use --bootstrap > /dev/null
+      echo "Builder: docker-container from $CBI_BUILDKIT_IMAGE" ;;
+    docker)
+      echo "Builder: the Docker engine as it is" ;;
+    *) echo "Unknown builder $CBI_BUILDER" >&2; exit 1 ;;
+  esac
+}
+
+# Whether the active builder can export registry caches and attestations.
+full_builder() {
+  [ "$CBI_BUILDER" = docker-container ] || uses_containerd_store
+}
+
+login() {
+  if [ -z "\${CBI_ECR_REGION:-}" ]; then return; fi
+  echo "Logging in to $CBI_REGISTRY"
+  aws ecr get-login-password --region "$CBI_ECR_REGION" | docker login --username AWS --password-stdin "$CBI_REGISTRY" > /dev/null
+}
+
+exports_file() {
+  printf '%s/codebuild-image-%s.env' "\${TMPDIR:-/tmp}" "\${CODEBUILD_BUILD_ID##*:}"
+}
+
+build() {
+  cd "\${CODEBUILD_SRC_DIR:-.}"
+  local meta name value_var full=false
+  meta="$(mktemp)"
+  if full_builder; then full=true; fi
+  local -a tags args
+  read -r -a tags <<< "$CBI_TAGS"
+  args=(buildx build --progress plain --push --metadata-file "$meta" --file "$CBI_DOCKERFILE")
+  for tag in "\${tags[@]}"; do args+=(--tag "$CBI_IMAGE:$tag"); done
+  if [ -n "\${CBI_TARGET:-}" ]; then args+=(--target "$CBI_TARGET"); fi
+  if [ -n "\${CBI_PLATFORM:-}" ]; then args+=(--platform "$CBI_PLATFORM"); fi
+  if [ -n "\${CBI_BUILD_NETWORK:-}" ]; then args+=(--network "$CBI_BUILD_NETWORK"); fi
+  # Values reach docker through its environment (--build-arg NAME, --secret env=…): never on a command line.
+  if [ -n "\${CBI_BUILD_ARG_NAMES:-}" ]; then
+    read -r -a names <<< "$CBI_BUILD_ARG_NAMES"
+    for name in "\${names[@]}"; do
+      value_var="CBI_ARG_$name"
+      export "$name=\${!value_var:-}"
+      args+=(--build-arg "$name")
+    done
+  fi
+  if [ -n "\${CBI_SECRET_NAMES:-}" ]; then
+    read -r -a names <<< "$CBI_SECRET_NAMES"
+    for name in "\${names[@]}"; do args+=(--secret "id=$name,env=CBI_ARG_$name"); done
+  fi
+  if [ -n "\${CBI_CACHE_REF:-}" ]; then
+    if [ "$full" = true ]; then
+      # A missing cache is normal for a first build; a cache that cannot be written never fails the build.
+      if docker buildx imagetools inspect "$CBI_CACHE_REF" > /dev/null 2>&1; then
+        args+=(--cache-from "type=registry,ref=$CBI_CACHE_REF")
+      else
+        warn "no layer cache at $CBI_CACHE_REF yet; this build fills it"
+      fi
+      args+=(--cache-to "type=registry,ref=$CBI_CACHE_REF,mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true")
+    else
+      warn "this builder cannot export a registry cache (builder containerd-store enables it); building without one"
+    fi
+  fi
+  if [ "\${CBI_ATTESTATIONS:-false}" = true ] && [ "$full" = true ]; then
+    args+=(--provenance "mode=max")
+    if [ "\${CBI_SBOM:-false}" = true ]; then args+=(--sbom=true); fi
+  else
+    if [ "\${CBI_ATTESTATIONS:-false}" = true ]; then warn "this builder cannot make attestations (builder containerd-store enables them); none attached"; fi
+    args+=(--provenance=false --sbom=false)
+  fi
+  echo "Building $CBI_IMAGE from $CBI_DOCKERFILE"
+  docker "\${args[@]}" .
+
+  # The digest the tags point to: the image index when attestations are attached, else the manifest.
+  local digest media_type
+  digest="$(grep -oE '"containerimage.digest": *"sha256:[0-9a-f]{64}"' "$meta" | grep -oE 'sha256:[0-9a-f]{64}' || true)"
+  media_type="$(grep -oE '"mediaType": *"[^"]*"' "$meta" | head -n 1 | cut -d '"' -f 4 || true)"
+  rm -f "$meta"
+  if [ -z "$digest" ]; then echo "docker buildx reported no image digest for $CBI_IMAGE" >&2; exit 1; fi
+  {
+    printf 'export %s=%q\\n' "$CBI_DIGEST_VARIABLE" "$digest"
+    printf 'export IMAGE_REF=%q\\n' "$CBI_IMAGE@$digest"
+    printf 'export IMAGE_MEDIA_TYPE=%q\\n' "$media_type"
+  } > "$(exports_file)"
+  echo "Pushed $CBI_IMAGE@$digest"
+}
+
+case "$step" in
+  prepare) engine; login ;;
+  build) build ;;
+  *) echo "Unknown step $step: use prepare or build" >&2; exit 1 ;;
+esac
+`;
+
+/** The buildspec command that loads what `build` exported into CodeBuild's shell (exported-variables). */
+export const LOAD_EXPORTS = '. "${TMPDIR:-/tmp}/codebuild-image-${CODEBUILD_BUILD_ID##*:}.env"';

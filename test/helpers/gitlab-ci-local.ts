@@ -193,15 +193,19 @@ export interface StackRun extends GitlabCiLocalResult {
 
 /**
  * Runs a consumer pipeline on the shell executor against the local stack, in a checkout holding
- * examples/hello and dist/index.js. The jobs reach AWS as a GitLab job would: the stack's endpoints and
+ * examples/hello and dist/index.js (plus `copy` and `files`). The jobs reach AWS as a GitLab job would: the stack's endpoints and
  * a token from its OIDC issuer, and nothing from the host's AWS or CI settings. The caller removes the checkout.
  */
 export async function runOnStack(
   stack: Stack,
   pipeline: Record<string, unknown>,
-  opts: Pick<RepoOptions, 'dir'> & Pick<GitlabCiLocalOptions, 'echo' | 'timeoutMs'> = {},
+  opts: Pick<RepoOptions, 'dir' | 'copy' | 'files'> & Pick<GitlabCiLocalOptions, 'echo' | 'timeoutMs'> = {},
 ): Promise<StackRun> {
-  const repo = makeComponentRepo({ dir: opts.dir, copy: ['examples/hello', 'dist/index.js'], files: { '.gitlab-ci.yml': stringify(pipeline) } });
+  const repo = makeComponentRepo({
+    dir: opts.dir,
+    copy: ['examples/hello', 'dist/index.js', ...(opts.copy ?? [])],
+    files: { ...opts.files, '.gitlab-ci.yml': stringify(pipeline) },
+  });
   try {
     const token = await stack.signToken();
     // No GitLab API exists to watch the job through, so no job token.

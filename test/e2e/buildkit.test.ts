@@ -1,0 +1,147 @@
+/**
+ * BuildKit on the local stack, through the component: a warm rebuild replays the expensive step from the layer
+ * cache in the registry after the engine was wiped (CodeBuild hosts start empty), and a secret mount leaves no
+ * trace in the image.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { docker } from '../../stack/docker';
+import { getBlob, getManifest, platformManifests } from '../../stack/registry';
+import { startStack, type Stack } from '../../stack/stack';
+import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
+import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
+
+const SECRET = 'tok-5ecret-v4lue-9f2c';
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({ dir: join(repoRoot, '.stack', 'buildkit'), phaseDelayMs: 50, secrets: { 'ci/npm-token': SECRET } });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Empties the engine as a fresh CodeBuild host is: no image, no build cache. */
+async function wipeEngine(): Promise<void> {
+  const run = (args: string[]) => docker(stack.dockerHost ?? '', args, stack.dockerConfig);
+  const images = (await run(['image', 'ls', '--all', '--quiet'])).split('\n').filter(Boolean);
+  if (images.length > 0) await run(['image', 'rm', '--force', ...new Set(images)]);
+  await run(['buildx', 'prune', '--all', '--force']);
+  expect((await run(['image', 'ls', '--all', '--quiet'])).trim()).toBe('');
+}
+
+/**
+ * A step of BuildKit's plain progress: whether its command ran (its own output line appears, as `#N 0.123 <line>`)
+ * and how long it took. A step replayed from the engine's own cache prints `#N CACHED`; one replayed from the
+ * registry cache fetches its layers instead (BuildKit's event for it says `cached: true`), and its command never runs.
+ */
+function step(log: string, command: string, prints: string): { ran: boolean; seconds: number } {
+  const escaped = command.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const started = new RegExp(`#(\\d+) \\[[^\\]]+\\] ${escaped}`).exec(log);
+  if (!started) throw new Error(`no BuildKit step runs "${command}" in the log`);
+  const n = started[1];
+  const done = [...log.matchAll(new RegExp(`#${n} (?:DONE (\\d+\\.\\d+)s|CACHED)`, 'g'))].map((m) => Number(m[1] ?? 0));
+  return { ran: new RegExp(`#${n} \\d+\\.\\d+ ${prints}`).test(log), seconds: done.reduce((a, b) => a + b, 0) };
+}
+
+describe('BuildKit through the component on the local stack', () => {
+  const context = 'test/fixtures/warm-cache';
+  const expensive = 'RUN echo "expensive step running" && sleep 4 && echo done > /expensive.txt';
+  // The stack's registry outlives a run: a repository of this run's own starts without a cache.
+  const repository = `group/cached-${Date.now().toString(36)}`;
+  const pipeline = () => ({
+    include: [{ component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-image', repository, { context }) }],
+  });
+
+  it('rebuilds on a wiped engine with the expensive step replayed from the registry cache', async () => {
+    await wipeEngine();
+    const first = await runOnStack(stack, pipeline(), { copy: [context] });
+    let firstDigest: string;
+    try {
+      expect(first.code, first.output).toBe(0);
+      expect(step(first.output, expensive, 'expensive step running')).toMatchObject({ ran: true });
+      expect(step(first.output, expensive, 'expensive step running').seconds).toBeGreaterThanOrEqual(4);
+      expect(first.output).toContain('Warning: no layer cache at');
+      firstDigest = readDotenv(join(first.dir, '.codebuild-image/build-image/build.env')).IMAGE_DIGEST ?? '';
+      expect(await registryDigest(stack.registry, repository, 'latest')).toBe(firstDigest);
+      expect((await getManifest(stack.registry, repository, 'buildcache')).layers?.length).toBeGreaterThan(0);
+    } finally {
+      first.remove();
+    }
+
+    await wipeEngine();
+    const second = await runOnStack(stack, pipeline(), {
+      copy: [context],
+      files: { [`${context}/message.txt`]: 'second build\n' },
+    });
+    try {
+      expect(second.code, second.output).toBe(0);
+      const replayed = step(second.output, expensive, 'expensive step running');
+      expect(replayed.ran).toBe(false);
+      expect(replayed.seconds).toBeLessThan(4);
+      expect(step(second.output, 'RUN cat /message.txt', 'second build').ran).toBe(true);
+      expect(second.output).not.toContain('Warning: no layer cache');
+      const digest = readDotenv(join(second.dir, '.codebuild-image/build-image/build.env')).IMAGE_DIGEST;
+      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(digest).not.toBe(firstDigest);
+      expect(await registryDigest(stack.registry, repository, 'latest')).toBe(digest);
+    } finally {
+      second.remove();
+    }
+  });
+
+  it('attaches provenance: the digest names an image index, and the JSON record says so', async () => {
+    const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_IMAGE: `${stack.registry}/group/attested` });
+    const result = await runAction(job);
+    expect(result.code, visible(result.output)).toBe(0);
+    const digest = readDotenv(join(job.reportDir, 'build.env')).IMAGE_DIGEST ?? '';
+    const index = await getManifest(stack.registry, 'group/attested', digest);
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    const kinds = index.manifests?.map((m) => m.annotations?.['vnd.docker.reference.type'] ?? m.platform?.architecture);
+    expect(kinds).toEqual(['amd64', 'attestation-manifest']);
+    const record = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8'));
+    expect(record).toMatchObject({ digest, imageIndex: true, mediaType: 'application/vnd.oci.image.index.v1+json' });
+  });
+
+  it('with attestations off, pushes a single manifest and records imageIndex false', async () => {
+    const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_IMAGE: `${stack.registry}/group/plain`, CODEBUILD_IMAGE_ATTESTATIONS: 'false' });
+    const result = await runAction(job);
+    expect(result.code, visible(result.output)).toBe(0);
+    const digest = readDotenv(join(job.reportDir, 'build.env')).IMAGE_DIGEST ?? '';
+    const manifest = await getManifest(stack.registry, 'group/plain', digest);
+    expect(manifest.manifests).toBeUndefined();
+    expect(manifest.layers?.length).toBeGreaterThan(0);
+    const record = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8'));
+    expect(record.imageIndex).toBe(false);
+  });
+
+  it('mounts a secret build arg for one RUN step; it reaches neither the history nor any layer', async () => {
+    await wipeEngine();
+    const job = await makeJob(stack, 'test/fixtures/secret-mount', {
+      CODEBUILD_IMAGE_IMAGE: `${stack.registry}/group/secret`,
+      CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify(['NPM_TOKEN=secretsmanager:ci/npm-token']),
+    });
+    const result = await runAction(job);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+    expect(log).toContain(`secret mounted: ${SECRET.length} bytes`);
+    expect(log).not.toContain(SECRET);
+
+    const digest = readDotenv(join(job.reportDir, 'build.env')).IMAGE_DIGEST ?? '';
+    const history = await docker(stack.dockerHost ?? '', ['history', '--no-trunc', `${stack.registry}/group/secret@${digest}`], stack.dockerConfig);
+    expect(history).toContain('secret mounted');
+    expect(history).not.toContain(SECRET);
+
+    const [image] = await platformManifests(stack.registry, 'group/secret', digest);
+    const blobs = [image?.manifest.config, ...(image?.manifest.layers ?? [])];
+    expect(blobs.length).toBeGreaterThan(2);
+    for (const blob of blobs) {
+      const bytes = await getBlob(stack.registry, 'group/secret', blob?.digest ?? '');
+      const text = (blob?.mediaType.endsWith('gzip') ? gunzipSync(bytes) : bytes).toString('latin1');
+      expect(text, blob?.digest).not.toContain(SECRET);
+    }
+  });
+});

@@ -24,6 +24,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** The stack's registry outlives a run: a repository of this run's own starts without a cache. */
+const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;
+
 /** Empties the engine as a fresh CodeBuild host is: no image, no build cache. */
 async function wipeEngine(): Promise<void> {
   const run = (args: string[]) => docker(stack.dockerHost ?? '', args, stack.dockerConfig);
@@ -50,8 +53,7 @@ function step(log: string, command: string, prints: string): { ran: boolean; sec
 describe('BuildKit through the component on the local stack', () => {
   const context = 'test/fixtures/warm-cache';
   const expensive = 'RUN echo "expensive step running" && sleep 4 && echo done > /expensive.txt';
-  // The stack's registry outlives a run: a repository of this run's own starts without a cache.
-  const repository = `group/cached-${Date.now().toString(36)}`;
+  const repository = fresh('group/cached');
   const pipeline = () => ({
     include: [{ component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-image', repository, { context }) }],
   });
@@ -120,8 +122,9 @@ describe('BuildKit through the component on the local stack', () => {
 
   it('mounts a secret build arg for one RUN step; it reaches neither the history nor any layer', async () => {
     await wipeEngine();
+    const repository = fresh('group/secret');
     const job = await makeJob(stack, 'test/fixtures/secret-mount', {
-      CODEBUILD_IMAGE_IMAGE: `${stack.registry}/group/secret`,
+      CODEBUILD_IMAGE_IMAGE: `${stack.registry}/${repository}`,
       CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify(['NPM_TOKEN=secretsmanager:ci/npm-token']),
     });
     const result = await runAction(job);
@@ -131,15 +134,15 @@ describe('BuildKit through the component on the local stack', () => {
     expect(log).not.toContain(SECRET);
 
     const digest = readDotenv(join(job.reportDir, 'build.env')).IMAGE_DIGEST ?? '';
-    const history = await docker(stack.dockerHost ?? '', ['history', '--no-trunc', `${stack.registry}/group/secret@${digest}`], stack.dockerConfig);
+    const history = await docker(stack.dockerHost ?? '', ['history', '--no-trunc', `${stack.registry}/${repository}@${digest}`], stack.dockerConfig);
     expect(history).toContain('secret mounted');
     expect(history).not.toContain(SECRET);
 
-    const [image] = await platformManifests(stack.registry, 'group/secret', digest);
+    const [image] = await platformManifests(stack.registry, repository, digest);
     const blobs = [image?.manifest.config, ...(image?.manifest.layers ?? [])];
     expect(blobs.length).toBeGreaterThan(2);
     for (const blob of blobs) {
-      const bytes = await getBlob(stack.registry, 'group/secret', blob?.digest ?? '');
+      const bytes = await getBlob(stack.registry, repository, blob?.digest ?? '');
       const text = (blob?.mediaType.endsWith('gzip') ? gunzipSync(bytes) : bytes).toString('latin1');
       expect(text, blob?.digest).not.toContain(SECRET);
     }

@@ -22,6 +22,12 @@ uses_containerd_store() {
   docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'
 }
 
+# Alive and not a zombie (an exited dockerd stays one until its parent reaps it).
+running() {
+  local state=""
+  [ -r "/proc/$1/stat" ] && read -r _ _ state _ < "/proc/$1/stat" && [ "$state" != Z ]
+}
+
 # CodeBuild's images start dockerd on overlay2 without the containerd image store, where BuildKit's default
 # driver exports neither registry caches nor attestations. Restart it, with the same arguments, on that store.
 restart_on_containerd_store() {
@@ -31,8 +37,8 @@ restart_on_containerd_store() {
   while IFS= read -r -d '' arg; do argv+=("$arg"); done < "/proc/$pid/cmdline"
   echo "Restarting dockerd on the containerd image store (for registry cache export and attestations)"
   kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  if kill -0 "$pid" 2>/dev/null; then echo "dockerd (PID $pid) did not stop within 30 s" >&2; exit 1; fi
+  for _ in $(seq 1 60); do running "$pid" || break; sleep 0.5; done
+  if running "$pid"; then echo "dockerd (PID $pid) did not stop within 30 s" >&2; exit 1; fi
   setsid nohup "\${argv[@]}" --feature containerd-snapshotter=true >> "$log" 2>&1 < /dev/null &
   for _ in $(seq 1 120); do docker info > /dev/null 2>&1 && break; sleep 0.5; done
   if ! uses_containerd_store; then echo "dockerd did not come back on the containerd image store; see $log" >&2; exit 1; fi
@@ -68,7 +74,7 @@ exports_file() {
 
 build() {
   cd "\${CODEBUILD_SRC_DIR:-.}"
-  local meta name value_var full=false
+  local meta progress cache_step name value_var full=false
   meta="$(mktemp)"
   if full_builder; then full=true; fi
   local -a tags args
@@ -112,7 +118,14 @@ build() {
     args+=(--provenance=false --sbom=false)
   fi
   echo "Building $CBI_IMAGE from $CBI_DOCKERFILE"
-  docker "\${args[@]}" .
+  progress="$(mktemp)"
+  docker "\${args[@]}" . 2>&1 | tee "$progress"
+  # ignore-error=true keeps a failed cache export from failing the build; BuildKit logs it as one step's ERROR.
+  cache_step="$(sed -nE 's/^#([0-9]+) exporting cache to registry$/\\1/p' "$progress" | head -n 1)"
+  if [ -n "$cache_step" ] && grep -q "^#$cache_step ERROR" "$progress"; then
+    warn "the layer cache could not be written to $CBI_CACHE_REF (BuildKit's ERROR line above says why); the image was pushed, the next build starts cold. Let the build role push there, or set cache_ref"
+  fi
+  rm -f "$progress"
 
   # The digest the tags point to: the image index when attestations are attached, else the manifest.
   local digest media_type

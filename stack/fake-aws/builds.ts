@@ -30,6 +30,9 @@ export interface BuildSettings {
   queuedTimeoutInMinutes: number;
   serviceRole: string;
   idempotencyToken?: string;
+  cache?: { type: string; modes: string[] };
+  /** Recorded only: the fake has no fleets, so any fleet ARN runs on the same engine. */
+  fleet?: { fleetArn: string };
 }
 
 /** One build's state as BatchGetBuilds reports it, plus what the fake's /_fake/builds shows. */
@@ -128,8 +131,8 @@ export class FakeBuild {
       secondarySourceVersions: [],
       artifacts: { location: '' },
       secondaryArtifacts: [],
-      cache: { type: 'NO_CACHE' },
-      environment: { ...s.environment, imagePullCredentialsType: 'CODEBUILD' },
+      cache: s.cache ?? { type: 'NO_CACHE' },
+      environment: { ...s.environment, imagePullCredentialsType: 'CODEBUILD', ...(s.fleet ? { fleet: s.fleet } : {}) },
       serviceRole: s.serviceRole,
       logs,
       timeoutInMinutes: s.timeoutInMinutes,

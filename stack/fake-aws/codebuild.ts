@@ -10,6 +10,9 @@ const COMPUTE_TYPES = ['BUILD_GENERAL1_SMALL', 'BUILD_GENERAL1_MEDIUM', 'BUILD_G
 const ENVIRONMENT_TYPES = ['WINDOWS_CONTAINER', 'LINUX_CONTAINER', 'LINUX_GPU_CONTAINER', 'ARM_CONTAINER', 'WINDOWS_SERVER_2019_CONTAINER', 'WINDOWS_SERVER_2022_CONTAINER', 'LINUX_LAMBDA_CONTAINER', 'ARM_LAMBDA_CONTAINER', 'LINUX_EC2', 'ARM_EC2', 'WINDOWS_EC2', 'MAC_ARM'];
 const SOURCE_TYPES = ['S3', 'NO_SOURCE'];
 const VAR_TYPES = ['PLAINTEXT', 'PARAMETER_STORE', 'SECRETS_MANAGER'];
+const CACHE_TYPES = ['NO_CACHE', 'S3', 'LOCAL'];
+const CACHE_MODES = ['LOCAL_DOCKER_LAYER_CACHE', 'LOCAL_SOURCE_CACHE', 'LOCAL_CUSTOM_CACHE'];
+const FLEET_ARN = /^arn:aws[a-z-]*:codebuild:[a-z0-9-]+:\d{12}:fleet\/[^/\s]+$/;
 
 /** CodeBuild: projects from the options, builds that really run. */
 export class CodeBuildService {
@@ -110,7 +113,11 @@ function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions,
   const privileged = input['privilegedModeOverride'];
   if (privileged !== undefined && typeof privileged !== 'boolean') throw new AwsError('SerializationException', 'privilegedModeOverride must be a boolean');
   const sourceVersion = optionalString(input, 'sourceVersion');
+  const cache = cacheOverride(input, privileged ?? project.environment?.privilegedMode ?? false);
+  const fleet = input['fleetOverride'] === undefined ? undefined : fleetOverride(input['fleetOverride']);
   return {
+    ...(cache ? { cache } : {}),
+    ...(fleet ? { fleet } : {}),
     projectName: project.name,
     source: { type: sourceType, ...(location ? { location } : {}), ...(buildspec ? { buildspec } : {}) },
     ...(sourceVersion === undefined ? {} : { sourceVersion }),
@@ -126,6 +133,31 @@ function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions,
     serviceRole: optionalString(input, 'serviceRoleOverride') ?? project.serviceRole ?? `arn:aws:iam::${o.account}:role/service-role/codebuild-${project.name}-service-role`,
     ...(token === undefined ? {} : { idempotencyToken: token }),
   };
+}
+
+/** cacheOverride as CodeBuild validates it; LOCAL_DOCKER_LAYER_CACHE needs privileged mode. */
+function cacheOverride(input: Input, privileged: boolean): BuildSettings['cache'] {
+  const raw = input['cacheOverride'];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null) throw new AwsError('SerializationException', 'cacheOverride must be a structure');
+  const cache = raw as Input;
+  const type = enumValue(cache, 'type', CACHE_TYPES);
+  if (!type) throw new AwsError('InvalidInputException', 'cacheOverride.type is required');
+  const modes = cache['modes'] ?? [];
+  if (!Array.isArray(modes) || !modes.every((m) => CACHE_MODES.includes(String(m)))) {
+    throw new AwsError('InvalidInputException', `cacheOverride.modes must be a list of ${CACHE_MODES.join(', ')}`);
+  }
+  if (type === 'LOCAL' && modes.length === 0) throw new AwsError('InvalidInputException', 'Cache modes are required for LOCAL cache type');
+  if (modes.includes('LOCAL_DOCKER_LAYER_CACHE') && !privileged) {
+    throw new AwsError('InvalidInputException', 'LOCAL_DOCKER_LAYER_CACHE requires privileged mode');
+  }
+  return { type, modes: modes.map(String) };
+}
+
+function fleetOverride(raw: unknown): BuildSettings['fleet'] {
+  const arn = typeof raw === 'object' && raw !== null ? (raw as Input)['fleetArn'] : undefined;
+  if (typeof arn !== 'string' || !FLEET_ARN.test(arn)) throw new AwsError('InvalidInputException', 'fleetOverride.fleetArn must be a fleet ARN');
+  return { fleetArn: arn };
 }
 
 function envOverrides(input: Input): EnvVar[] {

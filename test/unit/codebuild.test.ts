@@ -34,7 +34,7 @@ describe('startBuildInput', () => {
       buildspecOverride: 'version: 0.2\n',
       privilegedModeOverride: true,
     });
-    for (const key of ['computeTypeOverride', 'imageOverride', 'environmentTypeOverride', 'timeoutInMinutesOverride', 'queuedTimeoutInMinutesOverride']) {
+    for (const key of ['computeTypeOverride', 'imageOverride', 'environmentTypeOverride', 'timeoutInMinutesOverride', 'queuedTimeoutInMinutesOverride', 'cacheOverride', 'fleetOverride']) {
       expect(input).not.toHaveProperty(key);
     }
     expect(env(input)).toEqual({
@@ -44,6 +44,10 @@ describe('startBuildInput', () => {
       CBI_TAGS: { value: 'abc1234', type: 'PLAINTEXT' },
       CBI_DOCKERFILE: { value: 'Dockerfile', type: 'PLAINTEXT' },
       CBI_DIGEST_VARIABLE: { value: 'IMAGE_DIGEST', type: 'PLAINTEXT' },
+      CBI_BUILDER: { value: 'containerd-store', type: 'PLAINTEXT' },
+      CBI_ATTESTATIONS: { value: 'true', type: 'PLAINTEXT' },
+      CBI_SBOM: { value: 'false', type: 'PLAINTEXT' },
+      CBI_CACHE_REF: { value: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache', type: 'PLAINTEXT' },
       GITLAB_COMMIT_SHA: { value: '0123456789abcdef0123456789abcdef01234567', type: 'PLAINTEXT' },
       GITLAB_REF: { value: 'main', type: 'PLAINTEXT' },
       GITLAB_PROJECT_PATH: { value: 'group/app', type: 'PLAINTEXT' },
@@ -73,11 +77,42 @@ describe('startBuildInput', () => {
       CBI_TAGS: { value: 'v1 latest' },
       CBI_TARGET: { value: 'runtime' },
       CBI_PLATFORM: { value: 'linux/amd64' },
-      CBI_BUILD_ARG_NAMES: { value: 'MODE NPM_TOKEN PIP_INDEX' },
+      CBI_BUILD_ARG_NAMES: { value: 'MODE' },
+      CBI_SECRET_NAMES: { value: 'NPM_TOKEN PIP_INDEX' },
       CBI_ARG_MODE: { value: 'release', type: 'PLAINTEXT' },
       CBI_ARG_NPM_TOKEN: { value: 'ci/npm:token', type: 'SECRETS_MANAGER' },
       CBI_ARG_PIP_INDEX: { value: '/ci/pip-index', type: 'PARAMETER_STORE' },
     });
+  });
+
+  it('lists secret build args with the plain ones only when they are to be passed as build args', () => {
+    const s = settingsFixture({
+      buildArgs: [{ name: 'MODE', value: 'release' }],
+      secretBuildArgs: [{ name: 'NPM_TOKEN', type: 'SECRETS_MANAGER', reference: 'ci/npm:token' }],
+      buildkit: { ...settingsFixture().buildkit, secretsAs: 'build-arg' },
+    });
+    const vars = env(startBuildInput(s, SOURCE, ''));
+    expect(vars).toMatchObject({ CBI_BUILD_ARG_NAMES: { value: 'MODE NPM_TOKEN' } });
+    expect(vars).not.toHaveProperty('CBI_SECRET_NAMES');
+  });
+
+  it('passes the BuildKit choices, the layer cache and the fleet to CodeBuild', () => {
+    const fleetArn = 'arn:aws:codebuild:us-east-1:000000000000:fleet/warm';
+    const s = settingsFixture({
+      buildkit: { builder: 'docker-container', buildkitImage: 'r.example.com/moby/buildkit:v0.26.2', cacheRef: undefined, attestations: false, sbom: true, secretsAs: 'secret' },
+      localLayerCache: true,
+      fleetArn,
+    });
+    const input = startBuildInput(s, SOURCE, '');
+    expect(input).toMatchObject({ cacheOverride: { type: 'LOCAL', modes: ['LOCAL_DOCKER_LAYER_CACHE'] }, fleetOverride: { fleetArn } });
+    const vars = env(input);
+    expect(vars).toMatchObject({
+      CBI_BUILDER: { value: 'docker-container' },
+      CBI_BUILDKIT_IMAGE: { value: 'r.example.com/moby/buildkit:v0.26.2' },
+      CBI_ATTESTATIONS: { value: 'false' },
+      CBI_SBOM: { value: 'true' },
+    });
+    expect(vars).not.toHaveProperty('CBI_CACHE_REF');
   });
 
   it('derives a stable idempotency token from the job and the request', () => {

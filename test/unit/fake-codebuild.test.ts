@@ -30,6 +30,19 @@ describe('fake CodeBuild API', () => {
     expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', computeTypeOverride: 'HUGE' as never })))).toBe('InvalidInputException');
   });
 
+  it('validates cacheOverride and fleetOverride as CodeBuild does, and reports them on the build', async () => {
+    const layerCache = { type: 'LOCAL' as const, modes: ['LOCAL_DOCKER_LAYER_CACHE' as const] };
+    expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', cacheOverride: layerCache })))).toBe('InvalidInputException');
+    expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', fleetOverride: { fleetArn: 'fleet-1' } })))).toBe('InvalidInputException');
+    const fleetArn = 'arn:aws:codebuild:us-east-1:000000000000:fleet/warm-hosts:0f0e0d0c';
+    const { build } = await stack.codebuild.send(
+      new StartBuildCommand({ projectName: 'proj', privilegedModeOverride: true, cacheOverride: layerCache, fleetOverride: { fleetArn } }),
+    );
+    expect(build?.cache).toEqual(layerCache);
+    expect(build?.environment?.fleet).toEqual({ fleetArn });
+    await waitForBuild(stack.codebuild, build?.id ?? '');
+  });
+
   it('returns the build in SUBMITTED without log location, which appears from PROVISIONING on', async () => {
     const { build } = await stack.codebuild.send(new StartBuildCommand({ projectName: 'proj' }));
     expect(build?.id).toMatch(/^proj:[0-9a-f-]{36}$/);

@@ -310,3 +310,48 @@ describe('helpers', () => {
     expect(bucketNameProblems(name)).toEqual([]);
   });
 });
+
+describe('readSettings: BuildKit and CodeBuild speed inputs', () => {
+  it('defaults to the containerd-store builder, a cache beside the image, provenance and BuildKit secrets', () => {
+    const s = readSettings(env(), checkout);
+    expect(s.buildkit).toEqual({
+      builder: 'containerd-store',
+      buildkitImage: undefined,
+      cacheRef: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/group/sub/my-app:buildcache',
+      attestations: true,
+      sbom: false,
+      secretsAs: 'secret',
+    });
+    expect(s.localLayerCache).toBe(false);
+    expect(s.fleetArn).toBeUndefined();
+  });
+
+  it('takes another cache reference, or none', () => {
+    expect(readSettings(env({ cache_ref: 'registry.example.com/cache/app:main' }), checkout).buildkit.cacheRef).toBe('registry.example.com/cache/app:main');
+    expect(readSettings(env({ cache: 'false', cache_ref: 'registry.example.com/cache/app:main' }), checkout).buildkit.cacheRef).toBeUndefined();
+  });
+
+  it('reads booleans, the builder, the fleet and the secret mode', () => {
+    const fleet = 'arn:aws:codebuild:eu-west-1:123456789012:fleet/warm-hosts';
+    const s = readSettings(
+      env({ builder: 'docker-container', buildkit_image: 'r.example.com/moby/buildkit:v0.26.2', attestations: 'false', sbom: 'true', secret_build_args_as: 'build-arg', local_layer_cache: 'true', fleet_arn: fleet }),
+      checkout,
+    );
+    expect(s.buildkit).toMatchObject({ builder: 'docker-container', buildkitImage: 'r.example.com/moby/buildkit:v0.26.2', attestations: false, sbom: true, secretsAs: 'build-arg' });
+    expect(s.localLayerCache).toBe(true);
+    expect(s.fleetArn).toBe(fleet);
+  });
+
+  it('reports every bad BuildKit input at once, naming the input and the fix', () => {
+    const found = problems(env({ builder: 'kaniko', cache: 'yes', cache_ref: 'no-tag', attestations: 'on', secret_build_args_as: 'env', fleet_arn: 'warm-hosts' }));
+    expect(found.map((p) => p.input).sort()).toEqual(['attestations', 'builder', 'cache', 'cache_ref', 'fleet_arn', 'secret_build_args_as']);
+    expect(found.find((p) => p.input === 'builder')?.message).toContain('containerd-store, docker-container, docker');
+    expect(problems(env({ cache_ref: 'registry.example.com/app' })).map((p) => p.input)).toEqual(['cache_ref']);
+  });
+
+  it('requires buildkit_image with the docker-container builder, without a Docker Hub default', () => {
+    const [p] = problems(env({ builder: 'docker-container' }));
+    expect(p).toMatchObject({ input: 'buildkit_image' });
+    expect(p?.message).toContain('pull-through cache');
+  });
+});

@@ -78,6 +78,7 @@ const variants: Record<string, Record<string, string>> = {
     OidcThumbprints: '0123456789abcdef0123456789abcdef01234567', ImmutableTags: 'true', UntaggedImageDays: '0',
     CreateArmProject: 'false',
   },
+  'a Docker Server project': { ...base, DockerServerComputeType: 'BUILD_GENERAL1_MEDIUM' },
 };
 const rendered = Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, render(template, v)]));
 
@@ -369,10 +370,31 @@ describe('CodeBuild projects and repositories', () => {
     })]);
     expect(r.resources.Repositorygroupapp!.DeletionPolicy).toBe('Retain');
     const other = rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
-    expect(other.resources.Repositorygroupapp!.Properties.ImageTagMutability).toBe('IMMUTABLE');
+    // Immutable, except the layer cache tag every build moves.
+    expect(other.resources.Repositorygroupapp!.Properties).toMatchObject({
+      ImageTagMutability: 'IMMUTABLE_WITH_EXCLUSION',
+      ImageTagMutabilityExclusionFilters: [{ ImageTagMutabilityExclusionFilterType: 'WILDCARD', ImageTagMutabilityExclusionFilterValue: 'buildcache*' }],
+    });
+    expect(repo.ImageTagMutabilityExclusionFilters).toBeUndefined();
     expect(other.resources.Repositorygroupapp!.Properties.LifecyclePolicy).toBeUndefined();
     expect(other.resources.ArmProject).toBeUndefined();
     expect(other.outputs.ArmProjectName).toBeUndefined();
+  });
+
+  it('makes a Docker Server project only when asked, with its own log group the CI role may read', () => {
+    expect(r.resources.DockerServerProject).toBeUndefined();
+    const d = rendered['a Docker Server project']!;
+    expect(d.resources.DockerServerProject!.Properties).toMatchObject({
+      Name: 'image-builder-docker-server',
+      Environment: { DockerServer: { ComputeType: 'BUILD_GENERAL1_MEDIUM' } },
+      LogsConfig: { CloudWatchLogs: { GroupName: '/codebuild-image/image-builder-docker-server' } },
+    });
+    const ci = roleStatements(d, 'CiRole').flatMap((s) => list(s.Resource));
+    expect(ci).toEqual(expect.arrayContaining([
+      `arn:aws:codebuild:${region}:${acct}:project/image-builder-docker-server`,
+      `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder-docker-server:*`,
+    ]));
+    expect(d.outputs.DockerServerProjectName).toBe('image-builder-docker-server');
   });
 
   it('outputs the component inputs', () => {

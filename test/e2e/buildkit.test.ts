@@ -52,7 +52,7 @@ function step(log: string, command: string, prints: string): { ran: boolean; sec
 
 describe('BuildKit through the component on the local stack', () => {
   const context = 'test/fixtures/warm-cache';
-  const expensive = 'RUN echo "expensive step running" && sleep 4 && echo done > /expensive.txt';
+  const expensive = 'RUN echo "expensive step running" && sleep "$EXPENSIVE_SECONDS" && echo done > /expensive.txt';
   const repository = fresh('group/cached');
   const pipeline = () => ({
     include: [{ component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-image', repository, { context }) }],

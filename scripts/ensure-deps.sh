@@ -6,7 +6,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(runc docker-registry busybox-static rsync skopeo zip unzip git ca-certificates)
+APT_PACKAGES=(runc docker-registry busybox-static qemu-user-static binfmt-support rsync skopeo zip unzip git ca-certificates)
 
 # The stack's engine is CodeBuild's generation (Docker 28.5 with buildx; CodeBuild's images ship 28.5.2 and buildx
 # 0.32), which Debian 12 lacks: Debian's unstable suite has it, and its Go binaries run on Debian 12. The packages
@@ -75,6 +75,33 @@ ensure_engine() {
   rm -rf "$state"
 }
 
+# arm64 builds on the stack run under QEMU user emulation: the kernel must hand aarch64 binaries to Debian's
+# static qemu (flag F, so it works inside containers), and their base image needs an arm64 busybox.
+ARM64_BUSYBOX=${CBI_ARM64_BUSYBOX:-/opt/codebuild-image/arm64/busybox}
+
+ensure_arm64() {
+  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    log "registering qemu-aarch64 with binfmt_misc"
+    cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register
+  fi
+  [ -x "$ARM64_BUSYBOX" ] && return
+  log "downloading Debian's arm64 busybox-static into ${ARM64_BUSYBOX%/*}"
+  local state
+  state="$(mktemp -d)"
+  mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/debs"
+  echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
+    > "$state/sources.list"
+  engine_apt "$state" -o APT::Architecture=arm64 -o APT::Architectures::=arm64 update -qq
+  (cd "$state/debs" && engine_apt "$state" -o APT::Architecture=arm64 -o APT::Architectures::=arm64 download -qq busybox-static)
+  dpkg-deb -x "$state"/debs/busybox-static_*.deb "$state/root"
+  mkdir -p "${ARM64_BUSYBOX%/*}"
+  install -m 0755 "$state/root/bin/busybox" "$ARM64_BUSYBOX"
+  rm -rf "$state"
+}
+
 ensure_node() {
   command -v node >/dev/null || { log "Node.js >= 20 is required (https://nodejs.org or apt-get install nodejs)"; exit 1; }
   local major
@@ -93,5 +120,6 @@ ensure_node_modules() {
 
 ensure_apt
 ensure_engine
+ensure_arm64
 ensure_node
 ensure_node_modules

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { manifestDigest } from './registry';
+import { manifestDigest, platformManifests } from './registry';
 import { recordPid, startDaemon, waitFor, type Daemon } from './process';
 
 /**
@@ -102,24 +102,33 @@ export async function docker(host: string, args: string[], configDir: string): P
   return stdout;
 }
 
+/** Debian's arm64 busybox-static, unpacked by scripts/ensure-deps.sh for the arm64 half of the base image. */
+export const ARM64_BUSYBOX = process.env.CBI_ARM64_BUSYBOX ?? '/opt/codebuild-image/arm64/busybox';
+
 /**
- * Makes `<registry>/busybox:stable` available: base images cannot be pulled here, so it is built `FROM scratch`
- * from the host's static busybox and pushed, unless the registry (persisted in the state dir) already has it.
+ * Makes `<registry>/busybox:stable` available for linux/amd64 and linux/arm64: base images cannot be pulled here,
+ * so it is built `FROM scratch` from the host's static busybox and Debian's arm64 one (its `RUN` step runs under
+ * QEMU) and pushed as one index, unless the registry (persisted in the state dir) already has it.
  * Returns the image reference.
  */
 export async function ensureBaseImage(dir: string, dockerHost: string, registry: string): Promise<string> {
   const ref = `${registry}/${BASE_IMAGE_REPOSITORY}:${BASE_IMAGE_TAG}`;
-  if (await manifestDigest(registry, BASE_IMAGE_REPOSITORY, BASE_IMAGE_TAG)) return ref;
+  if (await manifestDigest(registry, BASE_IMAGE_REPOSITORY, BASE_IMAGE_TAG)) {
+    const platforms = (await platformManifests(registry, BASE_IMAGE_REPOSITORY, BASE_IMAGE_TAG)).map((m) => m.platform);
+    if (platforms.includes('linux/arm64')) return ref; // else a state dir from before arm64: build it again
+  }
   const context = path.join(dir, 'base-image');
-  fs.mkdirSync(context, { recursive: true });
-  fs.copyFileSync('/bin/busybox', path.join(context, 'busybox'));
+  for (const [arch, busybox] of [['amd64', '/bin/busybox'], ['arm64', ARM64_BUSYBOX]] as const) {
+    fs.mkdirSync(path.join(context, arch), { recursive: true });
+    fs.copyFileSync(busybox, path.join(context, arch, 'busybox'));
+  }
   fs.writeFileSync(
     path.join(context, 'Dockerfile'),
-    ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', ''].join('\n'),
+    ['FROM scratch', 'ARG TARGETARCH', 'COPY ${TARGETARCH}/busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', ''].join('\n'),
   );
-  const configDir = dockerConfigDir(dir);
+  const args = ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--platform', 'linux/amd64,linux/arm64'];
   try {
-    await docker(dockerHost, ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--tag', ref, '--push', context], configDir);
+    await docker(dockerHost, [...args, '--tag', ref, '--push', context], dockerConfigDir(dir));
   } catch (e) {
     const stderr = (e as { stderr?: string }).stderr?.trim();
     throw new Error(`building the base image ${ref} failed${stderr ? `: ${stderr}` : ''}`, { cause: e });

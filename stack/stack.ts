@@ -16,6 +16,7 @@ import { readJson, s3Endpoint, startS3 } from './s3';
 export const REGION = 'us-east-1';
 export const ACCOUNT = '000000000000';
 export const PROJECT_NAME = 'image-builder';
+export const ARM_PROJECT_NAME = `${PROJECT_NAME}-arm64`;
 export const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/gitlab-image-builder`;
 /** What the template puts in `id_tokens` aud by default: `$CI_SERVER_URL` of the (pretend) GitLab. */
 export const AUDIENCE = 'https://gitlab.example.com';
@@ -120,7 +121,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       region: REGION,
       account: ACCOUNT,
       roles: [{ arn: ROLE_ARN, audience: AUDIENCE, subPatterns: SUB_PATTERNS }],
-      projects: [{ name: PROJECT_NAME }],
+      // As infra/cloudformation.yml makes them: <project> and <project>-arm64.
+      projects: [{ name: PROJECT_NAME }, { name: ARM_PROJECT_NAME, environment: { type: 'ARM_CONTAINER' } }],
       secrets: opts.secrets ?? {},
       parameters: opts.parameters ?? {},
       buildEnv: buildEnv(dir, dockerHost, dockerConfig),

@@ -58,6 +58,8 @@ export function buildEnvironment(build: FakeBuild, spec: Buildspec, o: ResolvedO
     HOME: dirs.home,
     LANG: 'C.UTF-8',
     ...o.buildEnv,
+    // An arm64 host builds linux/arm64 by default; the fake's one engine does so under QEMU user emulation.
+    ...(build.settings.environment.type.startsWith('ARM_') ? { DOCKER_DEFAULT_PLATFORM: 'linux/arm64' } : {}),
     ...Object.fromEntries(resolved),
     ...codebuild,
   };

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, execRootFor } from '../../stack/docker';
 import { REPO_ROOT } from '../../stack/paths';
 import { groupMembers, isAlive } from '../../stack/process';
-import { manifestDigest } from '../../stack/registry';
+import { manifestDigest, platformManifests } from '../../stack/registry';
 import { readStack, startStack, type Stack } from '../../stack/stack';
 
 // Fixed directories under .stack/: a run killed midway leaves PID files that the next run's start cleans up.
@@ -38,6 +38,16 @@ describe('local stack', () => {
     expect(await manifestDigest(s.registry, 'busybox', 'stable')).toMatch(/^sha256:[0-9a-f]{64}$/);
     const out = await docker(s.dockerHost ?? '', ['run', '--rm', '--network', 'none', s.baseImage ?? '', 'echo', 'busybox runs'], s.dockerConfig);
     expect(out.trim()).toBe('busybox runs');
+  });
+
+  it('serves the base image for linux/arm64 too, which runs as aarch64 under QEMU', async () => {
+    const s = running();
+    const platforms = (await platformManifests(s.registry, 'busybox', 'stable')).map((m) => m.platform).sort();
+    expect(platforms).toEqual(['linux/amd64', 'linux/arm64']);
+    const run = (platform: string) =>
+      docker(s.dockerHost ?? '', ['run', '--rm', '--network', 'none', '--platform', platform, s.baseImage ?? '', 'uname', '-m'], s.dockerConfig);
+    expect((await run('linux/arm64')).trim()).toBe('aarch64');
+    expect((await run('linux/amd64')).trim()).toBe('x86_64');
   });
 
   it('has the context bucket, writable with any temporary credentials the fake STS hands out', async () => {

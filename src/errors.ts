@@ -51,3 +51,11 @@ export async function awsStep<T>(step: string, fn: () => Promise<T>, hint?: (e: 
     throw new AwsStepError(step, e, hint?.(e));
   }
 }
+
+/** A registry refused or failed a request of the job's own (the multi-platform image index). */
+export class RegistryError extends AwsStepError {
+  constructor(step: string, reason: string, hint?: string) {
+    super(step, Object.assign(new Error(reason), { name: 'RegistryError' }), hint);
+    this.name = 'RegistryError';
+  }
+}

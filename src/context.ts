@@ -34,18 +34,18 @@ interface Walk {
 }
 
 /**
- * Lists what Docker would send as the build context: every path under `contextDir` not excluded by
+ * Lists what Docker would send as the build context: every path under `root` not excluded by
  * `.dockerignore` (or by `<dockerfile>.dockerignore`, which BuildKit prefers when it exists), with
  * directories, sorted by the bytes of the path.
  *
  * Like `docker build`, the Dockerfile and the ignore files are always sent even when excluded: the Docker
  * on CodeBuild needs them, reads the same ignore file and then hides them from COPY/ADD itself.
+ * `root` is the real path of a directory (readSettings checked the context input).
  * Symlinks are kept as links when they resolve inside the context and refused otherwise; sockets, FIFOs
  * and device files are skipped with a warning. Names holding a backslash are refused: unzip tools
  * disagree on whether it is a directory separator, so the build could see other paths than Docker would.
  */
-export async function listContext(contextDir: string, out: Output, options: ListOptions = {}): Promise<ContextEntry[]> {
-  const root = contextRoot(contextDir);
+export async function listContext(root: string, out: Output, options: ListOptions = {}): Promise<ContextEntry[]> {
   const dockerfile = path.posix.normalize(options.dockerfile ?? 'Dockerfile');
   const { patterns, file: ignoreFile } = readIgnoreFile(root, dockerfile);
   let ignore: Dockerignore;
@@ -90,19 +90,6 @@ function refuseAny(paths: string[], problem: string, fix: string): void {
 
 // The walk uses sync fs calls on purpose: it is thousands of tiny syscalls, and each async call pays a
 // thread-pool round trip (a 70,000-file walk took 1.4 s async and 0.25 s sync on the benchmark machine).
-
-function contextRoot(contextDir: string): string {
-  let root: string;
-  let stats: Stats;
-  try {
-    root = realpathSync(contextDir);
-    stats = lstatSync(root);
-  } catch (e) {
-    throw new ContextError(`Cannot read the build context ${contextDir}: ${(e as Error).message}`, { cause: e });
-  }
-  if (!stats.isDirectory()) throw new ContextError(`The build context ${contextDir} is not a directory; set the context input to a directory.`);
-  return root;
-}
 
 function readIgnoreFile(root: string, dockerfile: string): { patterns: string[]; file: string } {
   for (const file of [`${dockerfile}.dockerignore`, '.dockerignore']) {

@@ -42,6 +42,11 @@ export class ContextError extends Error {
   override name = 'ContextError';
 }
 
+/** A report value that GitLab could not read back; nothing was written. */
+export class ReportError extends Error {
+  override name = 'ReportError';
+}
+
 /** Runs `fn`, wrapping any failure in an AwsStepError that names the step. */
 export async function awsStep<T>(step: string, fn: () => Promise<T>, hint?: (e: unknown) => string | undefined): Promise<T> {
   try {

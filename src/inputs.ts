@@ -4,10 +4,29 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import {
+  bucketNameProblems,
+  COMPUTE_TYPES,
+  ecrRegistry,
+  ENVIRONMENT_TYPES,
+  parseRoleArn,
+  partitionOf,
+  PROJECT_NAME,
+  regionProblem,
+  S3_PREFIX_CHARS,
+  SECRET_REFERENCE,
+} from './aws-names';
+import { dirInside, fileInside, isInside, realDir, toPosix } from './checkout-paths';
+import { parseImageRepository, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
 import { InputError, type InputProblem } from './errors';
 import type { BuildArg, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
 
-/** Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`. */
+/**
+ * Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`.
+ * Adding an input: name it here, give Settings (settings.ts) a documented field, and fill that field in
+ * readSettings with a reader below (readPattern, readChoice, readInteger, readList cover most inputs).
+ */
 export const Inputs = {
   AwsRegion: 'aws_region',
   RoleArn: 'role_arn',
@@ -41,31 +60,8 @@ export function envVarName(input: InputName): string {
   return `CODEBUILD_IMAGE_${input.toUpperCase()}`;
 }
 
-export const COMPUTE_TYPES = [
-  'BUILD_GENERAL1_SMALL',
-  'BUILD_GENERAL1_MEDIUM',
-  'BUILD_GENERAL1_LARGE',
-  'BUILD_GENERAL1_XLARGE',
-  'BUILD_GENERAL1_2XLARGE',
-];
-export const ENVIRONMENT_TYPES = ['LINUX_CONTAINER', 'ARM_CONTAINER', 'LINUX_GPU_CONTAINER'];
-
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
-const ROLE_ARN = /^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
-const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$/;
-const S3_PREFIX_CHARS = /^[A-Za-z0-9!_.*'()/-]*$/;
-const STAGE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-const SECRET_REFERENCE = /^[A-Za-z0-9/_+=.@:-]+$/;
-// Docker reference grammar (github.com/distribution/reference, regexp.go).
-const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
-const REGISTRY = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?$`);
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const ECR_REGISTRY =
-  /^(\d{12})\.(?:dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|dkr-ecr(?:-fips)?\.([a-z0-9-]+)\.on\.aws)$/;
 
 /** Collects problems; checks return a placeholder on failure since nothing is returned when any exist. */
 class Problems {
@@ -87,7 +83,7 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
   const idToken = readIdToken(p, env, idTokenVariable, roleArn);
   // Bucket and image defaults come from the role's account and the region; null means one of them is
   // invalid, which is already reported, so the defaults are silently skipped.
-  const account = roleArn && (!role || !REGION.test(region)) ? null : role?.account;
+  const account = roleArn && (!role || regionProblem(region)) ? null : role?.account;
 
   const checkout = realDir(cwd, env.CI_PROJECT_DIR?.trim() || cwd);
   if (!checkout) p.add(Inputs.Context, `the checkout directory ${env.CI_PROJECT_DIR || cwd} (CI_PROJECT_DIR) does not exist`);
@@ -121,7 +117,8 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     secretBuildArgs,
     image: readImage(p, get(Inputs.Image), account, region, gitlab.projectPath),
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
-    buildspec,
+    buildspec: buildspec?.path,
+    buildspecText: buildspec?.text,
     digestVariable: readPattern(p, Inputs.DigestVariable, get(Inputs.DigestVariable) || 'IMAGE_DIGEST', VARIABLE_NAME, 'a variable name such as IMAGE_DIGEST') ?? '',
     computeType: readChoice(p, Inputs.ComputeType, get(Inputs.ComputeType), COMPUTE_TYPES),
     buildImage: readPattern(p, Inputs.BuildImage, get(Inputs.BuildImage), /^\S+$/, 'a CodeBuild image name without spaces, e.g. aws/codebuild/standard:7.0'),
@@ -157,31 +154,25 @@ export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {
 
 function readRegion(p: Problems, region: string): string {
   if (!region) p.add(Inputs.AwsRegion, 'is required: set aws_region (or AWS_REGION) to the region of the CodeBuild project, e.g. eu-west-1');
-  else if (!REGION.test(region)) {
-    const az = /^([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]$/.exec(region);
-    p.add(Inputs.AwsRegion, az ? `"${region}" is an availability zone; use the region ${az[1]}` : `"${region}" is not an AWS region name such as eu-west-1`);
+  else {
+    const problem = regionProblem(region);
+    if (problem) p.add(Inputs.AwsRegion, problem);
   }
   return region;
 }
 
-function partitionOf(region: string): string | undefined {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return /^[a-z]{2}-(?!iso)/.test(region) ? 'aws' : undefined;
-}
-
 function readRoleArn(p: Problems, arn: string, region: string): { arn: string; account: string } | undefined {
   if (!arn) return undefined;
-  const m = ROLE_ARN.exec(arn);
-  if (!m) {
+  const role = parseRoleArn(arn);
+  if (!role) {
     p.add(Inputs.RoleArn, `"${arn}" is not an IAM role ARN; use the form arn:aws:iam::<12-digit account>:role/<name>`);
     return undefined;
   }
   const expected = partitionOf(region);
-  if (expected && m[1] !== expected) {
-    p.add(Inputs.RoleArn, `"${arn}" is in partition ${m[1]} but region ${region} is in ${expected}; use arn:${expected}:iam::…`);
+  if (expected && role.partition !== expected) {
+    p.add(Inputs.RoleArn, `"${arn}" is in partition ${role.partition} but region ${region} is in ${expected}; use arn:${expected}:iam::…`);
   }
-  return { arn, account: m[2] ?? '' };
+  return { arn, account: role.account };
 }
 
 function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, roleArn: string): string | undefined {
@@ -236,20 +227,6 @@ function readPattern(p: Problems, input: InputName, value: string, pattern: RegE
 
 // ---- S3 ----
 
-/** Problems with an S3 bucket name, per https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html */
-export function bucketNameProblems(name: string): string[] {
-  const out: string[] = [];
-  if (name.length < 3 || name.length > 63) out.push('must be 3–63 characters long');
-  if (/[A-Z]/.test(name)) out.push('must be lower case');
-  if (!/^[a-zA-Z0-9.-]*$/.test(name)) out.push('may contain only letters, digits, dots and hyphens');
-  if (!/^[a-z0-9](?:.*[a-z0-9])?$/.test(name)) out.push('must start and end with a letter or digit');
-  if (name.includes('..')) out.push('must not contain two adjacent dots');
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) out.push('must not look like an IP address');
-  for (const prefix of ['xn--', 'sthree-', 'amzn-s3-demo-']) if (name.startsWith(prefix)) out.push(`must not start with ${prefix}`);
-  for (const suffix of ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3']) if (name.endsWith(suffix)) out.push(`must not end with ${suffix}`);
-  return out;
-}
-
 function readBucket(p: Problems, given: string, account: string | null | undefined, region: string): string {
   if (!given && account === null) return '';
   const name = given || (account && region ? `codebuild-image-${account}-${region}` : '');
@@ -276,49 +253,19 @@ function readS3Prefix(p: Problems, raw: string): string {
 
 // ---- files in the checkout ----
 
-function realDir(cwd: string, dir: string): string | undefined {
-  try {
-    const real = fs.realpathSync.native(path.resolve(cwd, dir));
-    return fs.statSync(real).isDirectory() ? real : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isInside(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === '' || (!path.isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${path.sep}`));
-}
-
-const toPosix = (p: string) => p.split(path.sep).join('/');
-
-/** Resolves `given` under `root` (following symlinks) and checks it stays inside `root`. */
-function resolveInside(root: string, given: string): { real: string } | { problem: string } {
-  let real: string;
-  try {
-    real = fs.realpathSync.native(path.resolve(root, given));
-  } catch {
-    return { problem: `"${given}" does not exist (looked for ${path.resolve(root, given)})` };
-  }
-  if (!isInside(root, real)) return { problem: `"${given}" resolves to ${real}, outside ${root}` };
-  return { real };
-}
-
 function readContext(p: Problems, given: string, checkout: string | undefined): string {
   if (!checkout) return '';
-  const r = resolveInside(checkout, given);
-  if ('problem' in r) p.add(Inputs.Context, `${r.problem}; give a directory of the checkout, relative to it`);
-  else if (!fs.statSync(r.real).isDirectory()) p.add(Inputs.Context, `"${given}" is not a directory`);
-  else return r.real;
+  const r = dirInside(checkout, given);
+  if ('real' in r) return r.real;
+  p.add(Inputs.Context, `${r.problem}; give a directory of the checkout, relative to it`);
   return '';
 }
 
 /** The POSIX path, relative to `root`, of the file `given` names inside `root`; undefined after adding a problem. */
 function readFileInside(p: Problems, input: InputName, root: string, given: string, fix: string): string | undefined {
-  const r = resolveInside(root, given);
-  if ('problem' in r) p.add(input, `${r.problem}; ${fix}`);
-  else if (!fs.statSync(r.real).isFile()) p.add(input, `"${given}" is not a file`);
-  else return toPosix(path.relative(root, r.real));
+  const r = fileInside(root, given);
+  if ('real' in r) return toPosix(path.relative(root, r.real));
+  p.add(input, r.problem.endsWith('is not a file') ? r.problem : `${r.problem}; ${fix}`);
   return undefined;
 }
 
@@ -328,9 +275,31 @@ function readDockerfile(p: Problems, given: string, contextDir: string, userBuil
   return readFileInside(p, Inputs.Dockerfile, contextDir, given, 'give the Dockerfile path relative to the context directory') ?? normalized;
 }
 
-function readBuildspec(p: Problems, given: string, checkout: string | undefined): string | undefined {
-  if (!given || !checkout) return given || undefined;
-  return readFileInside(p, Inputs.Buildspec, checkout, given, 'give a file of the repository, relative to its root') ?? given;
+/** The user's buildspec: its path relative to the checkout and its text, checked to be a YAML buildspec (the content is theirs). */
+function readBuildspec(p: Problems, given: string, checkout: string | undefined): { path: string; text: string } | undefined {
+  if (!given) return undefined;
+  const file = checkout && readFileInside(p, Inputs.Buildspec, checkout, given, 'give a file of the repository, relative to its root');
+  if (!checkout || !file) return { path: given, text: '' };
+  const problem = (message: string) => {
+    p.add(Inputs.Buildspec, message);
+    return { path: file, text: '' };
+  };
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(checkout, file), 'utf8');
+  } catch (e) {
+    return problem(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    return problem(`${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof doc !== 'object' || doc === null || !('version' in doc) || !('phases' in doc)) {
+    return problem(`${file} is not a CodeBuild buildspec (it needs "version" and "phases")`);
+  }
+  return { path: file, text };
 }
 
 function readReportDir(p: Problems, given: string, checkout: string | undefined): string {
@@ -429,30 +398,6 @@ function readTags(p: Problems, raw: string, shortSha: string | undefined): strin
 
 // ---- image ----
 
-/** Parses a repository reference without tag or digest; returns a problem text when invalid. */
-export function parseImageRepository(ref: string): ImageRepository | { problem: string } {
-  if (ref.includes('@')) return { problem: 'includes a digest; give the repository only (the digest is reported after the push)' };
-  const parts = ref.split('/');
-  if (parts.at(-1)?.includes(':') && parts.length > 1) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
-  const first = parts[0] ?? '';
-  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
-  if (!hasRegistry && ref.includes(':')) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
-  const registry = hasRegistry ? first : 'docker.io';
-  const pathParts = hasRegistry ? parts.slice(1) : parts.length === 1 ? ['library', first] : parts;
-  if (!REGISTRY.test(registry)) return { problem: `registry "${registry}" is not a host name with optional :port` };
-  const badPart = pathParts.find((c) => !PATH_COMPONENT.test(c));
-  if (badPart !== undefined) {
-    const lower = badPart !== badPart.toLowerCase() ? ' (repository names must be lower case)' : '';
-    return { problem: `path component "${badPart}" is not valid: use lower-case letters and digits separated by . _ __ or -${lower}` };
-  }
-  const name = `${registry}/${pathParts.join('/')}`;
-  if (name.length > 255) return { problem: 'is longer than 255 characters' };
-  const ecr = ECR_REGISTRY.exec(registry);
-  const repo: ImageRepository = { registry, path: pathParts.join('/'), name };
-  if (ecr) repo.ecr = { account: ecr[1] ?? '', region: ecr[2] ?? ecr[3] ?? '' };
-  return repo;
-}
-
 function readImage(p: Problems, given: string, account: string | null | undefined, region: string, projectPath: string | undefined): ImageRepository {
   const placeholder: ImageRepository = { registry: '', path: '', name: '' };
   let ref = given;
@@ -462,7 +407,7 @@ function readImage(p: Problems, given: string, account: string | null | undefine
       p.add(Inputs.Image, 'is required when role_arn or CI_PROJECT_PATH is missing (the default <account>.dkr.ecr.<region>.amazonaws.com/<project path> comes from them)');
       return placeholder;
     }
-    ref = `${account}.dkr.ecr.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}/${projectPath.toLowerCase()}`;
+    ref = `${ecrRegistry(account, region)}/${projectPath.toLowerCase()}`;
   }
   const r = parseImageRepository(ref);
   if ('problem' in r) {

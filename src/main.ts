@@ -10,10 +10,10 @@ import { consoleUrl, getBuild, startBuild, startBuildInput, stopBuild } from './
 import { consoleOutput, type Output } from './console';
 import { listContext } from './context';
 import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
-import { AwsStepError, awsStep, ContextError, ExitCode, InputError } from './errors';
+import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './errors';
 import { readSettings } from './inputs';
 import { followBuild, phaseFailure } from './logs';
-import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
+import { buildRecord, readBuildId, writeBuildId, writeReports } from './report';
 import type { Settings } from './settings';
 import { type Upload, uploadContext } from './upload';
 import { type Archive, packContext } from './zip';
@@ -29,8 +29,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
     const checkout = env.CI_PROJECT_DIR ?? process.cwd();
     const settings = readSettings(env, checkout);
     if (command === 'stop') return await stop(settings, await connect(settings, out), out);
-    // The buildspec and the context are read before any AWS call: a problem with either is bad input.
-    const buildspec = resolveBuildspec(settings, checkout);
+    // The context is read before any AWS call: a problem with it is bad input.
+    const buildspec = resolveBuildspec(settings);
     const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
     try {
       const archive = await pack(settings, join(workDir, 'context.zip'), out);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { consoleHost, exportedVariable } from './codebuild';
+import { ReportError } from './errors';
 import type { Settings } from './settings';
 import type { Upload } from './upload';
 import type { Archive } from './zip';
@@ -52,11 +53,6 @@ export interface BuildRecord {
   context: { sha256: string; size: number; fileCount: number; bucket: string; key: string; uploaded: boolean };
   consoleUrl: string;
   gitlab: { jobUrl: string | undefined; pipelineUrl: string | undefined; commitSha: string | undefined };
-}
-
-/** A report value that GitLab could not read back; nothing was written. */
-export class ReportError extends Error {
-  override name = 'ReportError';
 }
 
 export function buildRecord(s: Settings, build: Build, archive: Archive, upload: Upload, consoleUrl: string): BuildRecord {
@@ -145,8 +141,8 @@ export function dotenvVariables(record: BuildRecord): Record<string, string> {
 export function dotenvText(record: BuildRecord, prefix: string): string {
   const lines: string[] = [];
   for (const [name, value] of Object.entries(dotenvVariables(record))) {
+    // readSettings checked dotenv_prefix, so the name is valid.
     const key = `${prefix}${name}`;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ReportError(`dotenv variable name ${key} may contain only letters, digits and _ (check dotenv_prefix)`);
     // GitLab keeps quotes literally, has no escapes, and ends a value at a line break; $ and # invite misreading.
     if (value === '' || /[\s"'`\\$#]/.test(value)) {
       throw new ReportError(`dotenv value of ${key} is empty or contains a space, line break, quote, \\, $ or #: ${JSON.stringify(value)}`);

@@ -81,6 +81,8 @@ export interface Settings {
 
   /** Path of a user buildspec relative to the checkout root; undefined means generate one. */
   buildspec: string | undefined;
+  /** The user buildspec's text, read and checked by readSettings; undefined when generated. */
+  buildspecText: string | undefined;
   /** Exported variable that carries the pushed digest (`sha256:…`). */
   digestVariable: string;
 

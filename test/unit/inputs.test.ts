@@ -3,9 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
-import { bucketNameProblems, envVarName, Inputs, parseImageRepository, parseList, readSettings } from '../../src/inputs';
+import { bucketNameProblems } from '../../src/aws-names';
+import { parseImageRepository } from '../../src/docker-reference';
+import { envVarName, Inputs, parseList, readSettings } from '../../src/inputs';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
+const BUILDSPEC = 'version: 0.2\nphases:\n  build:\n    commands: [make]\n';
 let checkout: string;
 
 beforeAll(() => {
@@ -13,7 +16,9 @@ beforeAll(() => {
   fs.writeFileSync(path.join(checkout, 'Dockerfile'), 'FROM scratch\n');
   fs.mkdirSync(path.join(checkout, 'app/docker'), { recursive: true });
   fs.writeFileSync(path.join(checkout, 'app/docker/Dockerfile.prod'), 'FROM scratch\n');
-  fs.writeFileSync(path.join(checkout, 'buildspec.yml'), 'version: 0.2\n');
+  fs.writeFileSync(path.join(checkout, 'buildspec.yml'), BUILDSPEC);
+  fs.writeFileSync(path.join(checkout, 'notes.yml'), 'hello: world\n');
+  fs.writeFileSync(path.join(checkout, 'broken.yml'), 'version: [0.2\n');
   fs.symlinkSync(os.tmpdir(), path.join(checkout, 'escape'));
   fs.symlinkSync('/etc/hostname', path.join(checkout, 'app/Dockerfile.link'));
 });
@@ -168,6 +173,7 @@ describe('readSettings: valid inputs', () => {
   it('skips the Dockerfile check when a buildspec is given', () => {
     const s = readSettings(env({ buildspec: './buildspec.yml', dockerfile: 'missing/Dockerfile' }), checkout);
     expect(s.buildspec).toBe('buildspec.yml');
+    expect(s.buildspecText).toBe(BUILDSPEC);
     expect(s.dockerfile).toBe('missing/Dockerfile');
   });
 });
@@ -209,6 +215,8 @@ describe('readSettings: invalid inputs name the input', () => {
     ['dockerfile is a dir', { dockerfile: 'app' }, {}, 'dockerfile', 'not a file'],
     ['buildspec missing', { buildspec: 'ci/buildspec.yml' }, {}, 'buildspec', 'does not exist'],
     ['buildspec outside', { buildspec: '/etc/hostname' }, {}, 'buildspec', 'outside'],
+    ['buildspec not a buildspec', { buildspec: 'notes.yml' }, {}, 'buildspec', 'not a CodeBuild buildspec'],
+    ['buildspec not YAML', { buildspec: 'broken.yml' }, {}, 'buildspec', 'broken.yml is not valid YAML'],
     ['target', { target: '1stage' }, {}, 'target', '"1stage"'],
     ['platform', { platform: 'amd64' }, {}, 'platform', '"amd64"'],
     ['platform list with the generated buildspec', { platform: 'linux/amd64,linux/arm64' }, {}, 'platform', 'builds one'],

@@ -1,6 +1,7 @@
 /** Paths the inputs name inside the checkout, resolved through symlinks and kept inside their root. */
 import fs from 'node:fs';
 import path from 'node:path';
+import { shown } from './shown';
 
 export type Resolved = { real: string } | { problem: string };
 
@@ -27,22 +28,22 @@ export function resolveInside(root: string, given: string): Resolved {
   try {
     real = fs.realpathSync.native(path.resolve(root, given));
   } catch {
-    return { problem: `"${given}" does not exist (looked for ${path.resolve(root, given)})` };
+    return { problem: `${shown(given)} does not exist (looked for ${shown(path.resolve(root, given))})` };
   }
-  if (!isInside(root, real)) return { problem: `"${given}" resolves to ${real}, outside ${root}` };
+  if (!isInside(root, real)) return { problem: `${shown(given)} resolves to ${shown(real)}, outside ${shown(root)}` };
   return { real };
 }
 
 /** The real path of the directory `given` names inside `root`. */
 export function dirInside(root: string, given: string): Resolved {
   const r = resolveInside(root, given);
-  if ('real' in r && !fs.statSync(r.real).isDirectory()) return { problem: `"${given}" is not a directory` };
+  if ('real' in r && !fs.statSync(r.real).isDirectory()) return { problem: `${shown(given)} is not a directory` };
   return r;
 }
 
 /** The real path of the regular file `given` names inside `root`. */
 export function fileInside(root: string, given: string): Resolved {
   const r = resolveInside(root, given);
-  if ('real' in r && !fs.statSync(r.real).isFile()) return { problem: `"${given}" is not a file` };
+  if ('real' in r && !fs.statSync(r.real).isFile()) return { problem: `${shown(given)} is not a file` };
   return r;
 }

@@ -3,6 +3,7 @@
  * platforms and Dockerfile stage names.
  */
 import type { ImageRepository } from './settings';
+import { shown } from './shown';
 
 export const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 export const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
@@ -24,11 +25,11 @@ export function parseImageRepository(ref: string): ImageRepository | { problem: 
   if (!hasRegistry && ref.includes(':')) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
   const registry = hasRegistry ? first : 'docker.io';
   const pathParts = hasRegistry ? parts.slice(1) : parts.length === 1 ? ['library', first] : parts;
-  if (!REGISTRY.test(registry)) return { problem: `registry "${registry}" is not a host name with optional :port` };
+  if (!REGISTRY.test(registry)) return { problem: `registry ${shown(registry)} is not a host name with optional :port` };
   const badPart = pathParts.find((c) => !PATH_COMPONENT.test(c));
   if (badPart !== undefined) {
     const lower = badPart !== badPart.toLowerCase() ? ' (repository names must be lower case)' : '';
-    return { problem: `path component "${badPart}" is not valid: use lower-case letters and digits separated by . _ __ or -${lower}` };
+    return { problem: `path component ${shown(badPart)} is not valid: use lower-case letters and digits separated by . _ __ or -${lower}` };
   }
   const name = `${registry}/${pathParts.join('/')}`;
   if (name.length > 255) return { problem: 'is longer than 255 characters' };

@@ -20,7 +20,9 @@ import {
 import { dirInside, fileInside, isInside, realDir, toPosix } from './checkout-paths';
 import { parseImageRepository, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
 import { InputError, type InputProblem } from './errors';
+import { idTokenProblem } from './id-token';
 import type { BuildArg, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
+import { shown } from './shown';
 
 /**
  * Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`.
@@ -61,7 +63,6 @@ export function envVarName(input: InputName): string {
 }
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** Collects problems; checks return a placeholder on failure since nothing is returned when any exist. */
 class Problems {
@@ -76,17 +77,17 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
   const get = (input: InputName): string => (env[envVarName(input)] ?? '').trim();
   const gitlab = readGitLabJob(env);
 
-  const region = readRegion(p, get(Inputs.AwsRegion) || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || '');
+  const region = readRegion(p, get(Inputs.AwsRegion), env);
   const roleArn = get(Inputs.RoleArn);
   const role = readRoleArn(p, roleArn, region);
   const idTokenVariable = get(Inputs.IdTokenVariable) || 'GITLAB_OIDC_TOKEN';
-  const idToken = readIdToken(p, env, idTokenVariable, roleArn);
+  const idToken = readIdToken(p, env, idTokenVariable, roleArn, get(Inputs.OidcAudience));
   // Bucket and image defaults come from the role's account and the region; null means one of them is
   // invalid, which is already reported, so the defaults are silently skipped.
   const account = roleArn && (!role || regionProblem(region)) ? null : role?.account;
 
   const checkout = realDir(cwd, env.CI_PROJECT_DIR?.trim() || cwd);
-  if (!checkout) p.add(Inputs.Context, `the checkout directory ${env.CI_PROJECT_DIR || cwd} (CI_PROJECT_DIR) does not exist`);
+  if (!checkout) p.add(Inputs.Context, `the checkout directory ${shown(env.CI_PROJECT_DIR || cwd)} (CI_PROJECT_DIR) does not exist`);
   const buildspec = readBuildspec(p, get(Inputs.Buildspec), checkout);
   const contextDir = readContext(p, get(Inputs.Context) || '.', checkout);
   const dockerfile = readDockerfile(p, get(Inputs.Dockerfile) || 'Dockerfile', contextDir, buildspec !== undefined);
@@ -152,12 +153,13 @@ export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {
 
 // ---- AWS identity ----
 
-function readRegion(p: Problems, region: string): string {
+/** aws_region, or else AWS_REGION, or else AWS_DEFAULT_REGION; a problem says which one the value came from. */
+function readRegion(p: Problems, given: string, env: NodeJS.ProcessEnv): string {
+  const fallback = ['AWS_REGION', 'AWS_DEFAULT_REGION'].find((name) => env[name]?.trim());
+  const region = given || (fallback && env[fallback]?.trim()) || '';
   if (!region) p.add(Inputs.AwsRegion, 'is required: set aws_region (or AWS_REGION) to the region of the CodeBuild project, e.g. eu-west-1');
-  else {
-    const problem = regionProblem(region);
-    if (problem) p.add(Inputs.AwsRegion, problem);
-  }
+  const problem = region && regionProblem(region);
+  if (problem) p.add(Inputs.AwsRegion, given || !fallback ? problem : `${problem} (the value comes from ${fallback}, since aws_region is empty)`);
   return region;
 }
 
@@ -165,29 +167,31 @@ function readRoleArn(p: Problems, arn: string, region: string): { arn: string; a
   if (!arn) return undefined;
   const role = parseRoleArn(arn);
   if (!role) {
-    p.add(Inputs.RoleArn, `"${arn}" is not an IAM role ARN; use the form arn:aws:iam::<12-digit account>:role/<name>`);
+    p.add(Inputs.RoleArn, `${shown(arn)} is not an IAM role ARN; use the form arn:aws:iam::<12-digit account>:role/<name>`);
     return undefined;
   }
   const expected = partitionOf(region);
   if (expected && role.partition !== expected) {
-    p.add(Inputs.RoleArn, `"${arn}" is in partition ${role.partition} but region ${region} is in ${expected}; use arn:${expected}:iam::…`);
+    p.add(Inputs.RoleArn, `${shown(arn)} is in partition ${role.partition} but region ${shown(region)} is in ${expected}; use arn:${expected}:iam::…`);
   }
   return { arn, account: role.account };
 }
 
-function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, roleArn: string): string | undefined {
+/** The token is checked against oidc_audience only when that input is given (the template always gives it). */
+function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, roleArn: string, audience: string): string | undefined {
   if (!VARIABLE_NAME.test(variable)) {
-    p.add(Inputs.IdTokenVariable, `"${variable}" is not a variable name; use the name of the job's id_tokens entry, e.g. GITLAB_OIDC_TOKEN`);
+    p.add(Inputs.IdTokenVariable, `${shown(variable)} is not a variable name; use the name of the job's id_tokens entry, e.g. GITLAB_OIDC_TOKEN`);
     return undefined;
   }
   // Without role_arn the token is unused: the template always asks for one, and an empty role_arn means
   // "use the runner's own AWS credentials" (instance profile, IRSA, environment keys).
   const token = (roleArn && env[variable]?.trim()) || undefined;
   if (!token && roleArn) {
-    p.add(Inputs.IdTokenVariable, `$${variable} is empty, so role ${roleArn} cannot be assumed: add \`id_tokens: ${variable}: {aud: …}\` to the job, or clear role_arn to use the runner's AWS credentials`);
+    p.add(Inputs.IdTokenVariable, `$${variable} is empty, so role ${shown(roleArn)} cannot be assumed: add \`id_tokens: ${variable}: {aud: …}\` to the job, or clear role_arn to use the runner's AWS credentials`);
   }
-  // Never echo the token: only its shape is reported.
-  if (token && !JWT.test(token)) p.add(Inputs.IdTokenVariable, `$${variable} does not hold a JWT (three base64url parts separated by dots); check the job's id_tokens`);
+  // Never echo the token: only what is wrong with it is reported.
+  const problem = token && idTokenProblem(token, audience || undefined);
+  if (problem) p.add(Inputs.IdTokenVariable, `$${variable} ${problem}`);
   return token;
 }
 
@@ -195,20 +199,20 @@ function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, role
 
 function readProjectName(p: Problems, name: string): string {
   if (!name) p.add(Inputs.ProjectName, 'is required: set it to the name of the shared CodeBuild project');
-  else if (!PROJECT_NAME.test(name)) p.add(Inputs.ProjectName, `"${name}" is not a CodeBuild project name (2–255 characters: letters, digits, _ and -, starting with a letter or digit)`);
+  else if (!PROJECT_NAME.test(name)) p.add(Inputs.ProjectName, `${shown(name)} is not a CodeBuild project name (2–255 characters: letters, digits, _ and -, starting with a letter or digit)`);
   return name;
 }
 
 function readChoice(p: Problems, input: InputName, value: string, choices: string[]): string | undefined {
   if (!value) return undefined;
-  if (!choices.includes(value)) p.add(input, `"${value}" is not one of ${choices.join(', ')}; leave it empty to use the project's setting`);
+  if (!choices.includes(value)) p.add(input, `${shown(value)} is not one of ${choices.join(', ')}; leave it empty to use the project's setting`);
   return value;
 }
 
 function readInteger(p: Problems, input: InputName, raw: string, min: number, max: number, unit: string, orElse = ''): number | undefined {
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!(n >= min && n <= max)) {
-    p.add(input, `"${raw}" is not a whole number of ${unit} between ${min} and ${max}${orElse}`);
+    p.add(input, `${shown(raw)} is not a whole number of ${unit} between ${min} and ${max}${orElse}`);
     return undefined;
   }
   return n;
@@ -221,7 +225,7 @@ function readTimeout(p: Problems, input: InputName, raw: string, max: number): n
 
 function readPattern(p: Problems, input: InputName, value: string, pattern: RegExp, expected: string): string | undefined {
   if (!value) return undefined;
-  if (!pattern.test(value)) p.add(input, `"${value}" is not valid; expected ${expected}`);
+  if (!pattern.test(value)) p.add(input, `${shown(value)} is not valid; expected ${expected}`);
   return value;
 }
 
@@ -236,17 +240,19 @@ function readBucket(p: Problems, given: string, account: string | null | undefin
   }
   const problems = bucketNameProblems(name);
   if (problems.length > 0) {
-    const what = given ? `"${name}"` : `the default bucket name "${name}"`;
+    const what = given ? shown(name) : `the default bucket name ${shown(name)}`;
     p.add(Inputs.S3Bucket, `${what} is not a valid S3 bucket name: it ${problems.join('; ')}`);
   }
   return name;
 }
 
 function readS3Prefix(p: Problems, raw: string): string {
-  const prefix = raw.replace(/^\/+|\/+$/g, '');
+  // A trailing / is the usual way to write a prefix; a leading one would start every key with an empty segment.
+  const prefix = raw.replace(/\/+$/g, '');
   const segments = prefix === '' ? [] : prefix.split('/');
-  if (!S3_PREFIX_CHARS.test(prefix)) p.add(Inputs.S3Prefix, `"${raw}" may contain only letters, digits, / and !_.*'()-`);
-  else if (segments.some((s) => s === '' || s === '.' || s === '..')) p.add(Inputs.S3Prefix, `"${raw}" must not contain empty, . or .. path segments`);
+  if (prefix.startsWith('/')) p.add(Inputs.S3Prefix, `${shown(raw)} starts with /, but S3 keys do not: use ${shown(prefix.replace(/^\/+/, '') || 'contexts')}`);
+  else if (!S3_PREFIX_CHARS.test(prefix)) p.add(Inputs.S3Prefix, `${shown(raw)} may contain only letters, digits, / and !_.*'()-`);
+  else if (segments.some((s) => s === '' || s === '.' || s === '..')) p.add(Inputs.S3Prefix, `${shown(raw)} must not contain empty, . or .. path segments`);
   else if (prefix.length > 900) p.add(Inputs.S3Prefix, `is ${prefix.length} characters long; keep it under 900`);
   return prefix;
 }
@@ -306,7 +312,7 @@ function readReportDir(p: Problems, given: string, checkout: string | undefined)
   if (!checkout) return given;
   const dir = path.resolve(checkout, given);
   // GitLab only collects artifacts from inside the project directory.
-  if (!isInside(checkout, dir) || dir === checkout) p.add(Inputs.ReportDir, `"${given}" must be a subdirectory of the checkout ${checkout}`);
+  if (!isInside(checkout, dir) || dir === checkout) p.add(Inputs.ReportDir, `${shown(given)} must be a subdirectory of the checkout ${shown(checkout)}`);
   return dir;
 }
 
@@ -345,10 +351,10 @@ function readPlatform(p: Problems, raw: string, generatedBuildspec: boolean): st
   if (!raw) return undefined;
   const list = raw.split(',').map((s) => s.trim());
   const bad = list.filter((s) => !PLATFORM.test(s));
-  if (bad.length > 0) p.add(Inputs.Platform, `"${bad.join('", "')}" is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  if (bad.length > 0) p.add(Inputs.Platform, `${bad.map((b) => shown(b)).join(', ')} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
   // The generated buildspec runs `docker build`, which builds one platform; a custom buildspec may use buildx.
   else if (list.length > 1 && generatedBuildspec) {
-    p.add(Inputs.Platform, `"${raw}" names ${list.length} platforms, but the generated buildspec builds one: build each platform in its own job (the arm64 project for linux/arm64), or give a buildspec that runs docker buildx`);
+    p.add(Inputs.Platform, `${shown(raw)} names ${list.length} platforms, but the generated buildspec builds one: build each platform in its own job (the arm64 project for linux/arm64), or give a buildspec that runs docker buildx`);
   }
   return list.join(',');
 }
@@ -359,7 +365,7 @@ function readBuildArgs(p: Problems, raw: string): BuildArg[] {
     const eq = item.indexOf('=');
     const name = eq < 0 ? item : item.slice(0, eq);
     const value = eq < 0 ? '' : item.slice(eq + 1);
-    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.BuildArgs, `item ${i + 1} "${item}" is not KEY=VALUE with KEY made of letters, digits and _`);
+    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.BuildArgs, `item ${i + 1} ${shown(item)} is not KEY=VALUE with KEY made of letters, digits and _`);
     else if (/[\r\n\0]/.test(value)) p.add(Inputs.BuildArgs, `the value of ${name} contains a line break or NUL; pass multi-line data in a file of the context`);
     else args.push({ name, value });
   }
@@ -369,14 +375,18 @@ function readBuildArgs(p: Problems, raw: string): BuildArg[] {
 function readSecretBuildArgs(p: Problems, raw: string): SecretBuildArg[] {
   const args: SecretBuildArg[] = [];
   const usage = 'KEY=secretsmanager:<secret-id[:json-key[:stage[:version]]]> or KEY=ssm:<parameter-name>';
+  const neverAValue =
+    'if that is a secret value, remove it now: a secret never belongs in an input (pipeline configuration and job logs keep it). ' +
+    'Store it in Parameter Store (aws ssm put-parameter --type SecureString --name /ci/KEY --value …) or Secrets Manager ' +
+    '(aws secretsmanager create-secret --name ci/KEY --secret-string …), give the job\'s role read access, and write KEY=ssm:/ci/KEY or KEY=secretsmanager:ci/KEY';
   // Items are never echoed: a user may have pasted a secret value instead of a reference.
   for (const [i, item] of (readList(p, Inputs.SecretBuildArgs, raw) ?? []).entries()) {
     const eq = item.indexOf('=');
     const name = item.slice(0, Math.max(eq, 0));
     const value = item.slice(eq + 1);
     const source = /^(secretsmanager|ssm):(.*)$/.exec(value);
-    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.SecretBuildArgs, `item ${i + 1} is not ${usage}`);
-    else if (!source) p.add(Inputs.SecretBuildArgs, `${name} must be ${usage}; put plain values in build_args`);
+    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.SecretBuildArgs, `item ${i + 1} is not ${usage}; ${neverAValue}`);
+    else if (!source) p.add(Inputs.SecretBuildArgs, `${name} must be ${usage}; ${neverAValue}`);
     else if (!SECRET_REFERENCE.test(source[2] ?? '')) p.add(Inputs.SecretBuildArgs, `${name}: the reference after ${source[1]}: must be a non-empty secret id or parameter name without spaces`);
     else args.push({ name, type: source[1] === 'ssm' ? 'PARAMETER_STORE' : 'SECRETS_MANAGER', reference: source[2] ?? '' });
   }
@@ -391,7 +401,7 @@ function readTags(p: Problems, raw: string, shortSha: string | undefined): strin
   for (const tag of tags) {
     if (TAG.test(tag)) continue;
     const hint = tag.includes('$') ? ' (a CI/CD variable was not expanded; check its name)' : '';
-    p.add(Inputs.Tags, `"${tag}" is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -${hint}`);
+    p.add(Inputs.Tags, `${shown(tag)} is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -${hint}`);
   }
   return [...new Set(tags)];
 }
@@ -411,7 +421,7 @@ function readImage(p: Problems, given: string, account: string | null | undefine
   }
   const r = parseImageRepository(ref);
   if ('problem' in r) {
-    p.add(Inputs.Image, given ? `"${ref}" ${r.problem}` : `the default image "${ref}" ${r.problem}; set image explicitly`);
+    p.add(Inputs.Image, given ? `${shown(ref)} ${r.problem}` : `the default image ${shown(ref)} ${r.problem}; set image explicitly`);
     return placeholder;
   }
   return r;

@@ -17,6 +17,7 @@ import { buildRecord, readBuildId, writeBuildId, writeReports } from './report';
 import type { Settings } from './settings';
 import { type Upload, uploadContext } from './upload';
 import { type Archive, packContext } from './zip';
+import { shown } from './shown';
 
 /** Runs `index.js [build|stop]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
@@ -24,7 +25,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
     const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
     const command = positionals[0] ?? 'build';
     if (command !== 'build' && command !== 'stop') {
-      throw new InputError([{ input: 'command', message: `unknown command "${command}": use "build" (default) or "stop"` }]);
+      throw new InputError([{ input: 'command', message: `unknown command ${shown(command)}: use "build" (default) or "stop"` }]);
     }
     const checkout = env.CI_PROJECT_DIR ?? process.cwd();
     const settings = readSettings(env, checkout);

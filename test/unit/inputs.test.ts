@@ -84,7 +84,7 @@ describe('readSettings: valid inputs', () => {
     const s = readSettings(
       env({
         s3_bucket: 'my.bucket-1',
-        s3_prefix: '/ci/contexts/',
+        s3_prefix: 'ci/contexts/',
         context: 'app',
         dockerfile: 'docker/Dockerfile.prod',
         target: 'runtime',
@@ -183,6 +183,7 @@ describe('readSettings: invalid inputs name the input', () => {
     ['missing region', { aws_region: '' }, {}, 'aws_region', 'is required'],
     ['availability zone', { aws_region: 'eu-west-1a' }, {}, 'aws_region', 'use the region eu-west-1'],
     ['bad region', { aws_region: 'Europe' }, {}, 'aws_region', '"Europe"'],
+    ['region name in the wrong case', { aws_region: 'EU-WEST-1' }, {}, 'aws_region', 'not an AWS region name'],
     ['role name only', { role_arn: 'builder' }, {}, 'role_arn', 'arn:aws:iam::<12-digit account>:role/<name>'],
     ['assumed-role ARN', { role_arn: 'arn:aws:sts::123456789012:assumed-role/x/y' }, {}, 'role_arn', 'not an IAM role ARN'],
     ['partition mismatch', { aws_region: 'cn-north-1' }, {}, 'role_arn', 'arn:aws-cn:iam'],
@@ -204,6 +205,11 @@ describe('readSettings: invalid inputs name the input', () => {
     ['no bucket without role', { role_arn: '', image: 'r.io/a' }, { GITLAB_OIDC_TOKEN: '' }, 's3_bucket', 'is required'],
     ['prefix ..', { s3_prefix: 'a/../b' }, {}, 's3_prefix', '..'],
     ['prefix chars', { s3_prefix: 'a b' }, {}, 's3_prefix', '"a b"'],
+    ['prefix with a leading /', { s3_prefix: '/contexts' }, {}, 's3_prefix', 'starts with /, but S3 keys do not: use "contexts"'],
+    ['unknown region', { aws_region: 'eu-wset-1' }, {}, 'aws_region', 'did you mean eu-west-1?'],
+    ['unknown region from AWS_REGION', { aws_region: '' }, { AWS_REGION: 'eu-wset-1' }, 'aws_region', 'comes from AWS_REGION, since aws_region is empty'],
+    ['secret value pasted', { secret_build_args: 'NPM_TOKEN=npm_abc123' }, {}, 'secret_build_args', 'a secret never belongs in an input'],
+    ['secret value pasted without a name', { secret_build_args: 'npm_abc123' }, {}, 'secret_build_args', 'Parameter Store'],
     ['context missing', { context: 'nope' }, {}, 'context', '"nope" does not exist'],
     ['context outside', { context: '..' }, {}, 'context', 'outside'],
     ['context symlink out', { context: 'escape' }, {}, 'context', 'outside'],

@@ -3,6 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { shown } from './shown';
 
+/** Why a path holding U+FFFD is not found: the environment variable held bytes that are not UTF-8. */
+export const NOT_UTF8 =
+  'the name is not valid UTF-8 (each bad byte shows as \uFFFD), and Node.js cannot open a path it cannot decode; rename the directory or file to a UTF-8 name';
+
 export type Resolved = { real: string } | { problem: string };
 
 /** The real path of `dir` (relative to `cwd`) when it is a directory. */
@@ -28,6 +32,7 @@ export function resolveInside(root: string, given: string): Resolved {
   try {
     real = fs.realpathSync.native(path.resolve(root, given));
   } catch {
+    if (given.includes('\uFFFD')) return { problem: `${shown(given)} does not exist: ${NOT_UTF8}` };
     return { problem: `${shown(given)} does not exist (looked for ${shown(path.resolve(root, given))})` };
   }
   if (!isInside(root, real)) return { problem: `${shown(given)} resolves to ${shown(real)}, outside ${shown(root)}` };

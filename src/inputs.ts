@@ -17,7 +17,7 @@ import {
   S3_PREFIX_CHARS,
   SECRET_REFERENCE,
 } from './aws-names';
-import { dirInside, fileInside, isInside, realDir, toPosix } from './checkout-paths';
+import { dirInside, fileInside, isInside, NOT_UTF8, realDir, toPosix } from './checkout-paths';
 import { parseImageRepository, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
 import { InputError, type InputProblem } from './errors';
 import { idTokenProblem } from './id-token';
@@ -72,7 +72,15 @@ class Problems {
   }
 }
 
+/** Every input, read and checked; throws one InputError listing every problem. */
 export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
+  const { settings, problems } = collectSettings(env, cwd);
+  if (problems.length > 0) throw new InputError(problems);
+  return settings;
+}
+
+/** Every input, read and checked; when `problems` is not empty, `settings` holds placeholders where they are. */
+export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings: Settings; problems: InputProblem[] } {
   const p = new Problems();
   const get = (input: InputName): string => (env[envVarName(input)] ?? '').trim();
   const gitlab = readGitLabJob(env);
@@ -87,7 +95,10 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
   const account = roleArn && (!role || regionProblem(region)) ? null : role?.account;
 
   const checkout = realDir(cwd, env.CI_PROJECT_DIR?.trim() || cwd);
-  if (!checkout) p.add(Inputs.Context, `the checkout directory ${shown(env.CI_PROJECT_DIR || cwd)} (CI_PROJECT_DIR) does not exist`);
+  if (!checkout) {
+    const dir = env.CI_PROJECT_DIR || cwd;
+    p.add(Inputs.Context, `the checkout directory ${shown(dir)} (CI_PROJECT_DIR) does not exist${dir.includes('\uFFFD') ? `: ${NOT_UTF8}` : ''}`);
+  }
   const buildspec = readBuildspec(p, get(Inputs.Buildspec), checkout);
   const contextDir = readContext(p, get(Inputs.Context) || '.', checkout);
   const dockerfile = readDockerfile(p, get(Inputs.Dockerfile) || 'Dockerfile', contextDir, buildspec !== undefined);
@@ -128,10 +139,10 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     queuedTimeout: readTimeout(p, Inputs.QueuedTimeout, get(Inputs.QueuedTimeout), 480),
     reportDir: readReportDir(p, get(Inputs.ReportDir) || '.codebuild-image', checkout),
     dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
+    checkoutDir: checkout ?? '',
     gitlab,
   };
-  if (p.list.length > 0) throw new InputError(p.list);
-  return settings;
+  return { settings, problems: p.list };
 }
 
 export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {

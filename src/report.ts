@@ -14,6 +14,8 @@ import type { Upload } from './upload';
 import type { Archive } from './zip';
 
 export const BUILD_ID_FILE = 'build-id';
+/** Written before StartBuild: the marker the build will carry, so `stop` finds a build whose id never arrived. */
+export const START_FILE = 'build-start';
 export const DOTENV_FILE = 'build.env';
 export const RECORD_FILE = 'build.json';
 export const ANNOTATIONS_FILE = 'annotations.json';
@@ -105,11 +107,37 @@ export function writeBuildId(dir: string, buildId: string): void {
 
 /** The id written by writeBuildId, or undefined when no build was started. */
 export function readBuildId(dir: string): string | undefined {
+  return readReport(dir, BUILD_ID_FILE)?.trim() || undefined;
+}
+
+/** What `stop` needs to find a build by its marker (see START_FILE). */
+export interface StartMarker {
+  marker: string;
+  projectName: string;
+}
+
+export function writeStartMarker(dir: string, start: StartMarker): void {
+  writeAtomic(dir, START_FILE, `${JSON.stringify(start)}\n`);
+}
+
+export function readStartMarker(dir: string): StartMarker | undefined {
+  const text = readReport(dir, START_FILE);
+  if (text === undefined) return undefined;
   try {
-    return fs.readFileSync(path.join(dir, BUILD_ID_FILE), 'utf8').trim() || undefined;
+    const { marker, projectName } = JSON.parse(text) as Partial<StartMarker>;
+    if (typeof marker === 'string' && typeof projectName === 'string') return { marker, projectName };
+  } catch {
+    // A half-written file cannot exist (writeAtomic); anything else is not ours.
+  }
+  throw new ReportError(`${path.join(dir, START_FILE)} is not a start marker written by this program; remove it`);
+}
+
+function readReport(dir: string, name: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(dir, name), 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    throw new ReportError(`Cannot read ${path.join(dir, name)}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -123,7 +151,7 @@ export function writeReports(dir: string, record: BuildRecord, dotenvPrefix: str
   writeAtomic(dir, RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
   writeAtomic(dir, ANNOTATIONS_FILE, `${JSON.stringify(annotations(record), null, 2)}\n`);
   if (dotenv !== undefined) writeAtomic(dir, DOTENV_FILE, dotenv);
-  else fs.rmSync(path.join(dir, DOTENV_FILE), { force: true });
+  else removeReport(dir, DOTENV_FILE);
 }
 
 export function dotenvVariables(record: BuildRecord): Record<string, string> {
@@ -165,7 +193,11 @@ export function annotations(record: BuildRecord): Record<string, { external_link
 }
 
 function writeAtomic(dir: string, name: string, content: string): void {
-  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new ReportError(`Cannot create the report directory ${dir}: ${(e as Error).message}`, { cause: e });
+  }
   const target = path.join(dir, name);
   const temp = path.join(dir, `.${name}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -173,6 +205,14 @@ function writeAtomic(dir: string, name: string, content: string): void {
     fs.renameSync(temp, target);
   } catch (e) {
     fs.rmSync(temp, { force: true });
-    throw e;
+    throw new ReportError(`Cannot write ${target}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function removeReport(dir: string, name: string): void {
+  try {
+    fs.rmSync(path.join(dir, name), { force: true });
+  } catch (e) {
+    throw new ReportError(`Cannot remove the stale ${path.join(dir, name)}: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -94,6 +94,8 @@ export interface Settings {
   /** Minutes, 5–480. */
   queuedTimeout: number | undefined;
 
+  /** Real path of the checkout (CI_PROJECT_DIR, or the working directory). */
+  checkoutDir: string;
   /** Directory for the build-id file, dotenv, JSON record and annotations. */
   reportDir: string;
   /** Prefix for dotenv variable names, e.g. `API_` gives `API_IMAGE_DIGEST`. */

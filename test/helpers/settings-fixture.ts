@@ -33,6 +33,7 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     environmentType: undefined,
     buildTimeout: undefined,
     queuedTimeout: undefined,
+    checkoutDir: '/builds/group/app',
     reportDir: '/builds/group/app/.codebuild-image',
     dotenvPrefix: '',
     gitlab: {

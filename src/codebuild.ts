@@ -163,6 +163,8 @@ export function consoleUrl(region: string, build: Build): string {
 export interface StopOptions {
   /** How long to wait for CodeBuild to report the build stopped; default 60 s. */
   timeoutMs?: number;
+  /** Client for the checks after StopBuild (polling, with ordinary retries); default the one that stops. */
+  checkWith?: CodeBuildClient;
   pollMs?: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
@@ -173,7 +175,7 @@ export interface StopOptions {
  * Once StopBuild is accepted the build is stopping, so a failing check (e.g. throttled) is only warned about.
  */
 export async function stopBuild(cb: CodeBuildClient, buildId: string, out: Output, opts: StopOptions = {}): Promise<Build> {
-  const { timeoutMs = 60_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now } = opts;
+  const { timeoutMs = 60_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now, checkWith = cb } = opts;
   out.info(`Stopping CodeBuild build ${buildId}`);
   const stopped = await awsStep(`Stopping CodeBuild build ${buildId}`, () => cb.send(new StopBuildCommand({ id: buildId })));
   let build = stopped.build ?? { id: buildId };
@@ -186,7 +188,7 @@ export async function stopBuild(cb: CodeBuildClient, buildId: string, out: Outpu
     }
     await sleep(pollMs);
     try {
-      const res = await cb.send(new BatchGetBuildsCommand({ ids: [buildId] }));
+      const res = await checkWith.send(new BatchGetBuildsCommand({ ids: [buildId] }));
       build = res.builds?.[0] ?? build;
     } catch (e) {
       if (!warned) out.warn(`StopBuild was accepted, but checking build ${buildId} failed (${(e as Error).name}); will keep checking`);

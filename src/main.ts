@@ -127,7 +127,7 @@ async function build(settings: Settings, buildspec: string, archive: Archive, ma
     let final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, buildId, abort.signal);
     if (abort.signal.aborted && !final.buildComplete) {
       out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
-      final = await stopBuild(clients.codebuildOnce, buildId, out);
+      final = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
       // The follower left before this phase ended, so it did not print it (it does for every other failure).
       const interrupted = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
       if (interrupted) out.error(phaseFailure(interrupted));
@@ -182,7 +182,7 @@ async function stop(settings: Settings, clients: Clients, out: Output): Promise<
     out.info('No build was started by this job: nothing to stop.');
     return ExitCode.Success;
   }
-  const stopped = await stopBuild(clients.codebuildOnce, buildId, out);
+  const stopped = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
   out.info(`Build ${buildId}: ${stopped.buildStatus ?? 'stopping'}`);
   return ExitCode.Success;
 }

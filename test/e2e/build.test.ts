@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startStack, type Stack } from '../../stack/stack';
-import { type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { contextObject, type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
 
 let stack: Stack;
 
@@ -140,14 +141,18 @@ describe('dist/index.js against the local stack', () => {
     expect(await fakeCalls()).toEqual(before);
   });
 
-  it('refuses a symlink that leaves the context, before any AWS call', async () => {
-    const leaky = await job();
-    symlinkSync('/etc/hostname', join(leaky.dir, 'host-file'));
-    const before = await fakeCalls();
-    const result = await runAction(leaky);
+  it('sends a symlink that leaves the context as a link, as docker build does, never its target', async () => {
+    const linked = await job();
+    symlinkSync('/etc/hostname', join(linked.dir, 'host-file'));
+    const result = await runAction(linked);
     const log = visible(result.output);
-    expect(result.code).toBe(2);
-    expect(log).toContain('host-file');
-    expect(await fakeCalls()).toEqual(before);
+    expect(result.code, log).toBe(0);
+    const record = JSON.parse(readFileSync(join(linked.reportDir, 'build.json'), 'utf8'));
+    const zip = join(linked.dir, 'uploaded.zip');
+    writeFileSync(zip, await contextObject(stack, record.context.key));
+    // zipinfo's long listing: the mode string starts with l for a link, and the link text follows ->.
+    const listing = execFileSync('zipinfo', [zip]).toString();
+    expect(listing).toMatch(/^l\S+ .* host-file -> \/etc\/hostname$/m);
+    expect(execFileSync('unzip', ['-p', zip, 'host-file']).toString()).toBe('/etc/hostname');
   });
 });

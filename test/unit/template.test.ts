@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -228,10 +230,11 @@ fs.writeFileSync(dir + '/build.json', '{}');
 fs.writeFileSync(dir + '/annotations.json', '{}');
 `;
 
-function runFake(opts: { tamper?: boolean; variables?: Record<string, string> } = {}) {
+function runFake(opts: { tamper?: boolean; variables?: Record<string, string>; download?: boolean; projectPath?: string } = {}) {
   const sha256 = createHash('sha256').update(fakeProgram).digest('hex');
+  const scriptUrl = opts.download ? '' : '\nscript_url: fake/index.js';
   const ciYaml =
-    includeWith(`${required}\ntags: [$CI_COMMIT_SHORT_SHA, "latest"]\nscript_url: fake/index.js`) +
+    includeWith(`${required}\ntags: [$CI_COMMIT_SHORT_SHA, "latest"]${scriptUrl}`) +
     'deploy:\n  stage: deploy\n  needs: [build-image]\n  script:\n    - echo "DEPLOY digest=$IMAGE_DIGEST"\n';
   return runPipeline({
     files: {
@@ -243,7 +246,28 @@ function runFake(opts: { tamper?: boolean; variables?: Record<string, string> } 
     needs: true,
     variables: opts.variables ?? {},
     timeoutMs: 60_000,
+    ...(opts.projectPath ? { projectPath: opts.projectPath } : {}),
   });
+}
+
+/**
+ * A GitLab API that serves the fake program as dist/index.js of `projects` only (any ref), answering 404
+ * for any other project, and records the paths asked for.
+ */
+async function fakeFilesApi(projects: string[]): Promise<{ url: string; asked: string[]; close(): Promise<void> }> {
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    asked.push(req.url ?? '');
+    const m = /^\/api\/v4\/projects\/([^/]+)\/repository\/files\/dist%2Findex\.js\/raw\?ref=[0-9a-f]{40}$/.exec(req.url ?? '');
+    const served = m && projects.includes(decodeURIComponent(m[1] ?? ''));
+    res.writeHead(served ? 200 : 404).end(served ? fakeProgram : '{"message":"404 File Not Found"}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v4`,
+    asked,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('the job script (gitlab-ci-local, shell executor, fake program)', () => {
@@ -256,6 +280,41 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
       expect(result.output).not.toContain('FAKE stop called');
     } finally {
       result.repo.remove();
+    }
+  });
+
+  it.each(['forks/codebuild-image', 'mirrors/platform/ci/cbi'])(
+    'downloads the program at the component commit from the project it is included from (%s), after the stamped one',
+    async (projectPath) => {
+      const api = await fakeFilesApi([projectPath]);
+      const result = await runFake({ download: true, projectPath, variables: { CI_API_V4_URL: api.url } });
+      try {
+        expect(result.code, result.output).toBe(0);
+        expect(result.output).toMatch(/FAKE tags=/);
+        // The stamped project first (a 404 here), then this one, both at the commit the include resolved to.
+        const encoded = encodeURIComponent(projectPath);
+        expect(api.asked).toEqual([
+          `/api/v4/projects/acme%2Fcodebuild-image/repository/files/dist%2Findex.js/raw?ref=${result.repo.sha}`,
+          expect.stringMatching(/^\/api\/v4\/projects\/acme%2Fcodebuild-image\//),
+          `/api/v4/projects/${encoded}/repository/files/dist%2Findex.js/raw?ref=${result.repo.sha}`,
+        ]);
+      } finally {
+        result.repo.remove();
+        await api.close();
+      }
+    },
+  );
+
+  it('names the fix when no project serves the program', async () => {
+    const api = await fakeFilesApi([]);
+    const result = await runFake({ download: true, projectPath: 'forks/codebuild-image', variables: { CI_API_V4_URL: api.url } });
+    try {
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain('Included from a fork or mirror at another path? Set the script_url input to');
+      expect(result.output).not.toContain('FAKE tags=');
+    } finally {
+      result.repo.remove();
+      await api.close();
     }
   });
 

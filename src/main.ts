@@ -205,6 +205,11 @@ function fail(e: unknown, out: Output): ExitCode {
     out.error(escapeControls(`${e.message.split('\n')[0]}; see --help`));
     return ExitCode.BadInput;
   }
+  if (e instanceof Error && 'syscall' in e && 'code' in e) {
+    // A failure of the machine running the job (e.g. no space left for the archive); the message names the call and path.
+    out.error(escapeControls(`${e.message.split('\n')[0]} (on the machine running the job)`));
+    return ExitCode.AwsError;
+  }
   out.error(`Unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   return ExitCode.AwsError;
 }

@@ -4,7 +4,7 @@
  * The stack runs without dockerd: the builds only need to stay in progress for a while.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -112,4 +112,26 @@ describe('index.js stop after a killed job', () => {
     expect(stop.code, visible(stop.output)).toBe(0);
     expect(visible(stop.output)).toContain('No build was started by this job: nothing to stop.');
   }, 60_000);
+});
+
+describe('a report failure after the build ran', () => {
+  it('is not exit 2 ("nothing was sent"): the build status is printed and the exit is 1', async () => {
+    const job = await makeJob(stack, 'examples/hello');
+    let swapped = false;
+    const result = await runAction(job, {
+      onOutput: (all) => {
+        // Once the build runs, the report directory becomes a file: the reports cannot be written.
+        if (!swapped && /CodeBuild build \S+:\S+/.test(all)) {
+          swapped = true;
+          rmSync(job.reportDir, { recursive: true, force: true });
+          writeFileSync(job.reportDir, 'not a directory');
+        }
+      },
+    });
+    const log = visible(result.output);
+    expect(swapped).toBe(true);
+    expect(result.code, log).toBe(1);
+    expect(log).toMatch(/ERROR: Cannot (create the report directory|write) .*\. Later jobs do not get this build's dotenv variables\./);
+    expect(log.trimEnd().split('\n').at(-1)).toMatch(/^Build status: \w+, reports not written$/);
+  });
 });

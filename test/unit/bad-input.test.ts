@@ -175,3 +175,19 @@ describe('arguments', () => {
     expect(r.lines).toEqual([expect.stringMatching(/^ERROR: Unknown option '--frobnicate'.*; see --help$/)]);
   });
 });
+
+describe('failures of the machine running the job', () => {
+  it('are one named line, not "Unexpected error" with a stack trace', async () => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = path.join(checkout, 'no-such-tmp');
+    try {
+      const r = await runJob(jobEnv());
+      expect(r.code).toBe(ExitCode.AwsError);
+      expect(r.lines).toEqual([expect.stringMatching(/^ERROR: ENOENT: no such file or directory, mkdtemp '.*no-such-tmp\/codebuild-image-\w{6}' \(on the machine running the job\)$/)]);
+      expect(requests).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
+});

@@ -45,9 +45,10 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
     // Inputs, the buildspec file and the context are all checked before any AWS call, and reported together.
     const { settings, entries } = await checkEverything(env, checkout, out);
     const buildspec = resolveBuildspec(settings);
-    // Recorded before anything is sent, so `stop` can find the build even if StartBuild never answers.
+    // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
+    // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
     const marker = randomUUID();
-    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName });
+    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: false });
     const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
     try {
       const archive = await pack(settings, entries, join(workDir, 'context.zip'), out);
@@ -116,6 +117,7 @@ async function build(settings: Settings, buildspec: string, archive: Archive, ma
   // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
   const watcher = watchCancellation({ out, job: settings.gitlab });
   try {
+    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: true });
     const started = await startBuild(clients.codebuildOnce, startBuildInput(settings, upload, buildspec, marker));
     const buildId = started.id ?? '';
     writeBuildId(settings.reportDir, buildId);
@@ -174,7 +176,7 @@ function finish(settings: Settings, final: Build, archive: Archive, upload: Uplo
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
   let buildId = readBuildId(settings.reportDir);
   const start = buildId ? undefined : readStartMarker(settings.reportDir);
-  if (!buildId && start) {
+  if (!buildId && start?.requested) {
     out.info('The job ended before StartBuild answered: looking for the build by this job\'s marker');
     buildId = await findBuildByMarker(clients.codebuildOnce, start.projectName, start.marker);
   }

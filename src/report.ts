@@ -114,6 +114,8 @@ export function readBuildId(dir: string): string | undefined {
 export interface StartMarker {
   marker: string;
   projectName: string;
+  /** False while the context is packed and uploaded (the file proves report_dir writable); true from just before StartBuild. */
+  requested: boolean;
 }
 
 export function writeStartMarker(dir: string, start: StartMarker): void {
@@ -124,8 +126,8 @@ export function readStartMarker(dir: string): StartMarker | undefined {
   const text = readReport(dir, START_FILE);
   if (text === undefined) return undefined;
   try {
-    const { marker, projectName } = JSON.parse(text) as Partial<StartMarker>;
-    if (typeof marker === 'string' && typeof projectName === 'string') return { marker, projectName };
+    const { marker, projectName, requested } = JSON.parse(text) as Partial<StartMarker>;
+    if (typeof marker === 'string' && typeof projectName === 'string') return { marker, projectName, requested: requested === true };
   } catch {
     // A half-written file cannot exist (writeAtomic); anything else is not ours.
   }

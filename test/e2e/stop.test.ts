@@ -103,14 +103,19 @@ describe('index.js stop after a killed job', () => {
     await waitForStatus(orphan?.id ?? '', 'STOPPED');
   });
 
-  it('says there is nothing to stop when StartBuild never reached CodeBuild', async () => {
+  it.each([
+    ['was killed while packing or uploading', false],
+    ['sent a StartBuild that never reached CodeBuild', true],
+  ])('says there is nothing to stop when the job %s', async (_when, requested) => {
     const job = await makeJob(stack, 'examples/hello');
-    // The start marker of a job killed before StartBuild was sent.
     mkdirSync(job.reportDir, { recursive: true });
-    writeFileSync(join(job.reportDir, 'build-start'), JSON.stringify({ marker: 'never-sent', projectName: stack.projectName }));
+    writeFileSync(join(job.reportDir, 'build-start'), JSON.stringify({ marker: 'never-sent', projectName: stack.projectName, requested }));
+    const listsBefore = (await control().calls()).ListBuildsForProject ?? 0;
     const stop = await runAction(job, { args: ['stop'] });
     expect(stop.code, visible(stop.output)).toBe(0);
     expect(visible(stop.output)).toContain('No build was started by this job: nothing to stop.');
+    // Only a requested StartBuild is looked for (for 20 s, as a new build can take a moment to be listed).
+    expect(((await control().calls()).ListBuildsForProject ?? 0) > listsBefore).toBe(requested);
   }, 60_000);
 });
 

@@ -65,18 +65,19 @@ async function waitForStatus(buildId: string, status: string): Promise<void> {
 }
 
 describe('index.js stop after a killed job', () => {
-  it('reaches StopBuild while BatchGetBuilds is throttled', async () => {
+  it('reaches StopBuild while BatchGetBuilds is throttled, and rides out 4 throttled StopBuild calls', async () => {
     const job = await makeJob(stack, 'examples/hello');
     const log = await killedJob(job, (all) => /CodeBuild build \S+:\S+/.test(all));
     const buildId = /CodeBuild build (\S+:\S+)/.exec(log)?.[1] ?? '';
     expect(existsSync(join(job.reportDir, 'build-id'))).toBe(true);
 
     await control().inject({ kind: 'throttle', operation: 'BatchGetBuilds', count: 6 });
+    await control().inject({ kind: 'throttle', operation: 'StopBuild', count: 4 });
     const stopsBefore = (await control().calls()).StopBuild ?? 0;
     const stop = await runAction(job, { args: ['stop'] });
     const out = visible(stop.output);
     expect(stop.code, out).toBe(0);
-    expect((await control().calls()).StopBuild).toBe(stopsBefore + 1);
+    expect((await control().calls()).StopBuild).toBe(stopsBefore + 5);
     expect(out).toContain(`Stopping CodeBuild build ${buildId}`);
     expect(out).toMatch(/StopBuild was accepted, but checking build \S+ failed \(ThrottlingException\); will keep checking/);
     await waitForStatus(buildId, 'STOPPED');

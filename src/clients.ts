@@ -18,8 +18,8 @@ export interface Clients {
 /**
  * Retries for calls made once per job (AssumeRoleWithWebIdentity, StartBuild, StopBuild). Losing one fails the
  * job, so they ride out longer runs of throttling, 5xx answers and resets than the SDK's default of 3
- * attempts: 8 attempts with the SDK's backoff (exponential with jitter, at most 20 s apart), so about a
- * minute at worst, and each attempt cut after 30 s so a silent connection cannot hang the job. StartBuild's
+ * attempts: 8 attempts with the SDK's backoff (exponential with jitter, at most 20 s apart, about a minute
+ * of waiting in all), and each attempt cut after 30 s so a silent connection cannot hang the job. StartBuild's
  * idempotency token makes its retries safe: a retry of a request that did arrive returns the same build.
  */
 export const ONCE_PER_JOB = { maxAttempts: 8, requestHandler: { requestTimeout: 30_000 } } as const;

@@ -221,7 +221,9 @@ const fakeProgram = `
 const fs = require('node:fs');
 const dir = process.env.CODEBUILD_IMAGE_REPORT_DIR;
 fs.mkdirSync(dir, { recursive: true });
-if (process.argv[2] === 'stop') { console.log('FAKE stop called for ' + fs.readFileSync(dir + '/build-id', 'utf8')); process.exit(0); }
+const marked = (f) => fs.existsSync(dir + '/' + f) && f + ' ' + fs.readFileSync(dir + '/' + f, 'utf8');
+if (process.argv[2] === 'stop') { console.log('FAKE stop called for ' + (marked('build-id') || marked('build-start'))); process.exit(0); }
+if (process.env.FAKE_KILLED_IN_STARTBUILD) { fs.writeFileSync(dir + '/build-start', 'marker-1'); console.log('FAKE killed in StartBuild'); process.exit(137); }
 fs.writeFileSync(dir + '/build-id', 'proj:1234');
 console.log('FAKE tags=' + process.env.CODEBUILD_IMAGE_TAGS.trim());
 if (process.env.FAKE_FAIL) { console.log('FAKE build left running'); process.exit(3); }
@@ -329,12 +331,23 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
     }
   });
 
+  it('runs stop from after_script when only the start marker exists (killed during StartBuild)', async () => {
+    const result = await runFake({ variables: { FAKE_KILLED_IN_STARTBUILD: '1' } });
+    try {
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain('FAKE killed in StartBuild');
+      expect(result.output).toContain('FAKE stop called for build-start marker-1');
+    } finally {
+      result.repo.remove();
+    }
+  });
+
   it('stops the build from after_script when the job ends before the build did', async () => {
     const result = await runFake({ variables: { FAKE_FAIL: '1' } });
     try {
       expect(result.code).not.toBe(0);
       expect(result.output).toContain('FAKE build left running');
-      expect(result.output).toContain('FAKE stop called for proj:1234');
+      expect(result.output).toContain('FAKE stop called for build-id proj:1234');
     } finally {
       result.repo.remove();
     }

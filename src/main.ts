@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { resolveBuildspec } from './buildspec';
 import { watchCancellation } from './cancel';
+import { isInside } from './checkout-paths';
 import { createClients, type Clients } from './clients';
 import { consoleUrl, findBuildByMarker, startBuild, startBuildInput, stopBuild } from './codebuild';
 import { consoleOutput, type Output } from './console';
@@ -27,7 +28,8 @@ export const USAGE = `Usage: node index.js [build | stop | --help]
   --help   print this text
 
 Settings come from CODEBUILD_IMAGE_* variables (the component's inputs) and GitLab's CI_* variables; see README.md.
-Exit codes: 0 success, 1 the build did not succeed, 2 bad input (nothing sent to AWS), 3 AWS or network error.`;
+Exit codes: 0 success, 1 the build did not succeed (or its reports could not be written), 2 bad input (nothing
+sent to AWS), 3 AWS, network or machine error.`;
 
 /** Runs `index.js [build|stop|--help]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
@@ -93,8 +95,8 @@ async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Ou
  * Shipping them would change the context with every run and break both the skipped upload and Docker's cache.
  */
 function reportDirsIn(s: Settings): string[] {
-  const dirs = [s.reportDir, s.checkoutDir && join(s.checkoutDir, '.codebuild-image')].filter(Boolean);
-  return [...new Set(dirs.map((d) => relative(s.contextDir, d)).filter((r) => r !== '' && !r.startsWith('..') && !r.startsWith('/')))];
+  const dirs = [s.reportDir, s.checkoutDir && join(s.checkoutDir, '.codebuild-image')].filter((d) => d && d !== s.contextDir && isInside(s.contextDir, d));
+  return [...new Set(dirs.map((d) => relative(s.contextDir, d)))];
 }
 
 async function connect(settings: Settings, out: Output): Promise<Clients> {

@@ -1,5 +1,6 @@
 import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
+import { isInside } from './checkout-paths';
 import type { Output } from './console';
 import { Dockerignore, readPatterns, type MatchInfo } from './dockerignore';
 import { ContextError } from './errors';
@@ -283,10 +284,6 @@ export function assertOpenedInside(fd: number, entry: ContextEntry): void {
   if (openedPath(fd, entry.absPath) !== entry.absPath) {
     throw new ContextError(`${entry.path} changed while the build context was being packed; run the job again once nothing writes to the context.`);
   }
-}
-
-function isInside(root: string, p: string): boolean {
-  return p === root || p.startsWith(`${root}${path.sep}`);
 }
 
 /** Byte order of the UTF-8 paths (JS string order differs for characters outside the BMP). */

@@ -17,9 +17,9 @@ import { collectSettings, readSettings } from './inputs';
 import { followBuild, phaseFailure } from './logs';
 import { buildRecord, readBuildId, readStartMarker, writeBuildId, writeReports, writeStartMarker } from './report';
 import type { Settings } from './settings';
+import { escapeControls, shown } from './shown';
 import { type Upload, uploadContext } from './upload';
 import { type Archive, packContext } from './zip';
-import { escapeControls, shown } from './shown';
 
 export const USAGE = `Usage: node index.js [build | stop | --help]
 

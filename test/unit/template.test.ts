@@ -162,6 +162,7 @@ describe('a consumer pipeline (gitlab-ci-local)', () => {
     ['job_name: "two words"', /`job_name` input: .*does not match required regex/i],
     ['role_arn: arn:aws:iam::123:role/short-account', /`role_arn` input: .*does not match required regex/i],
     ['dotenv_prefix: lower_', /`dotenv_prefix` input: .*does not match required regex/i],
+    ['s3_prefix: /contexts', /`s3_prefix` input: .*does not match required regex/i],
     ['compute_type: BUILD_GENERAL1_HUGE', /`compute_type` input: `BUILD_GENERAL1_HUGE` cannot be used because it is not in the list of allowed options/],
     ['session_duration: one hour', /`session_duration` input: provided value is not a number/],
     ['tags: latest', /`tags` input: provided value is not a array/],

@@ -33,6 +33,11 @@ export const awsCalls = {
   StartBuildCommand: { actions: ['codebuild:StartBuild'], usedIn: ['src/codebuild.ts'] },
   StopBuildCommand: { actions: ['codebuild:StopBuild'], usedIn: ['src/codebuild.ts'] },
   BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/logs.ts'] },
+  ListBuildsForProjectCommand: {
+    actions: ['codebuild:ListBuildsForProject'],
+    usedIn: ['src/codebuild.ts'],
+    note: '`index.js stop` finds a build whose StartBuild answer never arrived (the job was killed) by its job marker.',
+  },
   GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/logs.ts'] },
 } as const satisfies Record<string, AwsCall>;
 

@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
-import { parse, stringify } from 'yaml';
-import { InputError } from './errors';
+import { stringify } from 'yaml';
 import { BUILD_SCRIPT, LOAD_EXPORTS } from './build-script';
 import type { Settings } from './settings';
 
@@ -51,13 +48,8 @@ export const IMAGE_REF_VARIABLE = 'IMAGE_REF';
 /** Exported variable carrying the pushed descriptor's media type (an image index or a single manifest). */
 export const MEDIA_TYPE_VARIABLE = 'IMAGE_MEDIA_TYPE';
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** The buildspec (YAML, version 0.2) that builds, tags and pushes the image and exports its digest. */
 export function generateBuildspec(s: Settings): string {
-  if (!NAME.test(s.digestVariable)) {
-    throw new InputError([{ input: 'digest_variable', message: `"${s.digestVariable}" is not a variable name` }]);
-  }
   const exported = [...new Set([s.digestVariable, IMAGE_REF_VARIABLE, MEDIA_TYPE_VARIABLE])];
   const doc = {
     version: 0.2,
@@ -70,30 +62,7 @@ export function generateBuildspec(s: Settings): string {
   return stringify(doc, { lineWidth: 0 });
 }
 
-/**
- * The buildspec to send: the user's file (path relative to the checkout root) or a generated one.
- * The user's file is only checked to be a YAML buildspec; its content is theirs.
- */
-export function resolveBuildspec(s: Settings, checkoutDir: string): string {
-  if (s.buildspec === undefined) return generateBuildspec(s);
-  const file = resolve(checkoutDir, s.buildspec);
-  const rel = relative(checkoutDir, file);
-  const problem = (message: string) => new InputError([{ input: 'buildspec', message }]);
-  if (rel.startsWith('..') || isAbsolute(rel)) throw problem(`${s.buildspec} is outside the checkout`);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw problem(`cannot read ${s.buildspec}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parse(text);
-  } catch (e) {
-    throw problem(`${s.buildspec} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
-  if (typeof doc !== 'object' || doc === null || !('version' in doc) || !('phases' in doc)) {
-    throw problem(`${s.buildspec} is not a CodeBuild buildspec (it needs "version" and "phases")`);
-  }
-  return text;
+/** The buildspec to send: the user's file, read and checked by readSettings, or a generated one. */
+export function resolveBuildspec(s: Settings): string {
+  return s.buildspecText ?? generateBuildspec(s);
 }

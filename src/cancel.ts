@@ -1,4 +1,3 @@
-import { Jobs, type JobSchema } from '@gitbeaker/rest';
 import type { Output } from './console';
 import type { GitLabJob } from './settings';
 
@@ -7,6 +6,8 @@ export interface CancelDeps {
   job: GitLabJob;
   /** Interval between job-status checks; default 10 s. */
   pollMs?: number;
+  /** How long one status request may take; default 10 s. */
+  requestTimeoutMs?: number;
 }
 
 export interface CancellationWatch {
@@ -19,19 +20,18 @@ export interface CancellationWatch {
 const CANCELLED = new Set(['canceling', 'canceled']);
 /** The job token stops working when the job ends, whoever ended it. */
 const TOKEN_GONE = new Set([401, 403, 404]);
-const REQUEST_TIMEOUT_MS = 10_000;
 
 /**
- * Notices that the GitLab job is being cancelled: SIGTERM/SIGINT, or the job's own status (GET /job
- * with CI_JOB_TOKEN) turning canceling/canceled, or the token being revoked. After it resolves, a second
- * signal has its default effect again, so an impatient Ctrl-C still ends the process.
+ * Notices that the GitLab job is being cancelled: SIGTERM/SIGINT, or the job's own status (GET
+ * $CI_API_V4_URL/job with CI_JOB_TOKEN) turning canceling/canceled, or the token being revoked. After it
+ * resolves, a second signal has its default effect again, so an impatient Ctrl-C still ends the process.
  */
-export function watchCancellation({ out, job, pollMs = 10_000 }: CancelDeps): CancellationWatch {
+export function watchCancellation({ out, job, pollMs = 10_000, requestTimeoutMs = 10_000 }: CancelDeps): CancellationWatch {
   let resolve!: (reason: string) => void;
   const cancelled = new Promise<string>((r) => (resolve = r));
   let done = false;
   let timer: NodeJS.Timeout | undefined;
-  const inflight = new AbortController();
+  let inflight: AbortController | undefined;
 
   const onSigterm = () => finish('received SIGTERM');
   const onSigint = () => finish('received SIGINT');
@@ -43,7 +43,7 @@ export function watchCancellation({ out, job, pollMs = 10_000 }: CancelDeps): Ca
     process.off('SIGTERM', onSigterm);
     process.off('SIGINT', onSigint);
     clearTimeout(timer);
-    inflight.abort();
+    inflight?.abort();
   }
   function finish(reason: string): void {
     if (done) return;
@@ -51,19 +51,17 @@ export function watchCancellation({ out, job, pollMs = 10_000 }: CancelDeps): Ca
     resolve(reason);
   }
 
-  if (job.serverUrl && job.jobToken) {
-    const api = new Jobs({ host: job.serverUrl.replace(/\/+$/, ''), jobToken: job.jobToken });
+  if (job.apiUrl && job.jobToken) {
+    const url = `${job.apiUrl.replace(/\/+$/, '')}/job`;
+    const token = job.jobToken;
     let warned = false;
     const poll = async () => {
       try {
-        // Jobs.showConnectedJob() of @gitbeaker 43.8 looks for the token in the wrong header map and
-        // always throws; its requester sends the same authenticated GET /job.
-        const res = await api.requester.get<JobSchema>('job', { signal: AbortSignal.any([inflight.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) });
-        const status = String(res.body.status ?? '');
+        const status = await jobStatus(url, token, requestTimeoutMs, (c) => (inflight = c));
         if (CANCELLED.has(status)) return finish(`the GitLab job is ${status}`);
       } catch (e) {
         if (done) return;
-        const status = (e as { cause?: { response?: { status?: number } } }).cause?.response?.status;
+        const status = e instanceof HttpStatusError ? e.status : undefined;
         if (status !== undefined && TOKEN_GONE.has(status)) return finish(`GitLab rejected the job token (HTTP ${status}): the job has ended`);
         if (!warned) {
           warned = true;
@@ -80,8 +78,37 @@ export function watchCancellation({ out, job, pollMs = 10_000 }: CancelDeps): Ca
     };
     schedule();
   } else {
-    out.info('Not watching the GitLab job status: CI_SERVER_URL or CI_JOB_TOKEN is not set');
+    out.info('Not watching the GitLab job status: CI_API_V4_URL or CI_JOB_TOKEN is not set');
   }
 
   return { cancelled, dispose: stop };
+}
+
+class HttpStatusError extends Error {
+  override name = 'HttpStatusError';
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/**
+ * The job's status from GET /job. Each request has its own timer: on Node 20, AbortSignal.any over an
+ * AbortSignal.timeout stops firing once garbage collection has run, and a first request that never
+ * answered then blocked the watch for good.
+ */
+async function jobStatus(url: string, token: string, timeoutMs: number, track: (c: AbortController) => void): Promise<string> {
+  const controller = new AbortController();
+  track(controller);
+  const timer = setTimeout(() => controller.abort(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+  try {
+    const res = await fetch(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new HttpStatusError(res.status);
+    }
+    const body = (await res.json()) as { status?: unknown };
+    return String(body.status ?? '');
+  } finally {
+    clearTimeout(timer);
+  }
 }

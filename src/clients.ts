@@ -8,10 +8,21 @@ import { version } from '../package.json';
 export interface Clients {
   s3: S3Client;
   codebuild: CodeBuildClient;
+  /** CodeBuild for the calls made once per job (StartBuild, StopBuild, finding a build): more patient retries. */
+  codebuildOnce: CodeBuildClient;
   logs: CloudWatchLogsClient;
   /** The shared, memoized credentials; call it to resolve them up front. */
   credentials: () => Promise<AwsCredentialIdentity>;
 }
+
+/**
+ * Retries for calls made once per job (AssumeRoleWithWebIdentity, StartBuild, StopBuild). Losing one fails the
+ * job, so they ride out longer runs of throttling, 5xx answers and resets than the SDK's default of 3
+ * attempts: 8 attempts with the SDK's backoff (exponential with jitter, at most 20 s apart, about a minute
+ * of waiting in all), and each attempt cut after 30 s so a silent connection cannot hang the job. StartBuild's
+ * idempotency token makes its retries safe: a retry of a request that did arrive returns the same build.
+ */
+export const ONCE_PER_JOB = { maxAttempts: 8, requestHandler: { requestTimeout: 30_000 } } as const;
 
 /**
  * Builds every AWS client in one place. Endpoints come only from the SDK's standard configuration
@@ -26,6 +37,7 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
   return {
     s3: new S3Client(config),
     codebuild: new CodeBuildClient(config),
+    codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
     logs: new CloudWatchLogsClient(config),
     credentials,
   };

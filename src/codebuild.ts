@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   BatchGetBuildsCommand,
+  ListBuildsForProjectCommand,
   StartBuildCommand,
   StopBuildCommand,
   type Build,
@@ -83,13 +84,20 @@ export function idempotencyToken(s: Settings, source: SourceLocation, requestDig
   return createHash('sha256').update(`${job}\n${source.bucket}/${source.key}\n${requestDigest}`).digest('hex');
 }
 
-export function startBuildInput(s: Settings, source: SourceLocation, buildspec: string): StartBuildCommandInput {
+/**
+ * A variable every build carries with a value unique to the job run that started it (see START_FILE in
+ * report.ts): `stop` finds the build by it when the job died before StartBuild answered.
+ */
+export const JOB_MARKER_VARIABLE = 'CBI_JOB_MARKER';
+
+export function startBuildInput(s: Settings, source: SourceLocation, buildspec: string, marker?: string): StartBuildCommandInput {
+  const markers = marker ? [plain(JOB_MARKER_VARIABLE, marker)] : [];
   const input: StartBuildCommandInput = {
     projectName: s.projectName,
     sourceTypeOverride: 'S3',
     sourceLocationOverride: `${source.bucket}/${source.key}`,
     buildspecOverride: buildspec,
-    environmentVariablesOverride: [...buildVariables(s), ...gitlabVariables(s)],
+    environmentVariablesOverride: [...buildVariables(s), ...gitlabVariables(s), ...markers],
     privilegedModeOverride: true,
   };
   // readSettings validated these against CodeBuild's enums and limits; unset means the project's own.
@@ -127,7 +135,7 @@ export async function startBuild(cb: CodeBuildClient, input: StartBuildCommandIn
     () => cb.send(new StartBuildCommand(input)),
     startHint(input, region),
   );
-  if (!res.build?.id) throw new Error(`StartBuild for ${input.projectName} returned no build`);
+  if (!res.build?.id) throw new AwsStepError(`Starting a build of CodeBuild project ${input.projectName}`, new Error('StartBuild answered without a build'));
   return res.build;
 }
 
@@ -166,27 +174,68 @@ export function consoleUrl(region: string, build: Build): string {
 export interface StopOptions {
   /** How long to wait for CodeBuild to report the build stopped; default 60 s. */
   timeoutMs?: number;
+  /** Client for the checks after StopBuild (polling, with ordinary retries); default the one that stops. */
+  checkWith?: CodeBuildClient;
   pollMs?: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
 }
 
-/** Asks CodeBuild to stop the build, then waits (bounded) until it has stopped; returns the last Build seen. */
+/**
+ * Asks CodeBuild to stop the build, then waits (bounded) until it has stopped; returns the last Build seen.
+ * Once StopBuild is accepted the build is stopping, so a failing check (e.g. throttled) is only warned about.
+ */
 export async function stopBuild(cb: CodeBuildClient, buildId: string, out: Output, opts: StopOptions = {}): Promise<Build> {
-  const { timeoutMs = 60_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now } = opts;
+  const { timeoutMs = 60_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now, checkWith = cb } = opts;
   out.info(`Stopping CodeBuild build ${buildId}`);
   const stopped = await awsStep(`Stopping CodeBuild build ${buildId}`, () => cb.send(new StopBuildCommand({ id: buildId })));
   let build = stopped.build ?? { id: buildId };
   const deadline = now() + timeoutMs;
+  let warned = false;
   while (!build.buildComplete) {
     if (now() >= deadline) {
       out.warn(`CodeBuild build ${buildId} is still ${build.buildStatus ?? 'running'} after ${Math.round(timeoutMs / 1000)}s; it is stopping in the background`);
       return build;
     }
     await sleep(pollMs);
-    const res = await awsStep(`Checking CodeBuild build ${buildId}`, () => cb.send(new BatchGetBuildsCommand({ ids: [buildId] })));
-    build = res.builds?.[0] ?? build;
+    try {
+      const res = await checkWith.send(new BatchGetBuildsCommand({ ids: [buildId] }));
+      build = res.builds?.[0] ?? build;
+    } catch (e) {
+      if (!warned) out.warn(`StopBuild was accepted, but checking build ${buildId} failed (${(e as Error).name}); will keep checking`);
+      warned = true;
+    }
   }
   out.info(`CodeBuild build ${buildId} is ${build.buildStatus ?? 'finished'}`);
   return build;
+}
+
+export interface FindOptions {
+  /** How long to keep looking: a build just started can take a moment to be listed; default 20 s. */
+  timeoutMs?: number;
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+/**
+ * The id of the build of `projectName` that carries `marker` in JOB_MARKER_VARIABLE, among the project's
+ * 100 most recent builds; undefined when none does, i.e. StartBuild never reached CodeBuild.
+ */
+export async function findBuildByMarker(cb: CodeBuildClient, projectName: string, marker: string, opts: FindOptions = {}): Promise<string | undefined> {
+  const { timeoutMs = 20_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now } = opts;
+  const step = `Looking for this job's build among the recent builds of CodeBuild project ${projectName}`;
+  const hint = 'The role needs codebuild:ListBuildsForProject and codebuild:BatchGetBuilds on the project.';
+  const deadline = now() + timeoutMs;
+  for (;;) {
+    const listed = await awsStep(step, () => cb.send(new ListBuildsForProjectCommand({ projectName, sortOrder: 'DESCENDING' })), () => hint);
+    const ids = listed.ids ?? [];
+    if (ids.length > 0) {
+      const res = await awsStep(step, () => cb.send(new BatchGetBuildsCommand({ ids: ids.slice(0, 100) })), () => hint);
+      const found = res.builds?.find((b) => b.environment?.environmentVariables?.some((v) => v.name === JOB_MARKER_VARIABLE && v.value === marker));
+      if (found?.id) return found.id;
+    }
+    if (now() >= deadline) return undefined;
+    await sleep(pollMs);
+  }
 }

@@ -5,6 +5,7 @@
  */
 import { fromNodeProviderChain, fromWebToken } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { ONCE_PER_JOB } from './clients';
 import type { Output } from './console';
 import type { GitLabJob, Settings } from './settings';
 
@@ -42,7 +43,8 @@ export function resolveCredentials(s: Settings, out: Output): { provider: AwsCre
     webIdentityToken: s.idToken,
     roleSessionName,
     durationSeconds: s.sessionDuration,
-    clientConfig: { region: s.region },
+    // The exchange happens once per job: it gets the patient retries (src/clients.ts).
+    clientConfig: { region: s.region, ...ONCE_PER_JOB },
   });
   return { provider, identity: `role ${s.roleArn}, session ${roleSessionName}` };
 }

@@ -37,9 +37,21 @@ export class AwsStepError extends Error {
   }
 }
 
-/** A problem found in the build context while packing it (e.g. a symlink leaving the context). */
+/** Problems found in the build context while listing or packing it (e.g. an invalid .dockerignore). */
 export class ContextError extends Error {
   override name = 'ContextError';
+  /** Each problem on its own; a problem may span lines (a list of paths). */
+  readonly problems: string[];
+  constructor(problems: string | string[], options?: ErrorOptions) {
+    const list = typeof problems === 'string' ? [problems] : problems;
+    super(list.join('\n'), options);
+    this.problems = list;
+  }
+}
+
+/** A report value that GitLab could not read back; nothing was written. */
+export class ReportError extends Error {
+  override name = 'ReportError';
 }
 
 /** Runs `fn`, wrapping any failure in an AwsStepError that names the step. */

@@ -4,10 +4,32 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import {
+  bucketNameProblems,
+  COMPUTE_TYPES,
+  ecrRegistry,
+  ENVIRONMENT_TYPES,
+  FLEET_ARN,
+  parseRoleArn,
+  partitionOf,
+  PROJECT_NAME,
+  regionProblem,
+  S3_PREFIX_CHARS,
+  SECRET_REFERENCE,
+} from './aws-names';
+import { dirInside, fileInside, isInside, NOT_UTF8, realDir, toPosix } from './checkout-paths';
+import { parseImageReference, parseImageRepository, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
 import { InputError, type InputProblem } from './errors';
+import { idTokenProblem } from './id-token';
 import type { BuildArg, Builder, BuildKitSettings, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
+import { shown } from './shown';
 
-/** Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`. */
+/**
+ * Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`.
+ * Adding an input: name it here, give Settings (settings.ts) a documented field, and fill that field in
+ * readSettings with a reader below (readPattern, readChoice, readInteger, readList cover most inputs).
+ */
 export const Inputs = {
   AwsRegion: 'aws_region',
   RoleArn: 'role_arn',
@@ -50,33 +72,8 @@ export function envVarName(input: InputName): string {
   return `CODEBUILD_IMAGE_${input.toUpperCase()}`;
 }
 
-export const COMPUTE_TYPES = [
-  'BUILD_GENERAL1_SMALL',
-  'BUILD_GENERAL1_MEDIUM',
-  'BUILD_GENERAL1_LARGE',
-  'BUILD_GENERAL1_XLARGE',
-  'BUILD_GENERAL1_2XLARGE',
-];
-export const ENVIRONMENT_TYPES = ['LINUX_CONTAINER', 'ARM_CONTAINER', 'LINUX_GPU_CONTAINER'];
-
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
-const ROLE_ARN = /^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
-const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$/;
-const S3_PREFIX_CHARS = /^[A-Za-z0-9!_.*'()/-]*$/;
-const STAGE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
-const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-const SECRET_REFERENCE = /^[A-Za-z0-9/_+=.@:-]+$/;
-// Docker reference grammar (github.com/distribution/reference, regexp.go).
-const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
-const REGISTRY = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?$`);
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const FLEET_ARN = /^arn:(aws|aws-cn|aws-us-gov):codebuild:[a-z0-9-]+:\d{12}:fleet\/[A-Za-z0-9][A-Za-z0-9_-]{1,127}(?::[A-Za-z0-9-]+)?$/;
 export const BUILDERS = ['containerd-store', 'docker-container', 'docker'] as const;
-const ECR_REGISTRY =
-  /^(\d{12})\.(?:dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|dkr-ecr(?:-fips)?\.([a-z0-9-]+)\.on\.aws)$/;
 
 /** Collects problems; checks return a placeholder on failure since nothing is returned when any exist. */
 class Problems {
@@ -86,22 +83,33 @@ class Problems {
   }
 }
 
+/** Every input, read and checked; throws one InputError listing every problem. */
 export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
+  const { settings, problems } = collectSettings(env, cwd);
+  if (problems.length > 0) throw new InputError(problems);
+  return settings;
+}
+
+/** Every input, read and checked; when `problems` is not empty, `settings` holds placeholders where they are. */
+export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings: Settings; problems: InputProblem[] } {
   const p = new Problems();
   const get = (input: InputName): string => (env[envVarName(input)] ?? '').trim();
   const gitlab = readGitLabJob(env);
 
-  const region = readRegion(p, get(Inputs.AwsRegion) || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || '');
+  const region = readRegion(p, get(Inputs.AwsRegion), env);
   const roleArn = get(Inputs.RoleArn);
   const role = readRoleArn(p, roleArn, region);
   const idTokenVariable = get(Inputs.IdTokenVariable) || 'GITLAB_OIDC_TOKEN';
-  const idToken = readIdToken(p, env, idTokenVariable, roleArn);
+  const idToken = readIdToken(p, env, idTokenVariable, roleArn, get(Inputs.OidcAudience));
   // Bucket and image defaults come from the role's account and the region; null means one of them is
   // invalid, which is already reported, so the defaults are silently skipped.
-  const account = roleArn && (!role || !REGION.test(region)) ? null : role?.account;
+  const account = roleArn && (!role || regionProblem(region)) ? null : role?.account;
 
   const checkout = realDir(cwd, env.CI_PROJECT_DIR?.trim() || cwd);
-  if (!checkout) p.add(Inputs.Context, `the checkout directory ${env.CI_PROJECT_DIR || cwd} (CI_PROJECT_DIR) does not exist`);
+  if (!checkout) {
+    const dir = env.CI_PROJECT_DIR || cwd;
+    p.add(Inputs.Context, `the checkout directory ${shown(dir)} (CI_PROJECT_DIR) does not exist${dir.includes('\uFFFD') ? `: ${NOT_UTF8}` : ''}`);
+  }
   const buildspec = readBuildspec(p, get(Inputs.Buildspec), checkout);
   const contextDir = readContext(p, get(Inputs.Context) || '.', checkout);
   const dockerfile = readDockerfile(p, get(Inputs.Dockerfile) || 'Dockerfile', contextDir, buildspec !== undefined);
@@ -133,7 +141,8 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     secretBuildArgs,
     image,
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
-    buildspec,
+    buildspec: buildspec?.path,
+    buildspecText: buildspec?.text,
     digestVariable: readPattern(p, Inputs.DigestVariable, get(Inputs.DigestVariable) || 'IMAGE_DIGEST', VARIABLE_NAME, 'a variable name such as IMAGE_DIGEST') ?? '',
     computeType: readChoice(p, Inputs.ComputeType, get(Inputs.ComputeType), COMPUTE_TYPES),
     buildImage: readPattern(p, Inputs.BuildImage, get(Inputs.BuildImage), /^\S+$/, 'a CodeBuild image name without spaces, e.g. aws/codebuild/standard:7.0'),
@@ -145,10 +154,10 @@ export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
     localLayerCache: readBoolean(p, Inputs.LocalLayerCache, get(Inputs.LocalLayerCache), false),
     fleetArn: readPattern(p, Inputs.FleetArn, get(Inputs.FleetArn), FLEET_ARN, 'a CodeBuild fleet ARN, arn:aws:codebuild:<region>:<account>:fleet/<name>'),
     dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
+    checkoutDir: checkout ?? '',
     gitlab,
   };
-  if (p.list.length > 0) throw new InputError(p.list);
-  return settings;
+  return { settings, problems: p.list };
 }
 
 export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {
@@ -170,48 +179,45 @@ export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {
 
 // ---- AWS identity ----
 
-function readRegion(p: Problems, region: string): string {
+/** aws_region, or else AWS_REGION, or else AWS_DEFAULT_REGION; a problem says which one the value came from. */
+function readRegion(p: Problems, given: string, env: NodeJS.ProcessEnv): string {
+  const fallback = ['AWS_REGION', 'AWS_DEFAULT_REGION'].find((name) => env[name]?.trim());
+  const region = given || (fallback && env[fallback]?.trim()) || '';
   if (!region) p.add(Inputs.AwsRegion, 'is required: set aws_region (or AWS_REGION) to the region of the CodeBuild project, e.g. eu-west-1');
-  else if (!REGION.test(region)) {
-    const az = /^([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]$/.exec(region);
-    p.add(Inputs.AwsRegion, az ? `"${region}" is an availability zone; use the region ${az[1]}` : `"${region}" is not an AWS region name such as eu-west-1`);
-  }
+  const problem = region && regionProblem(region);
+  if (problem) p.add(Inputs.AwsRegion, given || !fallback ? problem : `${problem} (the value comes from ${fallback}, since aws_region is empty)`);
   return region;
-}
-
-function partitionOf(region: string): string | undefined {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return /^[a-z]{2}-(?!iso)/.test(region) ? 'aws' : undefined;
 }
 
 function readRoleArn(p: Problems, arn: string, region: string): { arn: string; account: string } | undefined {
   if (!arn) return undefined;
-  const m = ROLE_ARN.exec(arn);
-  if (!m) {
-    p.add(Inputs.RoleArn, `"${arn}" is not an IAM role ARN; use the form arn:aws:iam::<12-digit account>:role/<name>`);
+  const role = parseRoleArn(arn);
+  if (!role) {
+    p.add(Inputs.RoleArn, `${shown(arn)} is not an IAM role ARN; use the form arn:aws:iam::<12-digit account>:role/<name>`);
     return undefined;
   }
   const expected = partitionOf(region);
-  if (expected && m[1] !== expected) {
-    p.add(Inputs.RoleArn, `"${arn}" is in partition ${m[1]} but region ${region} is in ${expected}; use arn:${expected}:iam::…`);
+  if (expected && role.partition !== expected) {
+    p.add(Inputs.RoleArn, `${shown(arn)} is in partition ${role.partition} but region ${shown(region)} is in ${expected}; use arn:${expected}:iam::…`);
   }
-  return { arn, account: m[2] ?? '' };
+  return { arn, account: role.account };
 }
 
-function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, roleArn: string): string | undefined {
+/** The token is checked against oidc_audience only when that input is given (the template always gives it). */
+function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, roleArn: string, audience: string): string | undefined {
   if (!VARIABLE_NAME.test(variable)) {
-    p.add(Inputs.IdTokenVariable, `"${variable}" is not a variable name; use the name of the job's id_tokens entry, e.g. GITLAB_OIDC_TOKEN`);
+    p.add(Inputs.IdTokenVariable, `${shown(variable)} is not a variable name; use the name of the job's id_tokens entry, e.g. GITLAB_OIDC_TOKEN`);
     return undefined;
   }
   // Without role_arn the token is unused: the template always asks for one, and an empty role_arn means
   // "use the runner's own AWS credentials" (instance profile, IRSA, environment keys).
   const token = (roleArn && env[variable]?.trim()) || undefined;
   if (!token && roleArn) {
-    p.add(Inputs.IdTokenVariable, `$${variable} is empty, so role ${roleArn} cannot be assumed: add \`id_tokens: ${variable}: {aud: …}\` to the job, or clear role_arn to use the runner's AWS credentials`);
+    p.add(Inputs.IdTokenVariable, `$${variable} is empty, so role ${shown(roleArn)} cannot be assumed: add \`id_tokens: ${variable}: {aud: …}\` to the job, or clear role_arn to use the runner's AWS credentials`);
   }
-  // Never echo the token: only its shape is reported.
-  if (token && !JWT.test(token)) p.add(Inputs.IdTokenVariable, `$${variable} does not hold a JWT (three base64url parts separated by dots); check the job's id_tokens`);
+  // Never echo the token: only what is wrong with it is reported.
+  const problem = token && idTokenProblem(token, audience || undefined);
+  if (problem) p.add(Inputs.IdTokenVariable, `$${variable} ${problem}`);
   return token;
 }
 
@@ -219,20 +225,20 @@ function readIdToken(p: Problems, env: NodeJS.ProcessEnv, variable: string, role
 
 function readProjectName(p: Problems, name: string): string {
   if (!name) p.add(Inputs.ProjectName, 'is required: set it to the name of the shared CodeBuild project');
-  else if (!PROJECT_NAME.test(name)) p.add(Inputs.ProjectName, `"${name}" is not a CodeBuild project name (2–255 characters: letters, digits, _ and -, starting with a letter or digit)`);
+  else if (!PROJECT_NAME.test(name)) p.add(Inputs.ProjectName, `${shown(name)} is not a CodeBuild project name (2–255 characters: letters, digits, _ and -, starting with a letter or digit)`);
   return name;
 }
 
 function readChoice(p: Problems, input: InputName, value: string, choices: string[], orElse = "leave it empty to use the project's setting"): string | undefined {
   if (!value) return undefined;
-  if (!choices.includes(value)) p.add(input, `"${value}" is not one of ${choices.join(', ')}; ${orElse}`);
+  if (!choices.includes(value)) p.add(input, `${shown(value)} is not one of ${choices.join(', ')}; ${orElse}`);
   return value;
 }
 
 function readInteger(p: Problems, input: InputName, raw: string, min: number, max: number, unit: string, orElse = ''): number | undefined {
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!(n >= min && n <= max)) {
-    p.add(input, `"${raw}" is not a whole number of ${unit} between ${min} and ${max}${orElse}`);
+    p.add(input, `${shown(raw)} is not a whole number of ${unit} between ${min} and ${max}${orElse}`);
     return undefined;
   }
   return n;
@@ -246,31 +252,17 @@ function readTimeout(p: Problems, input: InputName, raw: string, max: number): n
 function readBoolean(p: Problems, input: InputName, raw: string, fallback: boolean): boolean {
   if (raw === '') return fallback;
   if (raw === 'true' || raw === 'false') return raw === 'true';
-  p.add(input, `"${raw}" is not true or false`);
+  p.add(input, `${shown(raw)} is not true or false`);
   return fallback;
 }
 
 function readPattern(p: Problems, input: InputName, value: string, pattern: RegExp, expected: string): string | undefined {
   if (!value) return undefined;
-  if (!pattern.test(value)) p.add(input, `"${value}" is not valid; expected ${expected}`);
+  if (!pattern.test(value)) p.add(input, `${shown(value)} is not valid; expected ${expected}`);
   return value;
 }
 
 // ---- S3 ----
-
-/** Problems with an S3 bucket name, per https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html */
-export function bucketNameProblems(name: string): string[] {
-  const out: string[] = [];
-  if (name.length < 3 || name.length > 63) out.push('must be 3–63 characters long');
-  if (/[A-Z]/.test(name)) out.push('must be lower case');
-  if (!/^[a-zA-Z0-9.-]*$/.test(name)) out.push('may contain only letters, digits, dots and hyphens');
-  if (!/^[a-z0-9](?:.*[a-z0-9])?$/.test(name)) out.push('must start and end with a letter or digit');
-  if (name.includes('..')) out.push('must not contain two adjacent dots');
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) out.push('must not look like an IP address');
-  for (const prefix of ['xn--', 'sthree-', 'amzn-s3-demo-']) if (name.startsWith(prefix)) out.push(`must not start with ${prefix}`);
-  for (const suffix of ['-s3alias', '--ol-s3', '.mrap', '--x-s3', '--table-s3']) if (name.endsWith(suffix)) out.push(`must not end with ${suffix}`);
-  return out;
-}
 
 function readBucket(p: Problems, given: string, account: string | null | undefined, region: string): string {
   if (!given && account === null) return '';
@@ -281,66 +273,38 @@ function readBucket(p: Problems, given: string, account: string | null | undefin
   }
   const problems = bucketNameProblems(name);
   if (problems.length > 0) {
-    const what = given ? `"${name}"` : `the default bucket name "${name}"`;
+    const what = given ? shown(name) : `the default bucket name ${shown(name)}`;
     p.add(Inputs.S3Bucket, `${what} is not a valid S3 bucket name: it ${problems.join('; ')}`);
   }
   return name;
 }
 
 function readS3Prefix(p: Problems, raw: string): string {
-  const prefix = raw.replace(/^\/+|\/+$/g, '');
+  // A trailing / is the usual way to write a prefix; a leading one would start every key with an empty segment.
+  const prefix = raw.replace(/\/+$/g, '');
   const segments = prefix === '' ? [] : prefix.split('/');
-  if (!S3_PREFIX_CHARS.test(prefix)) p.add(Inputs.S3Prefix, `"${raw}" may contain only letters, digits, / and !_.*'()-`);
-  else if (segments.some((s) => s === '' || s === '.' || s === '..')) p.add(Inputs.S3Prefix, `"${raw}" must not contain empty, . or .. path segments`);
+  if (prefix.startsWith('/')) p.add(Inputs.S3Prefix, `${shown(raw)} starts with /, but S3 keys do not: use ${shown(prefix.replace(/^\/+/, '') || 'contexts')}`);
+  else if (!S3_PREFIX_CHARS.test(prefix)) p.add(Inputs.S3Prefix, `${shown(raw)} may contain only letters, digits, / and !_.*'()-`);
+  else if (segments.some((s) => s === '' || s === '.' || s === '..')) p.add(Inputs.S3Prefix, `${shown(raw)} must not contain empty, . or .. path segments`);
   else if (prefix.length > 900) p.add(Inputs.S3Prefix, `is ${prefix.length} characters long; keep it under 900`);
   return prefix;
 }
 
 // ---- files in the checkout ----
 
-function realDir(cwd: string, dir: string): string | undefined {
-  try {
-    const real = fs.realpathSync.native(path.resolve(cwd, dir));
-    return fs.statSync(real).isDirectory() ? real : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isInside(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === '' || (!path.isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${path.sep}`));
-}
-
-const toPosix = (p: string) => p.split(path.sep).join('/');
-
-/** Resolves `given` under `root` (following symlinks) and checks it stays inside `root`. */
-function resolveInside(root: string, given: string): { real: string } | { problem: string } {
-  let real: string;
-  try {
-    real = fs.realpathSync.native(path.resolve(root, given));
-  } catch {
-    return { problem: `"${given}" does not exist (looked for ${path.resolve(root, given)})` };
-  }
-  if (!isInside(root, real)) return { problem: `"${given}" resolves to ${real}, outside ${root}` };
-  return { real };
-}
-
 function readContext(p: Problems, given: string, checkout: string | undefined): string {
   if (!checkout) return '';
-  const r = resolveInside(checkout, given);
-  if ('problem' in r) p.add(Inputs.Context, `${r.problem}; give a directory of the checkout, relative to it`);
-  else if (!fs.statSync(r.real).isDirectory()) p.add(Inputs.Context, `"${given}" is not a directory`);
-  else return r.real;
+  const r = dirInside(checkout, given);
+  if ('real' in r) return r.real;
+  p.add(Inputs.Context, `${r.problem}; give a directory of the checkout, relative to it`);
   return '';
 }
 
 /** The POSIX path, relative to `root`, of the file `given` names inside `root`; undefined after adding a problem. */
 function readFileInside(p: Problems, input: InputName, root: string, given: string, fix: string): string | undefined {
-  const r = resolveInside(root, given);
-  if ('problem' in r) p.add(input, `${r.problem}; ${fix}`);
-  else if (!fs.statSync(r.real).isFile()) p.add(input, `"${given}" is not a file`);
-  else return toPosix(path.relative(root, r.real));
+  const r = fileInside(root, given);
+  if ('real' in r) return toPosix(path.relative(root, r.real));
+  p.add(input, r.problem.endsWith('is not a file') ? r.problem : `${r.problem}; ${fix}`);
   return undefined;
 }
 
@@ -350,16 +314,38 @@ function readDockerfile(p: Problems, given: string, contextDir: string, userBuil
   return readFileInside(p, Inputs.Dockerfile, contextDir, given, 'give the Dockerfile path relative to the context directory') ?? normalized;
 }
 
-function readBuildspec(p: Problems, given: string, checkout: string | undefined): string | undefined {
-  if (!given || !checkout) return given || undefined;
-  return readFileInside(p, Inputs.Buildspec, checkout, given, 'give a file of the repository, relative to its root') ?? given;
+/** The user's buildspec: its path relative to the checkout and its text, checked to be a YAML buildspec (the content is theirs). */
+function readBuildspec(p: Problems, given: string, checkout: string | undefined): { path: string; text: string } | undefined {
+  if (!given) return undefined;
+  const file = checkout && readFileInside(p, Inputs.Buildspec, checkout, given, 'give a file of the repository, relative to its root');
+  if (!checkout || !file) return { path: given, text: '' };
+  const problem = (message: string) => {
+    p.add(Inputs.Buildspec, message);
+    return { path: file, text: '' };
+  };
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(checkout, file), 'utf8');
+  } catch (e) {
+    return problem(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    return problem(`${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof doc !== 'object' || doc === null || !('version' in doc) || !('phases' in doc)) {
+    return problem(`${file} is not a CodeBuild buildspec (it needs "version" and "phases")`);
+  }
+  return { path: file, text };
 }
 
 function readReportDir(p: Problems, given: string, checkout: string | undefined): string {
   if (!checkout) return given;
   const dir = path.resolve(checkout, given);
   // GitLab only collects artifacts from inside the project directory.
-  if (!isInside(checkout, dir) || dir === checkout) p.add(Inputs.ReportDir, `"${given}" must be a subdirectory of the checkout ${checkout}`);
+  if (!isInside(checkout, dir) || dir === checkout) p.add(Inputs.ReportDir, `${shown(given)} must be a subdirectory of the checkout ${shown(checkout)}`);
   return dir;
 }
 
@@ -398,10 +384,10 @@ function readPlatform(p: Problems, raw: string, generatedBuildspec: boolean): st
   if (!raw) return undefined;
   const list = raw.split(',').map((s) => s.trim());
   const bad = list.filter((s) => !PLATFORM.test(s));
-  if (bad.length > 0) p.add(Inputs.Platform, `"${bad.join('", "')}" is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+  if (bad.length > 0) p.add(Inputs.Platform, `${bad.map((b) => shown(b)).join(', ')} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
   // The generated buildspec runs `docker build`, which builds one platform; a custom buildspec may use buildx.
   else if (list.length > 1 && generatedBuildspec) {
-    p.add(Inputs.Platform, `"${raw}" names ${list.length} platforms, but the generated buildspec builds one: build each platform in its own job (the arm64 project for linux/arm64), or give a buildspec that runs docker buildx`);
+    p.add(Inputs.Platform, `${shown(raw)} names ${list.length} platforms, but the generated buildspec builds one: build each platform in its own job (the arm64 project for linux/arm64), or give a buildspec that runs docker buildx`);
   }
   return list.join(',');
 }
@@ -412,7 +398,7 @@ function readBuildArgs(p: Problems, raw: string): BuildArg[] {
     const eq = item.indexOf('=');
     const name = eq < 0 ? item : item.slice(0, eq);
     const value = eq < 0 ? '' : item.slice(eq + 1);
-    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.BuildArgs, `item ${i + 1} "${item}" is not KEY=VALUE with KEY made of letters, digits and _`);
+    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.BuildArgs, `item ${i + 1} ${shown(item)} is not KEY=VALUE with KEY made of letters, digits and _`);
     else if (/[\r\n\0]/.test(value)) p.add(Inputs.BuildArgs, `the value of ${name} contains a line break or NUL; pass multi-line data in a file of the context`);
     else args.push({ name, value });
   }
@@ -422,14 +408,18 @@ function readBuildArgs(p: Problems, raw: string): BuildArg[] {
 function readSecretBuildArgs(p: Problems, raw: string): SecretBuildArg[] {
   const args: SecretBuildArg[] = [];
   const usage = 'KEY=secretsmanager:<secret-id[:json-key[:stage[:version]]]> or KEY=ssm:<parameter-name>';
+  const neverAValue =
+    'if that is a secret value, remove it now: a secret never belongs in an input (pipeline configuration and job logs keep it). ' +
+    'Store it in Parameter Store (aws ssm put-parameter --type SecureString --name /ci/KEY --value …) or Secrets Manager ' +
+    '(aws secretsmanager create-secret --name ci/KEY --secret-string …), give the job\'s role read access, and write KEY=ssm:/ci/KEY or KEY=secretsmanager:ci/KEY';
   // Items are never echoed: a user may have pasted a secret value instead of a reference.
   for (const [i, item] of (readList(p, Inputs.SecretBuildArgs, raw) ?? []).entries()) {
     const eq = item.indexOf('=');
     const name = item.slice(0, Math.max(eq, 0));
     const value = item.slice(eq + 1);
     const source = /^(secretsmanager|ssm):(.*)$/.exec(value);
-    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.SecretBuildArgs, `item ${i + 1} is not ${usage}`);
-    else if (!source) p.add(Inputs.SecretBuildArgs, `${name} must be ${usage}; put plain values in build_args`);
+    if (eq < 0 || !VARIABLE_NAME.test(name)) p.add(Inputs.SecretBuildArgs, `item ${i + 1} is not ${usage}; ${neverAValue}`);
+    else if (!source) p.add(Inputs.SecretBuildArgs, `${name} must be ${usage}; ${neverAValue}`);
     else if (!SECRET_REFERENCE.test(source[2] ?? '')) p.add(Inputs.SecretBuildArgs, `${name}: the reference after ${source[1]}: must be a non-empty secret id or parameter name without spaces`);
     else args.push({ name, type: source[1] === 'ssm' ? 'PARAMETER_STORE' : 'SECRETS_MANAGER', reference: source[2] ?? '' });
   }
@@ -444,36 +434,12 @@ function readTags(p: Problems, raw: string, shortSha: string | undefined): strin
   for (const tag of tags) {
     if (TAG.test(tag)) continue;
     const hint = tag.includes('$') ? ' (a CI/CD variable was not expanded; check its name)' : '';
-    p.add(Inputs.Tags, `"${tag}" is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -${hint}`);
+    p.add(Inputs.Tags, `${shown(tag)} is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -${hint}`);
   }
   return [...new Set(tags)];
 }
 
 // ---- image ----
-
-/** Parses a repository reference without tag or digest; returns a problem text when invalid. */
-export function parseImageRepository(ref: string): ImageRepository | { problem: string } {
-  if (ref.includes('@')) return { problem: 'includes a digest; give the repository only (the digest is reported after the push)' };
-  const parts = ref.split('/');
-  if (parts.at(-1)?.includes(':') && parts.length > 1) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
-  const first = parts[0] ?? '';
-  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
-  if (!hasRegistry && ref.includes(':')) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
-  const registry = hasRegistry ? first : 'docker.io';
-  const pathParts = hasRegistry ? parts.slice(1) : parts.length === 1 ? ['library', first] : parts;
-  if (!REGISTRY.test(registry)) return { problem: `registry "${registry}" is not a host name with optional :port` };
-  const badPart = pathParts.find((c) => !PATH_COMPONENT.test(c));
-  if (badPart !== undefined) {
-    const lower = badPart !== badPart.toLowerCase() ? ' (repository names must be lower case)' : '';
-    return { problem: `path component "${badPart}" is not valid: use lower-case letters and digits separated by . _ __ or -${lower}` };
-  }
-  const name = `${registry}/${pathParts.join('/')}`;
-  if (name.length > 255) return { problem: 'is longer than 255 characters' };
-  const ecr = ECR_REGISTRY.exec(registry);
-  const repo: ImageRepository = { registry, path: pathParts.join('/'), name };
-  if (ecr) repo.ecr = { account: ecr[1] ?? '', region: ecr[2] ?? ecr[3] ?? '' };
-  return repo;
-}
 
 function readImage(p: Problems, given: string, account: string | null | undefined, region: string, projectPath: string | undefined): ImageRepository {
   const placeholder: ImageRepository = { registry: '', path: '', name: '' };
@@ -484,11 +450,11 @@ function readImage(p: Problems, given: string, account: string | null | undefine
       p.add(Inputs.Image, 'is required when role_arn or CI_PROJECT_PATH is missing (the default <account>.dkr.ecr.<region>.amazonaws.com/<project path> comes from them)');
       return placeholder;
     }
-    ref = `${account}.dkr.ecr.${region}.amazonaws.com${region.startsWith('cn-') ? '.cn' : ''}/${projectPath.toLowerCase()}`;
+    ref = `${ecrRegistry(account, region)}/${projectPath.toLowerCase()}`;
   }
   const r = parseImageRepository(ref);
   if ('problem' in r) {
-    p.add(Inputs.Image, given ? `"${ref}" ${r.problem}` : `the default image "${ref}" ${r.problem}; set image explicitly`);
+    p.add(Inputs.Image, given ? `${shown(ref)} ${r.problem}` : `the default image ${shown(ref)} ${r.problem}; set image explicitly`);
     return placeholder;
   }
   return r;
@@ -500,7 +466,7 @@ function readBuildKit(p: Problems, get: (input: InputName) => string, image: Ima
   const builder = (readChoice(p, Inputs.Builder, get(Inputs.Builder), [...BUILDERS], 'leave it empty for containerd-store') ?? 'containerd-store') as Builder;
   const buildkitImage = get(Inputs.BuildkitImage) || undefined;
   if (buildkitImage && 'problem' in parseImageReference(buildkitImage)) {
-    p.add(Inputs.BuildkitImage, `"${buildkitImage}" is not an image reference such as <registry>/moby/buildkit:v0.26.2`);
+    p.add(Inputs.BuildkitImage, `${shown(buildkitImage)} is not an image reference such as <registry>/moby/buildkit:v0.26.2`);
   }
   if (builder === 'docker-container' && !buildkitImage) {
     p.add(Inputs.BuildkitImage, 'is required with builder docker-container: name a moby/buildkit image your builds can pull without Docker Hub\'s anonymous limit, e.g. through an ECR pull-through cache (<account>.dkr.ecr.<region>.amazonaws.com/docker-hub/moby/buildkit:v0.26.2)');
@@ -511,7 +477,7 @@ function readBuildKit(p: Problems, get: (input: InputName) => string, image: Ima
     const given = get(Inputs.CacheRef);
     cacheRef = given || (image.name ? `${image.name}:buildcache` : undefined);
     if (given && 'problem' in parseImageReference(given)) {
-      p.add(Inputs.CacheRef, `"${given}" is not an image reference with a tag, e.g. ${image.name || '<registry>/<repository>'}:buildcache`);
+      p.add(Inputs.CacheRef, `${shown(given)} is not an image reference with a tag, e.g. ${image.name || '<registry>/<repository>'}:buildcache`);
     }
   }
   const secretsAs = readChoice(p, Inputs.SecretBuildArgsAs, get(Inputs.SecretBuildArgsAs), ['secret', 'build-arg'], 'leave it empty for secret') ?? 'secret';
@@ -523,13 +489,4 @@ function readBuildKit(p: Problems, get: (input: InputName) => string, image: Ima
     sbom: readBoolean(p, Inputs.Sbom, get(Inputs.Sbom), false),
     secretsAs: secretsAs as BuildKitSettings['secretsAs'],
   };
-}
-
-/** `<repository>:<tag>` with the repository as parseImageRepository accepts it. */
-function parseImageReference(ref: string): ImageRepository | { problem: string } {
-  const slash = ref.lastIndexOf('/');
-  const colon = ref.lastIndexOf(':');
-  if (colon <= slash) return { problem: 'has no tag' };
-  if (!TAG.test(ref.slice(colon + 1))) return { problem: 'has an invalid tag' };
-  return parseImageRepository(ref.slice(0, colon));
 }

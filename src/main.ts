@@ -1,46 +1,102 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { resolveBuildspec } from './buildspec';
 import { watchCancellation } from './cancel';
+import { isInside } from './checkout-paths';
 import { createClients, type Clients } from './clients';
-import { consoleUrl, getBuild, startBuild, startBuildInput, stopBuild } from './codebuild';
+import { consoleUrl, findBuildByMarker, startBuild, startBuildInput, stopBuild } from './codebuild';
 import { consoleOutput, type Output } from './console';
-import { listContext } from './context';
+import { type ContextEntry, listContext } from './context';
 import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
-import { AwsStepError, awsStep, ContextError, ExitCode, InputError } from './errors';
-import { readSettings } from './inputs';
+import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './errors';
+import { collectSettings, readSettings } from './inputs';
 import { followBuild, phaseFailure } from './logs';
-import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
+import { buildRecord, readBuildId, readStartMarker, writeBuildId, writeReports, writeStartMarker } from './report';
 import type { Settings } from './settings';
+import { escapeControls, shown } from './shown';
 import { type Upload, uploadContext } from './upload';
 import { type Archive, packContext } from './zip';
 
-/** Runs `index.js [build|stop]` and returns the process exit code; never throws. */
+export const USAGE = `Usage: node index.js [build | stop | --help]
+
+  build    (default) pack the build context, run the build on AWS CodeBuild, follow it and write the reports
+  stop     stop the build this job started (the template's after_script runs it when a job is cancelled)
+  --help   print this text
+
+Settings come from CODEBUILD_IMAGE_* variables (the component's inputs) and GitLab's CI_* variables; see README.md.
+Exit codes: 0 success, 1 the build did not succeed (or its reports could not be written), 2 bad input (nothing
+sent to AWS), 3 AWS, network or machine error.`;
+
+/** Runs `index.js [build|stop|--help]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
   try {
-    const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
-    const command = positionals[0] ?? 'build';
-    if (command !== 'build' && command !== 'stop') {
-      throw new InputError([{ input: 'command', message: `unknown command "${command}": use "build" (default) or "stop"` }]);
+    const command = readCommand(argv);
+    if (command === 'help') {
+      for (const line of USAGE.split('\n')) out.info(line);
+      return ExitCode.Success;
     }
     const checkout = env.CI_PROJECT_DIR ?? process.cwd();
-    const settings = readSettings(env, checkout);
-    if (command === 'stop') return await stop(settings, await connect(settings, out), out);
-    // The buildspec and the context are read before any AWS call: a problem with either is bad input.
-    const buildspec = resolveBuildspec(settings, checkout);
+    if (command === 'stop') {
+      const settings = readSettings(env, checkout);
+      return await stop(settings, await connect(settings, out), out);
+    }
+    // Inputs, the buildspec file and the context are all checked before any AWS call, and reported together.
+    const { settings, entries } = await checkEverything(env, checkout, out);
+    const buildspec = resolveBuildspec(settings);
+    // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
+    // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
+    const marker = randomUUID();
+    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: false });
     const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
     try {
-      const archive = await pack(settings, join(workDir, 'context.zip'), out);
-      return await build(settings, buildspec, archive, await connect(settings, out), out);
+      const archive = await pack(settings, entries, join(workDir, 'context.zip'), out);
+      return await build(settings, buildspec, archive, marker, await connect(settings, out), out);
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
   } catch (e) {
     return fail(e, out);
   }
+}
+
+function readCommand(argv: string[]): 'build' | 'stop' | 'help' {
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const command = positionals[0] ?? 'build';
+  if (values.help || command === 'help') return 'help';
+  if (command !== 'build' && command !== 'stop') {
+    throw new InputError([{ input: 'command', message: `unknown command ${shown(command)}: use "build" (default), "stop" or --help` }]);
+  }
+  return command;
+}
+
+/** Settings and the context's listing, or one InputError holding every problem found in either. */
+async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<{ settings: Settings; entries: ContextEntry[] }> {
+  const { settings, problems } = collectSettings(env, checkout);
+  let entries: ContextEntry[] = [];
+  if (settings.contextDir) {
+    try {
+      entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile, skipDirs: reportDirsIn(settings) });
+    } catch (e) {
+      if (!(e instanceof ContextError)) throw e;
+      problems.push(...e.problems.map((message) => ({ input: 'context', message })));
+    }
+  }
+  if (problems.length > 0) throw new InputError(problems);
+  return { settings, entries };
+}
+
+/**
+ * This program's report directories inside the context: its own report_dir, and `.codebuild-image` of the
+ * checkout, where the template keeps every job's reports (and where artifacts of earlier jobs land).
+ * Shipping them would change the context with every run and break both the skipped upload and Docker's cache.
+ */
+function reportDirsIn(s: Settings): string[] {
+  const dirs = [s.reportDir, s.checkoutDir && join(s.checkoutDir, '.codebuild-image')].filter((d) => d && d !== s.contextDir && isInside(s.contextDir, d));
+  return [...new Set(dirs.map((d) => relative(s.contextDir, d)))];
 }
 
 async function connect(settings: Settings, out: Output): Promise<Clients> {
@@ -51,20 +107,20 @@ async function connect(settings: Settings, out: Output): Promise<Clients> {
   return clients;
 }
 
-async function pack(settings: Settings, file: string, out: Output): Promise<Archive> {
+async function pack(settings: Settings, entries: ContextEntry[], file: string, out: Output): Promise<Archive> {
   out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
-  const entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile });
   const archive = await packContext(entries, file);
   out.sectionEnd('context');
   return archive;
 }
 
-async function build(settings: Settings, buildspec: string, archive: Archive, clients: Clients, out: Output): Promise<ExitCode> {
+async function build(settings: Settings, buildspec: string, archive: Archive, marker: string, clients: Clients, out: Output): Promise<ExitCode> {
   const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);
   // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
   const watcher = watchCancellation({ out, job: settings.gitlab });
   try {
-    const started = await startBuild(clients.codebuild, startBuildInput(settings, upload, buildspec));
+    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: true });
+    const started = await startBuild(clients.codebuildOnce, startBuildInput(settings, upload, buildspec, marker));
     const buildId = started.id ?? '';
     writeBuildId(settings.reportDir, buildId);
     out.info(`CodeBuild build ${buildId}`);
@@ -75,7 +131,7 @@ async function build(settings: Settings, buildspec: string, archive: Archive, cl
     let final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, buildId, abort.signal);
     if (abort.signal.aborted && !final.buildComplete) {
       out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
-      final = await stopBuild(clients.codebuild, buildId, out);
+      final = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
       // The follower left before this phase ended, so it did not print it (it does for every other failure).
       const interrupted = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
       if (interrupted) out.error(phaseFailure(interrupted));
@@ -88,7 +144,16 @@ async function build(settings: Settings, buildspec: string, archive: Archive, cl
 
 function finish(settings: Settings, final: Build, archive: Archive, upload: Upload, out: Output): ExitCode {
   const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
-  writeReports(settings.reportDir, record, settings.dotenvPrefix);
+  try {
+    writeReports(settings.reportDir, record, settings.dotenvPrefix);
+  } catch (e) {
+    if (!(e instanceof ReportError)) throw e;
+    // The build ran (and may have pushed): not exit 2, which says nothing was sent.
+    if (record.imageRef) out.info(`Image: ${record.imageRef}`);
+    out.error(`${e.message}. Later jobs do not get this build's dotenv variables.`);
+    out.info(`Build status: ${record.status}, reports not written`);
+    return ExitCode.BuildFailed;
+  }
   if (record.status === 'SUCCEEDED' && record.imageRef) {
     out.info(`Image: ${record.imageRef}`);
     out.info(`Tags: ${settings.tags.map((t) => `${settings.image.name}:${t}`).join(' ')}`);
@@ -105,39 +170,49 @@ function finish(settings: Settings, final: Build, archive: Archive, upload: Uplo
   return ExitCode.BuildFailed;
 }
 
-/** `index.js stop`: the template's after_script stops a build the killed job left running. */
+/**
+ * `index.js stop`: the template's after_script stops a build the killed job left running. StopBuild goes
+ * first, without reading the build (a throttled read must not keep it from being stopped). A build whose
+ * StartBuild answer never arrived is found by the marker recorded before StartBuild.
+ */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
-  const buildId = readBuildId(settings.reportDir);
+  let buildId = readBuildId(settings.reportDir);
+  const start = buildId ? undefined : readStartMarker(settings.reportDir);
+  if (!buildId && start?.requested) {
+    out.info('The job ended before StartBuild answered: looking for the build by this job\'s marker');
+    buildId = await findBuildByMarker(clients.codebuildOnce, start.projectName, start.marker);
+  }
   if (!buildId) {
     out.info('No build was started by this job: nothing to stop.');
     return ExitCode.Success;
   }
-  const current = await getBuild(clients.codebuild, buildId);
-  if (current.buildComplete) {
-    out.info(`Build ${buildId} already finished (${current.buildStatus}): nothing to stop.`);
-    return ExitCode.Success;
-  }
-  const stopped = await stopBuild(clients.codebuild, buildId, out);
-  out.info(`Build ${buildId}: ${stopped.buildStatus}`);
+  const stopped = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
+  out.info(`Build ${buildId}: ${stopped.buildStatus ?? 'stopping'}`);
   return ExitCode.Success;
 }
 
 function fail(e: unknown, out: Output): ExitCode {
   if (e instanceof InputError) {
-    for (const p of e.problems) out.error(`input ${p.input}: ${p.message}`);
+    // A problem may span lines (a list of paths); every line is printed on its own, escaped.
+    for (const p of e.problems) for (const line of `input ${p.input}: ${p.message}`.split('\n')) out.error(escapeControls(line));
     return ExitCode.BadInput;
   }
   if (e instanceof ContextError || e instanceof ReportError) {
-    out.error(e.message);
+    for (const line of e.message.split('\n')) out.error(escapeControls(line));
     return ExitCode.BadInput;
   }
   if (e instanceof AwsStepError) {
     for (const line of e.message.split('\n')) out.error(line);
     return ExitCode.AwsError;
   }
-  if (e instanceof TypeError && 'code' in e && e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    out.error(`${e.message}: the program takes no options, only the command "build" or "stop"`);
+  if (e instanceof TypeError && 'code' in e && typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS_')) {
+    out.error(escapeControls(`${e.message.split('\n')[0]}; see --help`));
     return ExitCode.BadInput;
+  }
+  if (e instanceof Error && 'syscall' in e && 'code' in e) {
+    // A failure of the machine running the job (e.g. no space left for the archive); the message names the call and path.
+    out.error(escapeControls(`${e.message.split('\n')[0]} (on the machine running the job)`));
+    return ExitCode.AwsError;
   }
   out.error(`Unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   return ExitCode.AwsError;

@@ -9,11 +9,14 @@ import path from 'node:path';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { MEDIA_TYPE_VARIABLE } from './buildspec';
 import { consoleHost, exportedVariable } from './codebuild';
+import { ReportError } from './errors';
 import type { Settings } from './settings';
 import type { Upload } from './upload';
 import type { Archive } from './zip';
 
 export const BUILD_ID_FILE = 'build-id';
+/** Written before StartBuild: the marker the build will carry, so `stop` finds a build whose id never arrived. */
+export const START_FILE = 'build-start';
 export const DOTENV_FILE = 'build.env';
 export const RECORD_FILE = 'build.json';
 export const ANNOTATIONS_FILE = 'annotations.json';
@@ -58,11 +61,6 @@ export interface BuildRecord {
   context: { sha256: string; size: number; fileCount: number; bucket: string; key: string; uploaded: boolean };
   consoleUrl: string;
   gitlab: { jobUrl: string | undefined; pipelineUrl: string | undefined; commitSha: string | undefined };
-}
-
-/** A report value that GitLab could not read back; nothing was written. */
-export class ReportError extends Error {
-  override name = 'ReportError';
 }
 
 export function buildRecord(s: Settings, build: Build, archive: Archive, upload: Upload, consoleUrl: string): BuildRecord {
@@ -120,11 +118,39 @@ export function writeBuildId(dir: string, buildId: string): void {
 
 /** The id written by writeBuildId, or undefined when no build was started. */
 export function readBuildId(dir: string): string | undefined {
+  return readReport(dir, BUILD_ID_FILE)?.trim() || undefined;
+}
+
+/** What `stop` needs to find a build by its marker (see START_FILE). */
+export interface StartMarker {
+  marker: string;
+  projectName: string;
+  /** False while the context is packed and uploaded (the file proves report_dir writable); true from just before StartBuild. */
+  requested: boolean;
+}
+
+export function writeStartMarker(dir: string, start: StartMarker): void {
+  writeAtomic(dir, START_FILE, `${JSON.stringify(start)}\n`);
+}
+
+export function readStartMarker(dir: string): StartMarker | undefined {
+  const text = readReport(dir, START_FILE);
+  if (text === undefined) return undefined;
   try {
-    return fs.readFileSync(path.join(dir, BUILD_ID_FILE), 'utf8').trim() || undefined;
+    const { marker, projectName, requested } = JSON.parse(text) as Partial<StartMarker>;
+    if (typeof marker === 'string' && typeof projectName === 'string') return { marker, projectName, requested: requested === true };
+  } catch {
+    // A half-written file cannot exist (writeAtomic); anything else is not ours.
+  }
+  throw new ReportError(`${path.join(dir, START_FILE)} is not a start marker written by this program; remove it`);
+}
+
+function readReport(dir: string, name: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(dir, name), 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    throw new ReportError(`Cannot read ${path.join(dir, name)}: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -138,7 +164,7 @@ export function writeReports(dir: string, record: BuildRecord, dotenvPrefix: str
   writeAtomic(dir, RECORD_FILE, `${JSON.stringify(record, null, 2)}\n`);
   writeAtomic(dir, ANNOTATIONS_FILE, `${JSON.stringify(annotations(record), null, 2)}\n`);
   if (dotenv !== undefined) writeAtomic(dir, DOTENV_FILE, dotenv);
-  else fs.rmSync(path.join(dir, DOTENV_FILE), { force: true });
+  else removeReport(dir, DOTENV_FILE);
 }
 
 export function dotenvVariables(record: BuildRecord): Record<string, string> {
@@ -156,8 +182,8 @@ export function dotenvVariables(record: BuildRecord): Record<string, string> {
 export function dotenvText(record: BuildRecord, prefix: string): string {
   const lines: string[] = [];
   for (const [name, value] of Object.entries(dotenvVariables(record))) {
+    // readSettings checked dotenv_prefix, so the name is valid.
     const key = `${prefix}${name}`;
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ReportError(`dotenv variable name ${key} may contain only letters, digits and _ (check dotenv_prefix)`);
     // GitLab keeps quotes literally, has no escapes, and ends a value at a line break; $ and # invite misreading.
     if (value === '' || /[\s"'`\\$#]/.test(value)) {
       throw new ReportError(`dotenv value of ${key} is empty or contains a space, line break, quote, \\, $ or #: ${JSON.stringify(value)}`);
@@ -180,7 +206,11 @@ export function annotations(record: BuildRecord): Record<string, { external_link
 }
 
 function writeAtomic(dir: string, name: string, content: string): void {
-  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new ReportError(`Cannot create the report directory ${dir}: ${(e as Error).message}`, { cause: e });
+  }
   const target = path.join(dir, name);
   const temp = path.join(dir, `.${name}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -188,6 +218,14 @@ function writeAtomic(dir: string, name: string, content: string): void {
     fs.renameSync(temp, target);
   } catch (e) {
     fs.rmSync(temp, { force: true });
-    throw e;
+    throw new ReportError(`Cannot write ${target}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function removeReport(dir: string, name: string): void {
+  try {
+    fs.rmSync(path.join(dir, name), { force: true });
+  } catch (e) {
+    throw new ReportError(`Cannot remove the stale ${path.join(dir, name)}: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -98,6 +98,8 @@ export interface Settings {
 
   /** Path of a user buildspec relative to the checkout root; undefined means generate one. */
   buildspec: string | undefined;
+  /** The user buildspec's text, read and checked by readSettings; undefined when generated. */
+  buildspecText: string | undefined;
   /** Exported variable that carries the pushed digest (`sha256:…`). */
   digestVariable: string;
 
@@ -115,6 +117,8 @@ export interface Settings {
   /** Reserved-capacity fleet, through fleetOverride. */
   fleetArn: string | undefined;
 
+  /** Real path of the checkout (CI_PROJECT_DIR, or the working directory). */
+  checkoutDir: string;
   /** Directory for the build-id file, dotenv, JSON record and annotations. */
   reportDir: string;
   /** Prefix for dotenv variable names, e.g. `API_` gives `API_IMAGE_DIGEST`. */

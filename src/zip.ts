@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import type { ContextEntry } from './context';
+import { assertOpenedInside, type ContextEntry } from './context';
 import { ContextError } from './errors';
 
 export interface Archive {
@@ -235,6 +235,7 @@ function readSmallFile(entry: ContextEntry): Buffer {
     throw openError(entry, e);
   }
   try {
+    assertOpenedInside(fd, entry);
     const want = entry.size + 1; // one byte more than listed reveals a file that grew
     let n = 0;
     for (let got = -1; got !== 0 && n < want; n += got) got = readSync(fd, readBuffer, n, want - n, n);
@@ -259,13 +260,21 @@ async function prepareOnPool(entry: ContextEntry, level: number): Promise<Prepar
   return smaller(entry, crc, data, await deflateRaw(data, { level }));
 }
 
-/** O_NOFOLLOW: a file swapped for a symlink after listing must not pull in data from outside the context. */
+/** O_NOFOLLOW and assertOpenedInside: a file or directory swapped for a symlink after listing must not pull in data from outside the context. */
 async function openEntry(entry: ContextEntry): Promise<FileHandle> {
+  let fh: FileHandle;
   try {
-    return await open(entry.absPath, NO_FOLLOW);
+    fh = await open(entry.absPath, NO_FOLLOW);
   } catch (e) {
     throw openError(entry, e);
   }
+  try {
+    assertOpenedInside(fh.fd, entry);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  return fh;
 }
 
 function openError(entry: ContextEntry, e: unknown): ContextError {

@@ -34,8 +34,10 @@ export class CodeBuildService {
         return this.batchGetBuilds(input);
       case 'StopBuild':
         return { build: this.stopBuild(input).toApi() };
+      case 'ListBuildsForProject':
+        return this.listBuildsForProject(input);
       default:
-        throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CodeBuild (StartBuild, BatchGetBuilds, StopBuild).`);
+        throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CodeBuild (StartBuild, BatchGetBuilds, StopBuild, ListBuildsForProject).`);
     }
   }
 
@@ -90,6 +92,21 @@ export class CodeBuildService {
     }
     const builds = ids.map((id) => this.builds.get(id)).filter((b): b is FakeBuild => b !== undefined);
     return { builds: builds.map((b) => b.toApi()), buildsNotFound: ids.filter((id) => !this.builds.has(id)) };
+  }
+
+  /** Newest first by default, 100 ids a page, like AWS; the next page's token is the offset. */
+  private listBuildsForProject(input: Input) {
+    const projectName = optionalString(input, 'projectName') ?? '';
+    if (!this.options.projects.some((p) => p.name === projectName)) {
+      throw new AwsError('ResourceNotFoundException', `Project cannot be found: arn:aws:codebuild:${this.options.region}:${this.options.account}:project/${projectName}`);
+    }
+    const order = enumValue(input, 'sortOrder', ['ASCENDING', 'DESCENDING']) ?? 'DESCENDING';
+    const ids = [...this.builds.values()].filter((b) => b.settings.projectName === projectName).sort((a, b) => a.buildNumber - b.buildNumber).map((b) => b.id);
+    if (order === 'DESCENDING') ids.reverse();
+    const start = Number(optionalString(input, 'nextToken') ?? '0');
+    if (!Number.isInteger(start) || start < 0) throw new AwsError('InvalidInputException', 'Invalid nextToken');
+    const page = ids.slice(start, start + 100);
+    return { ids: page, ...(start + 100 < ids.length ? { nextToken: String(start + 100) } : {}) };
   }
 
   private stopBuild(input: Input): FakeBuild {

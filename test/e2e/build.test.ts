@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startStack, type Stack } from '../../stack/stack';
-import { type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { contextObject, type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
 
 let stack: Stack;
 
@@ -70,6 +71,21 @@ describe('dist/index.js against the local stack', () => {
     expect((await fakeCalls()).StartBuild).toBe((before.StartBuild ?? 0) + 1);
   });
 
+  it('uploads nothing on a re-run in the same checkout: reports, also of other jobs, are never part of the context', async () => {
+    // The first run left its reports in .codebuild-image/; an artifact of another job lands there too.
+    mkdirSync(join(first.dir, '.codebuild-image', 'other-job'), { recursive: true });
+    writeFileSync(join(first.dir, '.codebuild-image', 'other-job', 'build.json'), '{"from":"an earlier job"}');
+    const before = JSON.parse(readFileSync(join(first.reportDir, 'build.json'), 'utf8'));
+    const result = await runAction(first);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+    expect(log).toMatch(/upload skipped/i);
+    expect(log).toContain("Not sending .codebuild-image: it holds this program's reports");
+    const after = JSON.parse(readFileSync(join(first.reportDir, 'build.json'), 'utf8'));
+    expect(after.context.sha256).toBe(before.context.sha256);
+    expect(after.context.uploaded).toBe(false);
+  });
+
   it('fails with the failing phase and the build’s own error line when the Dockerfile fails', async () => {
     const failing = await job();
     writeFileSync(
@@ -110,9 +126,20 @@ describe('dist/index.js against the local stack', () => {
     expect(build?.buildStatus).toBe('STOPPED');
   });
 
+  it('refuses a token for another audience than oidc_audience before calling STS', async () => {
+    const denied = await job();
+    denied.env.GITLAB_OIDC_TOKEN = await stack.signToken({ aud: 'https://wrong.example.com' });
+    const before = await fakeCalls();
+    const result = await runAction(denied);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(2);
+    expect(log).toContain('input id_token_variable: $GITLAB_OIDC_TOKEN holds a JWT for audience "https://wrong.example.com"');
+    expect(log).not.toContain(denied.env.GITLAB_OIDC_TOKEN);
+    expect(await fakeCalls()).toEqual(before);
+  });
+
   it.each([
-    // AWS answers a token for an audience no provider knows with InvalidIdentityToken, a sub outside the trust policy with AccessDenied.
-    ['audience', { aud: 'https://wrong.example.com' }, /InvalidIdentityToken/, /audience/i],
+    // A sub outside the trust policy passes the local checks and gets AccessDenied from AWS.
     ['sub', { sub: 'project_path:evil/app:ref_type:branch:ref:main' }, /AccessDenied/, /\bsub\b/],
   ])('explains an AssumeRoleWithWebIdentity refusal for a wrong %s', async (_what, claims, code, hint) => {
     const denied = await job();
@@ -140,14 +167,18 @@ describe('dist/index.js against the local stack', () => {
     expect(await fakeCalls()).toEqual(before);
   });
 
-  it('refuses a symlink that leaves the context, before any AWS call', async () => {
-    const leaky = await job();
-    symlinkSync('/etc/hostname', join(leaky.dir, 'host-file'));
-    const before = await fakeCalls();
-    const result = await runAction(leaky);
+  it('sends a symlink that leaves the context as a link, as docker build does, never its target', async () => {
+    const linked = await job();
+    symlinkSync('/etc/hostname', join(linked.dir, 'host-file'));
+    const result = await runAction(linked);
     const log = visible(result.output);
-    expect(result.code).toBe(2);
-    expect(log).toContain('host-file');
-    expect(await fakeCalls()).toEqual(before);
+    expect(result.code, log).toBe(0);
+    const record = JSON.parse(readFileSync(join(linked.reportDir, 'build.json'), 'utf8'));
+    const zip = join(linked.dir, 'uploaded.zip');
+    writeFileSync(zip, await contextObject(stack, record.context.key));
+    // zipinfo's long listing: the mode string starts with l for a link; the entry's data is the link text.
+    const listing = execFileSync('zipinfo', [zip]).toString();
+    expect(listing).toMatch(/^l\S+ .* host-file$/m);
+    expect(execFileSync('unzip', ['-p', zip, 'host-file']).toString()).toBe('/etc/hostname');
   });
 });

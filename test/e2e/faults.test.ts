@@ -98,6 +98,12 @@ const cases: { name: string; faults: Fault[]; operation: string; consumed: numbe
   // The program reads at least two pages a poll (the second shows the end), so 1 request/s always bites.
   { name: 'a quota of 1 GetLogEvents request per second', faults: [{ kind: 'quota', operation: 'GetLogEvents', rps: 1 }], operation: 'GetLogEvents', consumed: 0 },
   { name: 'StartBuild throttled once', faults: [{ kind: 'throttle', operation: 'StartBuild', count: 1 }], operation: 'StartBuild', consumed: 1 },
+  // Once-per-job calls ride out longer runs of transient faults than the SDK's default three attempts.
+  { name: 'AssumeRoleWithWebIdentity throttled 4 times in a row', faults: [{ kind: 'throttle', operation: 'AssumeRoleWithWebIdentity', count: 4 }], operation: 'AssumeRoleWithWebIdentity', consumed: 4 },
+  { name: 'AssumeRoleWithWebIdentity answering 500 then 503, 4 times in a row', faults: [{ kind: 'status', status: 500, operation: 'AssumeRoleWithWebIdentity', count: 2 }, { kind: 'status', status: 503, operation: 'AssumeRoleWithWebIdentity', count: 2 }], operation: 'AssumeRoleWithWebIdentity', consumed: 4 },
+  { name: 'StartBuild answering 503 4 times in a row', faults: [{ kind: 'status', status: 503, operation: 'StartBuild', count: 4 }], operation: 'StartBuild', consumed: 4 },
+  { name: 'connection resets on StartBuild 4 times in a row', faults: [{ kind: 'reset', operation: 'StartBuild', count: 4 }], operation: 'StartBuild', consumed: 4 },
+  { name: 'StartBuild throttled 4 times in a row', faults: [{ kind: 'throttle', operation: 'StartBuild', count: 4 }], operation: 'StartBuild', consumed: 4 },
 ];
 
 describe('dist/index.js under injected AWS faults', () => {

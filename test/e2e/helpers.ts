@@ -3,13 +3,11 @@ import { copyFileSync, cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { join, resolve } from 'node:path';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Stack } from '../../stack/stack';
 
 export const repoRoot = resolve(__dirname, '../..');
-/**
- * dist/index.js copied alone, as the template's job downloads it: proves the bundle needs none of the lazy
- * chunks ncc also writes (they belong to a rate-limiter backend gitbeaker never loads).
- */
+/** dist/index.js copied alone, as the template's job downloads it: proves the bundle needs no other file. */
 export const distIndex = (() => {
   const dir = mkdtempSync(join(tmpdir(), 'cbi-dist-'));
   copyFileSync(join(repoRoot, 'dist/index.js'), join(dir, 'index.js'));
@@ -99,4 +97,16 @@ export { manifestDigest as registryDigest } from '../../stack/registry';
 /** Strips ANSI colours and GitLab section markers, for assertions on the visible log. */
 export function visible(output: string): string {
   return stripVTControlCharacters(output).replace(/section_(start|end):\d+:[^\r\n]*\r/g, '');
+}
+
+/** An object of the stack's context bucket, as the fake CodeBuild downloads it. */
+export async function contextObject(stack: Stack, key: string): Promise<Buffer> {
+  const s3 = new S3Client({
+    endpoint: stack.s3Endpoint,
+    region: stack.region,
+    forcePathStyle: true,
+    credentials: stack.s3Credentials,
+  });
+  const res = await s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: key }));
+  return Buffer.from(await res.Body?.transformToByteArray() ?? []);
 }

@@ -43,6 +43,8 @@ export interface RepoOptions {
   files?: Record<string, string>;
   /** Files or folders of this repository to copy in as well, e.g. ['dist/index.js']. templates/ always is. */
   copy?: string[];
+  /** The project path of the repository's `origin`; default server.projectPath. */
+  projectPath?: string;
 }
 
 /** A committed git repository holding templates/, the fixture and files, with a fake `origin`. */
@@ -67,14 +69,15 @@ export function makeComponentRepo(opts: RepoOptions = {}): ComponentRepo {
     writeFileSync(join(dir, path), content);
   }
   git('init', '-q', '-b', 'main');
-  git('remote', 'add', 'origin', `https://${server.host}/${server.projectPath}.git`);
+  const projectPath = opts.projectPath ?? server.projectPath;
+  git('remote', 'add', 'origin', `https://${server.host}/${projectPath}.git`);
   git('add', '-A');
   git('commit', '-q', '-m', 'fixture');
   const sha = git('rev-parse', 'HEAD');
   // gitlab-ci-local asks origin for its default branch; answer locally instead of over the network.
   git('update-ref', 'refs/remotes/origin/main', sha);
   git('symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
-  return { dir, sha, component: `${componentPrefix}/build@${sha}`, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, sha, component: `${server.host}/${projectPath}/build@${sha}`, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export interface GitlabCiLocalOptions {

@@ -26,6 +26,7 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     },
     tags: ['abc1234'],
     buildspec: undefined,
+    buildspecText: undefined,
     digestVariable: 'IMAGE_DIGEST',
     computeType: undefined,
     buildImage: undefined,
@@ -42,6 +43,7 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     },
     localLayerCache: false,
     fleetArn: undefined,
+    checkoutDir: '/builds/group/app',
     reportDir: '/builds/group/app/.codebuild-image',
     dotenvPrefix: '',
     gitlab: {

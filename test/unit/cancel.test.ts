@@ -14,13 +14,17 @@ interface FakeGitLab {
   close(): Promise<void>;
 }
 
-/** A GitLab impersonator answering GET /api/v4/job with the next of `answers` (the last one repeats). */
-async function fakeGitLab(answers: { status: number; body: unknown }[]): Promise<FakeGitLab> {
+/**
+ * A GitLab impersonator answering GET <apiPath>/job with the next of `answers` (the last one repeats);
+ * an answer of status 0 is never sent (the request hangs).
+ */
+async function fakeGitLab(answers: { status: number; body: unknown }[], apiPath = '/api/v4'): Promise<FakeGitLab> {
   const requests: IncomingMessage[] = [];
   const server: Server = createServer((req, res) => {
     requests.push(req);
     const answer = answers[Math.min(requests.length - 1, answers.length - 1)] ?? { status: 500, body: {} };
-    const ok = req.method === 'GET' && req.url === '/api/v4/job';
+    if (answer.status === 0) return;
+    const ok = req.method === 'GET' && req.url === `${apiPath}/job`;
     res.writeHead(ok ? answer.status : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify(ok ? answer.body : { message: '404 Not Found' }));
   });
@@ -52,8 +56,8 @@ function watch(...args: Parameters<typeof watchCancellation>): CancellationWatch
   return w;
 }
 
-async function server(answers: { status: number; body: unknown }[]): Promise<FakeGitLab> {
-  const s = await fakeGitLab(answers);
+async function server(answers: { status: number; body: unknown }[], apiPath?: string): Promise<FakeGitLab> {
+  const s = await fakeGitLab(answers, apiPath);
   cleanups.push(() => s.close());
   return s;
 }
@@ -76,7 +80,7 @@ describe('watchCancellation', () => {
     // A second signal gets the default behaviour again.
     expect(added('SIGTERM', before.SIGTERM)).toEqual([]);
     expect(added('SIGINT', before.SIGINT)).toEqual([]);
-    expect(out.lines).toEqual(['Not watching the GitLab job status: CI_SERVER_URL or CI_JOB_TOKEN is not set']);
+    expect(out.lines).toEqual(['Not watching the GitLab job status: CI_API_V4_URL or CI_JOB_TOKEN is not set']);
   });
 
   it('resolves when GitLab reports the job canceled, authenticating with the job token', async () => {
@@ -86,22 +90,40 @@ describe('watchCancellation', () => {
       { status: 200, body: { id: 2, status: 'canceled' } },
     ]);
     const out = memoryOutput();
-    const w = watch({ out, job: job({ serverUrl: gitlab.url, jobToken: TOKEN }), pollMs: 10 });
+    const w = watch({ out, job: job({ apiUrl: `${gitlab.url}/api/v4`, jobToken: TOKEN }), pollMs: 10 });
     await expect(w.cancelled).resolves.toBe('the GitLab job is canceled');
     expect(gitlab.requests).toHaveLength(3);
     expect(gitlab.requests.every((r) => r.headers['job-token'] === TOKEN)).toBe(true);
     expect(out.lines).toEqual([]);
   });
 
+  it('reads the status from CI_API_V4_URL, which differs from CI_SERVER_URL on an instance served under a path', async () => {
+    const gitlab = await server([{ status: 200, body: { status: 'canceled' } }], '/gitlab/api/v4');
+    const w = watch({ out: memoryOutput(), job: job({ serverUrl: `${gitlab.url}/gitlab`, apiUrl: `${gitlab.url}/gitlab/api/v4`, jobToken: TOKEN }), pollMs: 10 });
+    await expect(w.cancelled).resolves.toBe('the GitLab job is canceled');
+  });
+
+  it('gives up on a status request that never answers and still notices the cancel', async () => {
+    const gitlab = await server([{ status: 0, body: {} }, { status: 200, body: { status: 'canceled' } }]);
+    const out = memoryOutput();
+    const w = watch({ out, job: job({ apiUrl: `${gitlab.url}/api/v4`, jobToken: TOKEN }), pollMs: 10, requestTimeoutMs: 200 });
+    while (gitlab.requests.length < 1) await delay(5);
+    // The Node 20 bug this guards against: a combined abort signal stopped firing once GC had run (forced here under --expose-gc).
+    (globalThis as { gc?: () => void }).gc?.();
+    await expect(w.cancelled).resolves.toBe('the GitLab job is canceled');
+    expect(gitlab.requests).toHaveLength(2);
+    expect(out.lines).toEqual(['WARNING: Cannot check the GitLab job status (TimeoutError); will keep trying']);
+  });
+
   it('resolves on canceling too', async () => {
     const gitlab = await server([{ status: 200, body: { id: 2, status: 'canceling' } }]);
-    const w = watch({ out: memoryOutput(), job: job({ serverUrl: gitlab.url, jobToken: TOKEN }), pollMs: 10 });
+    const w = watch({ out: memoryOutput(), job: job({ apiUrl: `${gitlab.url}/api/v4`, jobToken: TOKEN }), pollMs: 10 });
     await expect(w.cancelled).resolves.toBe('the GitLab job is canceling');
   });
 
   it.each([401, 403])('resolves when the token is rejected with HTTP %i', async (status) => {
     const gitlab = await server([{ status: 200, body: { status: 'running' } }, { status, body: { message: `${status} Unauthorized` } }]);
-    const w = watch({ out: memoryOutput(), job: job({ serverUrl: gitlab.url, jobToken: TOKEN }), pollMs: 10 });
+    const w = watch({ out: memoryOutput(), job: job({ apiUrl: `${gitlab.url}/api/v4`, jobToken: TOKEN }), pollMs: 10 });
     await expect(w.cancelled).resolves.toBe(`GitLab rejected the job token (HTTP ${status}): the job has ended`);
   });
 
@@ -112,7 +134,7 @@ describe('watchCancellation', () => {
       { status: 200, body: { status: 'canceled' } },
     ]);
     const out = memoryOutput();
-    const w = watch({ out, job: job({ serverUrl: gitlab.url, jobToken: TOKEN }), pollMs: 10 });
+    const w = watch({ out, job: job({ apiUrl: `${gitlab.url}/api/v4`, jobToken: TOKEN }), pollMs: 10 });
     await expect(w.cancelled).resolves.toBe('the GitLab job is canceled');
     expect(out.lines).toEqual(['WARNING: Cannot check the GitLab job status (HTTP 500); will keep trying']);
   });
@@ -120,7 +142,7 @@ describe('watchCancellation', () => {
   it('stops polling and removes its handlers on dispose', async () => {
     const before = process.listeners('SIGTERM') as Listener[];
     const gitlab = await server([{ status: 200, body: { status: 'running' } }]);
-    const w = watchCancellation({ out: memoryOutput(), job: job({ serverUrl: gitlab.url, jobToken: TOKEN }), pollMs: 10 });
+    const w = watchCancellation({ out: memoryOutput(), job: job({ apiUrl: `${gitlab.url}/api/v4`, jobToken: TOKEN }), pollMs: 10 });
     while (gitlab.requests.length < 2) await delay(5);
     w.dispose();
     const seen = gitlab.requests.length;

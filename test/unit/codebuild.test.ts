@@ -1,6 +1,7 @@
 import {
   BatchGetBuildsCommand,
   CodeBuildClient,
+  ListBuildsForProjectCommand,
   ResourceNotFoundException,
   StartBuildCommand,
   StopBuildCommand,
@@ -8,7 +9,7 @@ import {
 } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { consoleUrl, exportedVariable, getBuild, startBuild, startBuildInput, stopBuild } from '../../src/codebuild';
+import { consoleUrl, exportedVariable, findBuildByMarker, getBuild, JOB_MARKER_VARIABLE, startBuild, startBuildInput, stopBuild } from '../../src/codebuild';
 import { AwsStepError } from '../../src/errors';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
@@ -200,6 +201,21 @@ describe('getBuild / stopBuild', () => {
     expect(out.lines.at(-1)).toBe(`CodeBuild build ${BUILD_ID} is STOPPED`);
   });
 
+  it('keeps checking after StopBuild was accepted even when a check fails, warning once', async () => {
+    cbMock.on(StopBuildCommand).resolves({ build: { id: BUILD_ID, buildStatus: 'IN_PROGRESS', buildComplete: false } });
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+    cbMock.on(BatchGetBuildsCommand)
+      .rejectsOnce(throttled)
+      .rejectsOnce(throttled)
+      .resolves({ builds: [{ id: BUILD_ID, buildStatus: 'STOPPED', buildComplete: true }] });
+    const out = memoryOutput();
+    const build = await stopBuild(client(), BUILD_ID, out, { sleep: async () => {} });
+    expect(build.buildStatus).toBe('STOPPED');
+    expect(out.lines.filter((l) => l.startsWith('WARNING:'))).toEqual([
+      `WARNING: StopBuild was accepted, but checking build ${BUILD_ID} failed (ThrottlingException); will keep checking`,
+    ]);
+  });
+
   it('returns at once when the build had already finished', async () => {
     cbMock.on(StopBuildCommand).resolves({ build: { id: BUILD_ID, buildStatus: 'SUCCEEDED', buildComplete: true } });
     const build = await stopBuild(client(), BUILD_ID, memoryOutput(), { sleep: async () => {} });
@@ -218,5 +234,40 @@ describe('getBuild / stopBuild', () => {
     expect(build.buildComplete).toBe(false);
     expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(5);
     expect(out.lines.at(-1)).toContain('still IN_PROGRESS after 10s');
+  });
+});
+
+describe('findBuildByMarker', () => {
+  const withMarker = (id: string, marker: string): Build => ({
+    id,
+    environment: { type: 'LINUX_CONTAINER', image: 'x', computeType: 'BUILD_GENERAL1_SMALL', environmentVariables: [{ name: JOB_MARKER_VARIABLE, value: marker, type: 'PLAINTEXT' }] },
+  });
+
+  it('finds the build carrying the marker among the project\'s recent builds', async () => {
+    cbMock.on(ListBuildsForProjectCommand).resolves({ ids: ['p:3', 'p:2', 'p:1'] });
+    cbMock.on(BatchGetBuildsCommand).resolves({ builds: [withMarker('p:3', 'other'), withMarker('p:2', 'ours'), withMarker('p:1', 'older')] });
+    expect(await findBuildByMarker(client(), 'p', 'ours')).toBe('p:2');
+    expect(cbMock.commandCalls(ListBuildsForProjectCommand)[0]?.args[0].input).toEqual({ projectName: 'p', sortOrder: 'DESCENDING' });
+  });
+
+  it('waits for a build that is not listed yet, then gives up after the timeout', async () => {
+    cbMock.on(ListBuildsForProjectCommand).resolvesOnce({ ids: [] }).resolves({ ids: ['p:1'] });
+    cbMock.on(BatchGetBuildsCommand).resolves({ builds: [withMarker('p:1', 'ours')] });
+    expect(await findBuildByMarker(client(), 'p', 'ours', { sleep: async () => {} })).toBe('p:1');
+
+    cbMock.reset();
+    cbMock.on(ListBuildsForProjectCommand).resolves({ ids: ['p:1'] });
+    cbMock.on(BatchGetBuildsCommand).resolves({ builds: [withMarker('p:1', 'someone else')] });
+    let t = 0;
+    const found = await findBuildByMarker(client(), 'p', 'ours', { timeoutMs: 10_000, pollMs: 2_000, now: () => t, sleep: async (ms) => void (t += ms) });
+    expect(found).toBeUndefined();
+    expect(cbMock.commandCalls(ListBuildsForProjectCommand)).toHaveLength(6);
+  });
+
+  it('names the permission when listing is denied', async () => {
+    cbMock.on(ListBuildsForProjectCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
+    const err = await findBuildByMarker(client(), 'p', 'ours').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AwsStepError);
+    expect((err as Error).message).toContain('codebuild:ListBuildsForProject');
   });
 });

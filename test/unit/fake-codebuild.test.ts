@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { StartBuildCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
+import { ListBuildsForProjectCommand, StartBuildCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildspec, commandOutput, phaseList, runBuild, startStack, waitForBuild, writtenPid, type Stack } from './fake-support';
 
@@ -24,6 +24,18 @@ async function errorName(p: Promise<unknown>): Promise<string> {
 }
 
 describe('fake CodeBuild API', () => {
+  it('lists a project\'s builds newest first (or oldest first on request), and refuses an unknown project', async () => {
+    const first = (await stack.codebuild.send(new StartBuildCommand({ projectName: 'proj' }))).build?.id;
+    const second = (await stack.codebuild.send(new StartBuildCommand({ projectName: 'proj' }))).build?.id;
+    const newest = (await stack.codebuild.send(new ListBuildsForProjectCommand({ projectName: 'proj' }))).ids ?? [];
+    expect(newest.slice(0, 2)).toEqual([second, first]);
+    const oldest = (await stack.codebuild.send(new ListBuildsForProjectCommand({ projectName: 'proj', sortOrder: 'ASCENDING' }))).ids ?? [];
+    expect(oldest.slice(-2)).toEqual([first, second]);
+    expect(await errorName(stack.codebuild.send(new ListBuildsForProjectCommand({ projectName: 'nope' })))).toBe('ResourceNotFoundException');
+    await stack.codebuild.send(new StopBuildCommand({ id: first }));
+    await stack.codebuild.send(new StopBuildCommand({ id: second }));
+  });
+
   it('answers ResourceNotFoundException for an unknown project and InvalidInputException for bad overrides', async () => {
     expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'nope' })))).toBe('ResourceNotFoundException');
     expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', timeoutInMinutesOverride: 1 })))).toBe('InvalidInputException');

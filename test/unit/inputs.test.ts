@@ -3,9 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
-import { bucketNameProblems, envVarName, Inputs, parseImageRepository, parseList, readSettings } from '../../src/inputs';
+import { bucketNameProblems } from '../../src/aws-names';
+import { parseImageRepository } from '../../src/docker-reference';
+import { envVarName, Inputs, parseList, readSettings } from '../../src/inputs';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
+const BUILDSPEC = 'version: 0.2\nphases:\n  build:\n    commands: [make]\n';
 let checkout: string;
 
 beforeAll(() => {
@@ -13,7 +16,9 @@ beforeAll(() => {
   fs.writeFileSync(path.join(checkout, 'Dockerfile'), 'FROM scratch\n');
   fs.mkdirSync(path.join(checkout, 'app/docker'), { recursive: true });
   fs.writeFileSync(path.join(checkout, 'app/docker/Dockerfile.prod'), 'FROM scratch\n');
-  fs.writeFileSync(path.join(checkout, 'buildspec.yml'), 'version: 0.2\n');
+  fs.writeFileSync(path.join(checkout, 'buildspec.yml'), BUILDSPEC);
+  fs.writeFileSync(path.join(checkout, 'notes.yml'), 'hello: world\n');
+  fs.writeFileSync(path.join(checkout, 'broken.yml'), 'version: [0.2\n');
   fs.symlinkSync(os.tmpdir(), path.join(checkout, 'escape'));
   fs.symlinkSync('/etc/hostname', path.join(checkout, 'app/Dockerfile.link'));
 });
@@ -79,7 +84,7 @@ describe('readSettings: valid inputs', () => {
     const s = readSettings(
       env({
         s3_bucket: 'my.bucket-1',
-        s3_prefix: '/ci/contexts/',
+        s3_prefix: 'ci/contexts/',
         context: 'app',
         dockerfile: 'docker/Dockerfile.prod',
         target: 'runtime',
@@ -168,6 +173,7 @@ describe('readSettings: valid inputs', () => {
   it('skips the Dockerfile check when a buildspec is given', () => {
     const s = readSettings(env({ buildspec: './buildspec.yml', dockerfile: 'missing/Dockerfile' }), checkout);
     expect(s.buildspec).toBe('buildspec.yml');
+    expect(s.buildspecText).toBe(BUILDSPEC);
     expect(s.dockerfile).toBe('missing/Dockerfile');
   });
 });
@@ -177,6 +183,7 @@ describe('readSettings: invalid inputs name the input', () => {
     ['missing region', { aws_region: '' }, {}, 'aws_region', 'is required'],
     ['availability zone', { aws_region: 'eu-west-1a' }, {}, 'aws_region', 'use the region eu-west-1'],
     ['bad region', { aws_region: 'Europe' }, {}, 'aws_region', '"Europe"'],
+    ['region name in the wrong case', { aws_region: 'EU-WEST-1' }, {}, 'aws_region', 'not an AWS region name'],
     ['role name only', { role_arn: 'builder' }, {}, 'role_arn', 'arn:aws:iam::<12-digit account>:role/<name>'],
     ['assumed-role ARN', { role_arn: 'arn:aws:sts::123456789012:assumed-role/x/y' }, {}, 'role_arn', 'not an IAM role ARN'],
     ['partition mismatch', { aws_region: 'cn-north-1' }, {}, 'role_arn', 'arn:aws-cn:iam'],
@@ -198,6 +205,11 @@ describe('readSettings: invalid inputs name the input', () => {
     ['no bucket without role', { role_arn: '', image: 'r.io/a' }, { GITLAB_OIDC_TOKEN: '' }, 's3_bucket', 'is required'],
     ['prefix ..', { s3_prefix: 'a/../b' }, {}, 's3_prefix', '..'],
     ['prefix chars', { s3_prefix: 'a b' }, {}, 's3_prefix', '"a b"'],
+    ['prefix with a leading /', { s3_prefix: '/contexts' }, {}, 's3_prefix', 'starts with /, but S3 keys do not: use "contexts"'],
+    ['unknown region', { aws_region: 'eu-wset-1' }, {}, 'aws_region', 'did you mean eu-west-1?'],
+    ['unknown region from AWS_REGION', { aws_region: '' }, { AWS_REGION: 'eu-wset-1' }, 'aws_region', 'comes from AWS_REGION, since aws_region is empty'],
+    ['secret value pasted', { secret_build_args: 'NPM_TOKEN=npm_abc123' }, {}, 'secret_build_args', 'a secret never belongs in an input'],
+    ['secret value pasted without a name', { secret_build_args: 'npm_abc123' }, {}, 'secret_build_args', 'Parameter Store'],
     ['context missing', { context: 'nope' }, {}, 'context', '"nope" does not exist'],
     ['context outside', { context: '..' }, {}, 'context', 'outside'],
     ['context symlink out', { context: 'escape' }, {}, 'context', 'outside'],
@@ -209,6 +221,8 @@ describe('readSettings: invalid inputs name the input', () => {
     ['dockerfile is a dir', { dockerfile: 'app' }, {}, 'dockerfile', 'not a file'],
     ['buildspec missing', { buildspec: 'ci/buildspec.yml' }, {}, 'buildspec', 'does not exist'],
     ['buildspec outside', { buildspec: '/etc/hostname' }, {}, 'buildspec', 'outside'],
+    ['buildspec not a buildspec', { buildspec: 'notes.yml' }, {}, 'buildspec', 'not a CodeBuild buildspec'],
+    ['buildspec not YAML', { buildspec: 'broken.yml' }, {}, 'buildspec', 'broken.yml is not valid YAML'],
     ['target', { target: '1stage' }, {}, 'target', '"1stage"'],
     ['platform', { platform: 'amd64' }, {}, 'platform', '"amd64"'],
     ['platform list with the generated buildspec', { platform: 'linux/amd64,linux/arm64' }, {}, 'platform', 'builds one'],

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -160,6 +162,7 @@ describe('a consumer pipeline (gitlab-ci-local)', () => {
     ['job_name: "two words"', /`job_name` input: .*does not match required regex/i],
     ['role_arn: arn:aws:iam::123:role/short-account', /`role_arn` input: .*does not match required regex/i],
     ['dotenv_prefix: lower_', /`dotenv_prefix` input: .*does not match required regex/i],
+    ['s3_prefix: /contexts', /`s3_prefix` input: .*does not match required regex/i],
     ['compute_type: BUILD_GENERAL1_HUGE', /`compute_type` input: `BUILD_GENERAL1_HUGE` cannot be used because it is not in the list of allowed options/],
     ['session_duration: one hour', /`session_duration` input: provided value is not a number/],
     ['tags: latest', /`tags` input: provided value is not a array/],
@@ -219,7 +222,9 @@ const fakeProgram = `
 const fs = require('node:fs');
 const dir = process.env.CODEBUILD_IMAGE_REPORT_DIR;
 fs.mkdirSync(dir, { recursive: true });
-if (process.argv[2] === 'stop') { console.log('FAKE stop called for ' + fs.readFileSync(dir + '/build-id', 'utf8')); process.exit(0); }
+const marked = (f) => fs.existsSync(dir + '/' + f) && f + ' ' + fs.readFileSync(dir + '/' + f, 'utf8');
+if (process.argv[2] === 'stop') { console.log('FAKE stop called for ' + (marked('build-id') || marked('build-start'))); process.exit(0); }
+if (process.env.FAKE_KILLED_IN_STARTBUILD) { fs.writeFileSync(dir + '/build-start', 'marker-1'); console.log('FAKE killed in StartBuild'); process.exit(137); }
 fs.writeFileSync(dir + '/build-id', 'proj:1234');
 console.log('FAKE tags=' + process.env.CODEBUILD_IMAGE_TAGS.trim());
 if (process.env.FAKE_FAIL) { console.log('FAKE build left running'); process.exit(3); }
@@ -228,10 +233,11 @@ fs.writeFileSync(dir + '/build.json', '{}');
 fs.writeFileSync(dir + '/annotations.json', '{}');
 `;
 
-function runFake(opts: { tamper?: boolean; variables?: Record<string, string> } = {}) {
+function runFake(opts: { tamper?: boolean; variables?: Record<string, string>; download?: boolean; projectPath?: string } = {}) {
   const sha256 = createHash('sha256').update(fakeProgram).digest('hex');
+  const scriptUrl = opts.download ? '' : '\nscript_url: fake/index.js';
   const ciYaml =
-    includeWith(`${required}\ntags: [$CI_COMMIT_SHORT_SHA, "latest"]\nscript_url: fake/index.js`) +
+    includeWith(`${required}\ntags: [$CI_COMMIT_SHORT_SHA, "latest"]${scriptUrl}`) +
     'deploy:\n  stage: deploy\n  needs: [build-image]\n  script:\n    - echo "DEPLOY digest=$IMAGE_DIGEST"\n';
   return runPipeline({
     files: {
@@ -243,7 +249,28 @@ function runFake(opts: { tamper?: boolean; variables?: Record<string, string> } 
     needs: true,
     variables: opts.variables ?? {},
     timeoutMs: 60_000,
+    ...(opts.projectPath ? { projectPath: opts.projectPath } : {}),
   });
+}
+
+/**
+ * A GitLab API that serves the fake program as dist/index.js of `projects` only (any ref), answering 404
+ * for any other project, and records the paths asked for.
+ */
+async function fakeFilesApi(projects: string[]): Promise<{ url: string; asked: string[]; close(): Promise<void> }> {
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    asked.push(req.url ?? '');
+    const m = /^\/api\/v4\/projects\/([^/]+)\/repository\/files\/dist%2Findex\.js\/raw\?ref=[0-9a-f]{40}$/.exec(req.url ?? '');
+    const served = m && projects.includes(decodeURIComponent(m[1] ?? ''));
+    res.writeHead(served ? 200 : 404).end(served ? fakeProgram : '{"message":"404 File Not Found"}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v4`,
+    asked,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('the job script (gitlab-ci-local, shell executor, fake program)', () => {
@@ -259,6 +286,41 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
     }
   });
 
+  it.each(['forks/codebuild-image', 'mirrors/platform/ci/cbi'])(
+    'downloads the program at the component commit from the project it is included from (%s), after the stamped one',
+    async (projectPath) => {
+      const api = await fakeFilesApi([projectPath]);
+      const result = await runFake({ download: true, projectPath, variables: { CI_API_V4_URL: api.url } });
+      try {
+        expect(result.code, result.output).toBe(0);
+        expect(result.output).toMatch(/FAKE tags=/);
+        // The stamped project first (a 404 here), then this one, both at the commit the include resolved to.
+        const encoded = encodeURIComponent(projectPath);
+        expect(api.asked).toEqual([
+          `/api/v4/projects/acme%2Fcodebuild-image/repository/files/dist%2Findex.js/raw?ref=${result.repo.sha}`,
+          expect.stringMatching(/^\/api\/v4\/projects\/acme%2Fcodebuild-image\//),
+          `/api/v4/projects/${encoded}/repository/files/dist%2Findex.js/raw?ref=${result.repo.sha}`,
+        ]);
+      } finally {
+        result.repo.remove();
+        await api.close();
+      }
+    },
+  );
+
+  it('names the fix when no project serves the program', async () => {
+    const api = await fakeFilesApi([]);
+    const result = await runFake({ download: true, projectPath: 'forks/codebuild-image', variables: { CI_API_V4_URL: api.url } });
+    try {
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain('Included from a fork or mirror at another path? Set the script_url input to');
+      expect(result.output).not.toContain('FAKE tags=');
+    } finally {
+      result.repo.remove();
+      await api.close();
+    }
+  });
+
   it('refuses a program whose sha256 differs from the pinned one', async () => {
     const result = await runFake({ tamper: true });
     try {
@@ -270,12 +332,23 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
     }
   });
 
+  it('runs stop from after_script when only the start marker exists (killed during StartBuild)', async () => {
+    const result = await runFake({ variables: { FAKE_KILLED_IN_STARTBUILD: '1' } });
+    try {
+      expect(result.code).not.toBe(0);
+      expect(result.output).toContain('FAKE killed in StartBuild');
+      expect(result.output).toContain('FAKE stop called for build-start marker-1');
+    } finally {
+      result.repo.remove();
+    }
+  });
+
   it('stops the build from after_script when the job ends before the build did', async () => {
     const result = await runFake({ variables: { FAKE_FAIL: '1' } });
     try {
       expect(result.code).not.toBe(0);
       expect(result.output).toContain('FAKE build left running');
-      expect(result.output).toContain('FAKE stop called for proj:1234');
+      expect(result.output).toContain('FAKE stop called for build-id proj:1234');
     } finally {
       result.repo.remove();
     }

@@ -1,0 +1,143 @@
+/**
+ * `index.js stop`, as the template's after_script runs it after the job was killed: it must reach StopBuild
+ * while BatchGetBuilds is throttled, and find a build whose StartBuild answer never arrived.
+ * The stack runs without dockerd: the builds only need to stay in progress for a while.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fakeControl } from '../../stack/fake-aws/control';
+import { startStack, type Stack } from '../../stack/stack';
+import { type Job, makeJob, repoRoot, runAction, visible } from './helpers';
+
+const STACK_DIR = join(repoRoot, '.stack', 'e2e-stop');
+let stack: Stack;
+const control = () => fakeControl(stack.fakeUrl);
+
+beforeAll(async () => {
+  stack = await startStack({ dir: STACK_DIR, docker: false, phaseDelayMs: 3000 });
+});
+afterEach(async () => {
+  await control().clearFaults();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/**
+ * Runs the job's build and SIGKILLs the program (no signal handler, no cleanup) once `killWhen` holds;
+ * it is checked on every output and every 50 ms, since nothing is printed while StartBuild waits.
+ */
+async function killedJob(job: Job, killWhen: (output: string) => boolean | Promise<boolean>): Promise<string> {
+  let killed = false;
+  let output = '';
+  let child: ChildProcess | undefined;
+  const check = async () => {
+    if (!killed && child && (await killWhen(output))) {
+      killed = true;
+      child.kill('SIGKILL');
+    }
+  };
+  const timer = setInterval(() => void check(), 50);
+  try {
+    const result = await runAction(job, {
+      onOutput: (all, c) => {
+        output = all;
+        child = c;
+        void check();
+      },
+    });
+    expect(result.signal, visible(result.output)).toBe('SIGKILL');
+    return visible(result.output);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function waitForStatus(buildId: string, status: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await control().builds()).find((b) => b.id === buildId)?.buildStatus === status) return;
+    await delay(100);
+  }
+  throw new Error(`build ${buildId} never became ${status}`);
+}
+
+describe('index.js stop after a killed job', () => {
+  it('reaches StopBuild while BatchGetBuilds is throttled, and rides out 4 throttled StopBuild calls', async () => {
+    const job = await makeJob(stack, 'examples/hello');
+    const log = await killedJob(job, (all) => /CodeBuild build \S+:\S+/.test(all));
+    const buildId = /CodeBuild build (\S+:\S+)/.exec(log)?.[1] ?? '';
+    expect(existsSync(join(job.reportDir, 'build-id'))).toBe(true);
+
+    await control().inject({ kind: 'throttle', operation: 'BatchGetBuilds', count: 6 });
+    await control().inject({ kind: 'throttle', operation: 'StopBuild', count: 4 });
+    const stopsBefore = (await control().calls()).StopBuild ?? 0;
+    const stop = await runAction(job, { args: ['stop'] });
+    const out = visible(stop.output);
+    expect(stop.code, out).toBe(0);
+    expect((await control().calls()).StopBuild).toBe(stopsBefore + 5);
+    expect(out).toContain(`Stopping CodeBuild build ${buildId}`);
+    expect(out).toMatch(/StopBuild was accepted, but checking build \S+ failed \(ThrottlingException\); will keep checking/);
+    await waitForStatus(buildId, 'STOPPED');
+  });
+
+  it('stops a build whose StartBuild answer never arrived (SIGKILL during StartBuild)', async () => {
+    const job = await makeJob(stack, 'examples/hello');
+    const buildsBefore = (await control().builds()).length;
+    const startsBefore = (await control().calls()).StartBuild ?? 0;
+    // StartBuild reaches the fake, which answers only after 3 s: the job is killed while it waits.
+    await control().inject({ kind: 'delay', operation: 'StartBuild', ms: 3000, count: 1 });
+    await killedJob(job, async () => ((await control().calls()).StartBuild ?? 0) > startsBefore);
+    expect(existsSync(join(job.reportDir, 'build-id'))).toBe(false);
+    expect(existsSync(join(job.reportDir, 'build-start'))).toBe(true);
+
+    const stop = await runAction(job, { args: ['stop'] });
+    const out = visible(stop.output);
+    expect(stop.code, out).toBe(0);
+    expect(out).toContain("The job ended before StartBuild answered: looking for the build by this job's marker");
+    const builds = await control().builds();
+    expect(builds).toHaveLength(buildsBefore + 1);
+    const orphan = builds.at(-1);
+    expect(out).toContain(`Stopping CodeBuild build ${orphan?.id}`);
+    await waitForStatus(orphan?.id ?? '', 'STOPPED');
+  });
+
+  it.each([
+    ['was killed while packing or uploading', false],
+    ['sent a StartBuild that never reached CodeBuild', true],
+  ])('says there is nothing to stop when the job %s', async (_when, requested) => {
+    const job = await makeJob(stack, 'examples/hello');
+    mkdirSync(job.reportDir, { recursive: true });
+    writeFileSync(join(job.reportDir, 'build-start'), JSON.stringify({ marker: 'never-sent', projectName: stack.projectName, requested }));
+    const listsBefore = (await control().calls()).ListBuildsForProject ?? 0;
+    const stop = await runAction(job, { args: ['stop'] });
+    expect(stop.code, visible(stop.output)).toBe(0);
+    expect(visible(stop.output)).toContain('No build was started by this job: nothing to stop.');
+    // Only a requested StartBuild is looked for (for 20 s, as a new build can take a moment to be listed).
+    expect(((await control().calls()).ListBuildsForProject ?? 0) > listsBefore).toBe(requested);
+  }, 60_000);
+});
+
+describe('a report failure after the build ran', () => {
+  it('is not exit 2 ("nothing was sent"): the build status is printed and the exit is 1', async () => {
+    const job = await makeJob(stack, 'examples/hello');
+    let swapped = false;
+    const result = await runAction(job, {
+      onOutput: (all) => {
+        // Once the build runs, the report directory becomes a file: the reports cannot be written.
+        if (!swapped && /CodeBuild build \S+:\S+/.test(all)) {
+          swapped = true;
+          rmSync(job.reportDir, { recursive: true, force: true });
+          writeFileSync(job.reportDir, 'not a directory');
+        }
+      },
+    });
+    const log = visible(result.output);
+    expect(swapped).toBe(true);
+    expect(result.code, log).toBe(1);
+    expect(log).toMatch(/ERROR: Cannot (create the report directory|write) .*\. Later jobs do not get this build's dotenv variables\./);
+    expect(log.trimEnd().split('\n').at(-1)).toMatch(/^Build status: \w+, reports not written$/);
+  });
+});

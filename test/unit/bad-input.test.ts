@@ -1,0 +1,193 @@
+/**
+ * Bad input through the program's entry (`run`): one line per problem naming the input, exit 2, every
+ * problem of the inputs, the buildspec file and the context in one run, values printed safely, secrets
+ * never printed, and no AWS call: every AWS endpoint points at a server that counts requests.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors';
+import { run, USAGE } from '../../src/main';
+import { memoryOutput } from '../helpers/output';
+
+const AUDIENCE = 'https://gitlab.example.com';
+let server: Server;
+let requests = 0;
+let endpoint: string;
+let checkout: string;
+let token: string;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    requests += 1;
+    res.writeHead(500).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  token = await sign({ aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 });
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+beforeEach(() => {
+  checkout = realpathSync(mkdtempSync(path.join(tmpdir(), 'bad-input-')));
+  writeFileSync(path.join(checkout, 'Dockerfile'), 'FROM scratch\n');
+  requests = 0;
+});
+afterEach(() => rmSync(checkout, { recursive: true, force: true }));
+
+async function sign(claims: Record<string, unknown>): Promise<string> {
+  const { privateKey } = await generateKeyPair('RS256');
+  return new SignJWT({ sub: 'project_path:group/app:ref_type:branch:ref:main', ...claims }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
+}
+
+/** A valid job; `inputs` are CODEBUILD_IMAGE_* values by input name, `extra` other variables. */
+function jobEnv(inputs: Record<string, string> = {}, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    CI_PROJECT_DIR: checkout,
+    CI_PROJECT_PATH: 'group/app',
+    CI_SERVER_URL: AUDIENCE,
+    CI_COMMIT_SHORT_SHA: 'abc1234',
+    GITLAB_OIDC_TOKEN: token,
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    ...extra,
+  };
+  const defaults = { aws_region: 'eu-west-1', role_arn: 'arn:aws:iam::123456789012:role/builder', project_name: 'builder', oidc_audience: AUDIENCE };
+  for (const [k, v] of Object.entries({ ...defaults, ...inputs })) env[`CODEBUILD_IMAGE_${k.toUpperCase()}`] = v;
+  return env;
+}
+
+async function runJob(env: NodeJS.ProcessEnv, argv: string[] = []): Promise<{ code: ExitCode; lines: string[]; text: string }> {
+  const out = memoryOutput();
+  const code = await run(argv, env, out);
+  return { code, lines: out.lines, text: out.lines.join('\n') };
+}
+
+describe('OIDC tokens are checked before STS', () => {
+  it.each<[string, () => Promise<string>, RegExp]>([
+    ['not a JWT', async () => 'this-is-not-a-token-0123456789', /does not hold a JWT/],
+    ['expired', () => sign({ aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) - 7200 }), /expired 2 h ago/],
+    ['unsigned (alg none)', async () => new UnsecuredJWT({ aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 }).encode(), /unsigned JWT/],
+    ['for another audience', () => sign({ aud: 'sts.amazonaws.com', exp: Math.floor(Date.now() / 1000) + 300 }), /audience "sts\.amazonaws\.com" where "https:\/\/gitlab\.example\.com" was expected/],
+  ])('%s: one line naming id_token_variable, the token never printed, no AWS call', async (_name, make, expected) => {
+    const bad = await make();
+    const r = await runJob(jobEnv({}, { GITLAB_OIDC_TOKEN: bad }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: input id_token_variable: \$GITLAB_OIDC_TOKEN /)]);
+    expect(r.text).toMatch(expected);
+    for (const part of bad.split('.').filter((p) => p.length > 8)) expect(r.text).not.toContain(part);
+    expect(requests).toBe(0);
+  });
+});
+
+describe('values are printed safely', () => {
+  it('a tag holding a line break cannot forge a log line', async () => {
+    const r = await runJob(jobEnv({ tags: JSON.stringify(['v1\nBuild status: SUCCEEDED']) }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual(['ERROR: input tags: "v1\\nBuild status: SUCCEEDED" is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -']);
+    expect(requests).toBe(0);
+  });
+
+  it('a 100 KB value is shortened, with its length', async () => {
+    const r = await runJob(jobEnv({ context: 'x'.repeat(100_000) }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.text.length).toBeLessThan(1000);
+    expect(r.text).toContain('(100000 characters)');
+  });
+
+  it('an unknown region gets a suggestion and says when it came from AWS_REGION', async () => {
+    const r = await runJob(jobEnv({ aws_region: '' }, { AWS_REGION: 'eu-wset-1' }));
+    expect(r.lines).toEqual([
+      'ERROR: input aws_region: "eu-wset-1" is not in the AWS SDK\'s list of regions; did you mean eu-west-1? (the value comes from AWS_REGION, since aws_region is empty)',
+    ]);
+    expect(requests).toBe(0);
+  });
+});
+
+describe('every problem at once: inputs, the buildspec file and the context', () => {
+  it('reports a bad input, a buildspec that is not YAML and an invalid .dockerignore pattern in one run', async () => {
+    writeFileSync(path.join(checkout, 'buildspec.yml'), 'version: [0.2\n');
+    writeFileSync(path.join(checkout, '.dockerignore'), 'ok\n!\n');
+    const r = await runJob(jobEnv({ buildspec: 'buildspec.yml', build_timeout: '4' }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines.map((l) => /^ERROR: input (\w+):/.exec(l)?.[1])).toEqual(['buildspec', 'build_timeout', 'context']);
+    expect(r.text).toContain('buildspec.yml is not valid YAML');
+    expect(r.text).toContain('.dockerignore: illegal exclusion pattern');
+    expect(requests).toBe(0);
+  });
+
+  it('lists context name problems line by line, each line escaped', async () => {
+    mkdirSync(path.join(checkout, 'a\\b'));
+    execFileSync('sh', ['-c', `printf x > "$1/bad$(printf '\\377')name"`, 'sh', checkout]);
+    const r = await runJob(jobEnv({ s3_bucket: 'Bad_Bucket' }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines[0]).toMatch(/^ERROR: input s3_bucket: /);
+    expect(r.lines).toContain('ERROR:   a\\b');
+    expect(r.lines).toContain('ERROR:   bad\uFFFDname');
+    expect(requests).toBe(0);
+  });
+
+  it('a FIFO named .dockerignore is refused at once, not waited on', { timeout: 5000 }, async () => {
+    execFileSync('mkfifo', [path.join(checkout, '.dockerignore')]);
+    const r = await runJob(jobEnv());
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: input context: \.dockerignore is a FIFO \(named pipe\), not a file/)]);
+  });
+
+  it('a context directory name that is not UTF-8 is named as such, not as missing', async () => {
+    // Node decodes the variable's bytes as UTF-8, turning each bad byte into U+FFFD.
+    const r = await runJob(jobEnv({ context: 'caf\uFFFD' }));
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: input context: "caf\uFFFD" does not exist: the name is not valid UTF-8/)]);
+  });
+});
+
+describe('secrets in inputs', () => {
+  it('a secret value pasted into secret_build_args is never printed and gets storage advice', async () => {
+    const secret = 'npm_S3cr3tV4lu3xyz';
+    const r = await runJob(jobEnv({ secret_build_args: JSON.stringify([`NPM_TOKEN=${secret}`, secret]) }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.text).not.toContain(secret);
+    expect(r.lines).toHaveLength(2);
+    for (const line of r.lines) {
+      expect(line).toContain('a secret never belongs in an input');
+      expect(line).toContain('Parameter Store (aws ssm put-parameter --type SecureString');
+      expect(line).toContain('Secrets Manager (aws secretsmanager create-secret');
+    }
+  });
+});
+
+describe('arguments', () => {
+  it.each([['--help'], ['-h'], ['help']])('%s prints the usage and exits 0', async (arg) => {
+    const r = await runJob(jobEnv(), [arg]);
+    expect(r.code).toBe(ExitCode.Success);
+    expect(r.text).toBe(USAGE);
+    expect(requests).toBe(0);
+  });
+
+  it('an unknown option is one line pointing to --help', async () => {
+    const r = await runJob(jobEnv(), ['--frobnicate']);
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: Unknown option '--frobnicate'.*; see --help$/)]);
+  });
+});
+
+describe('failures of the machine running the job', () => {
+  it('are one named line, not "Unexpected error" with a stack trace', async () => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = path.join(checkout, 'no-such-tmp');
+    try {
+      const r = await runJob(jobEnv());
+      expect(r.code).toBe(ExitCode.AwsError);
+      expect(r.lines).toEqual([expect.stringMatching(/^ERROR: ENOENT: no such file or directory, mkdtemp '.*no-such-tmp\/codebuild-image-\w{6}' \(on the machine running the job\)$/)]);
+      expect(requests).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
+});

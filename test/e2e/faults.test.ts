@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { fromWebToken } from '@aws-sdk/credential-providers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { POLLING_RETRY } from '../../src/clients';
+import { MAX_FAILED_POLLS } from '../../src/follow';
 import { fakeControl } from '../../stack/fake-aws/control';
 import type { Fault } from '../../stack/fake-aws/faults';
 import { startStack, type Stack } from '../../stack/stack';
@@ -129,5 +131,19 @@ describe('dist/index.js under injected AWS faults', () => {
     const buildLines = await storedLog(buildId);
     expect(buildLines.filter((l) => /^line-\d{3}$/.test(l))).toEqual(NUMBERED);
     expectBuildLogOnce(jobLines, buildLines);
+  });
+
+  it('stops the build before giving up when BatchGetBuilds keeps failing', async () => {
+    const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_TAGS: JSON.stringify(['faults-give-up']) });
+    writeFileSync(join(job.dir, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo "long step started" && sleep 300\n');
+    // Every attempt of MAX_FAILED_POLLS polls fails (the SDK makes maxAttempts each); the waits after StopBuild succeed.
+    await control().inject({ kind: 'status', status: 503, operation: 'BatchGetBuilds', count: POLLING_RETRY.maxAttempts * MAX_FAILED_POLLS });
+    const result = await runAction(job);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(3);
+    expect(log).toContain('Cannot follow build');
+    expect(log).toMatch(/AWS or the network failed \d+ polls in a row/);
+    const { buildId } = { buildId: readFileSync(join(job.reportDir, 'build-id'), 'utf8').trim() };
+    expect((await control().builds()).find((b) => b.id === buildId)?.buildStatus).toBe('STOPPED');
   });
 });

@@ -22,13 +22,13 @@ export interface FollowDeps {
 /**
  * The pace of the loop (ms). The budget is account-wide (GetLogEvents allows 10 requests a second per
  * account and region), so a poll is one request: at most 30 a build-minute while lines flow (a read every
- * 2.5 s, the status every 15 s) and at most 10 while the build is silent (a read every 7 s, the status
+ * 2.5 s, the status every 15 s) and at most 10 while the build is silent (a read every 8 s, the status
  * every minute). Once the log shows the last phase ended, the status is read every second until done.
  */
 export const Pace = {
   flowing: 2_500,
   /** Silent polls slow down through these steps. */
-  silent: [3_000, 5_000, 7_000],
+  silent: [3_000, 5_000, 8_000],
   /** The build's status at least this often while its log is read... */
   status: 15_000,
   /** ...and this often while the log is silent. */
@@ -107,26 +107,28 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
     const t = now();
     const silent = t - st.linesAt > Pace.flowing * 2;
     const statusDue = !st.reader || st.logsOff || renderer.ending || t - st.statusAt >= (silent ? Pace.silentStatus : Pace.status);
-    if (statusDue) {
-      const build = await readStatus();
-      if (build?.buildComplete) {
-        await read(true);
-        jobLog.show(renderer.finish(build.phases ?? [], build.buildStatus));
-        const summary = queueSummary(build.phases ?? [], build.endTime);
-        if (summary) deps.out.info(summary);
-        return undefined;
-      }
-      // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
-      if (renderer.ending) return Pace.ending;
-      if (!st.reader || st.logsOff) return silentPace(st);
-    }
+    if (statusDue && (await finished())) return undefined;
+    // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
+    if (renderer.ending) return Pace.ending;
+    if (!st.reader || st.logsOff) return silentPace(st);
     const lines = await read(false);
-    if (lines > 0) {
-      st.linesAt = now();
-      st.silentStep = 0;
-      return renderer.ending ? Pace.ending : Pace.flowing;
-    }
-    return renderer.ending ? Pace.ending : silentPace(st);
+    // The lines just read show the last phase ended: ask for the status now rather than a second later.
+    if (renderer.ending) return (await finished()) ? undefined : Pace.ending;
+    if (lines === 0) return silentPace(st);
+    st.linesAt = now();
+    st.silentStep = 0;
+    return Pace.flowing;
+  };
+
+  /** Reads the status; once the build is complete, drains its log and prints the end. */
+  const finished = async (): Promise<boolean> => {
+    const build = await readStatus();
+    if (!build?.buildComplete) return false;
+    await read(true);
+    jobLog.show(renderer.finish(build.phases ?? [], build.buildStatus));
+    const summary = queueSummary(build.phases ?? [], build.endTime);
+    if (summary) deps.out.info(summary);
+    return true;
   };
 
   const aborted = (): Build => {

@@ -91,7 +91,7 @@ const cases: { name: string; faults: Fault[]; operation: string; consumed: numbe
   { name: 'GetLogEvents throttled for the next 5 calls', faults: [{ kind: 'throttle', operation: 'GetLogEvents', count: 5 }], operation: 'GetLogEvents', consumed: 5 },
   { name: 'BatchGetBuilds answering 503 for the next 3 calls', faults: [{ kind: 'status', status: 503, operation: 'BatchGetBuilds', count: 3 }], operation: 'BatchGetBuilds', consumed: 3 },
   { name: 'connection resets on GetLogEvents for the next 2 calls', faults: [{ kind: 'reset', operation: 'GetLogEvents', count: 2 }], operation: 'GetLogEvents', consumed: 2 },
-  // The program reads at least two pages a poll (the second shows the end), so 1 request/s always bites.
+  // A poll reads one page, so 1 request/s bites only where reads bunch up (the final drain).
   { name: 'a quota of 1 GetLogEvents request per second', faults: [{ kind: 'quota', operation: 'GetLogEvents', rps: 1 }], operation: 'GetLogEvents', consumed: 0 },
   { name: 'StartBuild throttled once', faults: [{ kind: 'throttle', operation: 'StartBuild', count: 1 }], operation: 'StartBuild', consumed: 1 },
 ];

@@ -32,8 +32,8 @@ export const awsCalls = {
   },
   StartBuildCommand: { actions: ['codebuild:StartBuild'], usedIn: ['src/codebuild.ts'] },
   StopBuildCommand: { actions: ['codebuild:StopBuild'], usedIn: ['src/codebuild.ts'] },
-  BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/logs.ts'] },
-  GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/logs.ts'] },
+  BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/follow.ts'] },
+  GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/log-reader.ts'] },
 } as const satisfies Record<string, AwsCall>;
 
 /**

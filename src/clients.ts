@@ -27,7 +27,7 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
   return {
     s3: new S3Client(config),
     codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
-    logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY }),
+    logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
     credentials,
   };
 }
@@ -38,6 +38,15 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
  * client's own request rate after throttling. The follow loop only counts polls that failed despite this.
  */
 export const POLLING_RETRY = { retryMode: 'adaptive', maxAttempts: 5 } as const;
+
+/**
+ * StartLiveTail goes to a `stream-` prefixed host (stream-logs.<region>.amazonaws.com). A configured
+ * endpoint (the local stack, a proxy, LocalStack) is one host that answers every operation, and the
+ * prefixed name would not even resolve, so the prefix is dropped there.
+ */
+function customLogsEndpoint(): boolean {
+  return Boolean(process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS || process.env.AWS_ENDPOINT_URL);
+}
 
 /**
  * The SDK warns on every Node below 22 that its releases after January 2027 need Node 22, as a 7-line

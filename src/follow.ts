@@ -4,8 +4,9 @@ import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import type { Output } from './console';
 import { AwsStepError, errorName, isThrottling, isTransient } from './errors';
 import { JobLog } from './job-log';
+import { EventSet, LiveTail, logGroupArn } from './live-tail';
 import { LogReader } from './log-reader';
-import { PhaseRenderer, queueSummary } from './phases';
+import { PhaseRenderer, queueSummary, type LogEvent } from './phases';
 
 export interface FollowDeps {
   codebuild: CodeBuildClient;
@@ -34,6 +35,8 @@ export const Pace = {
   /** ...and this often while the log is silent. */
   silentStatus: 60_000,
   ending: 1_000,
+  /** Taking what Live Tail pushed (no request). */
+  tail: 1_000,
   /** Ceiling while AWS throttles: slower, but never giving up while the build runs. */
   throttled: 30_000,
 } as const;
@@ -46,6 +49,11 @@ const MAX_MISSING = 3;
 interface FollowState {
   build: Build | undefined;
   reader: LogReader | undefined;
+  tail: LiveTail | undefined;
+  tailTried: boolean;
+  /** Lines the reader printed that Live Tail may deliver again, and lines Live Tail printed that a read will. */
+  read: EventSet;
+  tailed: EventSet;
   logsOff: boolean;
   statusAt: number;
   /** When a read last returned lines. */
@@ -69,7 +77,7 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
   const renderer = new PhaseRenderer();
   const jobLog = new JobLog(deps.out, { ...(deps.logFile && { file: deps.logFile }), ...(deps.jobLogLimit && { limit: deps.jobLogLimit }) });
   const st: FollowState = {
-    build: undefined, reader: undefined, logsOff: false, statusAt: -Infinity, linesAt: now(),
+    build: undefined, reader: undefined, tail: undefined, tailTried: false, read: new EventSet(), tailed: new EventSet(), logsOff: false, statusAt: -Infinity, linesAt: now(),
     silentStep: 0, failed: 0, throttled: 0, missing: 0,
   };
   const step = `Following CodeBuild build ${buildId}`;
@@ -90,6 +98,15 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
     noteStream(st, deps, build);
     return build;
   };
+  /** Prints the events no other source printed; returns how many. */
+  const show = (events: LogEvent[], from: 'tail' | 'read'): number => {
+    const fresh = events.filter((e) => !(from === 'tail' ? st.read : st.tailed).remove(e));
+    // Only while a session runs may the other source deliver the same lines again.
+    if (st.tail) for (const e of fresh) (from === 'tail' ? st.tailed : st.read).add(e);
+    jobLog.record(fresh);
+    jobLog.show(renderer.render(fresh, st.build?.phases ?? []));
+    return fresh.length;
+  };
   const read = async (drain: boolean): Promise<number> => {
     if (!st.reader) return 0;
     const { events } = await st.reader.read({ drain, maxPages: drain ? Infinity : 20, ...(signal && { signal }) });
@@ -97,9 +114,19 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
       st.logsOff = true;
       deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${st.reader.stream.group}. Following the build status only.`);
     }
-    jobLog.record(events);
-    jobLog.show(renderer.render(events, st.build?.phases ?? []));
-    return events.length;
+    return show(events, 'read');
+  };
+
+  /** Once: a Live Tail session, then one read for what the log held before it started. */
+  const startTail = async (): Promise<void> => {
+    st.tailTried = true;
+    const group = logGroupArn(st.build?.logs?.cloudWatchLogsArn);
+    if (!group || !st.reader) return;
+    try {
+      st.tail = await LiveTail.start(deps.logs, group, st.reader.stream.name);
+    } catch (e) {
+      deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); the role needs logs:StartLiveTail to follow it with fewer requests.`);
+    }
   };
 
   /** One poll; returns how long to wait before the next, or undefined once the build is complete and drained. */
@@ -107,11 +134,23 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
     const t = now();
     const silent = t - st.linesAt > Pace.flowing * 2;
     const statusDue = !st.reader || st.logsOff || renderer.ending || t - st.statusAt >= (silent ? Pace.silentStatus : Pace.status);
+    if (st.tail && (st.tail.ended || st.tail.sampled)) {
+      deps.out.info(`Following the log by polling from here: Live Tail ${st.tail.sampled ? 'sampled the lines (over 500 a second)' : `ended (${st.tail.reason ?? 'closed'})`}.`);
+      st.tail.stop();
+      st.tail = undefined;
+    }
+    if (st.tail) {
+      if (show(st.tail.take(), 'tail') > 0) st.linesAt = now();
+      if (statusDue && (await finished())) return undefined;
+      return Pace.tail;
+    }
     if (statusDue && (await finished())) return undefined;
     // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
     if (renderer.ending) return Pace.ending;
     if (!st.reader || st.logsOff) return silentPace(st);
+    if (!st.tailTried) await startTail();
     const lines = await read(false);
+    if (st.tail) return Pace.tail;
     // The lines just read show the last phase ended: ask for the status now rather than a second later.
     if (renderer.ending) return (await finished()) ? undefined : Pace.ending;
     if (lines === 0) return silentPace(st);
@@ -124,6 +163,8 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
   const finished = async (): Promise<boolean> => {
     const build = await readStatus();
     if (!build?.buildComplete) return false;
+    st.tail?.stop();
+    st.tail = undefined;
     await read(true);
     jobLog.show(renderer.finish(build.phases ?? [], build.buildStatus));
     const summary = queueSummary(build.phases ?? [], build.endTime);
@@ -133,30 +174,35 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
 
   const aborted = (): Build => {
     // The caller decides what to do with a build still running (main.ts stops it).
+    st.tail?.stop();
     jobLog.show(renderer.abort());
     return st.build ?? { id: buildId };
   };
 
-  for (;;) {
-    if (signal?.aborted) return aborted();
-    let wait: number;
-    try {
-      const next = await poll();
-      if (next === undefined) return st.build as Build;
-      if (st.throttled) deps.out.info('AWS stopped throttling: following at the usual pace again.');
-      st.failed = 0;
-      st.throttled = 0;
-      wait = next;
-    } catch (e) {
+  try {
+    for (;;) {
       if (signal?.aborted) return aborted();
-      wait = failedPoll(st, deps.out, step, e);
+      let wait: number;
+      try {
+        const next = await poll();
+        if (next === undefined) return st.build as Build;
+        if (st.throttled) deps.out.info('AWS stopped throttling: following at the usual pace again.');
+        st.failed = 0;
+        st.throttled = 0;
+        wait = next;
+      } catch (e) {
+        if (signal?.aborted) return aborted();
+        wait = failedPoll(st, deps.out, step, e);
+      }
+      try {
+        await sleep(wait, signal);
+      } catch (e) {
+        if (signal?.aborted) return aborted();
+        throw e;
+      }
     }
-    try {
-      await sleep(wait, signal);
-    } catch (e) {
-      if (signal?.aborted) return aborted();
-      throw e;
-    }
+  } finally {
+    st.tail?.stop();
   }
 }
 

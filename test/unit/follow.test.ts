@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { CloudWatchLogsClient, GetLogEventsCommand, StartLiveTailCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -86,6 +86,8 @@ function scenario(opts: { phases?: PhaseSpec[]; lines?: LogLine[]; status?: 'SUC
   };
   cbMock.on(BatchGetBuildsCommand).callsFake(count(() => ({ builds: [buildAt(phases, clock.elapsed, opts.status)] })));
   logsMock.on(GetLogEventsCommand).callsFake((input) => count(() => stream.handler(input))());
+  // These tests follow by polling, as for a role without logs:StartLiveTail; the Live Tail tests below lift this.
+  logsMock.on(StartLiveTailCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }));
   return { clock, stream, out, deps, lines, callsBetween };
 }
 

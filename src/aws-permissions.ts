@@ -34,6 +34,11 @@ export const awsCalls = {
   StopBuildCommand: { actions: ['codebuild:StopBuild'], usedIn: ['src/codebuild.ts'] },
   BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/follow.ts'] },
   GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/log-reader.ts'] },
+  StartLiveTailCommand: {
+    actions: ['logs:StartLiveTail'],
+    usedIn: ['src/live-tail.ts'],
+    note: 'Optional: without it the program follows the log by polling GetLogEvents, at a higher request rate.',
+  },
 } as const satisfies Record<string, AwsCall>;
 
 /**

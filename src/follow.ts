@@ -35,8 +35,8 @@ export const Pace = {
   /** ...and this often while the log is silent. */
   silentStatus: 60_000,
   ending: 1_000,
-  /** Taking what Live Tail pushed (no request). */
-  tail: 1_000,
+  /** Taking what Live Tail pushed (no request; AWS pushes once a second). */
+  tail: 500,
   /** Ceiling while AWS throttles: slower, but never giving up while the build runs. */
   throttled: 30_000,
 } as const;
@@ -51,6 +51,8 @@ interface FollowState {
   reader: LogReader | undefined;
   tail: LiveTail | undefined;
   tailTried: boolean;
+  /** The lines from before the session started were read. */
+  caughtUp: boolean;
   /** Lines the reader printed that Live Tail may deliver again, and lines Live Tail printed that a read will. */
   read: EventSet;
   tailed: EventSet;
@@ -77,7 +79,7 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
   const renderer = new PhaseRenderer();
   const jobLog = new JobLog(deps.out, { ...(deps.logFile && { file: deps.logFile }), ...(deps.jobLogLimit && { limit: deps.jobLogLimit }) });
   const st: FollowState = {
-    build: undefined, reader: undefined, tail: undefined, tailTried: false, read: new EventSet(), tailed: new EventSet(), logsOff: false, statusAt: -Infinity, linesAt: now(),
+    build: undefined, reader: undefined, tail: undefined, tailTried: false, caughtUp: false, read: new EventSet(), tailed: new EventSet(), logsOff: false, statusAt: -Infinity, linesAt: now(),
     silentStep: 0, failed: 0, throttled: 0, missing: 0,
   };
   const step = `Following CodeBuild build ${buildId}`;
@@ -117,15 +119,17 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
     return show(events, 'read');
   };
 
-  /** Once: a Live Tail session, then one read for what the log held before it started. */
-  const startTail = async (): Promise<void> => {
+  /** Tried once: a Live Tail session on the build's stream; true when it runs. */
+  const startTail = async (): Promise<boolean> => {
     st.tailTried = true;
     const group = logGroupArn(st.build?.logs?.cloudWatchLogsArn);
-    if (!group || !st.reader) return;
+    if (!group || !st.reader) return false;
     try {
       st.tail = await LiveTail.start(deps.logs, group, st.reader.stream.name);
+      return true;
     } catch (e) {
       deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); the role needs logs:StartLiveTail to follow it with fewer requests.`);
+      return false;
     }
   };
 
@@ -133,24 +137,31 @@ export async function followBuild(deps: FollowDeps, buildId: string, signal?: Ab
   const poll = async (): Promise<number | undefined> => {
     const t = now();
     const silent = t - st.linesAt > Pace.flowing * 2;
-    const statusDue = !st.reader || st.logsOff || renderer.ending || t - st.statusAt >= (silent ? Pace.silentStatus : Pace.status);
+    const every = renderer.ending ? Pace.ending * 0.9 : silent ? Pace.silentStatus : Pace.status;
+    const statusDue = !st.reader || st.logsOff || t - st.statusAt >= every;
     if (st.tail && (st.tail.ended || st.tail.sampled)) {
       deps.out.info(`Following the log by polling from here: Live Tail ${st.tail.sampled ? 'sampled the lines (over 500 a second)' : `ended (${st.tail.reason ?? 'closed'})`}.`);
       st.tail.stop();
       st.tail = undefined;
     }
     if (st.tail) {
+      // First what the log held before the session started; the session's lines wait in its queue.
+      if (!st.caughtUp) {
+        await read(false);
+        st.caughtUp = true;
+      }
+      const wasEnding = renderer.ending;
       if (show(st.tail.take(), 'tail') > 0) st.linesAt = now();
-      if (statusDue && (await finished())) return undefined;
+      // The lines just shown tell the last phase ended: ask for the status now.
+      if ((statusDue || renderer.ending !== wasEnding) && (await finished())) return undefined;
       return Pace.tail;
     }
     if (statusDue && (await finished())) return undefined;
     // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
     if (renderer.ending) return Pace.ending;
     if (!st.reader || st.logsOff) return silentPace(st);
-    if (!st.tailTried) await startTail();
+    if (!st.tailTried && (await startTail())) return poll();
     const lines = await read(false);
-    if (st.tail) return Pace.tail;
     // The lines just read show the last phase ended: ask for the status now rather than a second later.
     if (renderer.ending) return (await finished()) ? undefined : Pace.ending;
     if (lines === 0) return silentPace(st);

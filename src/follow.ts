@@ -22,9 +22,10 @@ export interface FollowDeps {
 
 /**
  * The pace of the loop (ms). The budget is account-wide (GetLogEvents allows 10 requests a second per
- * account and region), so a poll is one request: at most 30 a build-minute while lines flow (a read every
- * 2.5 s, the status every 15 s) and at most 10 while the build is silent (a read every 8 s, the status
- * every minute). Once the log shows the last phase ended, the status is read every second until done.
+ * account and region): at most 30 requests a build-minute while lines flow and 10 while the build is
+ * silent. With Live Tail the log costs one request a session and only the status is read (every 15 s, or
+ * every minute when silent). Polling reads the log every 2.5 s while lines flow and slows to every 8 s
+ * when silent. Once the log shows the last phase ended, the status is read every second until done.
  */
 export const Pace = {
   flowing: 2_500,

@@ -47,27 +47,6 @@ export const MAX_FAILED_POLLS = 8;
 /** BatchGetBuilds answers "not found" this many times in a row: the build is gone. */
 const MAX_MISSING = 3;
 
-interface FollowState {
-  build: Build | undefined;
-  reader: LogReader | undefined;
-  tail: LiveTail | undefined;
-  tailTried: boolean;
-  /** The lines from before the session started were read. */
-  caughtUp: boolean;
-  /** Lines the reader printed that Live Tail may deliver again, and lines Live Tail printed that a read will. */
-  read: EventSet;
-  tailed: EventSet;
-  logsOff: boolean;
-  statusAt: number;
-  /** When a read last returned lines. */
-  linesAt: number;
-  silentStep: number;
-  failed: number;
-  /** The wait after the last throttled poll; 0 when the last poll was not throttled. */
-  throttled: number;
-  missing: number;
-}
-
 /**
  * Follows a CodeBuild build until it completes: each phase in a collapsible section holding its log
  * lines, stamped with CodeBuild's own times, and the log drained to its end. Returns the final Build, or
@@ -75,182 +54,216 @@ interface FollowState {
  * the build then still runs, and the caller decides what to do with it.
  */
 export async function followBuild(deps: FollowDeps, buildId: string, signal?: AbortSignal): Promise<Build> {
-  const sleep = deps.sleep ?? ((ms, s) => delay(ms, undefined, s ? { signal: s } : {}));
-  const now = deps.now ?? Date.now;
-  const renderer = new PhaseRenderer();
-  const jobLog = new JobLog(deps.out, { ...(deps.logFile && { file: deps.logFile }), ...(deps.jobLogLimit && { limit: deps.jobLogLimit }) });
-  const st: FollowState = {
-    build: undefined, reader: undefined, tail: undefined, tailTried: false, caughtUp: false, read: new EventSet(), tailed: new EventSet(), logsOff: false, statusAt: -Infinity, linesAt: now(),
-    silentStep: 0, failed: 0, throttled: 0, missing: 0,
-  };
-  const step = `Following CodeBuild build ${buildId}`;
-  const opts = signal ? { abortSignal: signal } : {};
+  return new Follower(deps, buildId, signal).run();
+}
 
-  const readStatus = async (): Promise<Build | undefined> => {
-    const res = await deps.codebuild.send(new BatchGetBuildsCommand({ ids: [buildId] }), opts);
-    st.statusAt = now();
+/** The follow loop and everything it knows, in one place. */
+class Follower {
+  private readonly now: () => number;
+  private readonly renderer = new PhaseRenderer();
+  private readonly jobLog: JobLog;
+  private readonly step: string;
+  private build: Build | undefined;
+  private reader: LogReader | undefined;
+  private tail: LiveTail | undefined;
+  private tailTried = false;
+  /** The lines from before the session started were read. */
+  private caughtUp = false;
+  /** Lines the reader printed that Live Tail may deliver again, and lines Live Tail printed that a read will. */
+  private readonly fromReads = new EventSet();
+  private readonly fromTail = new EventSet();
+  private logsOff = false;
+  private statusAt = -Infinity;
+  /** When lines last arrived. */
+  private linesAt: number;
+  private silentStep = 0;
+  private failed = 0;
+  /** The wait after the last throttled poll; 0 when the last poll was not throttled. */
+  private throttled = 0;
+  private missing = 0;
+
+  constructor(
+    private readonly deps: FollowDeps,
+    private readonly buildId: string,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.linesAt = this.now();
+    this.jobLog = new JobLog(deps.out, { ...(deps.logFile && { file: deps.logFile }), ...(deps.jobLogLimit && { limit: deps.jobLogLimit }) });
+    this.step = `Following CodeBuild build ${buildId}`;
+  }
+
+  async run(): Promise<Build> {
+    const sleep = this.deps.sleep ?? ((ms, s) => delay(ms, undefined, s ? { signal: s } : {}));
+    try {
+      for (;;) {
+        if (this.signal?.aborted) return this.aborted();
+        let wait: number;
+        try {
+          const next = await this.poll();
+          if (next === undefined) return this.build as Build;
+          if (this.throttled) this.deps.out.info('AWS stopped throttling: following at the usual pace again.');
+          this.failed = 0;
+          this.throttled = 0;
+          wait = next;
+        } catch (e) {
+          if (this.signal?.aborted) return this.aborted();
+          wait = this.failedPoll(e);
+        }
+        try {
+          await sleep(wait, this.signal);
+        } catch (e) {
+          if (this.signal?.aborted) return this.aborted();
+          throw e;
+        }
+      }
+    } finally {
+      this.tail?.stop();
+    }
+  }
+
+  /** One poll; returns how long to wait before the next, or undefined once the build is complete and drained. */
+  private async poll(): Promise<number | undefined> {
+    const t = this.now();
+    const silent = t - this.linesAt > Pace.flowing * 2;
+    const every = this.renderer.ending ? Pace.ending * 0.9 : silent ? Pace.silentStatus : Pace.status;
+    const statusDue = !this.reader || this.logsOff || t - this.statusAt >= every;
+    if (this.tail && (this.tail.ended || this.tail.sampled)) {
+      this.deps.out.info(`Following the log by polling from here: Live Tail ${this.tail.sampled ? 'sampled the lines (over 500 a second)' : `ended (${this.tail.reason ?? 'closed'})`}.`);
+      this.tail.stop();
+      this.tail = undefined;
+    }
+    if (this.tail) {
+      // First what the log held before the session started; the session's lines wait in its queue.
+      if (!this.caughtUp) {
+        await this.read(false);
+        this.caughtUp = true;
+      }
+      const wasEnding = this.renderer.ending;
+      if (this.show(this.tail.take(), 'tail') > 0) this.linesAt = this.now();
+      // The lines just shown tell the last phase ended: ask for the status now.
+      if ((statusDue || this.renderer.ending !== wasEnding) && (await this.finished())) return undefined;
+      return Pace.tail;
+    }
+    if (statusDue && (await this.finished())) return undefined;
+    // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
+    if (this.renderer.ending) return Pace.ending;
+    if (!this.reader || this.logsOff) return this.silentPace();
+    if (!this.tailTried && (await this.startTail())) return this.poll();
+    const lines = await this.read(false);
+    // The lines just read show the last phase ended: ask for the status now rather than a second later.
+    if (this.renderer.ending) return (await this.finished()) ? undefined : Pace.ending;
+    if (lines === 0) return this.silentPace();
+    this.linesAt = this.now();
+    this.silentStep = 0;
+    return Pace.flowing;
+  }
+
+  /** Reads the status; once the build is complete, drains its log and prints the end. */
+  private async finished(): Promise<boolean> {
+    const build = await this.readStatus();
+    if (!build?.buildComplete) return false;
+    this.tail?.stop();
+    this.tail = undefined;
+    await this.read(true);
+    this.jobLog.show(this.renderer.finish(build.phases ?? [], build.buildStatus));
+    const summary = queueSummary(build.phases ?? [], build.endTime);
+    if (summary) this.deps.out.info(summary);
+    return true;
+  }
+
+  private async readStatus(): Promise<Build | undefined> {
+    const res = await this.deps.codebuild.send(new BatchGetBuildsCommand({ ids: [this.buildId] }), this.signal ? { abortSignal: this.signal } : {});
+    this.statusAt = this.now();
     const build = res.builds?.[0];
     if (!build) {
-      if (++st.missing >= MAX_MISSING) {
-        throw new AwsStepError(step, new Error('BatchGetBuilds no longer finds the build'), 'The build was deleted, or the credentials or region changed while following it.');
+      if (++this.missing >= MAX_MISSING) {
+        throw new AwsStepError(this.step, new Error('BatchGetBuilds no longer finds the build'), 'The build was deleted, or the credentials or region changed while following it.');
       }
       return undefined;
     }
-    st.missing = 0;
-    st.build = build;
-    noteStream(st, deps, build);
+    this.missing = 0;
+    this.build = build;
+    this.noteStream(build);
     return build;
-  };
-  /** Prints the events no other source printed; returns how many. */
-  const show = (events: LogEvent[], from: 'tail' | 'read'): number => {
-    const fresh = events.filter((e) => !(from === 'tail' ? st.read : st.tailed).remove(e));
-    // Only while a session runs may the other source deliver the same lines again.
-    if (st.tail) for (const e of fresh) (from === 'tail' ? st.tailed : st.read).add(e);
-    jobLog.record(fresh);
-    jobLog.show(renderer.render(fresh, st.build?.phases ?? []));
-    return fresh.length;
-  };
-  const read = async (drain: boolean): Promise<number> => {
-    if (!st.reader) return 0;
-    const { events } = await st.reader.read({ drain, maxPages: drain ? Infinity : 20, ...(signal && { signal }) });
-    if (st.reader.denied && !st.logsOff) {
-      st.logsOff = true;
-      deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${st.reader.stream.group}. Following the build status only.`);
+  }
+
+  private noteStream(build: Build): void {
+    const { groupName, streamName } = build.logs ?? {};
+    if (!this.reader && groupName && streamName) this.reader = new LogReader(this.deps.logs, { group: groupName, name: streamName });
+    if (!this.logsOff && build.logs?.cloudWatchLogs?.status === 'DISABLED') {
+      this.logsOff = true;
+      this.deps.out.warn(`CloudWatch Logs are disabled for this CodeBuild project, so the build log is not shown here${build.logs.deepLink ? `: ${build.logs.deepLink}` : ''}`);
     }
-    return show(events, 'read');
-  };
+  }
 
   /** Tried once: a Live Tail session on the build's stream; true when it runs. */
-  const startTail = async (): Promise<boolean> => {
-    st.tailTried = true;
-    const group = logGroupArn(st.build?.logs?.cloudWatchLogsArn);
-    if (!group || !st.reader) return false;
+  private async startTail(): Promise<boolean> {
+    this.tailTried = true;
+    const group = logGroupArn(this.build?.logs?.cloudWatchLogsArn);
+    if (!group || !this.reader) return false;
     try {
-      st.tail = await LiveTail.start(deps.logs, group, st.reader.stream.name);
+      this.tail = await LiveTail.start(this.deps.logs, group, this.reader.stream.name);
       return true;
     } catch (e) {
-      deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); the role needs logs:StartLiveTail to follow it with fewer requests.`);
+      this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); the role needs logs:StartLiveTail to follow it with fewer requests.`);
       return false;
     }
-  };
+  }
 
-  /** One poll; returns how long to wait before the next, or undefined once the build is complete and drained. */
-  const poll = async (): Promise<number | undefined> => {
-    const t = now();
-    const silent = t - st.linesAt > Pace.flowing * 2;
-    const every = renderer.ending ? Pace.ending * 0.9 : silent ? Pace.silentStatus : Pace.status;
-    const statusDue = !st.reader || st.logsOff || t - st.statusAt >= every;
-    if (st.tail && (st.tail.ended || st.tail.sampled)) {
-      deps.out.info(`Following the log by polling from here: Live Tail ${st.tail.sampled ? 'sampled the lines (over 500 a second)' : `ended (${st.tail.reason ?? 'closed'})`}.`);
-      st.tail.stop();
-      st.tail = undefined;
+  private async read(drain: boolean): Promise<number> {
+    if (!this.reader) return 0;
+    const { events } = await this.reader.read({ drain, maxPages: drain ? Infinity : 20, ...(this.signal && { signal: this.signal }) });
+    if (this.reader.denied && !this.logsOff) {
+      this.logsOff = true;
+      this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${this.reader.stream.group}. Following the build status only.`);
     }
-    if (st.tail) {
-      // First what the log held before the session started; the session's lines wait in its queue.
-      if (!st.caughtUp) {
-        await read(false);
-        st.caughtUp = true;
-      }
-      const wasEnding = renderer.ending;
-      if (show(st.tail.take(), 'tail') > 0) st.linesAt = now();
-      // The lines just shown tell the last phase ended: ask for the status now.
-      if ((statusDue || renderer.ending !== wasEnding) && (await finished())) return undefined;
-      return Pace.tail;
-    }
-    if (statusDue && (await finished())) return undefined;
-    // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
-    if (renderer.ending) return Pace.ending;
-    if (!st.reader || st.logsOff) return silentPace(st);
-    if (!st.tailTried && (await startTail())) return poll();
-    const lines = await read(false);
-    // The lines just read show the last phase ended: ask for the status now rather than a second later.
-    if (renderer.ending) return (await finished()) ? undefined : Pace.ending;
-    if (lines === 0) return silentPace(st);
-    st.linesAt = now();
-    st.silentStep = 0;
-    return Pace.flowing;
-  };
+    return this.show(events, 'read');
+  }
 
-  /** Reads the status; once the build is complete, drains its log and prints the end. */
-  const finished = async (): Promise<boolean> => {
-    const build = await readStatus();
-    if (!build?.buildComplete) return false;
-    st.tail?.stop();
-    st.tail = undefined;
-    await read(true);
-    jobLog.show(renderer.finish(build.phases ?? [], build.buildStatus));
-    const summary = queueSummary(build.phases ?? [], build.endTime);
-    if (summary) deps.out.info(summary);
-    return true;
-  };
+  /** Prints the events no other source printed; returns how many. */
+  private show(events: LogEvent[], from: 'tail' | 'read'): number {
+    const [mine, other] = from === 'tail' ? [this.fromTail, this.fromReads] : [this.fromReads, this.fromTail];
+    const fresh = events.filter((e) => !other.remove(e));
+    // Only while a session runs may the other source deliver the same lines again.
+    if (this.tail) for (const e of fresh) mine.add(e);
+    this.jobLog.record(fresh);
+    this.jobLog.show(this.renderer.render(fresh, this.build?.phases ?? []));
+    return fresh.length;
+  }
 
-  const aborted = (): Build => {
+  private aborted(): Build {
     // The caller decides what to do with a build still running (main.ts stops it).
-    st.tail?.stop();
-    jobLog.show(renderer.abort());
-    return st.build ?? { id: buildId };
-  };
+    this.tail?.stop();
+    this.jobLog.show(this.renderer.abort());
+    return this.build ?? { id: this.buildId };
+  }
 
-  try {
-    for (;;) {
-      if (signal?.aborted) return aborted();
-      let wait: number;
-      try {
-        const next = await poll();
-        if (next === undefined) return st.build as Build;
-        if (st.throttled) deps.out.info('AWS stopped throttling: following at the usual pace again.');
-        st.failed = 0;
-        st.throttled = 0;
-        wait = next;
-      } catch (e) {
-        if (signal?.aborted) return aborted();
-        wait = failedPoll(st, deps.out, step, e);
-      }
-      try {
-        await sleep(wait, signal);
-      } catch (e) {
-        if (signal?.aborted) return aborted();
-        throw e;
-      }
+  private silentPace(): number {
+    const i = Math.min(this.silentStep, Pace.silent.length - 1);
+    this.silentStep++;
+    return Pace.silent[i] as number;
+  }
+
+  /**
+   * A poll failed although the SDK retried it. Throttling only slows the loop: the build runs on, and
+   * giving up would leave it unwatched. Other transient failures may repeat MAX_FAILED_POLLS times;
+   * anything else ends following at once.
+   */
+  private failedPoll(e: unknown): number {
+    if (e instanceof AwsStepError) throw e;
+    const reason = `${errorName(e) ?? 'Error'}: ${e instanceof Error ? e.message : String(e)}`;
+    if (isThrottling(e)) {
+      if (!this.throttled) this.deps.out.warn(`AWS is throttling the requests that follow the build (${reason}): following more slowly.`);
+      this.throttled = Math.min(Math.max(this.throttled * 2, Pace.silent.at(-1) as number), Pace.throttled);
+      return this.throttled;
     }
-  } finally {
-    st.tail?.stop();
+    if (isTransient(e) && ++this.failed < MAX_FAILED_POLLS) {
+      if (this.failed === 1) this.deps.out.warn(`Following the build failed (${reason}); trying again.`);
+      return Pace.silent.at(-1) as number;
+    }
+    const hint = errorName(e) === 'AccessDeniedException' ? 'The role needs codebuild:BatchGetBuilds on the project.'
+      : isTransient(e) ? `AWS or the network failed ${MAX_FAILED_POLLS} polls in a row.` : undefined;
+    throw new AwsStepError(this.step, e, hint);
   }
-}
-
-function silentPace(st: FollowState): number {
-  const i = Math.min(st.silentStep, Pace.silent.length - 1);
-  st.silentStep++;
-  return Pace.silent[i] as number;
-}
-
-function noteStream(st: FollowState, deps: FollowDeps, build: Build): void {
-  const { groupName, streamName } = build.logs ?? {};
-  if (!st.reader && groupName && streamName) st.reader = new LogReader(deps.logs, { group: groupName, name: streamName });
-  if (!st.logsOff && build.logs?.cloudWatchLogs?.status === 'DISABLED') {
-    st.logsOff = true;
-    deps.out.warn(`CloudWatch Logs are disabled for this CodeBuild project, so the build log is not shown here${build.logs.deepLink ? `: ${build.logs.deepLink}` : ''}`);
-  }
-}
-
-/**
- * A poll failed although the SDK retried it. Throttling only slows the loop: the build runs on, and
- * giving up would leave it unwatched. Other transient failures may repeat MAX_FAILED_POLLS times; anything
- * else ends following at once.
- */
-function failedPoll(st: FollowState, out: Output, step: string, e: unknown): number {
-  if (e instanceof AwsStepError) throw e;
-  const reason = `${errorName(e) ?? 'Error'}: ${e instanceof Error ? e.message : String(e)}`;
-  if (isThrottling(e)) {
-    if (!st.throttled) out.warn(`AWS is throttling the requests that follow the build (${reason}): following more slowly.`);
-    st.throttled = Math.min(Math.max(st.throttled * 2, Pace.silent.at(-1) as number), Pace.throttled);
-    return st.throttled;
-  }
-  if (isTransient(e) && ++st.failed < MAX_FAILED_POLLS) {
-    if (st.failed === 1) out.warn(`Following the build failed (${reason}); trying again.`);
-    return Pace.silent.at(-1) as number;
-  }
-  const hint = errorName(e) === 'AccessDeniedException' ? 'The role needs codebuild:BatchGetBuilds on the project.'
-    : isTransient(e) ? `AWS or the network failed ${MAX_FAILED_POLLS} polls in a row.` : undefined;
-  throw new AwsStepError(step, e, hint);
 }

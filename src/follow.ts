@@ -6,7 +6,7 @@ import { AwsStepError, errorName, isThrottling, isTransient } from './errors';
 import { JobLog } from './job-log';
 import { EventSet, LiveTail, logGroupArn } from './live-tail';
 import { LogReader } from './log-reader';
-import { PhaseRenderer, queueSummary, type LogEvent } from './phases';
+import { formatDuration, PhaseRenderer, queueSummary, type LogEvent } from './phases';
 
 export interface FollowDeps {
   codebuild: CodeBuildClient;
@@ -46,6 +46,8 @@ export const Pace = {
 export const MAX_FAILED_POLLS = 8;
 /** BatchGetBuilds answers "not found" this many times in a row: the build is gone. */
 const MAX_MISSING = 3;
+/** A build queued this long gets one line on why. */
+const QUEUE_NOTICE_MS = 60_000;
 
 /**
  * Follows a CodeBuild build until it completes: each phase in a collapsible section holding its log
@@ -81,6 +83,7 @@ class Follower {
   /** The wait after the last throttled poll; 0 when the last poll was not throttled. */
   private throttled = 0;
   private missing = 0;
+  private queueNoted = false;
 
   constructor(
     private readonly deps: FollowDeps,
@@ -185,7 +188,18 @@ class Follower {
     this.missing = 0;
     this.build = build;
     this.noteStream(build);
+    this.noteQueue(build);
     return build;
+  }
+
+  private noteQueue(build: Build): void {
+    const since = build.currentPhase === 'QUEUED' ? build.phases?.find((p) => p.phaseType === 'QUEUED')?.startTime : undefined;
+    if (!since || this.queueNoted || this.now() - since.getTime() < QUEUE_NOTICE_MS) return;
+    this.queueNoted = true;
+    this.deps.out.info(
+      `The build is still queued after ${formatDuration((this.now() - since.getTime()) / 1000)}: CodeBuild starts it when one of the account's ` +
+        'concurrent builds for this compute type ends. Queue time counts against queued_timeout, not build_timeout.',
+    );
   }
 
   private noteStream(build: Build): void {

@@ -174,6 +174,17 @@ describe('followBuild', () => {
     expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(1);
   });
 
+  it('says once why a build waits long in the queue, and shows queue time apart from build time', async () => {
+    const phases = phasesWithBuild(40_000).map((p) => ({ ...p, start: p.type === 'SUBMITTED' || p.type === 'QUEUED' ? p.start : p.start + 120_000, ...(p.end !== undefined && { end: p.type === 'SUBMITTED' ? p.end : p.end + 120_000 }) }));
+    const lines = logWith(STEPS, 40_000).map((l) => ({ ...l, at: l.at + 120_000, ...(l.visible !== undefined && { visible: l.visible + 120_000 }) }));
+    const { deps, out } = scenario({ phases, lines });
+    await followBuild(deps, BUILD_ID);
+    const notices = out.lines.filter((l) => l.startsWith('The build is still queued'));
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/^The build is still queued after 1m 0\ds: CodeBuild starts it when one of the account's concurrent builds/);
+    expect(out.lines.at(-1)).toBe("Queued 2m 02s, then ran 40s (CodeBuild's times)");
+  });
+
   it('fails when the build disappears', async () => {
     const { deps } = scenario();
     cbMock.on(BatchGetBuildsCommand).resolves({ builds: [], buildsNotFound: [BUILD_ID] });

@@ -146,4 +146,20 @@ describe('dist/index.js under injected AWS faults', () => {
     const { buildId } = { buildId: readFileSync(join(job.reportDir, 'build-id'), 'utf8').trim() };
     expect((await control().builds()).find((b) => b.id === buildId)?.buildStatus).toBe('STOPPED');
   });
+
+  it('polls the whole log when StartLiveTail keeps failing', async () => {
+    const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_TAGS: JSON.stringify(['faults-no-tail']) });
+    // Long enough for the follower to see the log stream before the build ends, and so to try Live Tail.
+    writeFileSync(join(job.dir, 'Dockerfile'), `${numberedDockerfile()}RUN sleep 8\n`);
+    await control().inject({ kind: 'throttle', operation: 'StartLiveTail', count: POLLING_RETRY.maxAttempts });
+    const result = await runAction(job);
+    await control().clearFaults();
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+    expect(log).toContain('Following the log by polling: StartLiveTail failed (ThrottlingException)');
+    const { buildId } = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8')) as { buildId: string };
+    const jobLines = log.split('\n');
+    expect(jobLines.filter((l) => /^line-\d{3}$/.test(l))).toEqual(NUMBERED);
+    expectBuildLogOnce(jobLines, await storedLog(buildId));
+  });
 });

@@ -5,7 +5,7 @@
  * and follows each with the program's own followBuild and SDK clients (createClients: the same retry
  * set-up), counting every HTTP request the clients send. All builds run at the same time:
  * - "flowing": one line every 2 s for 90 s, each line carrying the time it was written;
- * - "silent": a line, then 45 to 75 s of silence, then the end (three builds);
+ * - "silent": a line, then 45 to 75 s of silence, then the end (seven builds);
  * - "short": five builds of a few lines.
  * Figures: API calls per build-minute while lines flow and while the build is silent, log latency (line
  * written in the build → printed in the job log) at the median, and build end (CodeBuild's endTime) →
@@ -47,9 +47,10 @@ const STAMP = 'stamp=$(date +%s%3N)';
 
 const buildspecs: Record<string, string[]> = {
   flowing: [`for i in $(seq 1 45); do echo "tick $i $(date +%s%3N)"; sleep 2; done`],
-  'silent-45': [`echo "quiet from $(date +%s%3N)"`, 'sleep 45', `echo "quiet until $(date +%s%3N)"`],
-  'silent-60': [`echo "quiet from $(date +%s%3N)"`, 'sleep 60', `echo "quiet until $(date +%s%3N)"`],
-  'silent-75': [`echo "quiet from $(date +%s%3N)"`, 'sleep 75', `echo "quiet until $(date +%s%3N)"`],
+  // Seven silences, so that the median of where each end falls between two polls means something.
+  ...Object.fromEntries([45, 50, 55, 60, 65, 70, 75].map((s) => [
+    `silent-${s}`, [`echo "quiet from $(date +%s%3N)"`, `sleep ${s}`, `echo "quiet until $(date +%s%3N)"`],
+  ])),
   ...Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`short-${i + 1}`, [`${STAMP}; echo "short $i $stamp"`, 'sleep 3', 'echo done']])),
 };
 
@@ -136,7 +137,7 @@ export async function measure(): Promise<BenchRow[]> {
     const vs = (x: number, r: number | undefined) => (ref && r ? ` (${(x / r).toFixed(2)}× polling)` : '');
     return [
       { group: GROUP, metric: `API calls per build-minute while lines flow, ${label}`, value: `${f.flowRate.toFixed(1)}${vs(f.flowRate, ref?.flowRate)}`, target: '≤ 30', met: f.flowRate <= 30 },
-      { group: GROUP, metric: `API calls per build-minute while silent (worst of 3 builds), ${label}`, value: `${f.silentRate.toFixed(1)}${vs(f.silentRate, ref?.silentRate)}`, target: '≤ 10', met: f.silentRate <= 10 },
+      { group: GROUP, metric: `API calls per build-minute while silent (worst of 7 builds), ${label}`, value: `${f.silentRate.toFixed(1)}${vs(f.silentRate, ref?.silentRate)}`, target: '≤ 10', met: f.silentRate <= 10 },
       { group: GROUP, metric: `log latency, median, ${label}`, value: `${seconds(f.latency)}${vs(f.latency, ref?.latency)}`, target: '≤ 3 s', met: f.latency <= 3_000 },
       { group: GROUP, metric: `build end → exit, median of 5 short builds, ${label}`, value: seconds(f.short), target: '≤ 2 s', met: f.short <= 2_000 },
       { group: GROUP, metric: `build end → exit, median after 45–75 s of silence, ${label}`, value: seconds(f.afterSilence), target: '≤ 2 s', met: f.afterSilence <= 2_000 },

@@ -23,8 +23,8 @@ export interface FollowDeps {
 /**
  * The pace of the loop (ms). The budget is account-wide (GetLogEvents allows 10 requests a second per
  * account and region): at most 30 requests a build-minute while lines flow and 10 while the build is
- * silent. With Live Tail the log costs one request a session and only the status is read (every 15 s, or
- * every minute when silent). Polling reads the log every 2.5 s while lines flow and slows to every 8 s
+ * silent. With Live Tail the log costs one request a session, and the status and one read of the log follow
+ * every 15 s (every minute when silent). Polling reads the log every 2.5 s while lines flow and slows to every 8 s
  * when silent. Once the log shows the last phase ended, the status is read every second until done.
  */
 export const Pace = {
@@ -146,6 +146,9 @@ class Follower {
       if (this.show(this.tail.take(), 'tail') > 0) this.linesAt = this.now();
       // The lines just shown tell the last phase ended: ask for the status now.
       if ((statusDue || this.renderer.ending !== wasEnding) && (await this.finished())) return undefined;
+      // With each status, one read keeps the reader in step with the session: the lines both delivered are
+      // forgotten (memory stays small), and a line the session dropped still shows within seconds.
+      if (statusDue && !this.renderer.ending) await this.read(false);
       return Pace.tail;
     }
     if (statusDue && (await this.finished())) return undefined;

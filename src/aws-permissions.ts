@@ -32,13 +32,18 @@ export const awsCalls = {
   },
   StartBuildCommand: { actions: ['codebuild:StartBuild'], usedIn: ['src/codebuild.ts'] },
   StopBuildCommand: { actions: ['codebuild:StopBuild'], usedIn: ['src/codebuild.ts'] },
-  BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/logs.ts'] },
+  BatchGetBuildsCommand: { actions: ['codebuild:BatchGetBuilds'], usedIn: ['src/codebuild.ts', 'src/follow.ts'] },
   ListBuildsForProjectCommand: {
     actions: ['codebuild:ListBuildsForProject'],
     usedIn: ['src/codebuild.ts'],
     note: '`index.js stop` finds a build whose StartBuild answer never arrived (the job was killed) by its job marker.',
   },
-  GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/logs.ts'] },
+  GetLogEventsCommand: { actions: ['logs:GetLogEvents'], usedIn: ['src/log-reader.ts'] },
+  StartLiveTailCommand: {
+    actions: ['logs:StartLiveTail'],
+    usedIn: ['src/live-tail.ts'],
+    note: 'Optional: without it the program follows the log by polling GetLogEvents, at a higher request rate.',
+  },
 } as const satisfies Record<string, AwsCall>;
 
 /**

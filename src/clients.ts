@@ -33,12 +33,38 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
   const memoized = memoizeIdentityProvider(provider, isIdentityExpired, doesIdentityRequireRefresh);
   if (!memoized) throw new Error('No AWS credential provider');
   const credentials = () => memoized();
+  quietNodeVersionWarning();
   const config = { region, credentials, customUserAgent: `codebuild-image/${version}` };
   return {
     s3: new S3Client(config),
-    codebuild: new CodeBuildClient(config),
+    codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
     codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
-    logs: new CloudWatchLogsClient(config),
+    logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
     credentials,
   };
+}
+
+/**
+ * The one retry layer for the calls that follow a build (BatchGetBuilds, GetLogEvents, StartLiveTail): the
+ * SDK retries a throttled or failed call with jittered back-off, and its adaptive mode also lowers the
+ * client's own request rate after throttling. The follow loop only counts polls that failed despite this.
+ */
+export const POLLING_RETRY = { retryMode: 'adaptive', maxAttempts: 5 } as const;
+
+/**
+ * StartLiveTail goes to a `stream-` prefixed host (stream-logs.<region>.amazonaws.com). A configured
+ * endpoint (the local stack, a proxy, LocalStack) is one host that answers every operation, and the
+ * prefixed name would not even resolve, so the prefix is dropped there.
+ */
+function customLogsEndpoint(): boolean {
+  return Boolean(process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS || process.env.AWS_ENDPOINT_URL);
+}
+
+/**
+ * The SDK warns on every Node below 22 that its releases after January 2027 need Node 22, as a 7-line
+ * NodeVersionSupportWarning in the job log. The job cannot act on it (the template's job_image chooses
+ * Node), so only that warning is turned off, through the SDK's own switch; every other warning stays.
+ */
+function quietNodeVersionWarning(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }

@@ -121,11 +121,33 @@ function startHint(input: StartBuildCommandInput, region: string) {
     if (name === 'ResourceNotFoundException') {
       return `No CodeBuild project "${input.projectName}" in ${region}: check project_name and aws_region.`;
     }
-    if (name === 'AccountLimitExceededException') {
-      return 'The account reached its limit of concurrent CodeBuild builds; retry later or raise the quota.';
-    }
+    if (name === 'AccountLimitExceededException') return concurrencyExplanation(region, e);
     return undefined;
   };
+}
+
+/**
+ * One line on CodeBuild's concurrency limits: an account's "Concurrently running builds" quota (per compute
+ * type; a new account may allow 0 to 5), or a project's own concurrent build limit, which refuses builds
+ * instead of queueing them. `AccountLimitExceededException` says "Cannot have more than N builds in queue
+ * for the account"; the message tells the two apart only in wording, so it picks the advice, never the class.
+ */
+export function concurrencyExplanation(region: string, e?: unknown): string {
+  const message = e instanceof Error ? e.message : '';
+  const quotas = `https://${consoleHost(region)}/servicequotas/home/services/codebuild/quotas?region=${region}`;
+  if (/\bproject\b/i.test(message)) {
+    return `The CodeBuild project's concurrent build limit is reached: wait for its running builds, or raise the project's "Concurrent build limit" (it refuses builds instead of queueing them).`;
+  }
+  return `CodeBuild's concurrent build quota for this account and compute type is reached (new accounts may allow only 0 to 5 concurrent builds): wait for running builds, or request more "Concurrently running builds" in Service Quotas: ${quotas}`;
+}
+
+/** The one-line explanation when a build failed before it ran because of a concurrency limit. */
+export function queueLimitFailure(build: Build, region: string): string | undefined {
+  const early = (build.phases ?? []).filter((p) => p.phaseType === 'SUBMITTED' || p.phaseType === 'QUEUED' || p.phaseType === 'PROVISIONING');
+  const context = early.flatMap((p) => (p.phaseStatus && p.phaseStatus !== 'SUCCEEDED' ? (p.contexts ?? []) : []))
+    .find((c) => /concurren|limit|quota/i.test(`${c.statusCode ?? ''} ${c.message ?? ''}`));
+  if (!context) return undefined;
+  return concurrencyExplanation(region, new Error(context.message ?? ''));
 }
 
 export async function startBuild(cb: CodeBuildClient, input: StartBuildCommandInput): Promise<Build> {

@@ -6,8 +6,9 @@ export interface Output {
   info(line: string): void;
   warn(line: string): void;
   error(line: string): void;
-  sectionStart(id: string, title: string, collapsed?: boolean): void;
-  sectionEnd(id: string): void;
+  /** `at` (epoch ms) stamps the marker with another clock's time, e.g. CodeBuild's phase start; default now. */
+  sectionStart(id: string, title: string, collapsed?: boolean, at?: number): void;
+  sectionEnd(id: string, at?: number): void;
 }
 
 const ESC = '\u001b';
@@ -20,13 +21,14 @@ export function consoleOutput(
   write: (s: string) => void = (s) => process.stdout.write(s),
   now: () => number = Date.now,
 ): Output {
-  const ts = () => Math.floor(now() / 1000);
+  // GitLab reads the marker's time as whole Unix seconds and shows the difference as the section's duration.
+  const ts = (at?: number) => Math.floor((at ?? now()) / 1000);
   return {
     info: (line) => write(`${line}\n`),
     warn: (line) => write(`${ESC}[33mWARNING: ${line}${ESC}[0m\n`),
     error: (line) => write(`${ESC}[31mERROR: ${line}${ESC}[0m\n`),
-    sectionStart: (id, title, collapsed = false) =>
-      write(`${ESC}[0Ksection_start:${ts()}:${sectionId(id)}${collapsed ? '[collapsed=true]' : ''}\r${ESC}[0K${title}\n`),
-    sectionEnd: (id) => write(`${ESC}[0Ksection_end:${ts()}:${sectionId(id)}\r${ESC}[0K`),
+    sectionStart: (id, title, collapsed = false, at) =>
+      write(`${ESC}[0Ksection_start:${ts(at)}:${sectionId(id)}${collapsed ? '[collapsed=true]' : ''}\r${ESC}[0K${title}\n`),
+    sectionEnd: (id, at) => write(`${ESC}[0Ksection_end:${ts(at)}:${sectionId(id)}\r${ESC}[0K`),
   };
 }

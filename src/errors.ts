@@ -71,3 +71,32 @@ export class RegistryError extends AwsStepError {
     this.name = 'RegistryError';
   }
 }
+
+/** The fields of an SDK error the classifiers read (names and codes, never the message text). */
+interface SdkError {
+  name?: string;
+  code?: string;
+  $retryable?: { throttling?: boolean };
+  $metadata?: { httpStatusCode?: number };
+}
+
+const THROTTLING = new Set(['ThrottlingException', 'ThrottledException', 'TooManyRequestsException', 'Throttling', 'RequestLimitExceeded']);
+const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalFailure', 'ServiceUnavailable', 'ServiceUnavailableException', 'InternalServerError']);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
+export function errorName(e: unknown): string | undefined {
+  return (e as SdkError | undefined)?.name;
+}
+
+/** AWS asked to slow down: by the error's name, the SDK's own classification or HTTP 429. */
+export function isThrottling(e: unknown): boolean {
+  const err = e as SdkError | undefined;
+  return THROTTLING.has(err?.name ?? '') || err?.$retryable?.throttling === true || err?.$metadata?.httpStatusCode === 429;
+}
+
+/** A failure that may pass on its own: 5xx, timeouts, dropped connections, or anything the SDK marks retryable. */
+export function isTransient(e: unknown): boolean {
+  const err = e as SdkError | undefined;
+  const status = err?.$metadata?.httpStatusCode ?? 0;
+  return Boolean(err?.$retryable) || status >= 500 || TRANSIENT_NAMES.has(err?.name ?? '') || NETWORK_CODES.has(err?.code ?? '');
+}

@@ -8,13 +8,15 @@ import { resolveBuildspec } from './buildspec';
 import { watchCancellation } from './cancel';
 import { isInside } from './checkout-paths';
 import { createClients, type Clients } from './clients';
-import { consoleUrl, findBuildByMarker, startBuild, startBuildInput, stopBuild } from './codebuild';
+import { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuildInput, stopBuild } from './codebuild';
 import { consoleOutput, type Output } from './console';
 import { type ContextEntry, listContext } from './context';
 import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './errors';
+import { followBuild } from './follow';
 import { collectSettings, readSettings } from './inputs';
-import { followBuild, phaseFailure } from './logs';
+import { BUILD_LOG_FILE } from './job-log';
+import { phaseFailure } from './phases';
 import { buildRecord, readBuildId, readStartMarker, writeBuildId, writeReports, writeStartMarker } from './report';
 import type { Settings } from './settings';
 import { escapeControls, shown } from './shown';
@@ -128,7 +130,8 @@ async function build(settings: Settings, buildspec: string, archive: Archive, ma
 
     const abort = new AbortController();
     void watcher.cancelled.then((reason) => abort.abort(reason));
-    let final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, buildId, abort.signal);
+    const deps = { codebuild: clients.codebuild, logs: clients.logs, out, logFile: join(settings.reportDir, BUILD_LOG_FILE) };
+    let final = await followBuild(deps, buildId, abort.signal).catch((e: unknown) => abandon(clients, buildId, e, out));
     if (abort.signal.aborted && !final.buildComplete) {
       out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
       final = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
@@ -140,6 +143,18 @@ async function build(settings: Settings, buildspec: string, archive: Archive, ma
   } finally {
     watcher.dispose();
   }
+}
+
+/** Following failed for good: stop the build rather than leave it running unwatched, then fail the job. */
+async function abandon(clients: Clients, buildId: string, e: unknown, out: Output): Promise<never> {
+  out.error(`Cannot follow build ${buildId} any longer: stopping it, so that it does not run on unwatched.`);
+  try {
+    await stopBuild(clients.codebuildOnce, buildId, out, { timeoutMs: 20_000, checkWith: clients.codebuild });
+  } catch (stopError) {
+    const why = stopError instanceof AwsStepError ? stopError.message.split('\n')[0] : String(stopError);
+    out.error(`The build keeps running in CodeBuild: stopping it failed too (${why}).`);
+  }
+  throw e;
 }
 
 function finish(settings: Settings, final: Build, archive: Archive, upload: Upload, out: Output): ExitCode {
@@ -166,6 +181,8 @@ function finish(settings: Settings, final: Build, archive: Archive, upload: Uplo
         `a custom buildspec must list it under env: exported-variables and set it to the pushed digest (sha256:…).`,
     );
   }
+  const queueLimit = queueLimitFailure(final, settings.region);
+  if (queueLimit) out.error(queueLimit);
   out.info(`Build status: ${record.status === 'SUCCEEDED' ? 'SUCCEEDED without a digest' : record.status}`);
   return ExitCode.BuildFailed;
 }

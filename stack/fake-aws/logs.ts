@@ -21,6 +21,14 @@ export class LogsStore {
     this.groups.get(group)?.get(stream)?.push({ timestamp, message, ingestionTime: Date.now() });
   }
 
+  hasGroup(group: string): boolean {
+    return this.groups.has(group);
+  }
+
+  streamNames(group: string): string[] {
+    return [...(this.groups.get(group)?.keys() ?? [])];
+  }
+
   events(group: string, stream: string): LogEvent[] {
     const streams = this.groups.get(group);
     if (!streams) throw new AwsError('ResourceNotFoundException', 'The specified log group does not exist.');

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import type { LiveTailOptions } from './live-tail';
 
 /** Configuration of the fake (also the JSON accepted by main.ts --config). */
 export interface FakeAwsOptions {
@@ -23,6 +24,8 @@ export interface FakeAwsOptions {
   minuteMs?: number;
   /** Idempotency token lifetime (default 5 minutes, as AWS). */
   idempotencyWindowMs?: number;
+  /** StartLiveTail pacing, for tests; `{ disabled: true }` answers AccessDeniedException as for a role without logs:StartLiveTail. */
+  liveTail?: LiveTailOptions & { disabled?: boolean };
 }
 
 export interface RoleConfig {
@@ -56,8 +59,8 @@ export interface EnvVar {
   type?: 'PLAINTEXT' | 'PARAMETER_STORE' | 'SECRETS_MANAGER';
 }
 
-export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port'>> &
-  Pick<FakeAwsOptions, 's3Endpoint'> & { port: number };
+export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail'>> &
+  Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail'> & { port: number };
 
 export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
   if (!o.workDir) throw new Error('fake-aws: options.workDir is required (a writable state directory)');
@@ -69,6 +72,7 @@ export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
   return {
     workDir: resolve(o.workDir),
     ...(o.s3Endpoint === undefined ? {} : { s3Endpoint: o.s3Endpoint }),
+    ...(o.liveTail === undefined ? {} : { liveTail: o.liveTail }),
     region: o.region ?? 'us-east-1',
     account: o.account ?? '000000000000',
     port: o.port ?? 0,

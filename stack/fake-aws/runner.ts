@@ -87,6 +87,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     await pause(deps.options.phaseDelayMs);
     container('Waiting for DOWNLOAD_SOURCE');
     enter('DOWNLOAD_SOURCE');
+    container('Phase is DOWNLOAD_SOURCE');
   }
 
   /** DOWNLOAD_SOURCE: fetch and unpack the source, read the buildspec, resolve the environment. */

@@ -5,6 +5,7 @@ import { CodeBuildService } from './codebuild';
 import { handleControl } from './control';
 import { CredentialStore } from './credentials';
 import { Faults } from './faults';
+import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
 import { resolveOptions, type FakeAwsOptions } from './options';
@@ -91,7 +92,11 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       }
       if (String(target).startsWith(CODEBUILD_PREFIX)) return sendJson(res, codebuild.handle(operation, json));
       if (String(target).startsWith(LOGS_PREFIX)) {
-        if (operation !== 'GetLogEvents') throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CloudWatch Logs (GetLogEvents).`);
+        if (operation === 'StartLiveTail') {
+          if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');
+          return startLiveTail(logs, json, res, options.liveTail);
+        }
+        if (operation !== 'GetLogEvents') throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CloudWatch Logs (GetLogEvents, StartLiveTail).`);
         return sendJson(res, getLogEvents(logs, json));
       }
       throw new AwsError('UnknownOperationException', `Unknown target ${String(target)}`);

@@ -16,6 +16,16 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** The GitLab sections of a raw job log: id, marker times (Unix seconds) and the visible lines inside. */
+function sectionsOf(output: string): { id: string; start: number; end: number; lines: string[] }[] {
+  const found: { id: string; start: number; end: number; lines: string[] }[] = [];
+  const re = /section_start:(\d+):([\w.-]+)[^\r]*\r([\s\S]*?)section_end:(\d+):\2\r/g;
+  for (const m of output.matchAll(re)) {
+    found.push({ id: m[2] as string, start: Number(m[1]), end: Number(m[4]), lines: visible(m[3] as string).split('\n') });
+  }
+  return found;
+}
+
 const fakeBuilds = () => fakeControl(stack.fakeUrl).builds();
 const fakeCalls = () => fakeControl(stack.fakeUrl).calls();
 
@@ -46,6 +56,25 @@ describe('dist/index.js against the local stack', () => {
       expect(log).toMatch(new RegExp(`\\b${phase}\\b`));
     }
     expect(log.trimEnd().split('\n').at(-1)).toContain('SUCCEEDED');
+    // The SDK's Node-version notice is off (Node 20 would get it); other warnings would still show.
+    expect(result.output).not.toContain('NodeVersionSupportWarning');
+
+    // Every agent marker sits in the section of its own phase, and sections carry CodeBuild's times.
+    const sections = sectionsOf(result.output);
+    expect(sections.map((x) => x.id).filter((id) => id.startsWith('codebuild_phase_'))).toHaveLength(10);
+    for (const { id, lines } of sections) {
+      for (const l of lines) {
+        const phase = /(?:Entering phase|Phase is|Phase complete:) ([A-Z_]+)/.exec(l)?.[1];
+        if (phase) expect(id, l).toMatch(new RegExp(`^codebuild_phase_\\d+_${phase.toLowerCase()}$`));
+      }
+    }
+    const buildSection = sections.find((x) => x.id === 'codebuild_phase_6_build');
+    const seconds = Number(/BUILD SUCCEEDED \((\d+)s\)/.exec(buildSection?.lines.join('\n') ?? '')?.[1]);
+    expect(Math.abs((buildSection?.end ?? 0) - (buildSection?.start ?? 0) - seconds)).toBeLessThanOrEqual(1);
+    // The whole build log is kept as build.log.
+    const buildLog = readFileSync(join(first.reportDir, 'build.log'), 'utf8');
+    expect(buildLog).toContain('hello from the RUN step, greeting=');
+    expect(buildLog).toMatch(/^\[Container\] .* Phase complete: UPLOAD_ARTIFACTS State: SUCCEEDED$/m);
 
     const record = JSON.parse(readFileSync(join(first.reportDir, 'build.json'), 'utf8'));
     const builds = await fakeBuilds();

@@ -5,6 +5,8 @@ import { stripVTControlCharacters } from 'node:util';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { fromWebToken } from '@aws-sdk/credential-providers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { POLLING_RETRY } from '../../src/clients';
+import { MAX_FAILED_POLLS } from '../../src/follow';
 import { fakeControl } from '../../stack/fake-aws/control';
 import type { Fault } from '../../stack/fake-aws/faults';
 import { startStack, type Stack } from '../../stack/stack';
@@ -95,7 +97,7 @@ const cases: { name: string; faults: Fault[]; operation: string; consumed: numbe
   { name: 'GetLogEvents throttled for the next 5 calls', faults: [{ kind: 'throttle', operation: 'GetLogEvents', count: 5 }], operation: 'GetLogEvents', consumed: 5 },
   { name: 'BatchGetBuilds answering 503 for the next 3 calls', faults: [{ kind: 'status', status: 503, operation: 'BatchGetBuilds', count: 3 }], operation: 'BatchGetBuilds', consumed: 3 },
   { name: 'connection resets on GetLogEvents for the next 2 calls', faults: [{ kind: 'reset', operation: 'GetLogEvents', count: 2 }], operation: 'GetLogEvents', consumed: 2 },
-  // The program reads at least two pages a poll (the second shows the end), so 1 request/s always bites.
+  // A poll reads one page, so 1 request/s bites only where reads bunch up (the final drain).
   { name: 'a quota of 1 GetLogEvents request per second', faults: [{ kind: 'quota', operation: 'GetLogEvents', rps: 1 }], operation: 'GetLogEvents', consumed: 0 },
   { name: 'StartBuild throttled once', faults: [{ kind: 'throttle', operation: 'StartBuild', count: 1 }], operation: 'StartBuild', consumed: 1 },
   // Once-per-job calls ride out longer runs of transient faults than the SDK's default three attempts.
@@ -141,5 +143,35 @@ describe('dist/index.js under injected AWS faults', () => {
     const buildLines = await storedLog(buildId);
     expect(numbered(buildLines)).toEqual(NUMBERED);
     expectBuildLogOnce(jobLines, buildLines);
+  });
+
+  it('stops the build before giving up when BatchGetBuilds keeps failing', async () => {
+    const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_TAGS: JSON.stringify(['faults-give-up']) });
+    writeFileSync(join(job.dir, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo "long step started" && sleep 300\n');
+    // Every attempt of MAX_FAILED_POLLS polls fails (the SDK makes maxAttempts each); the waits after StopBuild succeed.
+    await control().inject({ kind: 'status', status: 503, operation: 'BatchGetBuilds', count: POLLING_RETRY.maxAttempts * MAX_FAILED_POLLS });
+    const result = await runAction(job);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(3);
+    expect(log).toContain('Cannot follow build');
+    expect(log).toMatch(/AWS or the network failed \d+ polls in a row/);
+    const { buildId } = { buildId: readFileSync(join(job.reportDir, 'build-id'), 'utf8').trim() };
+    expect((await control().builds()).find((b) => b.id === buildId)?.buildStatus).toBe('STOPPED');
+  });
+
+  it('polls the whole log when StartLiveTail keeps failing', async () => {
+    const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_TAGS: JSON.stringify(['faults-no-tail']) });
+    // Long enough for the follower to see the log stream before the build ends, and so to try Live Tail.
+    writeFileSync(join(job.dir, 'Dockerfile'), `${numberedDockerfile()}RUN sleep 8\n`);
+    await control().inject({ kind: 'throttle', operation: 'StartLiveTail', count: POLLING_RETRY.maxAttempts });
+    const result = await runAction(job);
+    await control().clearFaults();
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+    expect(log).toContain('Following the log by polling: StartLiveTail failed (ThrottlingException)');
+    const { buildId } = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8')) as { buildId: string };
+    const jobLines = log.split('\n');
+    expect(jobLines.filter((l) => /^line-\d{3}$/.test(l))).toEqual(NUMBERED);
+    expectBuildLogOnce(jobLines, await storedLog(buildId));
   });
 });

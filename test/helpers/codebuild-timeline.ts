@@ -41,6 +41,8 @@ export function buildAt(phases: PhaseSpec[], elapsed: number, finalStatus: Build
     currentPhase: started.at(-1)?.type,
     buildComplete: complete,
     buildStatus: complete ? finalStatus : 'IN_PROGRESS',
+    startTime: new Date(T0),
+    ...(complete && { endTime: new Date(T0 + (phases.find((p) => p.type === 'COMPLETED')?.start ?? elapsed)) }),
     phases: started.map((p) => {
       const ended = p.end !== undefined && p.end <= elapsed;
       return {
@@ -110,4 +112,21 @@ export function linesBySection(lines: string[]): Map<string, string[]> {
     }
   }
   return sections;
+}
+
+/** A line of CodeBuild's agent as a real build writes it: `[Container] 2025/01/01 12:00:06.000417 text`. */
+export function agentLine(at: number, text: string, visible?: number): LogLine {
+  const iso = new Date(T0 + at).toISOString();
+  const micros = `${iso.slice(20, 23)}417`;
+  return { at, message: `[Container] ${iso.slice(0, 10).replace(/-/g, '/')} ${iso.slice(11, 19)}.${micros} ${text}`, ...(visible !== undefined && { visible }) };
+}
+
+/** The agent's lines around a command phase: start marker, the given lines, end marker and context line. */
+export function commandPhase(type: string, start: number, end: number, lines: LogLine[] = []): LogLine[] {
+  return [
+    agentLine(start, `Entering phase ${type}`),
+    ...lines,
+    agentLine(end, `Phase complete: ${type} State: SUCCEEDED`),
+    agentLine(end, 'Phase context status code:  Message: '),
+  ];
 }

@@ -9,7 +9,10 @@ import {
 } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { consoleUrl, exportedVariable, findBuildByMarker, getBuild, JOB_MARKER_VARIABLE, startBuild, startBuildInput, stopBuild } from '../../src/codebuild';
+import {
+  concurrencyExplanation, consoleUrl, exportedVariable, findBuildByMarker, getBuild, JOB_MARKER_VARIABLE, queueLimitFailure, startBuild,
+  startBuildInput, stopBuild,
+} from '../../src/codebuild';
 import { AwsStepError } from '../../src/errors';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
@@ -141,12 +144,37 @@ describe('startBuild', () => {
   it.each([
     [Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' }), 'needs codebuild:StartBuild on the project shared-builder'],
     [new ResourceNotFoundException({ message: 'no project', $metadata: {} }), 'No CodeBuild project "shared-builder" in us-east-1'],
+    [
+      Object.assign(new Error('Cannot have more than 0 builds in queue for the account'), { name: 'AccountLimitExceededException' }),
+      "CodeBuild's concurrent build quota for this account and compute type is reached (new accounts may allow only 0 to 5 concurrent builds): " +
+        'wait for running builds, or request more "Concurrently running builds" in Service Quotas: ' +
+        'https://us-east-1.console.aws.amazon.com/servicequotas/home/services/codebuild/quotas?region=us-east-1',
+    ],
   ])('explains %s', async (error, hint) => {
     cbMock.on(StartBuildCommand).rejects(error);
     const err = await startBuild(client(), startBuildInput(settingsFixture(), SOURCE, 'spec')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AwsStepError);
     expect((err as AwsStepError).message).toContain('Starting a build of CodeBuild project shared-builder failed');
     expect((err as AwsStepError).hint).toContain(hint);
+  });
+});
+
+describe('concurrency limits', () => {
+  it('explains a build that failed before it ran on a concurrency limit, in one line', () => {
+    const failed = {
+      buildStatus: 'FAILED' as const,
+      phases: [
+        { phaseType: 'SUBMITTED' as const, phaseStatus: 'SUCCEEDED' as const },
+        { phaseType: 'QUEUED' as const, phaseStatus: 'FAILED' as const, contexts: [{ statusCode: 'CLIENT_ERROR', message: 'Concurrent build limit of the project reached' }] },
+      ],
+    };
+    const line = queueLimitFailure(failed, 'eu-west-1');
+    expect(line).toContain('project\'s concurrent build limit is reached');
+    expect(line).not.toContain('\n');
+    expect(concurrencyExplanation('cn-north-1')).toContain('https://cn-north-1.console.amazonaws.cn/servicequotas/home/services/codebuild/quotas?region=cn-north-1');
+    // Other early failures are not quota problems.
+    expect(queueLimitFailure({ phases: [{ phaseType: 'QUEUED', phaseStatus: 'FAILED', contexts: [{ statusCode: 'VPC_CLIENT_ERROR', message: 'Unexpected EC2 error' }] }] }, 'eu-west-1')).toBeUndefined();
+    expect(queueLimitFailure({ phases: [{ phaseType: 'BUILD', phaseStatus: 'FAILED', contexts: [{ statusCode: 'COMMAND_EXECUTION_ERROR', message: 'limit' }] }] }, 'eu-west-1')).toBeUndefined();
   });
 });
 

@@ -1,0 +1,92 @@
+// Live Tail end to end at unit scale: the fake's StartLiveTail event stream, decoded by the real SDK
+// (createClients, as the program builds it), and followBuild on a running fake build.
+import { rmSync } from 'node:fs';
+import { StartBuildCommand } from '@aws-sdk/client-codebuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClients, type Clients } from '../../src/clients';
+import { followBuild } from '../../src/follow';
+import { LiveTail, logGroupArn } from '../../src/live-tail';
+import { startFakeAws } from '../../stack/fake-aws/server';
+import { memoryOutput } from '../helpers/output';
+import { buildspec, startStack, STATIC_CREDENTIALS, waitForBuild, type Stack } from './fake-support';
+
+let stack: Stack;
+let clients: Clients;
+beforeAll(async () => {
+  stack = await startStack({ liveTail: { intervalMs: 200, maxPerUpdate: 50 } });
+  clients = createClients('us-east-1', async () => STATIC_CREDENTIALS);
+});
+afterAll(async () => {
+  clients?.logs.destroy();
+  clients?.codebuild.destroy();
+  await stack?.stop();
+});
+
+async function start(commands: string[]) {
+  const started = await clients.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: commands }) }));
+  return waitForBuild(clients.codebuild, started.build?.id ?? '', (b) => Boolean(b.logs?.streamName));
+}
+
+describe('Live Tail', () => {
+  it('streams the lines ingested after the session started, through the SDK\'s event-stream decoding', async () => {
+    const build = await start(['sleep 1', 'for i in 1 2 3; do echo tailed-$i; sleep 0.2; done']);
+    const tail = await LiveTail.start(clients.logs, logGroupArn(build.logs?.cloudWatchLogsArn) ?? '', build.logs?.streamName ?? '');
+    await waitForBuild(clients.codebuild, build.id ?? '');
+    await new Promise((r) => setTimeout(r, 500));
+    const messages = tail.take().map((e) => e.message);
+    tail.stop();
+    expect(messages.filter((m) => m.startsWith('tailed-'))).toEqual(['tailed-1\n', 'tailed-2\n', 'tailed-3\n']);
+    // Nothing from before the session: the agent's first lines were written before it started.
+    expect(messages.some((m) => m.includes('Running on CodeBuild On-demand'))).toBe(false);
+    expect(tail.sampled).toBe(false);
+  });
+
+  it('says when AWS sampled the events (over the per-second maximum)', async () => {
+    const build = await start(['sleep 1', 'seq 1 400']);
+    const tail = await LiveTail.start(clients.logs, logGroupArn(build.logs?.cloudWatchLogsArn) ?? '', build.logs?.streamName ?? '');
+    await waitForBuild(clients.codebuild, build.id ?? '');
+    await new Promise((r) => setTimeout(r, 500));
+    tail.stop();
+    expect(tail.sampled).toBe(true);
+  });
+
+  it('follows a build with one StartLiveTail and a few reads, every line once and in order', async () => {
+    const build = await start(['sleep 1', 'for i in $(seq 1 20); do echo line-$i; sleep 0.1; done']);
+    const before = await stack.control.calls();
+    const out = memoryOutput();
+    const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, build.id ?? '');
+    expect(final.buildStatus).toBe('SUCCEEDED');
+    expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 20 }, (_, i) => `line-${i + 1}`));
+    expect(out.lines.filter((l) => l.includes('Entering phase BUILD'))).toHaveLength(1);
+    expect(out.lines.filter((l) => /polling/.test(l))).toEqual([]);
+    const after = await stack.control.calls();
+    expect((after.StartLiveTail ?? 0) - (before.StartLiveTail ?? 0)).toBe(1);
+    // The catch-up read, and the final drain (a page and its confirmation).
+    expect((after.GetLogEvents ?? 0) - (before.GetLogEvents ?? 0)).toBeLessThanOrEqual(4);
+  });
+
+  it('falls back to polling when the role may not use StartLiveTail', async () => {
+    const denied = await startFakeAws({ workDir: stack.workDir + '-denied', liveTail: { disabled: true }, phaseDelayMs: 10, projects: [{ name: 'proj' }] });
+    const saved = process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS;
+    const savedCb = process.env.AWS_ENDPOINT_URL_CODEBUILD;
+    process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = denied.url;
+    process.env.AWS_ENDPOINT_URL_CODEBUILD = denied.url;
+    const c = createClients('us-east-1', async () => STATIC_CREDENTIALS);
+    try {
+      const started = await c.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 5', 'echo polled'] }) }));
+      const out = memoryOutput();
+      await followBuild({ codebuild: c.codebuild, logs: c.logs, out }, started.build?.id ?? '');
+      expect(out.lines).toContain('polled');
+      expect(out.lines.filter((l) => l.includes('StartLiveTail'))).toEqual([
+        'Following the log by polling: StartLiveTail failed (AccessDeniedException); the role needs logs:StartLiveTail to follow it with fewer requests.',
+      ]);
+    } finally {
+      process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = saved;
+      process.env.AWS_ENDPOINT_URL_CODEBUILD = savedCb;
+      c.logs.destroy();
+      c.codebuild.destroy();
+      await denied.stop();
+      rmSync(`${stack.workDir}-denied`, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,68 @@
+import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LogReader } from '../../src/log-reader';
+import { fakeLogStream, type LogLine } from '../helpers/codebuild-timeline';
+
+const logsMock = mockClient(CloudWatchLogsClient);
+afterEach(() => logsMock.reset());
+
+const stream = { group: '/aws/codebuild/shared-builder', name: 'stream-1' };
+const lines: LogLine[] = Array.from({ length: 7 }, (_, i) => ({ at: i * 100, message: `line ${i}`, visible: 0 }));
+
+function reader(opts: { emptyAt?: number[]; createdAt?: number; pageSize?: number } = {}) {
+  const clock = { elapsed: 1_000 };
+  const fake = fakeLogStream(lines, () => clock.elapsed, { createdAt: opts.createdAt ?? 0, emptyAt: opts.emptyAt ?? [], pageSize: opts.pageSize ?? 3 });
+  logsMock.on(GetLogEventsCommand).callsFake(fake.handler);
+  return { r: new LogReader(new CloudWatchLogsClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }), stream), fake, clock };
+}
+
+describe('LogReader', () => {
+  it('stops at a page that is not full, without asking for the empty page that would confirm the end', async () => {
+    const { r, fake } = reader({ pageSize: 10 });
+    const first = await r.read({ drain: false });
+    expect(first.events.map((e) => e.message)).toEqual(lines.map((l) => `${l.message}\n`));
+    expect(first.calls).toBe(1);
+    const again = await r.read({ drain: false });
+    expect(again).toEqual({ events: [], calls: 1 });
+    expect(fake.requests.map((q) => q.nextToken)).toEqual([undefined, 'f/7']);
+    expect(fake.requests.every((q) => q.startFromHead === true && q.logGroupName === stream.group && q.logStreamName === stream.name)).toBe(true);
+  });
+
+  it('reads on through full pages, and through empty pages that bring a new token', async () => {
+    const { r } = reader({ pageSize: 3, emptyAt: [3] });
+    // The fake's pages of 3 count as "not full" for the real 10,000-event limit, so one read takes one page...
+    expect((await r.read({ drain: false })).events).toHaveLength(3);
+    // ...and an empty page with a new token is not the end: the same read continues.
+    const next = await r.read({ drain: false });
+    expect(next.events.map((e) => e.message)).toEqual(['line 3\n', 'line 4\n', 'line 5\n']);
+    expect(next.calls).toBe(2);
+  });
+
+  it('drains a finished stream until the forward token stops changing', async () => {
+    const { r } = reader({ pageSize: 3, emptyAt: [0, 0, 6] });
+    const all = await r.read({ drain: true, maxPages: Infinity });
+    expect(all.events.map((e) => e.message)).toEqual(lines.map((l) => `${l.message}\n`));
+    // 2 empty pages, 3 pages of lines (one after an empty page), and the confirming page.
+    expect(all.calls).toBe(7);
+  });
+
+  it('treats a stream that does not exist yet as empty, and notes a denied read once', async () => {
+    const { r, clock } = reader({ createdAt: 5_000 });
+    expect(await r.read({ drain: false })).toEqual({ events: [], calls: 1 });
+    clock.elapsed = 6_000;
+    expect((await r.read({ drain: false })).events).toHaveLength(3);
+
+    logsMock.reset();
+    logsMock.on(GetLogEventsCommand).rejects(Object.assign(new Error('not allowed'), { name: 'AccessDeniedException' }));
+    const denied = new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream);
+    expect(await denied.read({ drain: false })).toEqual({ events: [], calls: 1 });
+    expect(denied.denied).toBe(true);
+    expect(await denied.read({ drain: true })).toEqual({ events: [], calls: 0 });
+  });
+
+  it('lets other failures reach the follow loop', async () => {
+    logsMock.on(GetLogEventsCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    await expect(new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream).read({ drain: false })).rejects.toThrow('Rate exceeded');
+  });
+});

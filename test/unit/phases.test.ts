@@ -8,7 +8,10 @@ const T0 = Date.UTC(2025, 5, 4, 21, 56, 0);
  * A build log in the exact format of a real CodeBuild build (agent lines `[Container] yyyy/mm/dd
  * hh:mm:ss.micros text`, `Phase is DOWNLOAD_SOURCE`, `Entering phase X`, `Phase complete: X State: S`,
  * `Phase context status code: C Message: M`, blank events between commands, and UPLOAD_ARTIFACTS without
- * a start marker), as in AWS's samples and users' posted logs. `s` is seconds after T0.
+ * a start marker), as in AWS's samples and users' posted logs: e.g. github.com/aws/copilot-cli/issues/2780
+ * (`Phase complete: POST_BUILD State: FAILED`, UPLOAD_ARTIFACTS' lines), nathanpeck/socket.io-chat-fargate#9
+ * (the older `Success: false`), and 2025 logs with microsecond stamps and `Phase is DOWNLOAD_SOURCE`.
+ * `s` is seconds after T0.
  */
 function agent(s: number, text: string): LogEvent {
   const d = new Date(T0 + s * 1000);

@@ -20,21 +20,34 @@ export const STREAMED_LOG_LIMIT = 3.5 * 1024 * 1024;
 export class JobLog {
   private bytes = 0;
   private capped = false;
+  /** build.log, until writing it fails: the build goes on, and its log stays in CloudWatch. */
+  private file: string | undefined;
 
   constructor(
     private readonly out: Output,
     private readonly opts: { file?: string; limit?: number } = {},
   ) {
-    if (opts.file) {
-      mkdirSync(dirname(opts.file), { recursive: true });
-      writeFileSync(opts.file, '');
-    }
+    this.file = opts.file;
+    this.write((file) => {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, '');
+    });
   }
 
   /** Appends the events, as CloudWatch holds them, to build.log. */
   record(events: LogEvent[]): void {
-    if (!this.opts.file || events.length === 0) return;
-    appendFileSync(this.opts.file, events.map((e) => (e.message.endsWith('\n') ? e.message : `${e.message}\n`)).join(''));
+    if (events.length === 0) return;
+    this.write((file) => appendFileSync(file, events.map((e) => (e.message.endsWith('\n') ? e.message : `${e.message}\n`)).join('')));
+  }
+
+  private write(op: (file: string) => void): void {
+    if (!this.file) return;
+    try {
+      op(this.file);
+    } catch (e) {
+      this.out.warn(`Cannot write ${this.file} (${(e as NodeJS.ErrnoException).code ?? String(e)}): the whole build log stays in CloudWatch Logs only.`);
+      this.file = undefined;
+    }
   }
 
   show(lines: RenderedLine[]): void {
@@ -52,7 +65,7 @@ export class JobLog {
     this.bytes += Buffer.byteLength(text) + 1;
     if (this.bytes <= (this.opts.limit ?? STREAMED_LOG_LIMIT)) return true;
     this.capped = true;
-    const where = this.opts.file ? `the job artifact ${this.opts.file}` : 'CloudWatch Logs (see the console link above)';
+    const where = this.file ? `the job artifact ${this.file}` : 'CloudWatch Logs (see the console link above)';
     this.out.warn(`The job log nears GitLab's 4 MiB limit: from here on it shows only the phases; the whole build log is in ${where}.`);
     return false;
   }

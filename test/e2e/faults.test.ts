@@ -171,7 +171,7 @@ describe('dist/index.js under injected AWS faults', () => {
     expect(log).toContain('Following the log by polling: StartLiveTail failed (ThrottlingException)');
     const { buildId } = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8')) as { buildId: string };
     const jobLines = log.split('\n');
-    expect(jobLines.filter((l) => /^line-\d{3}$/.test(l))).toEqual(NUMBERED);
+    expect(numbered(jobLines)).toEqual(NUMBERED);
     expectBuildLogOnce(jobLines, await storedLog(buildId));
   });
 });

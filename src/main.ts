@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { resolveBuildspec } from './buildspec';
@@ -15,8 +12,10 @@ import { readSettings } from './inputs';
 import { followBuild, phaseFailure } from './logs';
 import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
 import type { Settings } from './settings';
-import { type Upload, uploadContext } from './upload';
-import { type Archive, packContext } from './zip';
+import { FilePool } from './pack-files';
+import type { ContextSummary } from './report';
+import { type ContextToUpload, type Upload, uploadContext } from './upload';
+import { archiveSizeBound, hashContext, packContextTo } from './zip';
 
 /** Runs `index.js [build|stop]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
@@ -31,12 +30,12 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
     if (command === 'stop') return await stop(settings, await connect(settings, out), out);
     // The buildspec and the context are read before any AWS call: a problem with either is bad input.
     const buildspec = resolveBuildspec(settings, checkout);
-    const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
+    const pool = new FilePool();
     try {
-      const archive = await pack(settings, join(workDir, 'context.zip'), out);
-      return await build(settings, buildspec, archive, await connect(settings, out), out);
+      const context = await nameContext(settings, pool, out);
+      return await build(settings, buildspec, context, await connect(settings, out), out);
     } finally {
-      await rm(workDir, { recursive: true, force: true });
+      await pool.close();
     }
   } catch (e) {
     return fail(e, out);
@@ -51,16 +50,26 @@ async function connect(settings: Settings, out: Output): Promise<Clients> {
   return clients;
 }
 
-async function pack(settings: Settings, file: string, out: Output): Promise<Archive> {
-  out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
+/**
+ * Lists the context and hashes every file (reading them all, so an unreadable file is bad input found before
+ * any AWS call). The digest names the archive; it is packed later, only if not uploaded yet, while uploading.
+ */
+async function nameContext(settings: Settings, pool: FilePool, out: Output): Promise<ContextToUpload> {
+  out.sectionStart('context', `Reading the build context ${settings.contextDir}`, true);
   const entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile });
-  const archive = await packContext(entries, file);
+  const { digest, fileHashes } = await hashContext(entries, pool);
   out.sectionEnd('context');
-  return archive;
+  return {
+    digest,
+    fileCount: entries.filter((e) => e.kind !== 'directory').length,
+    maxSize: archiveSizeBound(entries),
+    write: (target) => packContextTo(entries, target, { pool, expected: fileHashes }),
+  };
 }
 
-async function build(settings: Settings, buildspec: string, archive: Archive, clients: Clients, out: Output): Promise<ExitCode> {
-  const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);
+async function build(settings: Settings, buildspec: string, context: ContextToUpload, clients: Clients, out: Output): Promise<ExitCode> {
+  const upload = await uploadContext(clients.s3, context, settings.s3Bucket, settings.s3Prefix, out);
+  const archive = { sha256: context.digest, size: upload.size, fileCount: context.fileCount };
   // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
   const watcher = watchCancellation({ out, job: settings.gitlab });
   try {
@@ -86,7 +95,7 @@ async function build(settings: Settings, buildspec: string, archive: Archive, cl
   }
 }
 
-function finish(settings: Settings, final: Build, archive: Archive, upload: Upload, out: Output): ExitCode {
+function finish(settings: Settings, final: Build, archive: ContextSummary, upload: Upload, out: Output): ExitCode {
   const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
   writeReports(settings.reportDir, record, settings.dotenvPrefix);
   if (record.status === 'SUCCEEDED' && record.imageRef) {

@@ -100,6 +100,16 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
   }
 }
 
+/**
+ * An upper bound of the archive size: contents (stored when deflate does not shrink them; a streamed deflate
+ * may exceed its input by a fraction of a percent), ZIP64-sized headers, data descriptors and end records.
+ */
+export function archiveSizeBound(entries: ContextEntry[]): number {
+  let bound = 98;
+  for (const e of entries) bound += Math.ceil(e.size * 1.01) + 2 * Buffer.byteLength(e.path) + 200;
+  return bound;
+}
+
 async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
   for (let done = 0; done < b.length; ) done += (await fh.write(b, done)).bytesWritten;
 }

@@ -1,4 +1,3 @@
-import { Jobs, type JobSchema } from '@gitbeaker/rest';
 import type { Output } from './console';
 import type { GitLabJob } from './settings';
 
@@ -52,18 +51,20 @@ export function watchCancellation({ out, job, pollMs = 10_000 }: CancelDeps): Ca
   }
 
   if (job.serverUrl && job.jobToken) {
-    const api = new Jobs({ host: job.serverUrl.replace(/\/+$/, ''), jobToken: job.jobToken });
+    // GET /job with the job token: one request, so plain fetch (see "The bundle" in the README for why not gitbeaker).
+    const url = `${job.serverUrl.replace(/\/+$/, '')}/api/v4/job`;
+    const headers = { 'JOB-TOKEN': job.jobToken };
     let warned = false;
     const poll = async () => {
+      let status: number | undefined;
       try {
-        // Jobs.showConnectedJob() of @gitbeaker 43.8 looks for the token in the wrong header map and
-        // always throws; its requester sends the same authenticated GET /job.
-        const res = await api.requester.get<JobSchema>('job', { signal: AbortSignal.any([inflight.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) });
-        const status = String(res.body.status ?? '');
-        if (CANCELLED.has(status)) return finish(`the GitLab job is ${status}`);
+        const res = await fetch(url, { headers, signal: AbortSignal.any([inflight.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) });
+        status = res.status;
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const jobStatus = String(((await res.json()) as { status?: unknown }).status ?? '');
+        if (CANCELLED.has(jobStatus)) return finish(`the GitLab job is ${jobStatus}`);
       } catch (e) {
         if (done) return;
-        const status = (e as { cause?: { response?: { status?: number } } }).cause?.response?.status;
         if (status !== undefined && TOKEN_GONE.has(status)) return finish(`GitLab rejected the job token (HTTP ${status}): the job has ended`);
         if (!warned) {
           warned = true;

@@ -1,21 +1,22 @@
 import { parseArgs } from 'node:util';
 import type { Build } from '@aws-sdk/client-codebuild';
-import { resolveBuildspec } from './buildspec';
-import { watchCancellation } from './cancel';
-import { createClients, type Clients } from './clients';
-import { consoleUrl, getBuild, startBuild, startBuildInput, stopBuild } from './codebuild';
+import type { Clients } from './clients';
 import { consoleOutput, type Output } from './console';
 import { listContext } from './context';
-import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError } from './errors';
 import { readSettings } from './inputs';
-import { followBuild, phaseFailure } from './logs';
-import { buildRecord, readBuildId, ReportError, writeBuildId, writeReports } from './report';
-import type { Settings } from './settings';
 import { FilePool } from './pack-files';
 import type { ContextSummary } from './report';
-import { type ContextToUpload, type Upload, uploadContext } from './upload';
+import type { Settings } from './settings';
+import type { ContextToUpload, Upload } from './upload';
 import { archiveSizeBound, hashContext, packContextTo } from './zip';
+
+/**
+ * The modules that load the AWS SDK (src/aws.ts), evaluated on first use: the bundler keeps them inside
+ * dist/index.js and evaluates them at the first import. Evaluating them took most of the time before the first
+ * output line; now they load after it, while the workers hash the context.
+ */
+const loadAws = () => import('./aws');
 
 /** Runs `index.js [build|stop]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {
@@ -29,10 +30,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
     const settings = readSettings(env, checkout);
     if (command === 'stop') return await stop(settings, await connect(settings, out), out);
     // The buildspec and the context are read before any AWS call: a problem with either is bad input.
-    const buildspec = resolveBuildspec(settings, checkout);
+    out.sectionStart('context', `Reading the build context ${settings.contextDir}`, true);
+    // Loaded after the first line, like loadAws: yaml is a large part of what the program evaluates.
+    const buildspec = (await import('./buildspec')).resolveBuildspec(settings, checkout);
     const pool = new FilePool();
     try {
-      const context = await nameContext(settings, pool, out);
+      const naming = nameContext(settings, pool, out); // lists, then hashes on the workers…
+      void loadAws().catch(() => undefined); // …while this thread loads the AWS SDK (a failure surfaces where awaited)
+      const context = await naming;
+      out.sectionEnd('context');
       return await build(settings, buildspec, context, await connect(settings, out), out);
     } finally {
       await pool.close();
@@ -43,6 +49,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
 }
 
 async function connect(settings: Settings, out: Output): Promise<Clients> {
+  const { resolveCredentials, createClients, explainAssumeRoleFailure } = await loadAws();
   const { provider, identity } = resolveCredentials(settings, out);
   const clients = createClients(settings.region, provider);
   await awsStep(`Getting AWS credentials (${identity})`, clients.credentials, (e) => explainAssumeRoleFailure(e, settings));
@@ -55,10 +62,8 @@ async function connect(settings: Settings, out: Output): Promise<Clients> {
  * any AWS call). The digest names the archive; it is packed later, only if not uploaded yet, while uploading.
  */
 async function nameContext(settings: Settings, pool: FilePool, out: Output): Promise<ContextToUpload> {
-  out.sectionStart('context', `Reading the build context ${settings.contextDir}`, true);
   const entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile });
   const { digest, fileHashes } = await hashContext(entries, pool);
-  out.sectionEnd('context');
   return {
     digest,
     fileCount: entries.filter((e) => e.kind !== 'directory').length,
@@ -68,6 +73,7 @@ async function nameContext(settings: Settings, pool: FilePool, out: Output): Pro
 }
 
 async function build(settings: Settings, buildspec: string, context: ContextToUpload, clients: Clients, out: Output): Promise<ExitCode> {
+  const { uploadContext, watchCancellation, startBuild, startBuildInput, writeBuildId, consoleUrl, followBuild, stopBuild, phaseFailure } = await loadAws();
   const upload = await uploadContext(clients.s3, context, settings.s3Bucket, settings.s3Prefix, out);
   const archive = { sha256: context.digest, size: upload.size, fileCount: context.fileCount };
   // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
@@ -89,13 +95,14 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
       const interrupted = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
       if (interrupted) out.error(phaseFailure(interrupted));
     }
-    return finish(settings, final, archive, upload, out);
+    return await finish(settings, final, archive, upload, out);
   } finally {
     watcher.dispose();
   }
 }
 
-function finish(settings: Settings, final: Build, archive: ContextSummary, upload: Upload, out: Output): ExitCode {
+async function finish(settings: Settings, final: Build, archive: ContextSummary, upload: Upload, out: Output): Promise<ExitCode> {
+  const { buildRecord, consoleUrl, writeReports } = await loadAws();
   const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
   writeReports(settings.reportDir, record, settings.dotenvPrefix);
   if (record.status === 'SUCCEEDED' && record.imageRef) {
@@ -116,6 +123,7 @@ function finish(settings: Settings, final: Build, archive: ContextSummary, uploa
 
 /** `index.js stop`: the template's after_script stops a build the killed job left running. */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
+  const { readBuildId, getBuild, stopBuild } = await loadAws();
   const buildId = readBuildId(settings.reportDir);
   if (!buildId) {
     out.info('No build was started by this job: nothing to stop.');
@@ -136,7 +144,8 @@ function fail(e: unknown, out: Output): ExitCode {
     for (const p of e.problems) out.error(`input ${p.input}: ${p.message}`);
     return ExitCode.BadInput;
   }
-  if (e instanceof ContextError || e instanceof ReportError) {
+  // report.ts's ReportError, by name: report.ts is loaded lazily (loadAws), maybe not at all before this error.
+  if (e instanceof ContextError || (e instanceof Error && e.name === 'ReportError')) {
     out.error(e.message);
     return ExitCode.BadInput;
   }

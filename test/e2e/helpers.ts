@@ -7,8 +7,8 @@ import type { Stack } from '../../stack/stack';
 
 export const repoRoot = resolve(__dirname, '../..');
 /**
- * dist/index.js copied alone, as the template's job downloads it: proves the bundle needs none of the lazy
- * chunks ncc also writes (they belong to a rate-limiter backend gitbeaker never loads).
+ * dist/index.js copied alone, as the template's job downloads it: proves the bundle needs no file beside it
+ * (its lazily loaded modules and the packer's worker code are inside it).
  */
 export const distIndex = (() => {
   const dir = mkdtempSync(join(tmpdir(), 'cbi-dist-'));

@@ -1,0 +1,12 @@
+/**
+ * Everything main.ts needs that loads the AWS SDK. main.ts imports this module only when it
+ * first needs it, so the job's first line is printed before their evaluation, which then overlaps the
+ * hashing of the context on the worker threads (see loadAws in main.ts).
+ */
+export { watchCancellation } from './cancel';
+export { createClients } from './clients';
+export { consoleUrl, getBuild, startBuild, startBuildInput, stopBuild } from './codebuild';
+export { explainAssumeRoleFailure, resolveCredentials } from './credentials';
+export { followBuild, phaseFailure } from './logs';
+export { buildRecord, readBuildId, writeBuildId, writeReports } from './report';
+export { uploadContext } from './upload';

@@ -5,7 +5,7 @@
  * Env: BENCH_ONLY=pack,bundle runs only those modules (RESULTS.md then holds only their rows).
  */
 import { writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import type { BenchRow } from './rows';
 
@@ -20,6 +20,7 @@ const MODULES: Record<string, () => Promise<Module>> = {
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
   const started = performance.now();
+  const loadBefore = loadavg()[0]!;
   const rows: BenchRow[] = [];
   for (const [name, load] of Object.entries(MODULES)) {
     if (only && !only.includes(name)) continue;
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'})`,
     `- Node: ${process.version}`,
-    `- Whole run: ${minutes.toFixed(1)} min`,
+    `- Whole run: ${minutes.toFixed(1)} min; load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after: other work on the machine slows both sides of every ratio, and the parallel packer most`,
     '',
     '| area | metric | measured | target | met |',
     '|---|---|---|---|---|',

@@ -33,10 +33,17 @@ export interface Batch {
   bodies: Buffer;
 }
 
-/** Reads, hashes and deflates (or stores) each file; see the module comment for the rules this code follows. */
-export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib, nodeCrypto: typeof crypto): Batch {
+/**
+ * Reads, hashes and deflates (or stores) each file; see the module comment for the rules this code follows.
+ * Files are read into `scratch` when they fit, and bodies are copied into one buffer per batch, so a batch
+ * allocates little besides what deflate returns: per-file buffers made memory grow with the workers' garbage.
+ */
+export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib, nodeCrypto: typeof crypto, scratch: Buffer): Batch {
   const done: FileDone[] = [];
-  const bodies: Buffer[] = [];
+  let capacity = 0;
+  for (const job of jobs) if (!job.hashOnly) capacity += job.size;
+  // Its own ArrayBuffer (not the shared pool's), so a worker can transfer it.
+  const bodies = Buffer.allocUnsafeSlow(capacity);
   let offset = 0;
   for (const job of jobs) {
     let fd = -1;
@@ -48,20 +55,19 @@ export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeo
       continue;
     }
     const hash = nodeCrypto.createHash('sha256');
-    // One byte more than listed reveals a file that grew.
-    const data = Buffer.allocUnsafe(job.hashOnly ? Math.min(job.size + 1, 1024 * 1024) : job.size + 1);
+    // One byte more than listed reveals a file that grew. Hashing alone reads in scratch-sized chunks.
+    const data = job.hashOnly || job.size < scratch.length ? scratch : Buffer.allocUnsafe(job.size + 1);
+    const room = job.hashOnly ? data.length : job.size + 1;
     let total = 0;
     let crc = 0;
     try {
       for (let got = -1; got !== 0 && total <= job.size; ) {
         const at = job.hashOnly ? 0 : total;
-        got = nodeFs.readSync(fd, data, at, data.length - at, total);
-        hash.update(data.subarray(at, at + got));
-        if (job.hashOnly) total += got;
-        else {
-          crc = nodeZlib.crc32(data.subarray(at, at + got), crc);
-          total += got;
-        }
+        got = nodeFs.readSync(fd, data, at, room - at, total);
+        const chunk = data.subarray(at, at + got);
+        hash.update(chunk);
+        if (!job.hashOnly) crc = nodeZlib.crc32(chunk, crc);
+        total += got;
       }
     } catch (e) {
       done.push({ failed: 'unreadable', code: String((e as NodeJS.ErrnoException).code), message: (e as Error).message });
@@ -95,12 +101,15 @@ export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeo
         }
       }
     }
+    body.copy(bodies, offset);
     done.push({ method, crc, sha256, start: offset, end: offset + body.length });
-    bodies.push(body);
     offset += body.length;
   }
-  return { done, bodies: Buffer.concat(bodies, offset) };
+  return { done, bodies: bodies.subarray(0, offset) };
 }
+
+/** Files up to this size are read into a reused buffer; zip.ts streams files over 2 MiB, so most fit. */
+const SCRATCH = 2 * 1024 * 1024 + 1;
 
 /** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
 export class FilePool {
@@ -108,21 +117,24 @@ export class FilePool {
   private readonly idle: Worker[] = [];
   private readonly queue: { jobs: FileJob[]; resolve: (b: Batch) => void; reject: (e: unknown) => void }[] = [];
   private readonly pending = new Map<Worker, { resolve: (b: Batch) => void; reject: (e: unknown) => void }>();
+  private scratch: Buffer | undefined;
 
   /** One worker per core by default: the main thread mostly waits (it writes and hashes the archive). */
   constructor(readonly size = availableParallelism()) {
     const source =
       `const { parentPort } = require('node:worker_threads');\n` +
       `const prepareFiles = (${prepareFiles.toString()});\n` +
+      `const scratch = Buffer.allocUnsafeSlow(${SCRATCH});\n` +
       `parentPort.on('message', (jobs) => {\n` +
-      `  const batch = prepareFiles(jobs, require('node:fs'), require('node:zlib'), require('node:crypto'));\n` +
+      `  const batch = prepareFiles(jobs, require('node:fs'), require('node:zlib'), require('node:crypto'), scratch);\n` +
       `  const b = batch.bodies;\n` +
-      `  const copy = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);\n` +
-      `  parentPort.postMessage({ done: batch.done, bodies: copy }, [copy]);\n` +
+      `  parentPort.postMessage({ done: batch.done, bodies: b.buffer, length: b.length }, [b.buffer]);\n` +
       `});\n`;
     for (let i = 0; i < size; i++) {
       const worker = new Worker(source, { eval: true });
-      worker.on('message', (m: { done: FileDone[]; bodies: ArrayBuffer }) => this.settle(worker, (p) => p.resolve({ done: m.done, bodies: Buffer.from(m.bodies) })));
+      worker.on('message', (m: { done: FileDone[]; bodies: ArrayBuffer; length: number }) =>
+        this.settle(worker, (p) => p.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) })),
+      );
       worker.on('error', (e) => this.settle(worker, (p) => p.reject(e)));
       this.workers.push(worker);
       this.idle.push(worker);
@@ -130,7 +142,7 @@ export class FilePool {
   }
 
   run(jobs: FileJob[]): Promise<Batch> {
-    if (this.size === 0) return new Promise((resolve) => resolve(prepareFiles(jobs, fs, zlib, crypto)));
+    if (this.size === 0) return new Promise((resolve) => resolve(prepareFiles(jobs, fs, zlib, crypto, (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH)))));
     return new Promise((resolve, reject) => {
       this.queue.push({ jobs, resolve, reject });
       this.dispatch();

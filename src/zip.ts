@@ -193,7 +193,7 @@ const STREAMED_ZIP64_FROM = 0xf0000000;
 const BATCH_FILES = 64;
 const BATCH_BYTES = 1024 * 1024;
 /** Bytes read ahead of the writer, in batches on the pool (each batch holds its bodies until written). */
-const AHEAD_BYTES = 16 * 1024 * 1024;
+const AHEAD_BYTES = 8 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 const SAMPLE = 64 * 1024;
 

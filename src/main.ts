@@ -12,9 +12,9 @@ import type { ContextToUpload, Upload } from './upload';
 import { archiveSizeBound, hashContext, packContextTo } from './zip';
 
 /**
- * The modules that load the AWS SDK (src/aws.ts), evaluated on first use: the bundler keeps them inside
- * dist/index.js and evaluates them at the first import. Evaluating them took most of the time before the first
- * output line; now they load after it, while the workers hash the context.
+ * The modules that load the AWS SDK (src/aws.ts), compiled and evaluated on first use (dist/index.js carries
+ * them as a string until then, see scripts/bundle.mjs). Parsing and evaluating them took most of the time
+ * before the first output line; now they load after it, while the workers hash the context.
  */
 const loadAws = () => import('./aws');
 

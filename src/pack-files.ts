@@ -46,7 +46,7 @@ export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeo
   const bodies = Buffer.allocUnsafeSlow(capacity);
   let offset = 0;
   for (const job of jobs) {
-    let fd = -1;
+    let fd: number;
     try {
       fd = nodeFs.openSync(job.absPath, nodeFs.constants.O_RDONLY | nodeFs.constants.O_NOFOLLOW);
     } catch (e) {

@@ -112,11 +112,15 @@ export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeo
 const SCRATCH = 2 * 1024 * 1024 + 1;
 
 /** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
+/** Batches queued at each worker: it starts the next without waiting for this thread, which may be busy. */
+const QUEUED_PER_WORKER = 3;
+
+type Pending = { resolve: (b: Batch) => void; reject: (e: unknown) => void };
+
 export class FilePool {
-  private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
-  private readonly queue: { jobs: FileJob[]; resolve: (b: Batch) => void; reject: (e: unknown) => void }[] = [];
-  private readonly pending = new Map<Worker, { resolve: (b: Batch) => void; reject: (e: unknown) => void }>();
+  /** Each worker with its batches in the order sent; a worker answers them in that order. */
+  private readonly workers = new Map<Worker, Pending[]>();
+  private readonly queue: (Pending & { jobs: FileJob[] })[] = [];
   private scratch: Buffer | undefined;
 
   /** One worker per core by default: the main thread mostly waits (it writes and hashes the archive). */
@@ -132,12 +136,15 @@ export class FilePool {
       `});\n`;
     for (let i = 0; i < size; i++) {
       const worker = new Worker(source, { eval: true });
-      worker.on('message', (m: { done: FileDone[]; bodies: ArrayBuffer; length: number }) =>
-        this.settle(worker, (p) => p.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) })),
-      );
-      worker.on('error', (e) => this.settle(worker, (p) => p.reject(e)));
-      this.workers.push(worker);
-      this.idle.push(worker);
+      const sent: Pending[] = [];
+      worker.on('message', (m: { done: FileDone[]; bodies: ArrayBuffer; length: number }) => {
+        sent.shift()?.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) });
+        this.dispatch();
+      });
+      worker.on('error', (e) => {
+        for (const p of sent.splice(0)) p.reject(e);
+      });
+      this.workers.set(worker, sent);
     }
   }
 
@@ -150,23 +157,17 @@ export class FilePool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all([...this.workers.keys()].map((w) => w.terminate()));
   }
 
-  private settle(worker: Worker, how: (p: { resolve: (b: Batch) => void; reject: (e: unknown) => void }) => void): void {
-    const p = this.pending.get(worker);
-    this.pending.delete(worker);
-    this.idle.push(worker);
-    if (p) how(p);
-    this.dispatch();
-  }
-
+  /** Sends queued batches to the least busy workers, up to QUEUED_PER_WORKER each. */
   private dispatch(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const worker = this.idle.pop()!;
-      const task = this.queue.shift()!;
-      this.pending.set(worker, task);
-      worker.postMessage(task.jobs);
+    while (this.queue.length > 0) {
+      const [worker, sent] = [...this.workers].reduce((a, b) => (b[1].length < a[1].length ? b : a));
+      if (sent.length >= QUEUED_PER_WORKER) return;
+      const { jobs, ...pending } = this.queue.shift()!;
+      sent.push(pending);
+      worker.postMessage(jobs);
     }
   }
 }

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload as MultipartUpload } from '@aws-sdk/lib-storage';
 import type { Output } from './console';
-import { awsStep, AwsStepError } from './errors';
+import { awsStep, AwsStepError, ContextError } from './errors';
 import type { Archive, ArchiveTarget } from './zip';
 
 export interface Upload {
@@ -77,8 +77,10 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
     body.destroy();
     await upload.abort().catch(() => undefined);
     const uploadError = await uploading.then(() => undefined, (u: unknown) => u);
-    if (uploadError !== undefined && e === uploadError) throw new AwsStepError(step, uploadError, hint(uploadError));
-    throw e;
+    // A context problem is the cause even though the upload then fails too (aborted); otherwise the packer only
+    // stopped because the upload failed (its write failed with that error, or an abort error on the way).
+    if (e instanceof ContextError || uploadError === undefined) throw e;
+    throw new AwsStepError(step, uploadError, hint(uploadError));
   }
   body.end();
   await awsStep(step, () => uploading, hint);

@@ -2,7 +2,16 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listContext } from '../../src/context';
@@ -155,6 +164,25 @@ describe('uploadContext with refused access', () => {
     expect(error).toBeInstanceOf(AwsStepError);
     expect((error as AwsStepError).hint).toContain(`s3:PutObject`);
     expect((error as AwsStepError).hint).toContain(`arn:aws:s3:::${BUCKET}/contexts/*`);
+  });
+});
+
+describe('uploadContext when the upload fails while packing', () => {
+  it('stops packing, aborts the multipart upload and names the step', async () => {
+    const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+    const mock = mockClient(client);
+    mock.on(HeadObjectCommand).rejects(new S3ServiceException({ name: 'NotFound', $fault: 'client', $metadata: { httpStatusCode: 404 }, message: '' }));
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).rejects(new S3ServiceException({ name: 'SlowDown', $fault: 'server', $metadata: { httpStatusCode: 503 }, message: 'slow down' }));
+    mock.on(AbortMultipartUploadCommand).resolves({});
+    // 40 MiB of incompressible files: more than the parts in flight and the stream's buffer hold.
+    const files = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}.bin`, crypto.randomBytes(4 * 1024 * 1024)]));
+    const context = await named(contextDir('failing', files));
+    const error = await uploadContext(client, context, BUCKET, 'contexts', memoryOutput()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AwsStepError);
+    expect((error as AwsStepError).step).toBe(`Uploading the build context to s3://${BUCKET}/contexts/${context.digest}.zip`);
+    expect((error as Error).message).toMatch(/SlowDown/);
+    expect(mock.commandCalls(AbortMultipartUploadCommand).length).toBeGreaterThan(0);
   });
 });
 

@@ -51,7 +51,7 @@ export function watchCancellation({ out, job, pollMs = 10_000 }: CancelDeps): Ca
   }
 
   if (job.serverUrl && job.jobToken) {
-    // GET /job with the job token: one request, so plain fetch (see "The bundle" in the README for why not gitbeaker).
+    // GET /job with the job token: one request, so plain fetch (README, Development: why not gitbeaker).
     const url = `${job.serverUrl.replace(/\/+$/, '')}/api/v4/job`;
     const headers = { 'JOB-TOKEN': job.jobToken };
     let warned = false;

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-npx ncc build src/index.ts --out "$out" --minify --license licenses.txt --quiet
+node scripts/bundle.mjs "$out"
 # -q: name the differing files; the bundle is minified, so a line diff would print megabytes.
 if ! diff -rq "$out" dist; then
   echo "dist/ is stale: run 'npm run build' and commit dist/ and templates/." >&2

@@ -1,27 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { resolveBuildspec } from './buildspec';
-import { watchCancellation } from './cancel';
 import { isInside } from './checkout-paths';
-import { createClients, type Clients } from './clients';
-import { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuildInput, stopBuild } from './codebuild';
+import type { Clients } from './clients';
 import { consoleOutput, type Output } from './console';
 import { type ContextEntry, listContext } from './context';
-import { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './errors';
-import { followBuild } from './follow';
 import { collectSettings, readSettings } from './inputs';
-import { BUILD_LOG_FILE } from './job-log';
-import { phaseFailure } from './phases';
-import { buildRecord, readBuildId, readStartMarker, writeBuildId, writeReports, writeStartMarker } from './report';
+import { FilePool } from './pack-files';
+import type { ContextSummary } from './report';
 import type { Settings } from './settings';
 import { escapeControls, shown } from './shown';
-import { type Upload, uploadContext } from './upload';
-import { type Archive, packContext } from './zip';
+import type { ContextToUpload, Upload } from './upload';
+import { archiveSizeBound, hashContext, packContextTo } from './zip';
+
+/**
+ * The modules that load the AWS SDK (src/aws.ts), compiled and evaluated on first use (dist/index.js carries
+ * them as a string until then, see scripts/bundle.mjs). Parsing and evaluating them took most of the time
+ * before the first output line; now they load after it, while the workers hash the context.
+ */
+const loadAws = () => import('./aws');
 
 export const USAGE = `Usage: node index.js [build | stop | --help]
 
@@ -46,19 +46,26 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
       const settings = readSettings(env, checkout);
       return await stop(settings, await connect(settings, out), out);
     }
-    // Inputs, the buildspec file and the context are all checked before any AWS call, and reported together.
-    const { settings, entries } = await checkEverything(env, checkout, out);
-    const buildspec = resolveBuildspec(settings);
-    // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
-    // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
-    const marker = randomUUID();
-    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: false });
-    const workDir = await mkdtemp(join(tmpdir(), 'codebuild-image-'));
+    const pool = new FilePool();
     try {
-      const archive = await pack(settings, entries, join(workDir, 'context.zip'), out);
-      return await build(settings, buildspec, archive, marker, await connect(settings, out), out);
+      // Inputs, the buildspec file and the context are all checked before any AWS call, and reported together.
+      const { settings, entries } = await checkEverything(env, checkout, out);
+      const buildspec = resolveBuildspec(settings);
+      // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
+      // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
+      const marker = randomUUID();
+      const naming = nameContext(entries, pool);
+      try {
+        (await loadAws()).writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: false });
+      } catch (e) {
+        await naming.catch(() => undefined);
+        throw e;
+      }
+      const context = await naming;
+      out.sectionEnd('context');
+      return await build(settings, buildspec, context, marker, await connect(settings, out), out);
     } finally {
-      await rm(workDir, { recursive: true, force: true });
+      await pool.close();
     }
   } catch (e) {
     return fail(e, out);
@@ -80,6 +87,8 @@ async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Ou
   const { settings, problems } = collectSettings(env, checkout);
   let entries: ContextEntry[] = [];
   if (settings.contextDir) {
+    // The job's first line, as early as it can be; with bad input, the problems are the first lines.
+    if (problems.length === 0) out.sectionStart('context', `Reading the build context ${settings.contextDir}`, true);
     try {
       entries = await listContext(settings.contextDir, out, { dockerfile: settings.dockerfile, skipDirs: reportDirsIn(settings) });
     } catch (e) {
@@ -102,6 +111,7 @@ function reportDirsIn(s: Settings): string[] {
 }
 
 async function connect(settings: Settings, out: Output): Promise<Clients> {
+  const { resolveCredentials, createClients, explainAssumeRoleFailure } = await loadAws();
   const { provider, identity } = resolveCredentials(settings, out);
   const clients = createClients(settings.region, provider);
   await awsStep(`Getting AWS credentials (${identity})`, clients.credentials, (e) => explainAssumeRoleFailure(e, settings));
@@ -109,37 +119,47 @@ async function connect(settings: Settings, out: Output): Promise<Clients> {
   return clients;
 }
 
-async function pack(settings: Settings, entries: ContextEntry[], file: string, out: Output): Promise<Archive> {
-  out.sectionStart('context', `Packing the build context ${settings.contextDir}`, true);
-  const archive = await packContext(entries, file);
-  out.sectionEnd('context');
-  return archive;
+/**
+ * Hashes every file of the listing on the workers (reading them all, so an unreadable file is bad input found
+ * before any AWS call). The digest names the archive; it is packed later, only if not uploaded yet, while
+ * uploading.
+ */
+async function nameContext(entries: ContextEntry[], pool: FilePool): Promise<ContextToUpload> {
+  const { digest, fileHashes } = await hashContext(entries, pool);
+  return {
+    digest,
+    fileCount: entries.filter((e) => e.kind !== 'directory').length,
+    maxSize: archiveSizeBound(entries),
+    write: (target) => packContextTo(entries, target, { pool, expected: fileHashes }),
+  };
 }
 
-async function build(settings: Settings, buildspec: string, archive: Archive, marker: string, clients: Clients, out: Output): Promise<ExitCode> {
-  const upload = await uploadContext(clients.s3, archive, settings.s3Bucket, settings.s3Prefix, out);
+async function build(settings: Settings, buildspec: string, context: ContextToUpload, marker: string, clients: Clients, out: Output): Promise<ExitCode> {
+  const aws = await loadAws();
+  const upload = await aws.uploadContext(clients.s3, context, settings.s3Bucket, settings.s3Prefix, out);
+  const archive = { sha256: context.digest, size: upload.size, fileCount: context.fileCount };
   // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
-  const watcher = watchCancellation({ out, job: settings.gitlab });
+  const watcher = aws.watchCancellation({ out, job: settings.gitlab });
   try {
-    writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: true });
-    const started = await startBuild(clients.codebuildOnce, startBuildInput(settings, upload, buildspec, marker));
+    aws.writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: true });
+    const started = await aws.startBuild(clients.codebuildOnce, aws.startBuildInput(settings, upload, buildspec, marker));
     const buildId = started.id ?? '';
-    writeBuildId(settings.reportDir, buildId);
+    aws.writeBuildId(settings.reportDir, buildId);
     out.info(`CodeBuild build ${buildId}`);
-    out.info(`Console: ${consoleUrl(settings.region, started)}`);
+    out.info(`Console: ${aws.consoleUrl(settings.region, started)}`);
 
     const abort = new AbortController();
     void watcher.cancelled.then((reason) => abort.abort(reason));
-    const deps = { codebuild: clients.codebuild, logs: clients.logs, out, logFile: join(settings.reportDir, BUILD_LOG_FILE) };
-    let final = await followBuild(deps, buildId, abort.signal).catch((e: unknown) => abandon(clients, buildId, e, out));
+    const deps = { codebuild: clients.codebuild, logs: clients.logs, out, logFile: join(settings.reportDir, aws.BUILD_LOG_FILE) };
+    let final = await aws.followBuild(deps, buildId, abort.signal).catch((e: unknown) => abandon(clients, buildId, e, out));
     if (abort.signal.aborted && !final.buildComplete) {
       out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
-      final = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
+      final = await aws.stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
       // The follower left before this phase ended, so it did not print it (it does for every other failure).
       const interrupted = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
-      if (interrupted) out.error(phaseFailure(interrupted));
+      if (interrupted) out.error(aws.phaseFailure(interrupted));
     }
-    return finish(settings, final, archive, upload, out);
+    return await finish(settings, final, archive, upload, out);
   } finally {
     watcher.dispose();
   }
@@ -149,7 +169,7 @@ async function build(settings: Settings, buildspec: string, archive: Archive, ma
 async function abandon(clients: Clients, buildId: string, e: unknown, out: Output): Promise<never> {
   out.error(`Cannot follow build ${buildId} any longer: stopping it, so that it does not run on unwatched.`);
   try {
-    await stopBuild(clients.codebuildOnce, buildId, out, { timeoutMs: 20_000, checkWith: clients.codebuild });
+    await (await loadAws()).stopBuild(clients.codebuildOnce, buildId, out, { timeoutMs: 20_000, checkWith: clients.codebuild });
   } catch (stopError) {
     const why = stopError instanceof AwsStepError ? stopError.message.split('\n')[0] : String(stopError);
     out.error(`The build keeps running in CodeBuild: stopping it failed too (${why}).`);
@@ -157,7 +177,8 @@ async function abandon(clients: Clients, buildId: string, e: unknown, out: Outpu
   throw e;
 }
 
-function finish(settings: Settings, final: Build, archive: Archive, upload: Upload, out: Output): ExitCode {
+async function finish(settings: Settings, final: Build, archive: ContextSummary, upload: Upload, out: Output): Promise<ExitCode> {
+  const { buildRecord, consoleUrl, queueLimitFailure, writeReports } = await loadAws();
   const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
   try {
     writeReports(settings.reportDir, record, settings.dotenvPrefix);
@@ -193,10 +214,11 @@ function finish(settings: Settings, final: Build, archive: Archive, upload: Uplo
  * StartBuild answer never arrived is found by the marker recorded before StartBuild.
  */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
+  const { findBuildByMarker, readBuildId, readStartMarker, stopBuild } = await loadAws();
   let buildId = readBuildId(settings.reportDir);
   const start = buildId ? undefined : readStartMarker(settings.reportDir);
   if (!buildId && start?.requested) {
-    out.info('The job ended before StartBuild answered: looking for the build by this job\'s marker');
+    out.info("The job ended before StartBuild answered: looking for the build by this job's marker");
     buildId = await findBuildByMarker(clients.codebuildOnce, start.projectName, start.marker);
   }
   if (!buildId) {
@@ -227,7 +249,7 @@ function fail(e: unknown, out: Output): ExitCode {
     return ExitCode.BadInput;
   }
   if (e instanceof Error && 'syscall' in e && 'code' in e) {
-    // A failure of the machine running the job (e.g. no space left for the archive); the message names the call and path.
+    // A failure of the machine running the job (e.g. no space left); the message names the call and path.
     out.error(escapeControls(`${e.message.split('\n')[0]} (on the machine running the job)`));
     return ExitCode.AwsError;
   }

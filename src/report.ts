@@ -63,7 +63,10 @@ export interface BuildRecord {
   gitlab: { jobUrl: string | undefined; pipelineUrl: string | undefined; commitSha: string | undefined };
 }
 
-export function buildRecord(s: Settings, build: Build, archive: Archive, upload: Upload, consoleUrl: string): BuildRecord {
+/** The build context as reported: `sha256` is the context digest that names the uploaded archive. */
+export type ContextSummary = Pick<Archive, 'size' | 'fileCount'> & { sha256: string };
+
+export function buildRecord(s: Settings, build: Build, archive: ContextSummary, upload: Pick<Upload, 'bucket' | 'key' | 'uploaded'>, consoleUrl: string): BuildRecord {
   const exported = exportedVariable(build, s.digestVariable)?.trim();
   const digest = exported && DIGEST.test(exported) ? exported : undefined;
   const record: BuildRecord = {

@@ -9,7 +9,7 @@
  * central directory grows with the number of entries, about 60 bytes plus the name each).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,12 +17,17 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { assertOpenedInside, type ContextEntry } from './context';
+import { ContextDigest } from './digest';
 import { ContextError } from './errors';
+import { type Batch, type FileDone, type FileJob, FilePool } from './pack-files';
 
 export interface Archive {
-  file: string;
+  /** The archive file, when written to one. */
+  file?: string;
   /** SHA-256 of the archive bytes, hex. */
   sha256: string;
+  /** The context digest (see digest.ts): SHA-256 of the listing and contents; names the uploaded object. */
+  digest: string;
   /** Archive size in bytes. */
   size: number;
   /** Files and symlinks in the archive (directories not counted). */
@@ -38,96 +43,101 @@ export interface PackOptions {
   streamThreshold?: number;
   /** Write ZIP64 records even when not needed (tests). */
   forceZip64?: boolean;
+  /** Worker threads reading and deflating files (0: all on this thread); default one per core. Ignored with `pool`. */
+  workers?: number;
+  /** A pool to use (and leave open), e.g. the one hashContext used. */
+  pool?: FilePool;
+  /** Each entry's file SHA-256 from hashContext: a file whose content differs fails as changed. */
+  expected?: (string | undefined)[];
 }
 
-/** Extensions whose content is already compressed: deflating it costs time and gains nothing. */
-const STORED_EXTENSIONS = new Set(
-  (
-    '.gz .tgz .zip .jar .war .ear .whl .egg .nupkg .apk .aab .ipa .deb .rpm .crx .vsix ' +
-    '.zst .tzst .xz .txz .lz .lzma .lz4 .bz2 .tbz .tbz2 .7z .rar .br .cab ' +
-    '.png .jpg .jpeg .gif .webp .avif .heic .heif .jxl .ico .mp3 .m4a .aac .ogg .oga .opus .flac ' +
-    '.mp4 .m4v .mkv .webm .mov .avi .wmv .woff .woff2 .docx .xlsx .pptx .odt .ods .odp .epub'
-  ).split(' '),
-);
+type Options = Required<Pick<PackOptions, 'level' | 'streamThreshold' | 'forceZip64'>> & Pick<PackOptions, 'expected'>;
 
-const EMPTY = Buffer.alloc(0);
-const STORE = 0;
-const DEFLATE = 8;
-const MAX16 = 0xffff;
-const MAX32 = 0xffffffff;
-/** 1980-01-01, the earliest DOS date; the DOS time 00:00:00 is 0. */
-const DOS_DATE = (1 << 5) | 1;
-const MADE_BY_UNIX = (3 << 8) | 63;
-const FLAG_DATA_DESCRIPTOR = 0x0008;
-const FLAG_UTF8 = 0x0800;
-const MSDOS_DIRECTORY = 0x10;
-/** A streamed deflate entry this large gets ZIP64 sizes up front: its compressed size is known only at the end. */
-const STREAMED_ZIP64_FROM = 0xf0000000;
+/** Where the archive bytes go, in order. A buffer passed to write is not reused afterwards. */
+export interface ArchiveTarget {
+  write(b: Buffer): Promise<void>;
+}
 
-/** Files up to this size are read and deflated synchronously (see prepareSmall). */
-const SYNC_MAX = 64 * 1024;
-/** Medium files deflated at once: one per libuv thread; more would only queue, holding their buffers. */
-const POOL_TASKS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-const AHEAD_ENTRIES = 64;
-const AHEAD_BYTES = 8 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
-const SAMPLE = 64 * 1024;
-
-const deflateRaw = promisify(zlib.deflateRaw);
-const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+export const DEFAULT_LEVEL = 6;
 
 /** Packs `entries` (as listed by listContext) into `outFile`. Throws ContextError if a file changed meanwhile. */
-export async function packContext(entries: ContextEntry[], outFile: string, options: PackOptions = {}): Promise<Archive> {
-  const opts: Required<PackOptions> = { level: 6, streamThreshold: 2 * 1024 * 1024, forceZip64: false, ...options };
+export async function packContext(entries: ContextEntry[], outFile: string, options: PackOptions = {}): Promise<Archive & { file: string }> {
   const fh = await open(outFile, 'w');
-  const sink = new Sink(fh);
   try {
-    const central = new Slabs();
-    for await (const item of prepareInOrder(entries, opts)) await writeEntry(sink, item, central, opts);
-    const cdOffset = sink.offset;
-    for (const slab of central.slabs()) await sink.write(slab);
-    await sink.write(endOfCentralDirectory(central.count, cdOffset, sink.offset - cdOffset, opts.forceZip64));
-    await sink.flush();
+    const archive = await packContextTo(entries, { write: (b) => writeAll(fh, b) }, options);
     await fh.close();
+    return { ...archive, file: outFile };
   } catch (e) {
     await fh.close().catch(() => undefined);
     await rm(outFile, { force: true });
     throw e;
   }
-  return {
-    file: outFile,
-    sha256: sink.hash.digest('hex'),
-    size: sink.offset,
-    fileCount: entries.filter((e) => e.kind !== 'directory').length,
-    entryCount: entries.length,
-  };
 }
 
-/** Sequential writer through one reusable buffer; hashes exactly the bytes it writes. */
+/** Packs `entries` into `target` (e.g. a multipart upload as it is written). */
+export async function packContextTo(entries: ContextEntry[], target: ArchiveTarget, options: PackOptions = {}): Promise<Archive> {
+  const { pool: given, workers, ...rest } = options;
+  const opts: Options = { level: DEFAULT_LEVEL, streamThreshold: 2 * 1024 * 1024, forceZip64: false, ...rest };
+  const pool = given ?? new FilePool(workers);
+  try {
+    const sink = new Sink(target);
+    const central = new Slabs();
+    const digest = new ContextDigest(opts.level);
+    for await (const item of prepareInOrder(entries, opts, pool)) digest.add(item.entry, await writeEntry(sink, item, central, opts));
+    const cdOffset = sink.offset;
+    for (const slab of central.slabs()) await sink.write(slab);
+    await sink.write(endOfCentralDirectory(central.count, cdOffset, sink.offset - cdOffset, opts.forceZip64));
+    await sink.flush();
+    return {
+      sha256: sink.hash.digest('hex'),
+      digest: digest.hex(),
+      size: sink.offset,
+      fileCount: entries.filter((e) => e.kind !== 'directory').length,
+      entryCount: entries.length,
+    };
+  } finally {
+    if (!given) await pool.close();
+  }
+}
+
+/**
+ * An upper bound of the archive size: contents (stored when deflate does not shrink them; a streamed deflate
+ * may exceed its input by a fraction of a percent), ZIP64-sized headers, data descriptors and end records.
+ */
+export function archiveSizeBound(entries: ContextEntry[]): number {
+  let bound = 98;
+  for (const e of entries) bound += Math.ceil(e.size * 1.01) + 2 * Buffer.byteLength(e.path) + 200;
+  return bound;
+}
+
+async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
+  for (let done = 0; done < b.length; ) done += (await fh.write(b, done)).bytesWritten;
+}
+
+/** Sequential writer collecting small writes into 1 MiB buffers; hashes exactly the bytes it writes. */
 class Sink {
   readonly hash = createHash('sha256');
   offset = 0;
-  private readonly buf = Buffer.allocUnsafe(CHUNK);
+  private buf = Buffer.allocUnsafe(CHUNK);
   private used = 0;
 
-  constructor(private readonly fh: FileHandle) {}
+  constructor(private readonly target: ArchiveTarget) {}
 
   async write(b: Buffer): Promise<void> {
     this.hash.update(b);
     this.offset += b.length;
     if (this.used + b.length > CHUNK) await this.flush();
-    if (b.length >= CHUNK) return this.writeAll(b);
+    if (b.length >= CHUNK) return this.target.write(b);
     b.copy(this.buf, this.used);
     this.used += b.length;
   }
 
   async flush(): Promise<void> {
-    await this.writeAll(this.buf.subarray(0, this.used));
+    if (this.used === 0) return;
+    const full = this.buf.subarray(0, this.used);
+    this.buf = Buffer.allocUnsafe(CHUNK); // the target may hold on to the full one
     this.used = 0;
-  }
-
-  private async writeAll(b: Buffer): Promise<void> {
-    for (let done = 0; done < b.length; ) done += (await this.fh.write(b, done)).bytesWritten;
+    await this.target.write(full);
   }
 }
 
@@ -155,112 +165,148 @@ class Slabs {
   }
 }
 
+/** Extensions whose content is already compressed: deflating it costs time and gains nothing. */
+const STORED_EXTENSIONS = new Set(
+  (
+    '.gz .tgz .zip .jar .war .ear .whl .egg .nupkg .apk .aab .ipa .deb .rpm .crx .vsix ' +
+    '.zst .tzst .xz .txz .lz .lzma .lz4 .bz2 .tbz .tbz2 .7z .rar .br .cab ' +
+    '.png .jpg .jpeg .gif .webp .avif .heic .heif .jxl .ico .mp3 .m4a .aac .ogg .oga .opus .flac ' +
+    '.mp4 .m4v .mkv .webm .mov .avi .wmv .woff .woff2 .docx .xlsx .pptx .odt .ods .odp .epub'
+  ).split(' '),
+);
+
+const EMPTY = Buffer.alloc(0);
+const STORE = 0;
+const DEFLATE = 8;
+const MAX16 = 0xffff;
+const MAX32 = 0xffffffff;
+/** 1980-01-01, the earliest DOS date; the DOS time 00:00:00 is 0. */
+const DOS_DATE = (1 << 5) | 1;
+const MADE_BY_UNIX = (3 << 8) | 63;
+const FLAG_DATA_DESCRIPTOR = 0x0008;
+const FLAG_UTF8 = 0x0800;
+const MSDOS_DIRECTORY = 0x10;
+/** A streamed deflate entry this large gets ZIP64 sizes up front: its compressed size is known only at the end. */
+const STREAMED_ZIP64_FROM = 0xf0000000;
+
+/** A batch for the file pool: up to this many files or this many bytes (a larger file goes alone). */
+const BATCH_FILES = 64;
+const BATCH_BYTES = 1024 * 1024;
+/** Bytes read ahead of the writer, in batches on the pool (each batch holds its bodies until written). */
+const AHEAD_BYTES = 8 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+const SAMPLE = 64 * 1024;
+
+const deflateRaw = promisify(zlib.deflateRaw);
+const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+
+/**
+ * The first pass: hashes every file (on the pool) and returns the context digest that names the archive
+ * before it is written, with each file's SHA-256 for packContext's `expected`.
+ */
+export async function hashContext(entries: ContextEntry[], pool: FilePool, level = DEFAULT_LEVEL): Promise<{ digest: string; fileHashes: (string | undefined)[] }> {
+  const fileHashes: (string | undefined)[] = new Array(entries.length);
+  const batches: Promise<void>[] = [];
+  for (let i = 0; i < entries.length; ) {
+    const indexes: number[] = [];
+    for (let bytes = 0; i < entries.length && indexes.length < 256 && bytes < 32 * CHUNK; i++) {
+      const e = entries[i]!;
+      if (e.kind !== 'file') continue;
+      indexes.push(i);
+      bytes += e.size;
+    }
+    const jobs = indexes.map((j) => ({ absPath: entries[j]!.absPath, size: entries[j]!.size, level: -1, hashOnly: true }));
+    batches.push(
+      pool.run(jobs).then(({ done }) =>
+        done.forEach((d, k) => {
+          fileHashes[indexes[k]!] = fileDone(entries[indexes[k]!]!, d).sha256;
+        }),
+      ),
+    );
+  }
+  await Promise.all(batches);
+  const digest = new ContextDigest(level);
+  entries.forEach((e, i) => digest.add(e, fileHashes[i]));
+  return { digest: digest.hex(), fileHashes };
+}
+
 /** An entry ready to write: whole body in memory, or a file to stream. */
 type Prepared =
-  | { entry: ContextEntry; method: number; crc: number; size: number; body: Buffer }
-  | { entry: ContextEntry; streamed: true };
+  | { entry: ContextEntry; method: number; crc: number; size: number; body: Buffer; sha256?: string }
+  | { entry: ContextEntry; streamed: true; index: number };
 
-/** Yields entries in order while later ones (up to AHEAD_ENTRIES and AHEAD_BYTES) are read and deflated. */
-async function* prepareInOrder(entries: ContextEntry[], opts: Required<PackOptions>): AsyncGenerator<Prepared> {
-  const ahead: { cost: number; ready: Promise<Prepared> }[] = [];
+/**
+ * Yields entries in order while later ones are read, hashed and deflated in batches on the pool (at most two
+ * batches per worker and AHEAD_BYTES of files in flight). Files over the stream threshold go alone, streamed.
+ */
+async function* prepareInOrder(entries: ContextEntry[], opts: Options, pool: FilePool): AsyncGenerator<Prepared> {
+  const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
+  const maxBatches = Math.max(2, 2 * pool.size);
+  const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
   let next = 0;
   let aheadBytes = 0;
-  let onPool = 0;
   const fill = (): void => {
-    while (next < entries.length && ahead.length < AHEAD_ENTRIES && aheadBytes < AHEAD_BYTES) {
-      const entry = entries[next]!;
-      const streamed = entry.kind === 'file' && entry.size > opts.streamThreshold;
-      const pooled = !streamed && entry.kind === 'file' && entry.size > SYNC_MAX;
-      if (pooled && onPool >= POOL_TASKS) break;
-      next++;
-      let ready: Promise<Prepared>;
-      if (streamed) {
-        ready = Promise.resolve({ entry, streamed });
-      } else if (pooled) {
-        onPool++;
-        ready = prepareOnPool(entry, opts.level).finally(() => onPool--);
-      } else {
-        ready = new Promise((resolve) => resolve(prepareSmall(entry, opts.level)));
+    while (next < entries.length && ahead.length < maxBatches && aheadBytes < AHEAD_BYTES) {
+      const first = next;
+      if (streamed(entries[next]!)) {
+        ahead.push({ bytes: 0, ready: Promise.resolve([{ entry: entries[next]!, streamed: true, index: next++ }]) });
+        continue;
       }
+      const jobs: FileJob[] = [];
+      let bytes = 0;
+      for (; next < entries.length && !streamed(entries[next]!) && jobs.length < BATCH_FILES && bytes < BATCH_BYTES; next++) {
+        const e = entries[next]!;
+        if (e.kind !== 'file') continue;
+        jobs.push({ absPath: e.absPath, size: e.size, level: isStoredByName(e.path) ? -1 : opts.level, hashOnly: false });
+        bytes += e.size;
+      }
+      const last = next;
+      const ready = (jobs.length > 0 ? pool.run(jobs) : Promise.resolve(undefined)).then((batch) => toPrepared(entries, first, last, batch, opts.expected));
       ready.catch(() => undefined); // rejections surface when awaited in order below
-      const cost = streamed ? 0 : entry.size;
-      ahead.push({ cost, ready });
-      aheadBytes += cost;
+      ahead.push({ bytes, ready });
+      aheadBytes += bytes;
     }
   };
   fill();
   for (let item = ahead.shift(); item; item = ahead.shift()) {
     const prepared = await item.ready;
-    aheadBytes -= item.cost;
+    aheadBytes -= item.bytes;
     fill();
-    yield prepared;
+    yield* prepared;
   }
 }
 
-const readBuffer = Buffer.allocUnsafe(SYNC_MAX + 1);
+/** Entries `from` to `to` (exclusive) with the batch of their files. */
+function toPrepared(entries: ContextEntry[], from: number, to: number, batch: Batch | undefined, expected: Options['expected']): Prepared[] {
+  const prepared: Prepared[] = [];
+  let k = 0;
+  for (let i = from; i < to; i++) {
+    const entry = entries[i]!;
+    if (entry.kind === 'directory') {
+      prepared.push({ entry, method: STORE, crc: 0, size: 0, body: EMPTY });
+    } else if (entry.kind === 'symlink') {
+      const body = Buffer.from(entry.linkTarget ?? '');
+      prepared.push({ entry, method: STORE, crc: crc32(body), size: body.length, body });
+    } else {
+      const d = fileDone(entry, batch!.done[k++]!);
+      if (expected && expected[i] !== d.sha256) throw changed(entry);
+      prepared.push({ entry, method: d.method, crc: d.crc, size: entry.size, body: batch!.bodies.subarray(d.start, d.end), sha256: d.sha256 });
+    }
+  }
+  return prepared;
+}
+
+/** The pool's result for one file, or the ContextError it stands for. */
+function fileDone(entry: ContextEntry, d: FileDone): Exclude<FileDone, { failed: string }> {
+  if (!('failed' in d)) return d;
+  if (d.failed === 'changed') throw changed(entry);
+  throw new ContextError(`Cannot read ${entry.path} in the build context: ${d.message}. Make it readable or add it to .dockerignore.`);
+}
 
 /**
- * Directories, symlinks and small files, synchronously: per small file the fixed cost of async calls
- * (thread-pool round trips, a zlib stream object) is far larger than the work. Packing 70,000 tiny files
- * took 20 s with async reads and deflates and 1.3 s like this.
+ * O_NOFOLLOW keeps a file swapped for a symlink after listing from pulling in data from outside the context;
+ * the descriptor's own path catches a directory on the way that was swapped for one.
  */
-function prepareSmall(entry: ContextEntry, level: number): Prepared {
-  if (entry.kind === 'directory') return { entry, method: STORE, crc: 0, size: 0, body: EMPTY };
-  if (entry.kind === 'symlink') {
-    const body = Buffer.from(entry.linkTarget ?? '');
-    return { entry, method: STORE, crc: crc32(body), size: body.length, body };
-  }
-  const data = readSmallFile(entry); // valid until the next call: copied or deflated below
-  const crc = crc32(data);
-  if (data.length === 0 || isStoredByName(entry.path)) return { entry, method: STORE, crc, size: data.length, body: Buffer.from(data) };
-  // A window larger than the file gains nothing; an output chunk sized to the file keeps the garbage
-  // per file small (the result is a slice that keeps its whole chunk alive, 16 KiB by default).
-  const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(data.length))));
-  const deflated = zlib.deflateRawSync(data, { level, windowBits, chunkSize: Math.max(64, data.length + 64) });
-  return smaller(entry, crc, data, deflated);
-}
-
-/** Deflated, unless deflate did not shrink the data: then stored, as Info-ZIP does. */
-function smaller(entry: ContextEntry, crc: number, data: Buffer, deflated: Buffer): Prepared {
-  return deflated.length < data.length
-    ? { entry, method: DEFLATE, crc, size: data.length, body: deflated }
-    : { entry, method: STORE, crc, size: data.length, body: Buffer.from(data) };
-}
-
-function readSmallFile(entry: ContextEntry): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(entry.absPath, NO_FOLLOW);
-  } catch (e) {
-    throw openError(entry, e);
-  }
-  try {
-    assertOpenedInside(fd, entry);
-    const want = entry.size + 1; // one byte more than listed reveals a file that grew
-    let n = 0;
-    for (let got = -1; got !== 0 && n < want; n += got) got = readSync(fd, readBuffer, n, want - n, n);
-    if (n !== entry.size) throw changed(entry);
-    return readBuffer.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-async function prepareOnPool(entry: ContextEntry, level: number): Promise<Prepared> {
-  const fh = await openEntry(entry);
-  let data: Buffer;
-  try {
-    data = await fh.readFile();
-  } finally {
-    await fh.close();
-  }
-  if (data.length !== entry.size) throw changed(entry);
-  const crc = crc32(data);
-  if (isStoredByName(entry.path)) return { entry, method: STORE, crc, size: data.length, body: data };
-  return smaller(entry, crc, data, await deflateRaw(data, { level }));
-}
-
-/** O_NOFOLLOW and assertOpenedInside: a file or directory swapped for a symlink after listing must not pull in data from outside the context. */
 async function openEntry(entry: ContextEntry): Promise<FileHandle> {
   let fh: FileHandle;
   try {
@@ -304,8 +350,8 @@ interface Header {
 }
 type HeaderBase = Pick<Header, 'name' | 'flags' | 'attrs' | 'offset'>;
 
-/** Writes one entry and adds its central directory record. */
-async function writeEntry(sink: Sink, item: Prepared, central: Slabs, opts: Required<PackOptions>): Promise<void> {
+/** Writes one entry and adds its central directory record; returns a file's content SHA-256. */
+async function writeEntry(sink: Sink, item: Prepared, central: Slabs, opts: Options): Promise<string | undefined> {
   const { entry } = item;
   const base: HeaderBase = {
     name: Buffer.from(entry.kind === 'directory' ? `${entry.path}/` : entry.path),
@@ -314,18 +360,23 @@ async function writeEntry(sink: Sink, item: Prepared, central: Slabs, opts: Requ
     offset: sink.offset,
   };
   let h: Header;
+  let sha256: string | undefined;
   if ('streamed' in item) {
-    h = await writeStreamed(sink, entry, base, opts);
+    ({ h, sha256 } = await writeStreamed(sink, entry, base, opts));
+    if (opts.expected && opts.expected[item.index] !== sha256) throw changed(entry);
   } else {
     h = { ...base, method: item.method, crc: item.crc, compressedSize: item.body.length, size: item.size, zip64: opts.forceZip64 || base.offset >= MAX32 };
+    sha256 = item.sha256;
     await sink.write(localHeader(h));
     if (item.body.length > 0) await sink.write(item.body);
   }
   centralRecord(h, opts.forceZip64, central);
+  return sha256;
 }
 
-async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, opts: Required<PackOptions>): Promise<Header> {
+async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, opts: Options): Promise<{ h: Header; sha256: string }> {
   const fh = await openEntry(entry);
+  const hash = createHash('sha256');
   try {
     if (isStoredByName(entry.path) || !(await deflateShrinks(fh, entry, opts.level))) {
       // A first pass for the CRC, so the header is complete: several readers (Java's ZipInputStream
@@ -338,10 +389,11 @@ async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, 
       let again = 0;
       for await (const chunk of readChunks(fh, entry)) {
         again = crc32(chunk, again);
+        hash.update(chunk);
         await sink.write(chunk);
       }
       if (again !== crc) throw changed(entry);
-      return h;
+      return { h, sha256: hash.digest('hex') };
     }
 
     const zip64 = opts.forceZip64 || entry.size >= STREAMED_ZIP64_FROM || base.offset >= MAX32;
@@ -352,6 +404,7 @@ async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, 
     const chunks = async function* (): AsyncGenerator<Buffer> {
       for await (const chunk of readChunks(fh, entry)) {
         crc = crc32(chunk, crc);
+        hash.update(chunk);
         yield chunk;
       }
     };
@@ -368,7 +421,7 @@ async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, 
     if (!zip64 && compressedSize >= MAX32) throw new Error(`${entry.path}: compressed size reached 4 GiB without ZIP64`);
     Object.assign(h, { crc, compressedSize, size: entry.size });
     await sink.write(dataDescriptor(h));
-    return h;
+    return { h, sha256: hash.digest('hex') };
   } finally {
     await fh.close();
   }

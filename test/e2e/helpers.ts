@@ -7,7 +7,10 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Stack } from '../../stack/stack';
 
 export const repoRoot = resolve(__dirname, '../..');
-/** dist/index.js copied alone, as the template's job downloads it: proves the bundle needs no other file. */
+/**
+ * dist/index.js copied alone, as the template's job downloads it: proves the bundle needs no file beside it
+ * (its lazily loaded modules and the packer's worker code are inside it).
+ */
 export const distIndex = (() => {
   const dir = mkdtempSync(join(tmpdir(), 'cbi-dist-'));
   copyFileSync(join(repoRoot, 'dist/index.js'), join(dir, 'index.js'));

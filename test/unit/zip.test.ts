@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import { listContext } from '../../src/context';
 import { ContextError } from '../../src/errors';
-import { packContext, type PackOptions } from '../../src/zip';
+import { FilePool } from '../../src/pack-files';
+import { hashContext, packContext, type PackOptions } from '../../src/zip';
 import { memoryOutput } from '../helpers/output';
 
 const dirs: string[] = [];
@@ -164,6 +165,56 @@ describe('packContext', () => {
 
     await appendFile(path.join(dir, 'src/app.txt'), 'one more line\n');
     expect((await pack(dir)).archive.sha256).not.toBe(first.archive.sha256);
+  });
+
+  it('writes the same bytes with worker threads as on one thread', async () => {
+    const dir = await sampleContext();
+    // enough files of mixed sizes for many batches on several workers, and files past the stream threshold
+    for (let i = 0; i < 300; i++) {
+      const size = (i * 7919) % 90_000;
+      await writeFile(path.join(dir, 'src', `f${i}.${i % 3 === 0 ? 'bin' : 'txt'}`), i % 3 === 0 ? randomBytes(size) : text(size));
+    }
+    const serial = await pack(dir, { workers: 0, streamThreshold: 80_000 });
+    const parallel = await pack(dir, { workers: 3, streamThreshold: 80_000 });
+    expect(parallel.archive.entryCount).toBe(311);
+    expect(parallel.bytes.equals(serial.bytes)).toBe(true);
+    expect(parallel.archive.digest).toBe(serial.archive.digest);
+    execFileSync('unzip', ['-tq', parallel.archive.file]);
+  });
+
+  it('names the content before packing: hashContext gives the digest packing yields, and any change moves it', async () => {
+    const dir = await sampleContext();
+    const entries = await listContext(dir, memoryOutput());
+    const pool = new FilePool(2);
+    try {
+      const first = await hashContext(entries, pool);
+      const { archive } = await pack(dir);
+      expect(archive.digest).toBe(first.digest);
+      await chmod(path.join(dir, 'run.sh'), 0o700);
+      const modeChanged = await hashContext(await listContext(dir, memoryOutput()), pool);
+      expect(modeChanged.digest).not.toBe(first.digest);
+      await writeFile(path.join(dir, 'src/app.txt'), text(19_999) + 'X'); // same size, other content
+      const contentChanged = await hashContext(await listContext(dir, memoryOutput()), pool);
+      expect(new Set([first.digest, modeChanged.digest, contentChanged.digest]).size).toBe(3);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('fails as changed when a file differs from what hashContext saw, even at the same size', async () => {
+    const dir = await sampleContext();
+    const entries = await listContext(dir, memoryOutput());
+    const pool = new FilePool(1);
+    try {
+      const { fileHashes } = await hashContext(entries, pool);
+      await writeFile(path.join(dir, 'big-text.log'), text(299_999) + 'X');
+      const out = path.join(await tempDir(), 'context.zip');
+      await expect(packContext(entries, out, { pool, expected: fileHashes })).rejects.toThrow(/big-text\.log changed while/);
+      await expect(packContext(entries, out, { pool, expected: fileHashes, streamThreshold: 1000 })).rejects.toThrow(/big-text\.log changed while/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('fails with ContextError and leaves no archive when a file changes after listing', async () => {

@@ -1,0 +1,102 @@
+/**
+ * Job start → StartBuild on the local stack (stack/stack.ts, without dockerd: the runs are killed once the
+ * build is started). The job runs dist/index.js as the e2e tests do, on the *app* context:
+ * - changed context (a file rewritten before each run): compared with packing alone (packContext to a file)
+ *   and uploading alone (the packed file through lib-storage to the same s3rver), measured in the same run;
+ * - unchanged context: the bytes the bucket grew by, and the time.
+ */
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { listContext } from '../src/context';
+import { packContext } from '../src/zip';
+import { startStack, type Stack } from '../stack/stack';
+import { distIndex, makeJob } from '../test/e2e/helpers';
+import { memoryOutput } from '../test/helpers/output';
+import { generateContext } from './contexts';
+import { fixed, median, progress, timeToOutput } from './measure';
+import type { BenchRow } from './rows';
+
+const RUNS = Number(process.env.BENCH_JOB_RUNS ?? 5);
+const STARTED = /^CodeBuild build /m;
+
+async function bucketBytes(s3: S3Client, bucket: string): Promise<number> {
+  let total = 0;
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) total += o.Size ?? 0;
+    token = page.NextContinuationToken;
+  } while (token);
+  return total;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return (performance.now() - start) / 1000;
+}
+
+export async function measure(): Promise<BenchRow[]> {
+  const root = mkdtempSync(path.join(tmpdir(), 'bench-job-'));
+  let stack: Stack | undefined;
+  try {
+    progress('starting the local stack (no dockerd) …');
+    stack = await startStack({ dir: path.join(root, 'stack'), docker: false });
+    const s3 = new S3Client({ region: stack.region, endpoint: stack.s3Endpoint, forcePathStyle: true, credentials: stack.s3Credentials });
+    const job = await makeJob(stack, 'examples/hello');
+    generateContext('app', job.dir);
+    const runJob = () => {
+      // The program writes its reports into the checkout, which is the context here: a new job starts without them.
+      rmSync(job.reportDir, { recursive: true, force: true });
+      return timeToOutput(process.execPath, [distIndex], { cwd: job.dir, env: job.env, until: STARTED });
+    };
+
+    // Paired: each run measures packing alone, uploading alone and the job back to back, so a change in the
+    // machine's load between runs moves all three; the ratio is the median of the runs' ratios.
+    const packSeconds: number[] = [];
+    const uploadSeconds: number[] = [];
+    const changed: number[] = [];
+    const ratios: number[] = [];
+    const archive = path.join(root, 'app.zip');
+    for (let i = 0; i < RUNS; i++) {
+      packSeconds.push(await timed(async () => packContext(await listContext(job.dir, memoryOutput()), archive)));
+      const params = { Bucket: stack.bucket, Key: `bench/alone-${i}.zip`, Body: createReadStream(archive), ContentType: 'application/zip', ChecksumAlgorithm: 'SHA256' as const };
+      uploadSeconds.push(await timed(() => new Upload({ client: s3, params, partSize: 8 * 1024 * 1024, queueSize: 4 }).done()));
+      writeFileSync(path.join(job.dir, 'bench-run.txt'), `run ${i} at ${new Date().toISOString()}\n`);
+      changed.push((await runJob()) / 1000);
+      ratios.push(changed[i]! / Math.max(packSeconds[i]!, uploadSeconds[i]!));
+      progress(`run ${i + 1}: packing ${fixed(packSeconds[i]!)} s, uploading ${fixed(uploadSeconds[i]!)} s, job start → StartBuild ${fixed(changed[i]!)} s`);
+    }
+    const before = await bucketBytes(s3, stack.bucket);
+    const unchanged: number[] = [];
+    for (let i = 0; i < RUNS; i++) unchanged.push((await runJob()) / 1000);
+    const grown = (await bucketBytes(s3, stack.bucket)) - before;
+    s3.destroy();
+
+    const ratio = median(ratios);
+    return [
+      {
+        group: 'job start',
+        metric: 'job start → StartBuild, changed *app* context, local stack',
+        value:
+          `${fixed(ratio)}× the longer of packing alone and uploading alone (median of ${RUNS} runs; medians: job ${fixed(median(changed))} s, ` +
+          `packing ${fixed(median(packSeconds))} s, uploading ${fixed(median(uploadSeconds))} s)`,
+        target: '≤ 1.2×',
+        met: ratio <= 1.2,
+      },
+      {
+        group: 'job start',
+        metric: 'unchanged context: bytes uploaded',
+        value: `${grown.toLocaleString('en')} bytes in ${RUNS} runs (job start → StartBuild ${fixed(median(unchanged))} s)`,
+        target: '0 bytes',
+        met: grown === 0,
+      },
+    ];
+  } finally {
+    await stack?.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Everything main.ts needs that loads the AWS SDK. main.ts imports this module only when it first needs it,
+ * so the job's first line is printed before the SDK is parsed and evaluated, which then overlaps the hashing
+ * of the context on the worker threads (see loadAws in main.ts). scripts/bundle.mjs builds it as a separate
+ * part of dist/index.js, carried as a string until then; errors.ts and buildspec.ts are shared with main.
+ */
+export { watchCancellation } from './cancel';
+export { createClients } from './clients';
+export { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuildInput, stopBuild } from './codebuild';
+export { explainAssumeRoleFailure, resolveCredentials } from './credentials';
+export { followBuild } from './follow';
+export { BUILD_LOG_FILE } from './job-log';
+export { phaseFailure } from './phases';
+export { buildRecord, readBuildId, readStartMarker, writeBuildId, writeReports, writeStartMarker } from './report';
+export { uploadContext } from './upload';

@@ -1,0 +1,185 @@
+/**
+ * Reading, hashing and deflating batches of whole files, on worker threads so packing uses every core.
+ *
+ * `prepareFiles` runs both in this thread (serial packing, tests) and in the workers, which get it as source
+ * text (`prepareFiles.toString()`): the program ships as one bundled file, so a worker cannot load a module
+ * of its own. Hence its rules: it uses only its parameters (node:fs, node:zlib and node:crypto are passed
+ * in), and it holds no inner functions (tsx and esbuild's keepNames would wrap them in a `__name` helper
+ * that does not exist in the worker).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import zlib from 'node:zlib';
+
+export interface FileJob {
+  absPath: string;
+  /** The size the listing saw; any other size means the file changed. */
+  size: number;
+  /** Deflate level, or -1 to store (already-compressed types). */
+  level: number;
+  /** Only hash the file (the first pass that names the archive), in 1 MiB reads. */
+  hashOnly: boolean;
+}
+
+export type FileDone =
+  | { method: number; crc: number; sha256: string; start: number; end: number }
+  | { failed: 'changed' | 'unreadable'; code: string; message: string };
+
+export interface Batch {
+  done: FileDone[];
+  /** The entries' bodies back to back; `start`/`end` index into it. */
+  bodies: Buffer;
+}
+
+/**
+ * Reads, hashes and deflates (or stores) each file; see the module comment for the rules this code follows.
+ * Files are read into `scratch` when they fit, and bodies are copied into one buffer per batch, so a batch
+ * allocates little besides what deflate returns: per-file buffers made memory grow with the workers' garbage.
+ */
+export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib, nodeCrypto: typeof crypto, scratch: Buffer): Batch {
+  const done: FileDone[] = [];
+  let capacity = 0;
+  for (const job of jobs) if (!job.hashOnly) capacity += job.size;
+  // Its own ArrayBuffer (not the shared pool's), so a worker can transfer it.
+  const bodies = Buffer.allocUnsafeSlow(capacity);
+  let offset = 0;
+  for (const job of jobs) {
+    let fd: number;
+    try {
+      fd = nodeFs.openSync(job.absPath, nodeFs.constants.O_RDONLY | nodeFs.constants.O_NOFOLLOW);
+    } catch (e) {
+      const code = String((e as NodeJS.ErrnoException).code);
+      done.push({ failed: code === 'ELOOP' || code === 'ENOENT' ? 'changed' : 'unreadable', code, message: (e as Error).message });
+      continue;
+    }
+    // The descriptor's own path: a directory on the way swapped for a symlink after listing would lead outside.
+    let opened: string;
+    try {
+      opened = nodeFs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      opened = nodeFs.realpathSync(job.absPath);
+    }
+    if (opened !== job.absPath) {
+      nodeFs.closeSync(fd);
+      done.push({ failed: 'changed', code: 'MOVED', message: `opened ${opened}` });
+      continue;
+    }
+    const hash = nodeCrypto.createHash('sha256');
+    // One byte more than listed reveals a file that grew. Hashing alone reads in scratch-sized chunks.
+    const data = job.hashOnly || job.size < scratch.length ? scratch : Buffer.allocUnsafe(job.size + 1);
+    const room = job.hashOnly ? data.length : job.size + 1;
+    let total = 0;
+    let crc = 0;
+    try {
+      for (let got = -1; got !== 0 && total <= job.size; ) {
+        const at = job.hashOnly ? 0 : total;
+        got = nodeFs.readSync(fd, data, at, room - at, total);
+        const chunk = data.subarray(at, at + got);
+        hash.update(chunk);
+        if (!job.hashOnly) crc = nodeZlib.crc32(chunk, crc);
+        total += got;
+      }
+    } catch (e) {
+      done.push({ failed: 'unreadable', code: String((e as NodeJS.ErrnoException).code), message: (e as Error).message });
+      continue;
+    } finally {
+      nodeFs.closeSync(fd);
+    }
+    if (total !== job.size) {
+      done.push({ failed: 'changed', code: 'SIZE', message: `size ${total}, listed ${job.size}` });
+      continue;
+    }
+    const sha256 = hash.digest('hex');
+    if (job.hashOnly) {
+      done.push({ method: 0, crc: 0, sha256, start: offset, end: offset });
+      continue;
+    }
+    const content = data.subarray(0, total);
+    let body = content;
+    let method = 0;
+    if (job.level >= 0 && total > 0) {
+      // Over 64 KiB a file is deflated only when deflating its first 64 KiB saves 2% (as zip.ts's streamed files).
+      const sampled = total > 65536 ? nodeZlib.deflateRawSync(content.subarray(0, 65536), { level: job.level }) : undefined;
+      if (!sampled || sampled.length < 65536 * 0.98) {
+        // A window larger than the file gains nothing; an output chunk sized to the file avoids regrowing.
+        const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(total))));
+        const deflated = nodeZlib.deflateRawSync(content, { level: job.level, windowBits, chunkSize: Math.max(64, total + 64) });
+        // Stored when deflate does not shrink the data, as Info-ZIP does.
+        if (deflated.length < total) {
+          body = deflated;
+          method = 8;
+        }
+      }
+    }
+    body.copy(bodies, offset);
+    done.push({ method, crc, sha256, start: offset, end: offset + body.length });
+    offset += body.length;
+  }
+  return { done, bodies: bodies.subarray(0, offset) };
+}
+
+/** Files up to this size are read into a reused buffer; zip.ts streams files over 2 MiB, so most fit. */
+const SCRATCH = 2 * 1024 * 1024 + 1;
+
+/** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
+/** Batches queued at each worker: it starts the next without waiting for this thread, which may be busy. */
+const QUEUED_PER_WORKER = 3;
+
+type Pending = { resolve: (b: Batch) => void; reject: (e: unknown) => void };
+
+export class FilePool {
+  /** Each worker with its batches in the order sent; a worker answers them in that order. */
+  private readonly workers = new Map<Worker, Pending[]>();
+  private readonly queue: (Pending & { jobs: FileJob[] })[] = [];
+  private scratch: Buffer | undefined;
+
+  /** One worker per core by default: the main thread mostly waits (it writes and hashes the archive). */
+  constructor(readonly size = availableParallelism()) {
+    const source =
+      `const { parentPort } = require('node:worker_threads');\n` +
+      `const prepareFiles = (${prepareFiles.toString()});\n` +
+      `const scratch = Buffer.allocUnsafeSlow(${SCRATCH});\n` +
+      `parentPort.on('message', (jobs) => {\n` +
+      `  const batch = prepareFiles(jobs, require('node:fs'), require('node:zlib'), require('node:crypto'), scratch);\n` +
+      `  const b = batch.bodies;\n` +
+      `  parentPort.postMessage({ done: batch.done, bodies: b.buffer, length: b.length }, [b.buffer]);\n` +
+      `});\n`;
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(source, { eval: true });
+      const sent: Pending[] = [];
+      worker.on('message', (m: { done: FileDone[]; bodies: ArrayBuffer; length: number }) => {
+        sent.shift()?.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) });
+        this.dispatch();
+      });
+      worker.on('error', (e) => {
+        for (const p of sent.splice(0)) p.reject(e);
+      });
+      this.workers.set(worker, sent);
+    }
+  }
+
+  run(jobs: FileJob[]): Promise<Batch> {
+    if (this.size === 0) return new Promise((resolve) => resolve(prepareFiles(jobs, fs, zlib, crypto, (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH)))));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ jobs, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.workers.keys()].map((w) => w.terminate()));
+  }
+
+  /** Sends queued batches to the least busy workers, up to QUEUED_PER_WORKER each. */
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const [worker, sent] = [...this.workers].reduce((a, b) => (b[1].length < a[1].length ? b : a));
+      if (sent.length >= QUEUED_PER_WORKER) return;
+      const { jobs, ...pending } = this.queue.shift()!;
+      sent.push(pending);
+      worker.postMessage(jobs);
+    }
+  }
+}

@@ -28,7 +28,7 @@ import { shown } from './shown';
 /**
  * Template input names; input `foo_bar` arrives as `CODEBUILD_IMAGE_FOO_BAR`.
  * Adding an input: name it here, give Settings (settings.ts) a documented field, and fill that field in
- * readSettings with a reader below (readPattern, readChoice, readInteger, readList cover most inputs).
+ * collectSettings with a reader below (readPattern, readChoice, readInteger, readList cover most inputs).
  */
 export const Inputs = {
   AwsRegion: 'aws_region',

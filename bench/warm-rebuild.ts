@@ -13,6 +13,7 @@ import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuil
 import { docker } from '../stack/docker';
 import { startStack, type Stack } from '../stack/stack';
 import { makeJob, runAction } from '../test/e2e/helpers';
+import { median } from './measure';
 import type { BenchRow } from './rows';
 
 const runs = Number(process.env.BENCH_WARM_RUNS ?? 3);
@@ -48,7 +49,6 @@ async function buildPhaseSeconds(stack: Stack, repository: string, message: stri
   return (phase.endTime.getTime() - phase.startTime.getTime()) / 1000;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 export async function measure(): Promise<BenchRow[]> {
   const stack = await startStack({ dir: join(__dirname, '..', '.stack', 'bench-warm'), phaseDelayMs: 50 });

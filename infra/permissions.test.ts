@@ -65,7 +65,7 @@ describe('src/aws-permissions.ts matches the code', () => {
   }
 
   it('maps every call to well-formed IAM actions', () => {
-    for (const action of ciRoleActions()) expect(action).toMatch(/^(s3|codebuild|logs):[A-Z][A-Za-z]+$/);
+    for (const action of ciRoleActions()) expect(action).toMatch(/^(s3|codebuild|logs|ecr):[A-Z][A-Za-z]+$/);
   });
 });
 
@@ -74,12 +74,16 @@ describe('the CI role in infra/cloudformation.yml', () => {
   const role = r.resources.CiRole!.Properties;
 
   it('grants exactly the actions of src/aws-permissions.ts', () => {
-    const docs = (role.Policies as { PolicyDocument: { Statement: { Action: string | string[] }[] } }[]).map((p) => p.PolicyDocument);
+    type Doc = { Statement: { Action: string | string[] }[] };
+    // Its own policy, and one per repository for the image index (Fn::ForEach), nothing else.
+    const attached = Object.values(r.resources).filter((x) => x.Properties.RoleName === role.RoleName || x.Properties.Roles !== undefined);
+    expect(attached.map((x) => x.Type).sort()).toEqual(['AWS::IAM::Role', 'AWS::IAM::RolePolicy']);
+    const docs = [
+      ...(role.Policies as { PolicyDocument: Doc }[]).map((p) => p.PolicyDocument),
+      ...attached.filter((x) => x.Type === 'AWS::IAM::RolePolicy').map((x) => x.Properties.PolicyDocument as unknown as Doc),
+    ];
     const granted = docs.flatMap((d) => d.Statement.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])));
     expect([...new Set(granted)].sort()).toEqual(ciRoleActions());
-    // Nothing is attached to the CI role from elsewhere.
-    const attached = Object.values(r.resources).filter((x) => x.Properties.RoleName === role.RoleName || x.Properties.Roles !== undefined);
-    expect(attached.map((x) => x.Type)).toEqual(['AWS::IAM::Role']);
   });
 
   it('allows the web identity exchange in its trust policy, not in its permissions', () => {

@@ -212,12 +212,14 @@ describe('IAM policies', () => {
     expect(actionsOf(star)).toEqual(Object.keys(starResourceExceptions).sort());
   });
 
-  it('lets the CI role touch only its bucket prefix, its projects and their log groups', () => {
+  it('lets the CI role touch only its bucket prefix, its projects, their log groups and the named repositories', () => {
     const r = rendered.defaults!;
     const resources = roleStatements(r, 'CiRole').flatMap((s) => list(s.Resource)).sort();
     expect(resources).toEqual([
+      '*', // ecr:GetAuthorizationToken, which has no resource type
       `arn:aws:codebuild:${region}:${acct}:project/image-builder`,
       `arn:aws:codebuild:${region}:${acct}:project/image-builder-arm64`,
+      `arn:aws:ecr:${region}:${acct}:repository/group/app`,
       `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder-arm64:*`,
       `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder:*`,
       `arn:aws:s3:::codebuild-image-${acct}-${region}/contexts/*`,
@@ -251,7 +253,11 @@ describe('IAM policies', () => {
     }
     const existing = rendered['existing provider, self-managed GitLab under a path, custom audience, existing repositories']!;
     expect(Object.values(existing.resources).filter((x) => x.Type === 'AWS::ECR::Repository')).toEqual([]);
-    expect(Object.values(existing.resources).filter((x) => x.Type === 'AWS::IAM::RolePolicy')).toHaveLength(1);
+    // Per repository: the build role's push policy and the CI role's image-index policy.
+    expect(Object.values(existing.resources).filter((x) => x.Type === 'AWS::IAM::RolePolicy').map((x) => x.Properties.PolicyName)).toEqual([
+      'push-groupapp',
+      'index-groupapp',
+    ]);
   });
 
   it('lets CodeBuild (of this account only) assume the build role', () => {

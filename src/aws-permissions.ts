@@ -44,7 +44,18 @@ export const awsCalls = {
     usedIn: ['src/live-tail.ts'],
     note: 'Optional: without it the program follows the log by polling GetLogEvents, at a higher request rate.',
   },
+  GetAuthorizationTokenCommand: {
+    actions: ['ecr:GetAuthorizationToken'],
+    usedIn: ['src/image-index.ts'],
+    note: 'Signs in to an ECR registry to put the image index of a multi-platform image (see registryApiActions).',
+  },
 } as const satisfies Record<string, AwsCall>;
+
+/**
+ * The registry API calls of src/registry.ts, which IAM authorises per ECR repository: reading each platform's
+ * manifest (BatchGetImage) and config blob (GetDownloadUrlForLayer), and putting the index (PutImage).
+ */
+export const registryApiActions = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:PutImage'] as const;
 
 /**
  * Credential providers that exchange the GitLab ID token. Their STS call is unsigned: the role's trust policy, not
@@ -55,6 +66,6 @@ export const trustPolicyAction = 'sts:AssumeRoleWithWebIdentity';
 
 /** The CI role's permissions: every action of every call, sorted, without duplicates. */
 export function ciRoleActions(): string[] {
-  const all = Object.values(awsCalls).flatMap((c: AwsCall) => c.actions);
+  const all = [...Object.values(awsCalls).flatMap((c: AwsCall) => c.actions), ...registryApiActions];
   return [...new Set(all)].sort();
 }

@@ -62,6 +62,26 @@ full_builder() {
   [ "$CBI_BUILDER" = docker-container ] || uses_containerd_store
 }
 
+# Emulation builds every platform of CBI_PLATFORM on this host: each foreign architecture needs QEMU's binfmt
+# handler, which CodeBuild's images lack; CBI_BINFMT_IMAGE installs them (a privileged container, once per host).
+emulators() {
+  local platform arch qemu host missing=""
+  host="$(uname -m)"
+  IFS=, read -r -a platforms <<< "\${CBI_PLATFORM:-}"
+  for platform in "\${platforms[@]}"; do
+    arch="\${platform#*/}"; arch="\${arch%%/*}"
+    case "$arch" in amd64) qemu=x86_64 ;; arm64) qemu=aarch64 ;; 386) qemu=i386 ;; *) qemu="$arch" ;; esac
+    if [ "$qemu" != "$host" ] && [ ! -e "/proc/sys/fs/binfmt_misc/qemu-$qemu" ]; then missing="$missing $qemu"; fi
+  done
+  if [ -z "$missing" ]; then echo "Emulation: QEMU handlers present for $CBI_PLATFORM"; return; fi
+  if [ -z "\${CBI_BINFMT_IMAGE:-}" ]; then
+    echo "No QEMU handler for$missing on this host: set binfmt_image to an image of tonistiigi/binfmt your builds can pull" >&2
+    exit 1
+  fi
+  echo "Installing QEMU handlers for$missing from $CBI_BINFMT_IMAGE"
+  docker run --privileged --rm "$CBI_BINFMT_IMAGE" --install all > /dev/null
+}
+
 login() {
   if [ -z "\${CBI_ECR_REGION:-}" ]; then return; fi
   echo "Logging in to $CBI_REGISTRY"
@@ -142,7 +162,7 @@ build() {
 }
 
 case "$step" in
-  prepare) engine; login ;;
+  prepare) engine; if [ "\${CBI_EMULATION:-false}" = true ]; then emulators; fi; login ;;
   build) build ;;
   *) echo "Unknown step $step: use prepare or build" >&2; exit 1 ;;
 esac

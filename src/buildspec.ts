@@ -39,6 +39,10 @@ export const BuildEnv = {
   attestations: 'CBI_ATTESTATIONS',
   /** `true` also attaches an SBOM. */
   sbom: 'CBI_SBOM',
+  /** `true`: every platform of CBI_PLATFORM in this one build, through QEMU. */
+  emulation: 'CBI_EMULATION',
+  /** Installs QEMU's binfmt handlers where the host has none (emulation). */
+  binfmtImage: 'CBI_BINFMT_IMAGE',
   /** The build script itself, in the buildspec's env.variables. */
   script: 'CBI_SH',
 } as const;

@@ -1,5 +1,6 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
+import { ECRClient } from '@aws-sdk/client-ecr';
 import { S3Client } from '@aws-sdk/client-s3';
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
@@ -11,6 +12,8 @@ export interface Clients {
   /** CodeBuild for the calls made once per job (StartBuild, StopBuild, finding a build): more patient retries. */
   codebuildOnce: CodeBuildClient;
   logs: CloudWatchLogsClient;
+  /** ECR in the image registry's region, for the multi-platform image index (src/image-index.ts). */
+  ecr: (region: string) => ECRClient;
   /** The shared, memoized credentials; call it to resolve them up front. */
   credentials: () => Promise<AwsCredentialIdentity>;
 }
@@ -40,6 +43,7 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
     codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
     codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
+    ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...ONCE_PER_JOB }),
     credentials,
   };
 }

@@ -65,6 +65,8 @@ export function buildVariables(s: Settings): EnvironmentVariable[] {
     plain(BuildEnv.sbom, String(bk.sbom)),
   ];
   if (bk.buildkitImage) vars.push(plain(BuildEnv.buildkitImage, bk.buildkitImage));
+  if (s.emulation) vars.push(plain(BuildEnv.emulation, 'true'));
+  if (bk.binfmtImage) vars.push(plain(BuildEnv.binfmtImage, bk.binfmtImage));
   if (bk.cacheRef) vars.push(plain(BuildEnv.cacheRef, bk.cacheRef));
   if (secretNames) vars.push(plain(BuildEnv.secretNames, secretNames));
   if (s.image.ecr) vars.push(plain(BuildEnv.ecrRegion, s.image.ecr.region));

@@ -22,7 +22,7 @@ import { dirInside, fileInside, isInside, NOT_UTF8, realDir, toPosix } from './c
 import { parseImageReference, parseImageRepository, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
 import { InputError, type InputProblem } from './errors';
 import { idTokenProblem } from './id-token';
-import type { BuildArg, Builder, BuildKitSettings, GitLabJob, ImageRepository, SecretBuildArg, Settings } from './settings';
+import type { BuildArg, Builder, BuildKitSettings, GitLabJob, ImageRepository, PlatformBuild, SecretBuildArg, Settings } from './settings';
 import { shown } from './shown';
 
 /**
@@ -65,6 +65,10 @@ export const Inputs = {
   SecretBuildArgsAs: 'secret_build_args_as',
   LocalLayerCache: 'local_layer_cache',
   FleetArn: 'fleet_arn',
+  Platforms: 'platforms',
+  PlatformProjects: 'platform_projects',
+  Emulation: 'emulation',
+  BinfmtImage: 'binfmt_image',
 } as const;
 export type InputName = (typeof Inputs)[keyof typeof Inputs];
 
@@ -123,6 +127,8 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
   }
 
   const image = readImage(p, get(Inputs.Image), account, region, gitlab.projectPath);
+  const projectName = readProjectName(p, get(Inputs.ProjectName));
+  const platforms = readPlatforms(p, get, projectName, buildspec === undefined);
   const settings: Settings = {
     region,
     roleArn: role?.arn,
@@ -130,13 +136,15 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     idToken,
     oidcAudience: get(Inputs.OidcAudience) || gitlab.serverUrl,
     sessionDuration: readInteger(p, Inputs.SessionDuration, get(Inputs.SessionDuration) || '3600', 900, 43200, 'seconds') ?? 3600,
-    projectName: readProjectName(p, get(Inputs.ProjectName)),
+    projectName,
     s3Bucket: readBucket(p, get(Inputs.S3Bucket), account, region),
     s3Prefix: readS3Prefix(p, get(Inputs.S3Prefix) || 'contexts'),
     contextDir,
     dockerfile,
     target: readPattern(p, Inputs.Target, get(Inputs.Target), STAGE_NAME, 'a Dockerfile stage name (FROM … AS <name>)'),
-    platform: readPlatform(p, get(Inputs.Platform), buildspec === undefined),
+    platform: platforms.platform,
+    platformBuilds: platforms.builds,
+    emulation: platforms.emulation,
     buildArgs,
     secretBuildArgs,
     image,
@@ -150,7 +158,7 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     buildTimeout: readTimeout(p, Inputs.BuildTimeout, get(Inputs.BuildTimeout), 2160),
     queuedTimeout: readTimeout(p, Inputs.QueuedTimeout, get(Inputs.QueuedTimeout), 480),
     reportDir: readReportDir(p, get(Inputs.ReportDir) || '.codebuild-image', checkout),
-    buildkit: readBuildKit(p, get, image),
+    buildkit: readBuildKit(p, get, image, platforms.emulation),
     localLayerCache: readBoolean(p, Inputs.LocalLayerCache, get(Inputs.LocalLayerCache), false),
     fleetArn: readPattern(p, Inputs.FleetArn, get(Inputs.FleetArn), FLEET_ARN, 'a CodeBuild fleet ARN, arn:aws:codebuild:<region>:<account>:fleet/<name>'),
     dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
@@ -387,9 +395,54 @@ function readPlatform(p: Problems, raw: string, generatedBuildspec: boolean): st
   if (bad.length > 0) p.add(Inputs.Platform, `${bad.map((b) => shown(b)).join(', ')} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
   // The generated buildspec runs `docker build`, which builds one platform; a custom buildspec may use buildx.
   else if (list.length > 1 && generatedBuildspec) {
-    p.add(Inputs.Platform, `${shown(raw)} names ${list.length} platforms, but the generated buildspec builds one: build each platform in its own job (the arm64 project for linux/arm64), or give a buildspec that runs docker buildx`);
+    p.add(Inputs.Platform, `${shown(raw)} names ${list.length} platforms: list them in platforms instead, which builds each natively and joins them in one image index`);
   }
   return list.join(',');
+}
+
+/** Platforms a GitLab dotenv report can name one digest variable each for, within its 20 variables. */
+const MAX_PLATFORMS = 8;
+
+/**
+ * `platform` (one platform, or a BuildKit list for a custom buildspec) or `platforms`: several platforms are built
+ * natively, one build each on the project `platform_projects` maps them to (by default as infra/ makes them:
+ * `<project>` for linux/amd64, `<project>-arm64` for linux/arm64), or with `emulation` in one build through QEMU.
+ */
+function readPlatforms(
+  p: Problems,
+  get: (input: InputName) => string,
+  projectName: string,
+  generatedBuildspec: boolean,
+): { platform: string | undefined; builds: PlatformBuild[]; emulation: boolean } {
+  const single = readPlatform(p, get(Inputs.Platform), generatedBuildspec);
+  const list = [...new Set(readList(p, Inputs.Platforms, get(Inputs.Platforms)) ?? [])];
+  const emulation = readBoolean(p, Inputs.Emulation, get(Inputs.Emulation), false);
+  const none = { platform: single, builds: [], emulation: false };
+  const bad = list.filter((s) => !PLATFORM.test(s));
+  if (bad.length > 0) {
+    p.add(Inputs.Platforms, `${bad.map((b) => shown(b)).join(', ')} is not os/arch[/variant], e.g. linux/amd64 or linux/arm64`);
+    return none;
+  }
+  if (list.length > 0 && single) p.add(Inputs.Platforms, 'is given together with platform: give one of them');
+  if (list.length > MAX_PLATFORMS) p.add(Inputs.Platforms, `names ${list.length} platforms; at most ${MAX_PLATFORMS} fit the dotenv report`);
+  if (list.length <= 1) return { ...none, platform: single ?? list[0] };
+  if (!generatedBuildspec) {
+    p.add(Inputs.Platforms, 'with more than one platform needs the generated buildspec: clear buildspec, or build each platform in a job of its own');
+    return none;
+  }
+  if (emulation) return { platform: list.join(','), builds: [], emulation: true };
+  const projects = new Map([['linux/amd64', projectName], ['linux/arm64', `${projectName}-arm64`]]);
+  for (const item of readList(p, Inputs.PlatformProjects, get(Inputs.PlatformProjects)) ?? []) {
+    const [platform = '', project = ''] = item.split('=', 2);
+    if (!PLATFORM.test(platform) || !PROJECT_NAME.test(project)) {
+      p.add(Inputs.PlatformProjects, `${shown(item)} is not <os/arch>=<CodeBuild project>, e.g. linux/arm64=image-builder-arm64`);
+    } else projects.set(platform, project);
+  }
+  const builds = list.map((platform) => ({ platform, projectName: projects.get(platform) ?? '' }));
+  for (const b of builds.filter((x) => !x.projectName)) {
+    p.add(Inputs.PlatformProjects, `names no project that builds ${b.platform} natively: add ${b.platform}=<project>, or set emulation: true to build it through QEMU`);
+  }
+  return { platform: undefined, builds, emulation: false };
 }
 
 function readBuildArgs(p: Problems, raw: string): BuildArg[] {
@@ -462,7 +515,7 @@ function readImage(p: Problems, given: string, account: string | null | undefine
 
 // ---- BuildKit ----
 
-function readBuildKit(p: Problems, get: (input: InputName) => string, image: ImageRepository): BuildKitSettings {
+function readBuildKit(p: Problems, get: (input: InputName) => string, image: ImageRepository, emulation: boolean): BuildKitSettings {
   const builder = (readChoice(p, Inputs.Builder, get(Inputs.Builder), [...BUILDERS], 'leave it empty for containerd-store') ?? 'containerd-store') as Builder;
   const buildkitImage = get(Inputs.BuildkitImage) || undefined;
   if (buildkitImage && 'problem' in parseImageReference(buildkitImage)) {
@@ -481,9 +534,14 @@ function readBuildKit(p: Problems, get: (input: InputName) => string, image: Ima
     }
   }
   const secretsAs = readChoice(p, Inputs.SecretBuildArgsAs, get(Inputs.SecretBuildArgsAs), ['secret', 'build-arg'], 'leave it empty for secret') ?? 'secret';
+  const binfmtImage = get(Inputs.BinfmtImage) || undefined;
+  if (binfmtImage && 'problem' in parseImageReference(binfmtImage)) {
+    p.add(Inputs.BinfmtImage, `${shown(binfmtImage)} is not an image reference such as <registry>/tonistiigi/binfmt:qemu-v9.2.2`);
+  }
   return {
     builder,
     buildkitImage,
+    binfmtImage: emulation ? binfmtImage : undefined,
     cacheRef,
     attestations: readBoolean(p, Inputs.Attestations, get(Inputs.Attestations), true),
     sbom: readBoolean(p, Inputs.Sbom, get(Inputs.Sbom), false),

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Build } from '@aws-sdk/client-codebuild';
 import { resolveBuildspec } from './buildspec';
 import { isInside } from './checkout-paths';
 import type { Clients } from './clients';
@@ -10,7 +9,8 @@ import { type ContextEntry, listContext } from './context';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './errors';
 import { collectSettings, readSettings } from './inputs';
 import { FilePool } from './pack-files';
-import type { ContextSummary } from './report';
+import type { Finished } from './platform-builds';
+import type { BuildRecord, ContextSummary } from './report';
 import type { Settings } from './settings';
 import { escapeControls, shown } from './shown';
 import type { ContextToUpload, Upload } from './upload';
@@ -56,7 +56,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
       const marker = randomUUID();
       const naming = nameContext(entries, pool);
       try {
-        (await loadAws()).writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: false });
+        const projectNames = settings.platformBuilds.length > 0 ? settings.platformBuilds.map((b) => b.projectName) : [settings.projectName];
+      (await loadAws()).writeStartMarker(settings.reportDir, { marker, projectNames, requested: false });
       } catch (e) {
         await naming.catch(() => undefined);
         throw e;
@@ -138,50 +139,43 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
   const aws = await loadAws();
   const upload = await aws.uploadContext(clients.s3, context, settings.s3Bucket, settings.s3Prefix, out);
   const archive = { sha256: context.digest, size: upload.size, fileCount: context.fileCount };
-  // Listen for cancellation before the build exists, so a cancel during StartBuild still stops it.
+  // Listen for cancellation before the builds exist, so a cancel during StartBuild still stops them.
   const watcher = aws.watchCancellation({ out, job: settings.gitlab });
   try {
-    aws.writeStartMarker(settings.reportDir, { marker, projectName: settings.projectName, requested: true });
-    const started = await aws.startBuild(clients.codebuildOnce, aws.startBuildInput(settings, upload, buildspec, marker));
-    const buildId = started.id ?? '';
-    aws.writeBuildId(settings.reportDir, buildId);
-    out.info(`CodeBuild build ${buildId}`);
-    out.info(`Console: ${aws.consoleUrl(settings.region, started)}`);
-
+    const targets = aws.buildTargets(settings);
+    aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true });
+    const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out);
+    aws.writeBuildIds(settings.reportDir, started.map((s) => s.id));
     const abort = new AbortController();
     void watcher.cancelled.then((reason) => abort.abort(reason));
-    const deps = { codebuild: clients.codebuild, logs: clients.logs, out, logFile: join(settings.reportDir, aws.BUILD_LOG_FILE) };
-    let final = await aws.followBuild(deps, buildId, abort.signal).catch((e: unknown) => abandon(clients, buildId, e, out));
-    if (abort.signal.aborted && !final.buildComplete) {
-      out.warn(`Job cancelled (${String(abort.signal.reason)}): stopping build ${buildId}`);
-      final = await aws.stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
-      // The follower left before this phase ended, so it did not print it (it does for every other failure).
-      const interrupted = final.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
-      if (interrupted) out.error(aws.phaseFailure(interrupted));
-    }
-    return await finish(settings, final, archive, upload, out);
+    const deps = { codebuild: clients.codebuild, codebuildOnce: clients.codebuildOnce, logs: clients.logs, reportDir: settings.reportDir };
+    const finished = await aws.followBuilds(deps, started, abort.signal).catch((e: unknown) => abandon(clients, started.map((s) => s.id), e, out));
+    return await finish(settings, finished, archive, upload, clients, out);
   } finally {
     watcher.dispose();
   }
 }
 
-/** Following failed for good: stop the build rather than leave it running unwatched, then fail the job. */
-async function abandon(clients: Clients, buildId: string, e: unknown, out: Output): Promise<never> {
-  out.error(`Cannot follow build ${buildId} any longer: stopping it, so that it does not run on unwatched.`);
-  try {
-    await (await loadAws()).stopBuild(clients.codebuildOnce, buildId, out, { timeoutMs: 20_000, checkWith: clients.codebuild });
-  } catch (stopError) {
-    const why = stopError instanceof AwsStepError ? stopError.message.split('\n')[0] : String(stopError);
-    out.error(`The build keeps running in CodeBuild: stopping it failed too (${why}).`);
+/** Following failed for good: stop the builds rather than leave them running unwatched, then fail the job. */
+async function abandon(clients: Clients, buildIds: string[], e: unknown, out: Output): Promise<never> {
+  const { stopBuild } = await loadAws();
+  out.error(`Cannot follow build ${buildIds.join(', ')} any longer: stopping it, so that it does not run on unwatched.`);
+  for (const buildId of buildIds) {
+    try {
+      await stopBuild(clients.codebuildOnce, buildId, out, { timeoutMs: 20_000, checkWith: clients.codebuild });
+    } catch (stopError) {
+      const why = stopError instanceof AwsStepError ? stopError.message.split('\n')[0] : String(stopError);
+      out.error(`Build ${buildId} keeps running in CodeBuild: stopping it failed too (${why}).`);
+    }
   }
   throw e;
 }
 
-async function finish(settings: Settings, final: Build, archive: ContextSummary, upload: Upload, out: Output): Promise<ExitCode> {
-  const { buildRecord, consoleUrl, queueLimitFailure, writeReports } = await loadAws();
-  const record = buildRecord(settings, final, archive, upload, consoleUrl(settings.region, final));
+async function finish(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output): Promise<ExitCode> {
+  const aws = await loadAws();
+  const record = finished.length === 1 ? aws.buildRecord(settings, finished[0]!.build, archive, upload, aws.consoleUrl(settings.region, finished[0]!.build)) : await platformsRecord(settings, finished, archive, upload, clients, out);
   try {
-    writeReports(settings.reportDir, record, settings.dotenvPrefix);
+    aws.writeReports(settings.reportDir, record, settings.dotenvPrefix);
   } catch (e) {
     if (!(e instanceof ReportError)) throw e;
     // The build ran (and may have pushed): not exit 2, which says nothing was sent.
@@ -202,10 +196,36 @@ async function finish(settings: Settings, final: Build, archive: ContextSummary,
         `a custom buildspec must list it under env: exported-variables and set it to the pushed digest (sha256:…).`,
     );
   }
-  const queueLimit = queueLimitFailure(final, settings.region);
-  if (queueLimit) out.error(queueLimit);
+  for (const f of finished) {
+    const queueLimit = aws.queueLimitFailure(f.build, settings.region);
+    if (queueLimit) out.error(queueLimit);
+  }
   out.info(`Build status: ${record.status === 'SUCCEEDED' ? 'SUCCEEDED without a digest' : record.status}`);
   return ExitCode.BuildFailed;
+}
+
+/**
+ * A multi-platform image: when every platform's build pushed its image, the index over them goes under every
+ * tag; otherwise the failing platform and phase are named.
+ */
+async function platformsRecord(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output): Promise<BuildRecord> {
+  const aws = await loadAws();
+  const builds = finished.map((f) => ({ platform: f.platform ?? '', settings: f.settings, build: f.build, consoleUrl: aws.consoleUrl(settings.region, f.build) }));
+  // The build that failed, not one stopped because of it.
+  const unsuccessful = builds.filter((b) => b.build.buildStatus !== 'SUCCEEDED');
+  const failed = unsuccessful.find((b) => b.build.buildStatus !== 'STOPPED') ?? unsuccessful[0];
+  const images = builds.map((b) => ({ platform: b.platform, digest: aws.exportedDigest(settings, b.build) ?? '' }));
+  let index: { digest: string; mediaType: string } | undefined;
+  if (failed) {
+    const phase = failed.build.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED')?.phaseType;
+    out.error(`The ${failed.platform} build ${failed.build.buildStatus ?? 'failed'}${phase ? ` in ${phase}` : ''}: no image index was made.`);
+  } else if (images.some((i) => !i.digest)) {
+    out.error(`The ${images.find((i) => !i.digest)?.platform ?? ''} build exported no valid ${settings.digestVariable}: no image index was made.`);
+  } else {
+    index = await aws.pushImageIndex(settings.image, images, settings.tags, clients.ecr);
+    out.info(`Image index ${index.digest} over ${images.map((i) => i.platform).join(', ')}`);
+  }
+  return aws.platformsRecord(settings, builds, index, archive, upload);
 }
 
 /**
@@ -214,19 +234,22 @@ async function finish(settings: Settings, final: Build, archive: ContextSummary,
  * StartBuild answer never arrived is found by the marker recorded before StartBuild.
  */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
-  const { findBuildByMarker, readBuildId, readStartMarker, stopBuild } = await loadAws();
-  let buildId = readBuildId(settings.reportDir);
-  const start = buildId ? undefined : readStartMarker(settings.reportDir);
-  if (!buildId && start?.requested) {
+  const { findBuildByMarker, readBuildIds, readStartMarker, stopBuild } = await loadAws();
+  let buildIds = readBuildIds(settings.reportDir);
+  const start = buildIds.length > 0 ? undefined : readStartMarker(settings.reportDir);
+  if (start?.requested) {
     out.info("The job ended before StartBuild answered: looking for the build by this job's marker");
-    buildId = await findBuildByMarker(clients.codebuildOnce, start.projectName, start.marker);
+    const found = await Promise.all(start.projectNames.map((project) => findBuildByMarker(clients.codebuildOnce, project, start.marker)));
+    buildIds = found.filter((id): id is string => id !== undefined);
   }
-  if (!buildId) {
+  if (buildIds.length === 0) {
     out.info('No build was started by this job: nothing to stop.');
     return ExitCode.Success;
   }
-  const stopped = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
-  out.info(`Build ${buildId}: ${stopped.buildStatus ?? 'stopping'}`);
+  for (const buildId of buildIds) {
+    const stopped = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
+    out.info(`Build ${buildId}: ${stopped.buildStatus ?? 'stopping'}`);
+  }
   return ExitCode.Success;
 }
 

@@ -61,14 +61,84 @@ export interface BuildRecord {
   context: { sha256: string; size: number; fileCount: number; bucket: string; key: string; uploaded: boolean };
   consoleUrl: string;
   gitlab: { jobUrl: string | undefined; pipelineUrl: string | undefined; commitSha: string | undefined };
+  /** A multi-platform image: every platform's build; the fields above are the index's and the first build's. */
+  platforms?: PlatformRecord[];
+}
+
+/** One platform's build of a multi-platform image. */
+export interface PlatformRecord {
+  platform: string;
+  buildId: string;
+  projectName: string;
+  status: string;
+  /** The platform's own image (a manifest, or an index of it and its attestations). */
+  digest?: string;
+  /** The tag its build pushed it under. */
+  tag: string;
+  phases: PhaseRecord[];
+  consoleUrl: string;
 }
 
 /** The build context as reported: `sha256` is the context digest that names the uploaded archive. */
 export type ContextSummary = Pick<Archive, 'size' | 'fileCount'> & { sha256: string };
 
-export function buildRecord(s: Settings, build: Build, archive: ContextSummary, upload: Pick<Upload, 'bucket' | 'key' | 'uploaded'>, consoleUrl: string): BuildRecord {
+/** The digest a finished build exported, when it is one. */
+export function exportedDigest(s: Settings, build: Build): string | undefined {
   const exported = exportedVariable(build, s.digestVariable)?.trim();
-  const digest = exported && DIGEST.test(exported) ? exported : undefined;
+  return exported && DIGEST.test(exported) ? exported : undefined;
+}
+
+function phaseRecords(build: Build): PhaseRecord[] {
+  return (build.phases ?? []).map((p) => {
+    const message = p.contexts?.map((c) => c.message).filter(Boolean).join('; ');
+    const phase: PhaseRecord = { phase: p.phaseType ?? 'UNKNOWN', status: p.phaseStatus, durationSeconds: p.durationInSeconds };
+    if (message) phase.message = message;
+    return phase;
+  });
+}
+
+/**
+ * The record of a multi-platform image: the first build's record, with every platform's build, the status of
+ * the whole (SUCCEEDED only when every build and the index succeeded) and the index as the image.
+ */
+export function platformsRecord(
+  s: Settings,
+  builds: { platform: string; settings: Settings; build: Build; consoleUrl: string }[],
+  index: { digest: string; mediaType: string } | undefined,
+  archive: ContextSummary,
+  upload: Pick<Upload, 'bucket' | 'key' | 'uploaded'>,
+): BuildRecord {
+  const first = builds[0]!;
+  const record = buildRecord({ ...s, digestVariable: '' }, first.build, archive, upload, first.consoleUrl);
+  record.platforms = builds.map((b) => {
+    const digest = exportedDigest(s, b.build);
+    return {
+      platform: b.platform,
+      buildId: b.build.id ?? '',
+      projectName: b.settings.projectName,
+      status: b.build.buildStatus ?? 'UNKNOWN',
+      ...(digest ? { digest } : {}),
+      tag: b.settings.tags[0] ?? '',
+      phases: phaseRecords(b.build),
+      consoleUrl: b.consoleUrl,
+    };
+  });
+  // The status of the build that failed, not of one stopped because of it.
+  const unsuccessful = builds.map((b) => b.build.buildStatus ?? 'UNKNOWN').filter((status) => status !== 'SUCCEEDED');
+  record.status = unsuccessful.find((status) => status !== 'STOPPED') ?? unsuccessful[0] ?? (index ? 'SUCCEEDED' : 'FAILED');
+  if (index) {
+    record.digest = index.digest;
+    record.imageRef = `${s.image.name}@${index.digest}`;
+    record.mediaType = index.mediaType;
+    record.imageIndex = true;
+  }
+  const imageUrl = imagePageUrl(s, record.digest);
+  if (imageUrl) record.imageUrl = imageUrl;
+  return record;
+}
+
+export function buildRecord(s: Settings, build: Build, archive: ContextSummary, upload: Pick<Upload, 'bucket' | 'key' | 'uploaded'>, consoleUrl: string): BuildRecord {
+  const digest = exportedDigest(s, build);
   const record: BuildRecord = {
     buildId: build.id ?? '',
     buildArn: build.arn,
@@ -78,12 +148,7 @@ export function buildRecord(s: Settings, build: Build, archive: ContextSummary, 
     status: build.buildStatus ?? 'UNKNOWN',
     startTime: build.startTime?.toISOString(),
     endTime: build.endTime?.toISOString(),
-    phases: (build.phases ?? []).map((p) => {
-      const message = p.contexts?.map((c) => c.message).filter(Boolean).join('; ');
-      const phase: PhaseRecord = { phase: p.phaseType ?? 'UNKNOWN', status: p.phaseStatus, durationSeconds: p.durationInSeconds };
-      if (message) phase.message = message;
-      return phase;
-    }),
+    phases: phaseRecords(build),
     image: s.image.name,
     tags: s.tags,
     context: { sha256: archive.sha256, size: archive.size, fileCount: archive.fileCount, bucket: upload.bucket, key: upload.key, uploaded: upload.uploaded },
@@ -115,19 +180,21 @@ export function imagePageUrl(s: Settings, digest: string | undefined): string | 
   return undefined;
 }
 
-export function writeBuildId(dir: string, buildId: string): void {
-  writeAtomic(dir, BUILD_ID_FILE, `${buildId}\n`);
+/** One id a line: a multi-platform image has a build per platform. */
+export function writeBuildIds(dir: string, buildIds: string[]): void {
+  writeAtomic(dir, BUILD_ID_FILE, buildIds.map((id) => `${id}\n`).join(''));
 }
 
-/** The id written by writeBuildId, or undefined when no build was started. */
-export function readBuildId(dir: string): string | undefined {
-  return readReport(dir, BUILD_ID_FILE)?.trim() || undefined;
+/** The ids written by writeBuildIds; none when no build was started. */
+export function readBuildIds(dir: string): string[] {
+  return (readReport(dir, BUILD_ID_FILE) ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
 /** What `stop` needs to find a build by its marker (see START_FILE). */
 export interface StartMarker {
   marker: string;
-  projectName: string;
+  /** The projects the job's builds run on (one per platform of a multi-platform image). */
+  projectNames: string[];
   /** False while the context is packed and uploaded (the file proves report_dir writable); true from just before StartBuild. */
   requested: boolean;
 }
@@ -140,8 +207,10 @@ export function readStartMarker(dir: string): StartMarker | undefined {
   const text = readReport(dir, START_FILE);
   if (text === undefined) return undefined;
   try {
-    const { marker, projectName, requested } = JSON.parse(text) as Partial<StartMarker>;
-    if (typeof marker === 'string' && typeof projectName === 'string') return { marker, projectName, requested: requested === true };
+    const { marker, projectNames, requested } = JSON.parse(text) as Partial<StartMarker>;
+    if (typeof marker === 'string' && Array.isArray(projectNames) && projectNames.every((p) => typeof p === 'string')) {
+      return { marker, projectNames, requested: requested === true };
+    }
   } catch {
     // A half-written file cannot exist (writeAtomic); anything else is not ours.
   }
@@ -171,8 +240,10 @@ export function writeReports(dir: string, record: BuildRecord, dotenvPrefix: str
 }
 
 export function dotenvVariables(record: BuildRecord): Record<string, string> {
+  const platforms = (record.platforms ?? []).map((p) => [`IMAGE_DIGEST_${p.platform.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`, p.digest ?? '']);
   return {
     IMAGE_DIGEST: record.digest ?? '',
+    ...Object.fromEntries(platforms),
     IMAGE_REF: record.imageRef ?? '',
     IMAGE_TAGS: record.tags.join(','),
     IMAGE_REPOSITORY: record.image,

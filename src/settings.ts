@@ -53,6 +53,8 @@ export interface BuildKitSettings {
   builder: Builder;
   /** moby/buildkit image for the docker-container builder. */
   buildkitImage: string | undefined;
+  /** Image that installs QEMU's binfmt handlers on the build host, for `emulation` where none are registered. */
+  binfmtImage: string | undefined;
   /** Registry cache reference (`repository:tag`); undefined turns the cache off. */
   cacheRef: string | undefined;
   /** SLSA provenance (mode=max) attached to the image. */
@@ -61,6 +63,13 @@ export interface BuildKitSettings {
   sbom: boolean;
   /** Secret build args as BuildKit secrets (never in the image), or, explicitly, as plain build args. */
   secretsAs: 'secret' | 'build-arg';
+}
+
+/** One platform of a multi-platform image, built natively on its own project. */
+export interface PlatformBuild {
+  /** e.g. `linux/arm64` */
+  platform: string;
+  projectName: string;
 }
 
 export interface Settings {
@@ -88,8 +97,12 @@ export interface Settings {
   /** Dockerfile path relative to the context, POSIX separators. */
   dockerfile: string;
   target: string | undefined;
-  /** e.g. `linux/amd64`, `linux/arm64`. */
+  /** e.g. `linux/amd64`; with `emulation`, every platform of `platforms`, comma-separated. */
   platform: string | undefined;
+  /** Two or more platforms, one native build each, joined in one image index; empty otherwise. */
+  platformBuilds: PlatformBuild[];
+  /** All platforms in one build through QEMU. */
+  emulation: boolean;
   buildArgs: BuildArg[];
   secretBuildArgs: SecretBuildArg[];
   image: ImageRepository;

@@ -110,7 +110,7 @@ describe('index.js stop after a killed job', () => {
   ])('says there is nothing to stop when the job %s', async (_when, requested) => {
     const job = await makeJob(stack, 'examples/hello');
     mkdirSync(job.reportDir, { recursive: true });
-    writeFileSync(join(job.reportDir, 'build-start'), JSON.stringify({ marker: 'never-sent', projectName: stack.projectName, requested }));
+    writeFileSync(join(job.reportDir, 'build-start'), JSON.stringify({ marker: 'never-sent', projectNames: [stack.projectName], requested }));
     const listsBefore = (await control().calls()).ListBuildsForProject ?? 0;
     const stop = await runAction(job, { args: ['stop'] });
     expect(stop.code, visible(stop.output)).toBe(0);

@@ -16,6 +16,8 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     dockerfile: 'Dockerfile',
     target: undefined,
     platform: undefined,
+    platformBuilds: [],
+    emulation: false,
     buildArgs: [],
     secretBuildArgs: [],
     image: {
@@ -36,6 +38,7 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     buildkit: {
       builder: 'containerd-store',
       buildkitImage: undefined,
+      binfmtImage: undefined,
       cacheRef: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache',
       attestations: true,
       sbom: false,

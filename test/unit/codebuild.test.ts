@@ -103,7 +103,7 @@ describe('startBuildInput', () => {
   it('passes the BuildKit choices, the layer cache and the fleet to CodeBuild', () => {
     const fleetArn = 'arn:aws:codebuild:us-east-1:000000000000:fleet/warm';
     const s = settingsFixture({
-      buildkit: { builder: 'docker-container', buildkitImage: 'r.example.com/moby/buildkit:v0.26.2', cacheRef: undefined, attestations: false, sbom: true, secretsAs: 'secret' },
+      buildkit: { builder: 'docker-container', buildkitImage: 'r.example.com/moby/buildkit:v0.26.2', binfmtImage: undefined, cacheRef: undefined, attestations: false, sbom: true, secretsAs: 'secret' },
       localLayerCache: true,
       fleetArn,
     });

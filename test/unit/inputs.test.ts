@@ -225,7 +225,7 @@ describe('readSettings: invalid inputs name the input', () => {
     ['buildspec not YAML', { buildspec: 'broken.yml' }, {}, 'buildspec', 'broken.yml is not valid YAML'],
     ['target', { target: '1stage' }, {}, 'target', '"1stage"'],
     ['platform', { platform: 'amd64' }, {}, 'platform', '"amd64"'],
-    ['platform list with the generated buildspec', { platform: 'linux/amd64,linux/arm64' }, {}, 'platform', 'builds one'],
+    ['platform list with the generated buildspec', { platform: 'linux/amd64,linux/arm64' }, {}, 'platform', 'list them in platforms instead'],
     ['image tag', { image: 'r.io/team/app:1.0' }, {}, 'image', 'list tags in `tags`'],
     ['image tag no registry', { image: 'app:1.0' }, {}, 'image', 'list tags in `tags`'],
     ['image digest', { image: `r.io/app@sha256:${'a'.repeat(64)}` }, {}, 'image', 'digest'],

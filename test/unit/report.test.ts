@@ -7,8 +7,8 @@ import {
   annotations,
   buildRecord,
   dotenvText,
-  readBuildId,
-  writeBuildId,
+  readBuildIds,
+  writeBuildIds,
   writeReports,
   type BuildRecord,
 } from '../../src/report';
@@ -168,20 +168,22 @@ describe('writeReports', () => {
 
 describe('atomic writes', () => {
   it('keeps the previous file and removes the temporary one when the rename fails', () => {
-    writeBuildId(dir, 'old:1');
+    writeBuildIds(dir, ['old:1']);
     fs.mkdirSync(path.join(dir, 'build.json'));
     expect(() => writeReports(dir, record(), '')).toThrow();
     expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
-    expect(readBuildId(dir)).toBe('old:1');
+    expect(readBuildIds(dir)).toEqual(['old:1']);
   });
 });
 
 describe('build id file', () => {
-  it('round-trips and is absent before a build starts', () => {
-    expect(readBuildId(dir)).toBeUndefined();
-    writeBuildId(dir, 'shared-builder:abc');
+  it('round-trips, one id a line, and is empty before a build starts', () => {
+    expect(readBuildIds(dir)).toEqual([]);
+    writeBuildIds(dir, ['shared-builder:abc']);
     expect(fs.readFileSync(path.join(dir, 'build-id'), 'utf8')).toBe('shared-builder:abc\n');
-    expect(readBuildId(dir)).toBe('shared-builder:abc');
+    expect(readBuildIds(dir)).toEqual(['shared-builder:abc']);
+    writeBuildIds(dir, ['shared-builder:abc', 'shared-builder-arm64:def']);
+    expect(readBuildIds(dir)).toEqual(['shared-builder:abc', 'shared-builder-arm64:def']);
     expect(fs.readdirSync(dir)).toEqual(['build-id']);
   });
 });

@@ -129,7 +129,7 @@ describe('a consumer pipeline (gitlab-ci-local)', () => {
       expect(job.artifacts).toEqual({
         when: 'always',
         expire_in: '30 days',
-        paths: ['.codebuild-image/build-image/build.json', '.codebuild-image/build-image/build.log'],
+        paths: ['.codebuild-image/build-image/build.json', '.codebuild-image/build-image/build*.log'],
         reports: {
           dotenv: '.codebuild-image/build-image/build.env',
           annotations: '.codebuild-image/build-image/annotations.json',

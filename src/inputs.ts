@@ -165,6 +165,11 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     checkoutDir: checkout ?? '',
     gitlab,
   };
+  if (settings.platformBuilds.length > 0) {
+    for (const [input, value] of [[Inputs.EnvironmentType, settings.environmentType], [Inputs.BuildImage, settings.buildImage]] as const) {
+      if (value) p.add(input, "applies to every platform's build: leave it empty with platforms, each platform's project has its own");
+    }
+  }
   return { settings, problems: p.list };
 }
 

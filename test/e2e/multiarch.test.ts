@@ -26,11 +26,12 @@ afterAll(async () => {
 const PLATFORMS = JSON.stringify(['linux/amd64', 'linux/arm64']);
 const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;
 
-function job(repository: string, args: string[] = []) {
+function job(repository: string, args: string[] = [], inputs: Record<string, string> = {}) {
   return makeJob(stack, 'test/fixtures/arch', {
     CODEBUILD_IMAGE_IMAGE: `${stack.registry}/${repository}`,
     CODEBUILD_IMAGE_PLATFORMS: PLATFORMS,
     CODEBUILD_IMAGE_BUILD_ARGS: JSON.stringify([`BASE_IMAGE=${stack.baseImage ?? ''}`, `NONCE=${repository}`, ...args]),
+    ...inputs,
   });
 }
 
@@ -104,5 +105,24 @@ describe('platforms: [linux/amd64, linux/arm64]', () => {
     expect(ids).toHaveLength(2);
     const builds = await fakeControl(stack.fakeUrl).builds();
     expect(ids.map((id) => builds.find((b) => b.id === id)?.buildStatus)).toEqual(['STOPPED', 'STOPPED']);
+  });
+});
+
+describe('platforms with emulation: true', () => {
+  it('builds every platform in one build on project_name through QEMU, one index under every tag', async () => {
+    const repository = fresh('multi/emulated');
+    const j = await job(repository, [], { CODEBUILD_IMAGE_EMULATION: 'true' });
+    const result = await runAction(j);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+    expect(log).toContain('Emulation: QEMU handlers present for linux/amd64,linux/arm64');
+    const record = JSON.parse(readFileSync(join(j.reportDir, 'build.json'), 'utf8'));
+    expect(record).toMatchObject({ projectName: stack.projectName, imageIndex: true });
+    expect(record.platforms).toBeUndefined();
+    const dotenv = readDotenv(join(j.reportDir, 'build.env'));
+    expect(await registryDigest(stack.registry, repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
+    const images = await platformManifests(stack.registry, repository, 'latest');
+    expect(images.map((m) => m.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(await archOf(repository, images[1]!.manifest)).toBe('aarch64');
   });
 });

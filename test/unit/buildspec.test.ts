@@ -229,6 +229,30 @@ describe('generated buildspec executed with fake docker and aws', () => {
   });
 });
 
+describe('generated buildspec with emulation', () => {
+  const emulated = (platform: string, binfmtImage?: string) =>
+    settingsFixture({ image: LOCAL, platform, emulation: true, buildkit: { ...settingsFixture().buildkit, binfmtImage } });
+
+  it('builds every platform in the one build, through QEMU handlers the host has', () => {
+    const r = run(emulated('linux/amd64,linux/arm64'), WARM);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Emulation: QEMU handlers present for linux/amd64,linux/arm64');
+    expect(buildxArgs(r)[0]).toEqual(expect.arrayContaining(['--platform', 'linux/amd64,linux/arm64']));
+    expect(dockerCalls(r, 'run')).toEqual([]);
+  });
+
+  it('installs missing handlers from binfmt_image, and without one fails naming the input', () => {
+    const image = 'registry.example.com/tonistiigi/binfmt:qemu-v9.2.2';
+    const r = run(emulated('linux/amd64,linux/loong64', image), WARM);
+    expect(r.status).toBe(0);
+    expect(dockerCalls(r, 'run')).toEqual([['docker', 'run', '--privileged', '--rm', image, '--install', 'all']]);
+    const without = run(emulated('linux/amd64,linux/loong64'), WARM);
+    expect(without.status).not.toBe(0);
+    expect(without.stderr).toContain('No QEMU handler for loong64 on this host: set binfmt_image');
+    expect(dockerCalls(without, 'buildx', 'build')).toEqual([]);
+  });
+});
+
 describe('resolveBuildspec', () => {
   it('generates one when no buildspec input is given', () => {
     expect(resolveBuildspec(settingsFixture())).toBe(generateBuildspec(settingsFixture()));

@@ -369,3 +369,40 @@ describe('readSettings: BuildKit and CodeBuild speed inputs', () => {
     expect(p?.message).toContain('pull-through cache');
   });
 });
+
+describe('readSettings: platforms', () => {
+  const two = JSON.stringify(['linux/amd64', 'linux/arm64']);
+
+  it('maps each platform to the project that builds it natively, by default as infra/ names them', () => {
+    const s = readSettings(env({ platforms: two }), checkout);
+    expect(s.platformBuilds).toEqual([
+      { platform: 'linux/amd64', projectName: 'shared-builder' },
+      { platform: 'linux/arm64', projectName: 'shared-builder-arm64' },
+    ]);
+    expect(s.platform).toBeUndefined();
+    expect(s.emulation).toBe(false);
+  });
+
+  it('takes other projects from platform_projects, and one platform as a plain single build', () => {
+    const s = readSettings(env({ platforms: two, platform_projects: JSON.stringify(['linux/arm64=graviton-builder']) }), checkout);
+    expect(s.platformBuilds.map((b) => b.projectName)).toEqual(['shared-builder', 'graviton-builder']);
+    const one = readSettings(env({ platforms: JSON.stringify(['linux/arm64']) }), checkout);
+    expect(one).toMatchObject({ platform: 'linux/arm64', platformBuilds: [] });
+  });
+
+  it('with emulation, builds every platform in one build', () => {
+    const s = readSettings(env({ platforms: two, emulation: 'true', binfmt_image: 'r.example.com/tonistiigi/binfmt:qemu-v9.2.2' }), checkout);
+    expect(s).toMatchObject({ platform: 'linux/amd64,linux/arm64', platformBuilds: [], emulation: true });
+    expect(s.buildkit.binfmtImage).toBe('r.example.com/tonistiigi/binfmt:qemu-v9.2.2');
+  });
+
+  it('refuses a platform no project builds, platform with platforms, a custom buildspec and bad items, naming the fix', () => {
+    const riscv = problems(env({ platforms: JSON.stringify(['linux/amd64', 'linux/riscv64']) }));
+    expect(riscv).toEqual([{ input: 'platform_projects', message: expect.stringContaining('add linux/riscv64=<project>, or set emulation: true') }]);
+    expect(problems(env({ platforms: two, platform: 'linux/amd64' })).map((p) => p.input)).toEqual(['platforms']);
+    expect(problems(env({ platforms: two, buildspec: 'buildspec.yml' })).map((p) => p.message)).toEqual([expect.stringContaining('needs the generated buildspec')]);
+    expect(problems(env({ platforms: two, platform_projects: JSON.stringify(['arm64']) })).map((p) => p.input)).toEqual(['platform_projects']);
+    expect(problems(env({ platforms: JSON.stringify(['linux']) })).map((p) => p.input)).toEqual(['platforms']);
+    expect(problems(env({ platforms: two, environment_type: 'ARM_CONTAINER' })).map((p) => p.input)).toEqual(['environment_type']);
+  });
+});

@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuild';
-import { docker } from '../stack/docker';
+import { emptyEngine } from '../stack/docker';
 import { startStack, type Stack } from '../stack/stack';
 import { makeJob, runAction } from '../test/e2e/helpers';
 import { median } from './measure';
@@ -20,16 +20,10 @@ const runs = Number(process.env.BENCH_WARM_RUNS ?? 3);
 const expensiveSeconds = Number(process.env.EXPENSIVE_SECONDS ?? 10);
 const TARGET = 0.2;
 
-async function wipeEngine(stack: Stack): Promise<void> {
-  const run = (args: string[]) => docker(stack.dockerHost ?? '', args, stack.dockerConfig);
-  const images = (await run(['image', 'ls', '--all', '--quiet'])).split('\n').filter(Boolean);
-  if (images.length > 0) await run(['image', 'rm', '--force', ...new Set(images)]);
-  await run(['buildx', 'prune', '--all', '--force']);
-}
 
 /** Builds the fixture into `repository` and returns the BUILD phase's seconds as CodeBuild reports them. */
 async function buildPhaseSeconds(stack: Stack, repository: string, message: string): Promise<number> {
-  await wipeEngine(stack);
+  await emptyEngine(stack.dockerHost ?? '', stack.dockerConfig);
   const job = await makeJob(stack, 'test/fixtures/warm-cache', {
     CODEBUILD_IMAGE_IMAGE: `${stack.registry}/${repository}`,
     CODEBUILD_IMAGE_BUILD_ARGS: JSON.stringify([`BASE_IMAGE=${stack.baseImage ?? ''}`, `EXPENSIVE_SECONDS=${expensiveSeconds}`]),

@@ -148,3 +148,11 @@ export function dockerConfigDir(dir: string): string {
   fs.symlinkSync(path.join(ENGINE_DIR, 'cli-plugins', 'docker-buildx'), path.join(plugins, 'docker-buildx'));
   return configDir;
 }
+
+/** Empties the engine as a fresh CodeBuild host is: no image, no build cache. */
+export async function emptyEngine(host: string, configDir: string): Promise<void> {
+  const run = (args: string[]) => docker(host, args, configDir);
+  const images = (await run(['image', 'ls', '--all', '--quiet'])).split('\n').filter(Boolean);
+  if (images.length > 0) await run(['image', 'rm', '--force', ...new Set(images)]);
+  await run(['buildx', 'prune', '--all', '--force']);
+}

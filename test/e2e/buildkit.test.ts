@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker } from '../../stack/docker';
+import { docker, emptyEngine } from '../../stack/docker';
 import { getBlob, getManifest, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';
 import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
@@ -29,11 +29,8 @@ const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;
 
 /** Empties the engine as a fresh CodeBuild host is: no image, no build cache. */
 async function wipeEngine(): Promise<void> {
-  const run = (args: string[]) => docker(stack.dockerHost ?? '', args, stack.dockerConfig);
-  const images = (await run(['image', 'ls', '--all', '--quiet'])).split('\n').filter(Boolean);
-  if (images.length > 0) await run(['image', 'rm', '--force', ...new Set(images)]);
-  await run(['buildx', 'prune', '--all', '--force']);
-  expect((await run(['image', 'ls', '--all', '--quiet'])).trim()).toBe('');
+  await emptyEngine(stack.dockerHost ?? '', stack.dockerConfig);
+  expect((await docker(stack.dockerHost ?? '', ['image', 'ls', '--all', '--quiet'], stack.dockerConfig)).trim()).toBe('');
 }
 
 /**

@@ -15,6 +15,7 @@ const MODULES: Record<string, () => Promise<Module>> = {
   pack: () => import('./pack'),
   job: () => import('./job'),
   bundle: () => import('./bundle'),
+  skip: () => import('./skip'),
   'warm-rebuild': () => import('./warm-rebuild'),
   follow: () => import('./follow'),
 };

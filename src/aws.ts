@@ -10,5 +10,6 @@ export { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuil
 export { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 export { pushImageIndex } from './image-index';
 export { buildTargets, followBuilds, startBuilds } from './platform-builds';
-export { buildRecord, exportedDigest, platformsRecord, readBuildIds, readStartMarker, writeBuildIds, writeReports, writeStartMarker } from './report';
+export { buildRecord, exportedDigest, platformsRecord, readBuildIds, readStartMarker, reusedRecord, writeBuildIds, writeReports, writeStartMarker } from './report';
+export { inputsTag, reuseUnchanged } from './unchanged';
 export { uploadContext } from './upload';

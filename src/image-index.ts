@@ -1,6 +1,7 @@
 /**
  * The image index of a multi-platform image, made by the job over the registry's API once every platform's
- * build has pushed its image: no further CodeBuild build (and its provisioning minute) is needed. ECR
+ * build has pushed its image: no further CodeBuild build (and its provisioning minute) is needed. The same
+ * signed-in client retags an unchanged image (src/unchanged.ts). ECR
  * registries are signed in to with the CI role (`ecr:GetAuthorizationToken`); others are spoken to anonymously.
  */
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
@@ -20,9 +21,13 @@ export async function pushImageIndex(
   tags: string[],
   ecr: (region: string) => ECRClient,
 ): Promise<{ digest: string; mediaType: string }> {
-  const client = new RegistryClient(image.registry, { credentials: () => registryCredentials(image, ecr) });
-  const digest = await pushIndex(client, image.path, images, tags);
+  const digest = await pushIndex(registryClient(image, ecr), image.path, images, tags);
   return { digest, mediaType: OCI_INDEX };
+}
+
+/** The registry API of the image's registry, signed in to as the job can (see registryCredentials). */
+export function registryClient(image: ImageRepository, ecr: (region: string) => ECRClient): RegistryClient {
+  return new RegistryClient(image.registry, { credentials: () => registryCredentials(image, ecr) });
 }
 
 async function registryCredentials(image: ImageRepository, ecrIn: (region: string) => ECRClient): Promise<RegistryCredentials | undefined> {

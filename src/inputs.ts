@@ -69,6 +69,7 @@ export const Inputs = {
   PlatformProjects: 'platform_projects',
   Emulation: 'emulation',
   BinfmtImage: 'binfmt_image',
+  SkipUnchanged: 'skip_unchanged',
 } as const;
 export type InputName = (typeof Inputs)[keyof typeof Inputs];
 
@@ -159,12 +160,16 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     queuedTimeout: readTimeout(p, Inputs.QueuedTimeout, get(Inputs.QueuedTimeout), 480),
     reportDir: readReportDir(p, get(Inputs.ReportDir) || '.codebuild-image', checkout),
     buildkit: readBuildKit(p, get, image, platforms.emulation),
+    skipUnchanged: readBoolean(p, Inputs.SkipUnchanged, get(Inputs.SkipUnchanged), false),
     localLayerCache: readBoolean(p, Inputs.LocalLayerCache, get(Inputs.LocalLayerCache), false),
     fleetArn: readPattern(p, Inputs.FleetArn, get(Inputs.FleetArn), FLEET_ARN, 'a CodeBuild fleet ARN, arn:aws:codebuild:<region>:<account>:fleet/<name>'),
     dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
     checkoutDir: checkout ?? '',
     gitlab,
   };
+  if (settings.skipUnchanged && settings.buildspec !== undefined) {
+    p.add(Inputs.SkipUnchanged, 'works with the generated buildspec only (a custom buildspec may push anything): clear buildspec or skip_unchanged');
+  }
   if (settings.platformBuilds.length > 0) {
     for (const [input, value] of [[Inputs.EnvironmentType, settings.environmentType], [Inputs.BuildImage, settings.buildImage]] as const) {
       if (value) p.add(input, "applies to every platform's build: leave it empty with platforms, each platform's project has its own");

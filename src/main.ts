@@ -137,20 +137,29 @@ async function nameContext(entries: ContextEntry[], pool: FilePool): Promise<Con
 
 async function build(settings: Settings, buildspec: string, context: ContextToUpload, marker: string, clients: Clients, out: Output): Promise<ExitCode> {
   const aws = await loadAws();
+  const inputsTag = settings.skipUnchanged ? aws.inputsTag(settings, context.digest) : undefined;
+  if (inputsTag) {
+    const reused = await aws.reuseUnchanged(settings, inputsTag, clients.ecr);
+    if (reused) return finishReused(settings, context, reused, out);
+    out.info(`No image was built from these inputs yet (${inputsTag}): building one`);
+  }
+  // The build's own tags: with skip_unchanged also the inputs tag, which records its inputs on the image.
+  const tags = inputsTag ? [...settings.tags, inputsTag] : settings.tags;
   const upload = await aws.uploadContext(clients.s3, context, settings.s3Bucket, settings.s3Prefix, out);
   const archive = { sha256: context.digest, size: upload.size, fileCount: context.fileCount };
   // Listen for cancellation before the builds exist, so a cancel during StartBuild still stops them.
   const watcher = aws.watchCancellation({ out, job: settings.gitlab });
   try {
-    const targets = aws.buildTargets(settings);
+    const targets = aws.buildTargets({ ...settings, tags });
     aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true });
-    const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out);
-    aws.writeBuildIds(settings.reportDir, started.map((s) => s.id));
+    const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out, (ids) =>
+      aws.writeBuildIds(settings.reportDir, ids),
+    );
     const abort = new AbortController();
     void watcher.cancelled.then((reason) => abort.abort(reason));
     const deps = { codebuild: clients.codebuild, codebuildOnce: clients.codebuildOnce, logs: clients.logs, reportDir: settings.reportDir };
     const finished = await aws.followBuilds(deps, started, abort.signal).catch((e: unknown) => abandon(clients, started.map((s) => s.id), e, out));
-    return await finish(settings, finished, archive, upload, clients, out);
+    return await finish(settings, finished, archive, upload, clients, out, tags);
   } finally {
     watcher.dispose();
   }
@@ -171,9 +180,34 @@ async function abandon(clients: Clients, buildIds: string[], e: unknown, out: Ou
   throw e;
 }
 
-async function finish(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output): Promise<ExitCode> {
+async function finish(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output, tags: string[]): Promise<ExitCode> {
   const aws = await loadAws();
-  const record = finished.length === 1 ? aws.buildRecord(settings, finished[0]!.build, archive, upload, aws.consoleUrl(settings.region, finished[0]!.build)) : await platformsRecord(settings, finished, archive, upload, clients, out);
+  const record = finished.length === 1 ? aws.buildRecord(settings, finished[0]!.build, archive, upload, aws.consoleUrl(settings.region, finished[0]!.build)) : await platformsRecord(settings, finished, archive, upload, clients, out, tags);
+  return report(settings, record, out, () => {
+    if (record.status === 'SUCCEEDED') {
+      out.error(
+        `The build succeeded but exported no valid ${settings.digestVariable}: ` +
+          `a custom buildspec must list it under env: exported-variables and set it to the pushed digest (sha256:…).`,
+      );
+    }
+    for (const f of finished) {
+      const queueLimit = aws.queueLimitFailure(f.build, settings.region);
+      if (queueLimit) out.error(queueLimit);
+    }
+  });
+}
+
+/** An image built from the same inputs was found and put under the tags: no build. */
+async function finishReused(settings: Settings, context: ContextToUpload, reused: { digest: string; mediaType: string }, out: Output): Promise<ExitCode> {
+  const aws = await loadAws();
+  out.info(`Unchanged build inputs: ${settings.image.name}@${reused.digest} was built from them already; no CodeBuild build`);
+  const archive = { sha256: context.digest, size: 0, fileCount: context.fileCount };
+  return report(settings, aws.reusedRecord(settings, reused, archive), out, () => undefined);
+}
+
+/** Writes the reports and prints the outcome; `explainFailure` adds what went wrong when there is no image. */
+async function report(settings: Settings, record: BuildRecord, out: Output, explainFailure: () => void): Promise<ExitCode> {
+  const aws = await loadAws();
   try {
     aws.writeReports(settings.reportDir, record, settings.dotenvPrefix);
   } catch (e) {
@@ -190,16 +224,7 @@ async function finish(settings: Settings, finished: Finished[], archive: Context
     out.info(`Build status: ${record.status}`);
     return ExitCode.Success;
   }
-  if (record.status === 'SUCCEEDED') {
-    out.error(
-      `The build succeeded but exported no valid ${settings.digestVariable}: ` +
-        `a custom buildspec must list it under env: exported-variables and set it to the pushed digest (sha256:…).`,
-    );
-  }
-  for (const f of finished) {
-    const queueLimit = aws.queueLimitFailure(f.build, settings.region);
-    if (queueLimit) out.error(queueLimit);
-  }
+  explainFailure();
   out.info(`Build status: ${record.status === 'SUCCEEDED' ? 'SUCCEEDED without a digest' : record.status}`);
   return ExitCode.BuildFailed;
 }
@@ -208,7 +233,7 @@ async function finish(settings: Settings, finished: Finished[], archive: Context
  * A multi-platform image: when every platform's build pushed its image, the index over them goes under every
  * tag; otherwise the failing platform and phase are named.
  */
-async function platformsRecord(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output): Promise<BuildRecord> {
+async function platformsRecord(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output, tags: string[]): Promise<BuildRecord> {
   const aws = await loadAws();
   const builds = finished.map((f) => ({ platform: f.platform ?? '', settings: f.settings, build: f.build, consoleUrl: aws.consoleUrl(settings.region, f.build) }));
   // The build that failed, not one stopped because of it.
@@ -222,7 +247,7 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
   } else if (images.some((i) => !i.digest)) {
     out.error(`The ${images.find((i) => !i.digest)?.platform ?? ''} build exported no valid ${settings.digestVariable}: no image index was made.`);
   } else {
-    index = await aws.pushImageIndex(settings.image, images, settings.tags, clients.ecr);
+    index = await aws.pushImageIndex(settings.image, images, tags, clients.ecr);
     out.info(`Image index ${index.digest} over ${images.map((i) => i.platform).join(', ')}`);
   }
   return aws.platformsRecord(settings, builds, index, archive, upload);

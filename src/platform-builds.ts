@@ -66,6 +66,8 @@ export async function startBuilds(
   buildspec: string,
   marker: string,
   out: Output,
+  /** Called with the build ids before anything is printed (the job may be killed once they show). */
+  record: (buildIds: string[]) => void,
 ): Promise<Started[]> {
   const results = await Promise.allSettled(targets.map((t) => startBuild(clients.once, startBuildInput(t.settings, source, buildspec, marker))));
   const started = results.flatMap((r, i) => (r.status === 'fulfilled' && r.value.id ? [{ target: targets[i]!, build: r.value }] : []));
@@ -74,6 +76,7 @@ export async function startBuilds(
     await Promise.allSettled(started.map((s) => stopBuild(clients.once, s.build.id ?? '', out, { checkWith: clients.polling })));
     throw failed.reason;
   }
+  record(started.map((s) => s.build.id ?? ''));
   return started.map(({ target, build }) => {
     const targetOut = target.platform ? platformOutput(out, target.platform) : out;
     targetOut.info(`CodeBuild build ${build.id ?? ''}`);

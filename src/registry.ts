@@ -71,7 +71,15 @@ export class RegistryClient {
 
   /** The manifest or index that `reference` (a tag or digest) names, verified against its digest. */
   async manifest(repository: string, reference: string): Promise<Manifest> {
+    const found = await this.find(repository, reference);
+    if (!found) throw new RegistryError(`reading ${this.host}/${repository}@${reference}`, 'the registry has no such manifest');
+    return found;
+  }
+
+  /** Like manifest(), but undefined when the registry has no such manifest (or repository). */
+  async find(repository: string, reference: string): Promise<Manifest | undefined> {
     const res = await this.request(repository, 'pull', `${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_TYPES.join(', ') } });
+    if (res.status === 404) return undefined;
     if (!res.ok) throw new RegistryError(`reading ${this.host}/${repository}@${reference}`, `the registry answered ${res.status}`);
     const bytes = Buffer.from(await res.arrayBuffer());
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;

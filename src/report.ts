@@ -63,6 +63,8 @@ export interface BuildRecord {
   gitlab: { jobUrl: string | undefined; pipelineUrl: string | undefined; commitSha: string | undefined };
   /** A multi-platform image: every platform's build; the fields above are the index's and the first build's. */
   platforms?: PlatformRecord[];
+  /** skip_unchanged found an image built from the same inputs: it was retagged, and no build ran. */
+  reused?: boolean;
 }
 
 /** One platform's build of a multi-platform image. */
@@ -133,6 +135,20 @@ export function platformsRecord(
     record.imageIndex = true;
   }
   const imageUrl = imagePageUrl(s, record.digest);
+  if (imageUrl) record.imageUrl = imageUrl;
+  return record;
+}
+
+/** The record of an image reused by skip_unchanged: no build, the image found put under the tags. */
+export function reusedRecord(s: Settings, image: { digest: string; mediaType: string }, archive: ContextSummary): BuildRecord {
+  const record = buildRecord({ ...s, digestVariable: '' }, { buildStatus: 'SUCCEEDED' }, archive, { bucket: s.s3Bucket, key: '', uploaded: false }, '');
+  record.projectName = '';
+  record.reused = true;
+  record.digest = image.digest;
+  record.imageRef = `${s.image.name}@${image.digest}`;
+  record.mediaType = image.mediaType;
+  record.imageIndex = INDEX_MEDIA_TYPES.includes(image.mediaType);
+  const imageUrl = imagePageUrl(s, image.digest);
   if (imageUrl) record.imageUrl = imageUrl;
   return record;
 }
@@ -247,8 +263,8 @@ export function dotenvVariables(record: BuildRecord): Record<string, string> {
     IMAGE_REF: record.imageRef ?? '',
     IMAGE_TAGS: record.tags.join(','),
     IMAGE_REPOSITORY: record.image,
-    CODEBUILD_BUILD_ID: record.buildId,
-    CODEBUILD_BUILD_URL: record.consoleUrl,
+    // A reused image (skip_unchanged) had no build.
+    ...(record.buildId ? { CODEBUILD_BUILD_ID: record.buildId, CODEBUILD_BUILD_URL: record.consoleUrl } : {}),
   };
 }
 
@@ -274,7 +290,7 @@ export function dotenvText(record: BuildRecord, prefix: string): string {
 
 /** GitLab's annotations report: https://docs.gitlab.com/ci/yaml/artifacts_reports/#artifactsreportsannotations */
 export function annotations(record: BuildRecord): Record<string, { external_link: { label: string; url: string } }[]> {
-  const links = [{ external_link: { label: `CodeBuild build ${record.buildId} (${record.status})`, url: record.consoleUrl } }];
+  const links = record.buildId ? [{ external_link: { label: `CodeBuild build ${record.buildId} (${record.status})`, url: record.consoleUrl } }] : [];
   if (record.imageUrl) links.push({ external_link: { label: `Image ${record.imageRef ?? record.image}`, url: record.imageUrl } });
   return { 'codebuild-image': links };
 }

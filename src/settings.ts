@@ -125,6 +125,8 @@ export interface Settings {
   queuedTimeout: number | undefined;
 
   buildkit: BuildKitSettings;
+  /** No build when an image built from the same inputs is in the registry (src/unchanged.ts). */
+  skipUnchanged: boolean;
   /** CodeBuild's LOCAL_DOCKER_LAYER_CACHE, through cacheOverride. */
   localLayerCache: boolean;
   /** Reserved-capacity fleet, through fleetOverride. */

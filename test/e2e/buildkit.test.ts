@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, emptyEngine } from '../../stack/docker';
+import { fakeControl } from '../../stack/fake-aws/control';
 import { getBlob, getManifest, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';
 import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
@@ -160,5 +161,43 @@ describe('a cache the build cannot write', () => {
     ]);
     const digest = readDotenv(join(job.reportDir, 'build.env')).IMAGE_DIGEST;
     expect(digest).toMatch(/^sha256:/);
+  });
+});
+
+describe('skip_unchanged', () => {
+  it('builds once; a job with the same inputs starts no build and puts the same image under its tags', async () => {
+    const repository = fresh('group/skip');
+    const builds = async () => (await fakeControl(stack.fakeUrl).builds()).length;
+    const run = async (tags: string[], buildArgs: string[] = []) => {
+      const job = await makeJob(stack, 'examples/hello', {
+        CODEBUILD_IMAGE_IMAGE: `${stack.registry}/${repository}`,
+        CODEBUILD_IMAGE_SKIP_UNCHANGED: 'true',
+        CODEBUILD_IMAGE_TAGS: JSON.stringify(tags),
+        CODEBUILD_IMAGE_BUILD_ARGS: JSON.stringify([`BASE_IMAGE=${stack.baseImage ?? ''}`, ...buildArgs]),
+      });
+      const before = await builds();
+      const result = await runAction(job);
+      const log = visible(result.output);
+      expect(result.code, log).toBe(0);
+      const record = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8')) as { digest: string; reused?: boolean };
+      return { log, record, started: (await builds()) - before, dotenv: readDotenv(join(job.reportDir, 'build.env')) };
+    };
+
+    const first = await run(['v1']);
+    expect(first.log).toContain('No image was built from these inputs yet');
+    expect(first.started).toBe(1);
+
+    const again = await run(['v2']);
+    expect(again.started).toBe(0);
+    expect(again.log).toContain('Unchanged build inputs');
+    expect(again.record).toMatchObject({ reused: true, digest: first.record.digest });
+    expect(again.dotenv.IMAGE_DIGEST).toBe(first.record.digest);
+    expect(again.dotenv.CODEBUILD_BUILD_ID).toBeUndefined();
+    expect(await registryDigest(stack.registry, repository, 'v2')).toBe(first.record.digest);
+
+    const changed = await run(['v3'], ['GREETING=changed']);
+    expect(changed.started).toBe(1);
+    expect(changed.record.digest).not.toBe(first.record.digest);
+    expect(await registryDigest(stack.registry, repository, 'v3')).toBe(changed.record.digest);
   });
 });

@@ -44,6 +44,7 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
       sbom: false,
       secretsAs: 'secret',
     },
+    skipUnchanged: false,
     localLayerCache: false,
     fleetArn: undefined,
     checkoutDir: '/builds/group/app',

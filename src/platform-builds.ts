@@ -99,7 +99,10 @@ export interface FollowAllDeps {
 export async function followBuilds(deps: FollowAllDeps, started: Started[], cancelled: AbortSignal): Promise<Finished[]> {
   const controllers = started.map(() => new AbortController());
   const stopAll = (reason: string) => controllers.forEach((c) => c.abort(reason));
-  cancelled.addEventListener('abort', () => stopAll(`Job cancelled (${String(cancelled.reason)})`), { once: true });
+  const onCancel = () => stopAll(`Job cancelled (${String(cancelled.reason)})`);
+  // Cancelled already (during StartBuild): the followers then stop at once.
+  if (cancelled.aborted) onCancel();
+  else cancelled.addEventListener('abort', onCancel, { once: true });
   const finals = await Promise.all(
     started.map(async (s, i) => {
       const logFile = join(deps.reportDir, s.platform ? `build-${platformSlug(s.platform)}.log` : BUILD_LOG_FILE);

@@ -85,7 +85,9 @@ const variants: Record<string, Record<string, string>> = {
     EcrPublicCache: 'true',
     GitLabRegistryCredentialArn: `arn:aws:secretsmanager:${region}:${acct}:secret:ecr-pullthroughcache/gitlab-AbCdEf`,
   },
-  'a pull-through cache of ECR Public only': { ...base, EcrPublicCache: 'true' },
+  'a pull-through cache of ECR Public only, base images of another account': {
+    ...base, EcrPublicCache: 'true', PullRepositoryArns: `arn:aws:ecr:${region}:210987654321:repository/base/node`,
+  },
 };
 const rendered = Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, render(template, v)]));
 
@@ -165,6 +167,7 @@ describe('cloudformation.yml structure', () => {
     expect(params.EcrRepositories!.Default).toBeUndefined();
     expect(params.SecretArns!.Default).toBe('');
     expect(params.ParameterArns!.Default).toBe('');
+    expect(params.PullRepositoryArns!.Default).toBe('');
   });
 
   it('renders every condition both ways across the variants', () => {
@@ -259,10 +262,19 @@ describe('IAM policies', () => {
     expect(actionsOf(all)).toEqual([
       'ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:BatchImportUpstreamImage', 'ecr:CreateRepository', 'ecr:GetDownloadUrlForLayer',
     ]);
-    expect(pullThrough(rendered['a pull-through cache of ECR Public only']!).flatMap((s) => list(s.Resource))).toEqual([
+    expect(pullThrough(rendered['a pull-through cache of ECR Public only, base images of another account']!).flatMap((s) => list(s.Resource))).toEqual([
       `arn:aws:ecr:${region}:${acct}:repository/ecr-public/*`,
     ]);
     expect(pullThrough(rendered.defaults!)).toEqual([]);
+  });
+
+  it('lets builds pull, and only pull, from the other accounts\' repositories named', () => {
+    const pulls = (r: Rendered) => roleStatements(r, 'BuildRole').filter((s) => s.Sid === 'PullBaseImages');
+    const [s, ...more] = pulls(rendered['a pull-through cache of ECR Public only, base images of another account']!);
+    expect(more).toEqual([]);
+    expect(list(s?.Resource)).toEqual([`arn:aws:ecr:${region}:210987654321:repository/base/node`]);
+    expect(actionsOf(s ? [s] : [])).toEqual(['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']);
+    expect(pulls(rendered.defaults!)).toEqual([]);
   });
 
   it('makes the pull-through cache rules asked for, with their upstream credentials', () => {

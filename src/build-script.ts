@@ -126,7 +126,10 @@ explain_auth_failure() {
   local line host
   line="$(grep -m 1 -iE '401 Unauthorized|no basic auth credentials|unauthorized:|authentication required|pull access denied|403 Forbidden|denied:' "$1" || true)"
   if [ -z "$line" ]; then return; fi
-  host="$(printf '%s' "$line" | grep -oE 'https?://[^/ ]+' | head -n 1 | sed -E 's#^https?://##' || true)"
+  # The image the error names tells the registry; a token service's URL (auth.docker.io, gitlab.com/jwt/auth) would not.
+  host="$(printf '%s' "$line" | grep -oE '(metadata for|failed to push|pull access denied for) [^ ,:/]+(:[0-9]+)?/' | head -n 1 | sed -E 's#.* ##; s#/$##' || true)"
+  if [ -z "$host" ]; then host="$(printf '%s' "$line" | grep -oE 'https?://[^/ ]+' | head -n 1 | sed -E 's#^https?://##' || true)"; fi
+  case "$host" in auth.docker.io|registry-1.docker.io|index.docker.io) host=docker.io ;; esac
   host="\${host:-the registry}"
   case " \${CBI_LOGIN_REGISTRIES:-} " in
     *" $host "*) echo "Error: $host refused access with the credentials registry_credentials names for it: check that this user may pull and push there" >&2; return ;;

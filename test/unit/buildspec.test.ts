@@ -320,8 +320,10 @@ describe('generated buildspec with registry logins', () => {
   it.each([
     ['a registry without credentials', 'ERROR: failed to solve: failed to resolve source metadata for r.example.com:5001/base:1: unexpected status from HEAD request to http://r.example.com:5001/v2/base/manifests/1: 401 Unauthorized',
       'Error: r.example.com:5001 asked for credentials: set registry_credentials: ["r.example.com:5001=secretsmanager:<secret-id>"]'],
-    ['a registry refusing the credentials given', 'ERROR: failed to push registry.gitlab.com/group/app:abc1234: failed to authorize: failed to fetch oauth token: unexpected status from GET request to https://registry.gitlab.com/jwt/auth: 403 Forbidden',
+    ['a registry refusing the credentials given', 'ERROR: failed to push registry.gitlab.com/group/app:abc1234: failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://gitlab.com/jwt/auth: 403 Forbidden',
       'Error: registry.gitlab.com refused access with the credentials registry_credentials names for it'],
+    ['Docker Hub (credentials given), whose token service has a host of its own', 'ERROR: failed to solve: docker.io/acme/private:1: failed to resolve source metadata for docker.io/acme/private:1: failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://auth.docker.io/token?scope=repository%3Aacme%2Fprivate%3Apull&service=registry.docker.io: 401 Unauthorized',
+      'Error: docker.io refused access with the credentials registry_credentials names for it'],
     ['an ECR registry of another account', 'ERROR: failed to solve: 111122223333.dkr.ecr.eu-west-1.amazonaws.com/base:1: failed to resolve source metadata for 111122223333.dkr.ecr.eu-west-1.amazonaws.com/base:1: unexpected status from HEAD request to https://111122223333.dkr.ecr.eu-west-1.amazonaws.com/v2/base/manifests/1: 401 Unauthorized',
       'Error: 111122223333.dkr.ecr.eu-west-1.amazonaws.com (ECR) refused access: add it to ecr_registries'],
   ])('explains a build that failed on %s in one line', (_name, error, line) => {

@@ -79,6 +79,15 @@ const variants: Record<string, Record<string, string>> = {
     CreateArmProject: 'false',
   },
   'a Docker Server project': { ...base, DockerServerComputeType: 'BUILD_GENERAL1_MEDIUM' },
+  'pull-through caches of Docker Hub, ECR Public and GitLab.com': {
+    ...base,
+    DockerHubCredentialArn: `arn:aws:secretsmanager:${region}:${acct}:secret:ecr-pullthroughcache/docker-hub-AbCdEf`,
+    EcrPublicCache: 'true',
+    GitLabRegistryCredentialArn: `arn:aws:secretsmanager:${region}:${acct}:secret:ecr-pullthroughcache/gitlab-AbCdEf`,
+  },
+  'a pull-through cache of ECR Public only, base images of another account': {
+    ...base, EcrPublicCache: 'true', PullRepositoryArns: `arn:aws:ecr:${region}:210987654321:repository/base/node`,
+  },
 };
 const rendered = Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, render(template, v)]));
 
@@ -158,6 +167,7 @@ describe('cloudformation.yml structure', () => {
     expect(params.EcrRepositories!.Default).toBeUndefined();
     expect(params.SecretArns!.Default).toBe('');
     expect(params.ParameterArns!.Default).toBe('');
+    expect(params.PullRepositoryArns!.Default).toBe('');
   });
 
   it('renders every condition both ways across the variants', () => {
@@ -240,6 +250,42 @@ describe('IAM policies', () => {
     // Without secret or parameter lists, no statement for them at all.
     expect(actionsOf(roleStatements(rendered.defaults!, 'BuildRole')).filter((a) => /^(secretsmanager|ssm):/.test(a))).toEqual([]);
     expect(actionsOf(build).filter((a) => a.startsWith('iam:') || a.startsWith('sts:'))).toEqual([]);
+  });
+
+  it('lets builds pull through each cache rule made, and through no other', () => {
+    const pullThrough = (r: Rendered) =>
+      roleStatements(r, 'BuildRole').filter((s) => list(s.Action).includes('ecr:BatchImportUpstreamImage'));
+    const all = pullThrough(rendered['pull-through caches of Docker Hub, ECR Public and GitLab.com']!);
+    expect(all.flatMap((s) => list(s.Resource))).toEqual(
+      ['docker-hub', 'ecr-public', 'gitlab'].map((prefix) => `arn:aws:ecr:${region}:${acct}:repository/${prefix}/*`),
+    );
+    expect(actionsOf(all)).toEqual([
+      'ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:BatchImportUpstreamImage', 'ecr:CreateRepository', 'ecr:GetDownloadUrlForLayer',
+    ]);
+    expect(pullThrough(rendered['a pull-through cache of ECR Public only, base images of another account']!).flatMap((s) => list(s.Resource))).toEqual([
+      `arn:aws:ecr:${region}:${acct}:repository/ecr-public/*`,
+    ]);
+    expect(pullThrough(rendered.defaults!)).toEqual([]);
+  });
+
+  it('lets builds pull, and only pull, from the other accounts\' repositories named', () => {
+    const pulls = (r: Rendered) => roleStatements(r, 'BuildRole').filter((s) => s.Sid === 'PullBaseImages');
+    const [s, ...more] = pulls(rendered['a pull-through cache of ECR Public only, base images of another account']!);
+    expect(more).toEqual([]);
+    expect(list(s?.Resource)).toEqual([`arn:aws:ecr:${region}:210987654321:repository/base/node`]);
+    expect(actionsOf(s ? [s] : [])).toEqual(['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']);
+    expect(pulls(rendered.defaults!)).toEqual([]);
+  });
+
+  it('makes the pull-through cache rules asked for, with their upstream credentials', () => {
+    const rules = (r: Rendered) => Object.values(r.resources).filter((x) => x.Type === 'AWS::ECR::PullThroughCacheRule').map((x) => x.Properties);
+    const v = variants['pull-through caches of Docker Hub, ECR Public and GitLab.com']!;
+    expect(rules(rendered['pull-through caches of Docker Hub, ECR Public and GitLab.com']!)).toEqual([
+      { EcrRepositoryPrefix: 'docker-hub', UpstreamRegistry: 'docker-hub', UpstreamRegistryUrl: 'registry-1.docker.io', CredentialArn: v.DockerHubCredentialArn },
+      { EcrRepositoryPrefix: 'ecr-public', UpstreamRegistry: 'ecr-public', UpstreamRegistryUrl: 'public.ecr.aws' },
+      { EcrRepositoryPrefix: 'gitlab', UpstreamRegistry: 'gitlab-container-registry', UpstreamRegistryUrl: 'registry.gitlab.com', CredentialArn: v.GitLabRegistryCredentialArn },
+    ]);
+    expect(rules(rendered.defaults!)).toEqual([]);
   });
 
   it('makes one push policy (and one repository when asked) per repository name', () => {

@@ -6,7 +6,7 @@
  *
  * Steps:
  * - `prepare`: a BuildKit engine that can export registry caches and attestations (see engine() below), then the
- *   ECR login when the image is in ECR.
+ *   registry logins: ECR with the build role, other registries with credentials CodeBuild resolved by reference.
  * - `build`: `docker buildx build --push` with the registry cache, BuildKit secrets and attestations; writes the
  *   exports file that the buildspec's last command sources, so CodeBuild exports the digest.
  *
@@ -82,10 +82,66 @@ emulators() {
   docker run --privileged --rm "$CBI_BINFMT_IMAGE" --install all > /dev/null
 }
 
+# ECR registries with the build role; every other registry with the credentials CodeBuild resolved from the
+# references of registry_credentials. Passwords reach docker on its standard input only, never an argument.
 login() {
-  if [ -z "\${CBI_ECR_REGION:-}" ]; then return; fi
-  echo "Logging in to $CBI_REGISTRY"
-  aws ecr get-login-password --region "$CBI_ECR_REGION" | docker login --username AWS --password-stdin "$CBI_REGISTRY" > /dev/null
+  local item host i=0 user password credential user_var password_var credential_var
+  local -a items
+  if [ -n "\${CBI_ECR_REGISTRIES:-}" ]; then
+    read -r -a items <<< "$CBI_ECR_REGISTRIES"
+    for item in "\${items[@]}"; do
+      host="\${item#*=}"
+      echo "Logging in to $host (ECR, with the build role)"
+      aws ecr get-login-password --region "\${item%%=*}" | docker login --username AWS --password-stdin "$host" > /dev/null
+    done
+  fi
+  if [ -z "\${CBI_LOGIN_REGISTRIES:-}" ]; then return; fi
+  read -r -a items <<< "$CBI_LOGIN_REGISTRIES"
+  for host in "\${items[@]}"; do
+    user_var="CBI_LOGIN_USER_$i" password_var="CBI_LOGIN_PASSWORD_$i" credential_var="CBI_LOGIN_CREDENTIAL_$i"
+    i=$((i + 1))
+    user="\${!user_var:-}" password="\${!password_var:-}" credential="\${!credential_var:-}"
+    if [ -n "$credential" ] && [ "\${credential:0:1}" = "{" ]; then
+      user="$(printf '%s' "$credential" | jq -r '.username // empty')"
+      password="$(printf '%s' "$credential" | jq -r '.password // empty')"
+    elif [[ "$credential" == *:* ]]; then
+      user="\${credential%%:*}" password="\${credential#*:}"
+    elif [ -n "$credential" ]; then
+      user="" password=""
+    fi
+    if [ -z "$user" ] || [ -z "$password" ]; then
+      echo "The credentials registry_credentials names for $host have no username or no password: store {\\"username\\",\\"password\\"} in the secret, or username:password in the parameter" >&2
+      exit 1
+    fi
+    echo "Logging in to $host"
+    if ! printf '%s' "$password" | docker login --username "$user" --password-stdin "$host" > /dev/null; then
+      echo "$host refused the credentials registry_credentials names for it: check the username and password stored there" >&2
+      exit 1
+    fi
+  done
+}
+
+# After a failed build: when a registry refused access, one line naming it and the input that fixes it.
+explain_auth_failure() {
+  local line host
+  line="$(grep -m 1 -iE '401 Unauthorized|no basic auth credentials|unauthorized:|authentication required|pull access denied|403 Forbidden|denied:' "$1" || true)"
+  if [ -z "$line" ]; then return; fi
+  # The image the error names tells the registry; a token service's URL (auth.docker.io, gitlab.com/jwt/auth) would not.
+  host="$(printf '%s' "$line" | grep -oE '(metadata for|failed to push|pull access denied for) [^ ,:/]+(:[0-9]+)?/' | head -n 1 | sed -E 's#.* ##; s#/$##' || true)"
+  if [ -z "$host" ]; then host="$(printf '%s' "$line" | grep -oE 'https?://[^/ ]+' | head -n 1 | sed -E 's#^https?://##' || true)"; fi
+  case "$host" in auth.docker.io|registry-1.docker.io|index.docker.io) host=docker.io ;; esac
+  host="\${host:-the registry}"
+  case " \${CBI_LOGIN_REGISTRIES:-} " in
+    *" $host "*) echo "Error: $host refused access with the credentials registry_credentials names for it: check that this user may pull and push there" >&2; return ;;
+  esac
+  case " \${CBI_ECR_REGISTRIES:-} " in
+    *"=$host "*) echo "Error: $host (ECR) refused access: let the CodeBuild project's role pull and push there" >&2; return ;;
+  esac
+  if [[ "$host" =~ ^[0-9]{12}\\.dkr[.-]ecr ]]; then
+    echo "Error: $host (ECR) refused access: add it to ecr_registries and let the CodeBuild project's role pull from it" >&2
+  else
+    echo "Error: $host asked for credentials: set registry_credentials: [\\"$host=secretsmanager:<secret-id>\\"] (a secret {\\"username\\",\\"password\\"}) or [\\"$host=ssm:<parameter>\\"]" >&2
+  fi
 }
 
 exports_file() {
@@ -139,7 +195,11 @@ build() {
   fi
   echo "Building $CBI_IMAGE from $CBI_DOCKERFILE"
   progress="$(mktemp)"
-  docker "\${args[@]}" . 2>&1 | tee "$progress"
+  if ! docker "\${args[@]}" . 2>&1 | tee "$progress"; then
+    explain_auth_failure "$progress"
+    rm -f "$progress"
+    exit 1
+  fi
   # ignore-error=true keeps a failed cache export from failing the build; BuildKit logs it as one step's ERROR.
   cache_step="$(sed -nE 's/^#([0-9]+) exporting cache to registry$/\\1/p' "$progress" | head -n 1)"
   if [ -n "$cache_step" ] && grep -q "^#$cache_step ERROR" "$progress"; then

@@ -11,8 +11,17 @@ export const BuildEnv = {
   image: 'CBI_IMAGE',
   /** Registry host of the image, e.g. `123456789012.dkr.ecr.eu-west-1.amazonaws.com`. */
   registry: 'CBI_REGISTRY',
-  /** Region of the ECR registry; set only when the image is in ECR. */
-  ecrRegion: 'CBI_ECR_REGION',
+  /** ECR registries the build role logs in to, each `<region>=<host>`, separated by single spaces; optional. */
+  ecrRegistries: 'CBI_ECR_REGISTRIES',
+  /** Registries logged in to with credentials by reference, separated by single spaces; optional. */
+  loginRegistries: 'CBI_LOGIN_REGISTRIES',
+  /**
+   * For the i-th (from 0) of CBI_LOGIN_REGISTRIES: CBI_LOGIN_USER_<i> and CBI_LOGIN_PASSWORD_<i> (a Secrets Manager
+   * secret's json keys), or CBI_LOGIN_CREDENTIAL_<i> (a parameter, `username:password` or that JSON).
+   */
+  loginUserPrefix: 'CBI_LOGIN_USER_',
+  loginPasswordPrefix: 'CBI_LOGIN_PASSWORD_',
+  loginCredentialPrefix: 'CBI_LOGIN_CREDENTIAL_',
   /** Tags separated by single spaces (tags cannot contain spaces). */
   tags: 'CBI_TAGS',
   /** Dockerfile path relative to the context (the source root). */

@@ -69,11 +69,27 @@ export function buildVariables(s: Settings): EnvironmentVariable[] {
   if (bk.binfmtImage) vars.push(plain(BuildEnv.binfmtImage, bk.binfmtImage));
   if (bk.cacheRef) vars.push(plain(BuildEnv.cacheRef, bk.cacheRef));
   if (secretNames) vars.push(plain(BuildEnv.secretNames, secretNames));
-  if (s.image.ecr) vars.push(plain(BuildEnv.ecrRegion, s.image.ecr.region));
+  if (s.ecrRegistries.length > 0) vars.push(plain(BuildEnv.ecrRegistries, s.ecrRegistries.map((r) => `${r.region}=${r.registry}`).join(' ')));
   if (s.target) vars.push(plain(BuildEnv.target, s.target));
   if (s.platform) vars.push(plain(BuildEnv.platform, s.platform));
   if (names) vars.push(plain(BuildEnv.buildArgNames, names));
-  return [...vars, ...args];
+  return [...vars, ...args, ...loginVariables(s)];
+}
+
+/** Registry credentials as references only: CodeBuild resolves them in the build container. */
+function loginVariables(s: Settings): EnvironmentVariable[] {
+  if (s.registryLogins.length === 0) return [];
+  return [
+    plain(BuildEnv.loginRegistries, s.registryLogins.map((l) => l.registry).join(' ')),
+    ...s.registryLogins.flatMap((l, i): EnvironmentVariable[] =>
+      l.type === 'SECRETS_MANAGER'
+        ? [
+            { name: `${BuildEnv.loginUserPrefix}${i}`, value: `${l.reference}:username`, type: l.type },
+            { name: `${BuildEnv.loginPasswordPrefix}${i}`, value: `${l.reference}:password`, type: l.type },
+          ]
+        : [{ name: `${BuildEnv.loginCredentialPrefix}${i}`, value: l.reference, type: l.type }],
+    ),
+  ];
 }
 
 /**

@@ -15,6 +15,13 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const ECR_REGISTRY =
   /^(\d{12})\.(?:dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|dkr-ecr(?:-fips)?\.([a-z0-9-]+)\.on\.aws)$/;
 
+/** A registry host (with optional :port), and its ECR account and region when it is a private ECR registry. */
+export function parseRegistry(host: string): { registry: string; ecr?: { account: string; region: string } } | undefined {
+  if (!REGISTRY.test(host)) return undefined;
+  const ecr = ECR_REGISTRY.exec(host);
+  return ecr ? { registry: host, ecr: { account: ecr[1] ?? '', region: ecr[2] ?? ecr[3] ?? '' } } : { registry: host };
+}
+
 /** Parses a repository reference without tag or digest; returns a problem text when invalid. */
 export function parseImageRepository(ref: string): ImageRepository | { problem: string } {
   if (ref.includes('@')) return { problem: 'includes a digest; give the repository only (the digest is reported after the push)' };

@@ -19,10 +19,10 @@ import {
   SECRET_REFERENCE,
 } from './aws-names';
 import { dirInside, fileInside, isInside, NOT_UTF8, realDir, toPosix } from './checkout-paths';
-import { parseImageReference, parseImageRepository, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
+import { parseImageReference, parseImageRepository, parseRegistry, PLATFORM, STAGE_NAME, TAG } from './docker-reference';
 import { InputError, type InputProblem } from './errors';
 import { idTokenProblem } from './id-token';
-import type { BuildArg, Builder, BuildKitSettings, GitLabJob, ImageRepository, PlatformBuild, SecretBuildArg, Settings } from './settings';
+import type { BuildArg, Builder, BuildKitSettings, GitLabJob, ImageRepository, PlatformBuild, RegistryLogin, SecretBuildArg, Settings } from './settings';
 import { shown } from './shown';
 
 /**
@@ -70,6 +70,8 @@ export const Inputs = {
   Emulation: 'emulation',
   BinfmtImage: 'binfmt_image',
   SkipUnchanged: 'skip_unchanged',
+  RegistryCredentials: 'registry_credentials',
+  EcrRegistries: 'ecr_registries',
 } as const;
 export type InputName = (typeof Inputs)[keyof typeof Inputs];
 
@@ -130,6 +132,7 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
   const image = readImage(p, get(Inputs.Image), account, region, gitlab.projectPath);
   const projectName = readProjectName(p, get(Inputs.ProjectName));
   const platforms = readPlatforms(p, get, projectName, buildspec === undefined);
+  const buildkit = readBuildKit(p, get, image, platforms.emulation);
   const settings: Settings = {
     region,
     roleArn: role?.arn,
@@ -149,6 +152,8 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     buildArgs,
     secretBuildArgs,
     image,
+    registryLogins: readRegistryCredentials(p, get(Inputs.RegistryCredentials)),
+    ecrRegistries: readEcrRegistries(p, get(Inputs.EcrRegistries), [image.name, buildkit.cacheRef]),
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
     buildspec: buildspec?.path,
     buildspecText: buildspec?.text,
@@ -159,7 +164,7 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     buildTimeout: readTimeout(p, Inputs.BuildTimeout, get(Inputs.BuildTimeout), 2160),
     queuedTimeout: readTimeout(p, Inputs.QueuedTimeout, get(Inputs.QueuedTimeout), 480),
     reportDir: readReportDir(p, get(Inputs.ReportDir) || '.codebuild-image', checkout),
-    buildkit: readBuildKit(p, get, image, platforms.emulation),
+    buildkit,
     skipUnchanged: readBoolean(p, Inputs.SkipUnchanged, get(Inputs.SkipUnchanged), false),
     localLayerCache: readBoolean(p, Inputs.LocalLayerCache, get(Inputs.LocalLayerCache), false),
     fleetArn: readPattern(p, Inputs.FleetArn, get(Inputs.FleetArn), FLEET_ARN, 'a CodeBuild fleet ARN, arn:aws:codebuild:<region>:<account>:fleet/<name>'),
@@ -521,6 +526,52 @@ function readImage(p: Problems, given: string, account: string | null | undefine
     return placeholder;
   }
   return r;
+}
+
+// ---- registries ----
+
+const REGISTRY_CREDENTIALS_USAGE = 'REGISTRY=secretsmanager:<secret-id> (a secret {"username","password"}) or REGISTRY=ssm:<parameter> (username:password)';
+
+/** Items are echoed only up to the `=`: a user may have pasted a password instead of a reference. */
+function readRegistryCredentials(p: Problems, raw: string): RegistryLogin[] {
+  const logins: RegistryLogin[] = [];
+  for (const [i, item] of (readList(p, Inputs.RegistryCredentials, raw) ?? []).entries()) {
+    const eq = item.indexOf('=');
+    const host = item.slice(0, Math.max(eq, 0));
+    // As docker tells a registry from a repository name: a dot, a port or localhost (a bare word may be a password).
+    const registry = /[.:]/.test(host) || host === 'localhost' ? parseRegistry(host) : undefined;
+    const source = /^(secretsmanager|ssm):(.*)$/.exec(item.slice(eq + 1));
+    const reference = source?.[2] ?? '';
+    if (eq < 0 || !registry) {
+      p.add(Inputs.RegistryCredentials, `item ${i + 1} is not ${REGISTRY_CREDENTIALS_USAGE}, with REGISTRY a host such as registry.gitlab.com`);
+    } else if (registry.ecr) {
+      p.add(Inputs.RegistryCredentials, `${registry.registry} is an ECR registry, which the build role logs in to: remove it here and list it in ecr_registries when no image or cache names it`);
+    } else if (!source) {
+      p.add(Inputs.RegistryCredentials, `${registry.registry} must be ${REGISTRY_CREDENTIALS_USAGE}; a password never belongs in an input: store it in Secrets Manager or Parameter Store and give its name`);
+    } else if (!SECRET_REFERENCE.test(reference) || (source[1] === 'secretsmanager' && reference.split(':').length !== (reference.startsWith('arn:') ? 7 : 1))) {
+      p.add(Inputs.RegistryCredentials, `${registry.registry}: after ${source[1]}: give a secret name or ARN, or a parameter name, without spaces or json keys (the secret's username and password keys are read)`);
+    } else if (logins.some((l) => l.registry === registry.registry)) {
+      p.add(Inputs.RegistryCredentials, `${registry.registry} is given more than once; keep one`);
+    } else {
+      logins.push({ registry: registry.registry, type: source[1] === 'ssm' ? 'PARAMETER_STORE' : 'SECRETS_MANAGER', reference });
+    }
+  }
+  return logins;
+}
+
+/** ECR registries named by the image, the cache or ecr_registries (base images in other accounts' registries). */
+function readEcrRegistries(p: Problems, raw: string, refs: (string | undefined)[]): { registry: string; region: string }[] {
+  const found = new Map<string, string>();
+  for (const ref of refs) {
+    const repo = ref ? parseImageRepository(ref.replace(/:[^/:]+$/, '')) : undefined;
+    if (repo && 'ecr' in repo && repo.ecr) found.set(repo.registry, repo.ecr.region);
+  }
+  for (const host of readList(p, Inputs.EcrRegistries, raw) ?? []) {
+    const registry = parseRegistry(host);
+    if (registry?.ecr) found.set(registry.registry, registry.ecr.region);
+    else p.add(Inputs.EcrRegistries, `${shown(host)} is not an ECR registry host, <account>.dkr.ecr.<region>.amazonaws.com; other registries go in registry_credentials`);
+  }
+  return [...found].map(([registry, region]) => ({ registry, region }));
 }
 
 // ---- BuildKit ----

@@ -28,6 +28,18 @@ export interface SecretBuildArg {
   reference: string;
 }
 
+/** A registry the build logs in to with a username and password CodeBuild resolves (registry_credentials). */
+export interface RegistryLogin {
+  /** Host with optional :port, as in image references, e.g. `registry.gitlab.com`. */
+  registry: string;
+  /**
+   * SECRETS_MANAGER: a secret id or ARN whose value is JSON `{"username", "password"}` (read by json key).
+   * PARAMETER_STORE: a parameter holding `username:password` or that JSON.
+   */
+  type: 'SECRETS_MANAGER' | 'PARAMETER_STORE';
+  reference: string;
+}
+
 /** What the job knows about itself from GitLab's predefined variables. */
 export interface GitLabJob {
   /** `CI_SERVER_URL`, e.g. https://gitlab.com */
@@ -106,6 +118,10 @@ export interface Settings {
   buildArgs: BuildArg[];
   secretBuildArgs: SecretBuildArg[];
   image: ImageRepository;
+  /** Registries the build logs in to before building, with credentials by reference. */
+  registryLogins: RegistryLogin[];
+  /** ECR registries the build logs in to with its role: the image's, the cache's and those of ecr_registries. */
+  ecrRegistries: { registry: string; region: string }[];
   /** At least one tag. */
   tags: string[];
 

@@ -1,15 +1,30 @@
 /**
  * npx tsx stack/cli.ts up [--dir D] [--no-docker] [--phase-delay-ms N]   start a detached stack, print its env
+ *     [--secret NAME=VALUE]… [--parameter NAME=VALUE]…                   seed the fake's Secrets Manager / Parameter Store
+ *     [--auth-registry]                                                  and a registry that requires a user (stack/auth-registry)
  * npx tsx stack/cli.ts down [--dir D]                                    stop it (by the PIDs in D/pids)
  * npx tsx stack/cli.ts env [--dir D]                                     print `export` lines for a shell
  * npx tsx stack/cli.ts token [--dir D] [--claims JSON]                   print an OIDC token for a group/hello job
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_STACK_DIR } from './paths';
 import { attach, readStack, shellExports, startStack, stopStack, type StackInfo } from './stack';
 
-const USAGE = 'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--claims JSON]';
+const USAGE =
+  'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--secret NAME=VALUE]… [--parameter NAME=VALUE]… [--auth-registry] [--claims JSON]';
+
+/** `NAME=VALUE` items as a record; the value may contain `=`. */
+function pairs(items: string[] | undefined, flag: string): Record<string, string> {
+  return Object.fromEntries(
+    (items ?? []).map((item) => {
+      const eq = item.indexOf('=');
+      if (eq < 1) throw new Error(`--${flag} takes NAME=VALUE\n${USAGE}`);
+      return [item.slice(0, eq), item.slice(eq + 1)];
+    }),
+  );
+}
 
 function running(dir: string): StackInfo {
   const info = readStack(dir);
@@ -26,6 +41,9 @@ async function main(argv: string[]): Promise<void> {
       'no-docker': { type: 'boolean' },
       'phase-delay-ms': { type: 'string' },
       claims: { type: 'string' },
+      secret: { type: 'string', multiple: true },
+      parameter: { type: 'string', multiple: true },
+      'auth-registry': { type: 'boolean' },
     },
   });
   const dir = path.resolve(values.dir ?? DEFAULT_STACK_DIR);
@@ -36,6 +54,10 @@ async function main(argv: string[]): Promise<void> {
         dir,
         docker: !values['no-docker'],
         phaseDelayMs: Number(values['phase-delay-ms'] ?? 0),
+        secrets: pairs(values.secret, 'secret'),
+        parameters: pairs(values.parameter, 'parameter'),
+        // A user of this stack only: the fake's Secrets Manager holds it for builds (STACK_AUTH_REGISTRY_SECRET).
+        ...(values['auth-registry'] ? { authRegistry: { username: 'builder', password: randomBytes(18).toString('base64url') } } : {}),
         detached: true,
       });
       console.error(`local stack up in ${Date.now() - started} ms (state in ${dir}; stop with: npx tsx stack/cli.ts down --dir ${dir})`);

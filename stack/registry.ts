@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -9,12 +10,29 @@ export interface Registry {
   host: string;
 }
 
-/** Starts Debian's `docker-registry` (distribution v2) with filesystem storage under `<dir>/registry`. */
-export async function startRegistry(dir: string): Promise<Registry> {
-  const root = path.join(dir, 'registry');
+/** A username and password of a registry that requires them. */
+export interface RegistryUser {
+  username: string;
+  password: string;
+}
+
+/**
+ * Starts Debian's `docker-registry` (distribution v2) with filesystem storage under `<dir>/<name>`; with `auth`, it
+ * requires that user (htpasswd, bcrypt, as distribution accepts only bcrypt there).
+ */
+export async function startRegistry(dir: string, opts: { name?: string; auth?: RegistryUser } = {}): Promise<Registry> {
+  const name = opts.name ?? 'registry';
+  const root = path.join(dir, name);
   fs.mkdirSync(path.join(root, 'data'), { recursive: true });
   const host = `127.0.0.1:${await freePort()}`;
   const config = path.join(root, 'config.yml');
+  let auth = {};
+  if (opts.auth) {
+    const htpasswd = path.join(root, 'htpasswd');
+    // -i reads the password from standard input, so it never appears in a process list.
+    execFileSync('htpasswd', ['-B', '-c', '-i', htpasswd, opts.auth.username], { input: opts.auth.password, stdio: ['pipe', 'ignore', 'pipe'] });
+    auth = { auth: { htpasswd: { realm: name, path: htpasswd } } };
+  }
   fs.writeFileSync(
     config,
     stringify({
@@ -22,11 +40,28 @@ export async function startRegistry(dir: string): Promise<Registry> {
       log: { level: 'warn', accesslog: { disabled: true } },
       storage: { filesystem: { rootdirectory: path.join(root, 'data') }, delete: { enabled: true } },
       http: { addr: host },
+      ...auth,
     }),
   );
-  const daemon = startDaemon(dir, 'registry', '/usr/bin/docker-registry', ['serve', config]);
-  await waitFor(daemon, `registry on ${host}`, async () => ((await fetch(`http://${host}/v2/`)).ok ? true : undefined));
+  const daemon = startDaemon(dir, name, '/usr/bin/docker-registry', ['serve', config]);
+  // /v2/ answers 401 to anyone without credentials once auth is on: that, too, means the registry is up.
+  const up = (status: number) => status === 200 || (opts.auth !== undefined && status === 401);
+  await waitFor(daemon, `${name} on ${host}`, async () => (up((await fetch(`http://${host}/v2/`)).status) ? true : undefined));
   return { daemon, host };
+}
+
+/** Copies every platform of `source` to `target` (plain HTTP registries), logging in to the target as `user`. */
+export function copyImage(dir: string, source: string, target: string, user: RegistryUser): void {
+  const authFile = path.join(dir, 'skopeo-auth.json');
+  const registry = target.slice(0, target.indexOf('/'));
+  const auth = Buffer.from(`${user.username}:${user.password}`).toString('base64');
+  fs.writeFileSync(authFile, JSON.stringify({ auths: { [registry]: { auth } } }), { mode: 0o600 });
+  try {
+    execFileSync('skopeo', ['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', '--dest-authfile', authFile,
+      `docker://${source}`, `docker://${target}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } finally {
+    fs.rmSync(authFile, { force: true });
+  }
 }
 
 /** The digest of `repository:tag` in the registry, or undefined when it is not there. */

@@ -10,7 +10,7 @@ import type { FakeAwsOptions } from './fake-aws/options';
 import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
 import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
-import { startRegistry } from './registry';
+import { copyImage, startRegistry, type RegistryUser } from './registry';
 import { readJson, s3Endpoint, startS3 } from './s3';
 
 export const REGION = 'us-east-1';
@@ -37,7 +37,15 @@ export interface StackOptions {
   secrets?: Record<string, string>;
   /** Parameter Store values by name. */
   parameters?: Record<string, string>;
+  /**
+   * Also start a registry that requires this user, holding the base image too, with the user in the fake's Secrets
+   * Manager as AUTH_REGISTRY_SECRET (`{"username","password"}`).
+   */
+  authRegistry?: RegistryUser;
 }
+
+/** The Secrets Manager secret (in the fake) with the authenticated registry's user. */
+export const AUTH_REGISTRY_SECRET = 'stack/auth-registry';
 
 /** Everything about a running stack; also written to `<dir>/stack.json`. */
 export interface StackInfo {
@@ -55,6 +63,10 @@ export interface StackInfo {
   registry: string;
   /** `<registry>/busybox:stable`, present when dockerd runs. */
   baseImage: string | undefined;
+  /** `127.0.0.1:<port>` of the registry that requires a user, when asked for (StackOptions.authRegistry). */
+  authRegistry?: string;
+  /** `<authRegistry>/busybox:stable`, present with authRegistry and dockerd. */
+  authBaseImage?: string | undefined;
   bucket: string;
   s3Endpoint: string;
   /** The key s3rver knows, for tests that read the bucket directly (s3rver accepts any key for the program). */
@@ -83,7 +95,7 @@ export interface Stack extends StackInfo {
 }
 
 /** Stop order: nothing new reaches dockerd once the fake is gone; containerd goes with dockerd. */
-const STOP_ORDER = ['fake-aws', 'dockerd', 'containerd', 'registry', 's3rver'];
+const STOP_ORDER = ['fake-aws', 'dockerd', 'containerd', 'registry', 'registry-auth', 's3rver'];
 
 export function stackFile(dir: string): string {
   return path.join(dir, 'stack.json');
@@ -123,20 +135,31 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       roles: [{ arn: ROLE_ARN, audience: AUDIENCE, subPatterns: SUB_PATTERNS }],
       // As infra/cloudformation.yml makes them: <project> and <project>-arm64.
       projects: [{ name: PROJECT_NAME }, { name: ARM_PROJECT_NAME, environment: { type: 'ARM_CONTAINER' } }],
-      secrets: opts.secrets ?? {},
+      secrets: {
+        ...opts.secrets,
+        ...(opts.authRegistry ? { [AUTH_REGISTRY_SECRET]: JSON.stringify(opts.authRegistry) } : {}),
+      },
       parameters: opts.parameters ?? {},
       buildEnv: buildEnv(dir, dockerHost, dockerConfig),
       ...(opts.phaseDelayMs === undefined ? {} : { phaseDelayMs: opts.phaseDelayMs }),
     };
     const registryStarted = startRegistry(dir);
+    const authUser = opts.authRegistry;
+    const authRegistryStarted = authUser ? startRegistry(dir, { name: 'registry-auth', auth: authUser }) : Promise.resolve(undefined);
     const dockerStarted = withDocker ? startDockerd(dir) : Promise.resolve(undefined);
-    const [s3, registry, dockerd, baseImage, fake] = await allSettled([
+    const [s3, registry, dockerd, baseImage, fake, authRegistry] = await allSettled([
       startS3(dir, BUCKET, endpoint),
       registryStarted,
       dockerStarted,
       Promise.all([dockerStarted, registryStarted]).then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host) : undefined)),
       startFake(dir, config),
+      authRegistryStarted,
     ]);
+    let authBaseImage: string | undefined;
+    if (authRegistry && authUser && baseImage) {
+      authBaseImage = `${authRegistry.host}/${baseImage.slice(baseImage.indexOf('/') + 1)}`;
+      copyImage(dir, baseImage, authBaseImage, authUser);
+    }
 
     const info: StackInfo = {
       dir,
@@ -160,6 +183,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       account: ACCOUNT,
       registry: registry.host,
       baseImage,
+      ...(authRegistry ? { authRegistry: authRegistry.host, authBaseImage } : {}),
       bucket: BUCKET,
       s3Endpoint: s3.endpoint,
       s3Credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
@@ -245,7 +269,7 @@ export async function stopStack(dir: string): Promise<void> {
  * which may contain other stacks' directories) or dockerd's exec root.
  */
 function daemonMarkers(dir: string): string[] {
-  return [...['s3', 'registry', 'docker', 'fake'].map((sub) => `${path.join(dir, sub)}/`), `${execRootFor(dir)}/`];
+  return [...['s3', 'registry', 'registry-auth', 'docker', 'fake'].map((sub) => `${path.join(dir, sub)}/`), `${execRootFor(dir)}/`];
 }
 
 function rank(name: string): number {
@@ -288,7 +312,7 @@ async function clearLeftovers(dir: string): Promise<void> {
 
 /** Shell `export` lines: the program's env and inputs, plus STACK_* facts for scripts. */
 export function shellExports(
-  info: Pick<StackInfo, 'dir' | 'env' | 'inputs' | 'registry' | 'baseImage' | 'dockerHost' | 'dockerConfig' | 'fakeUrl'>,
+  info: Pick<StackInfo, 'dir' | 'env' | 'inputs' | 'registry' | 'baseImage' | 'authRegistry' | 'authBaseImage' | 'dockerHost' | 'dockerConfig' | 'fakeUrl'>,
 ): string {
   const vars: Record<string, string | undefined> = {
     ...info.env,
@@ -296,6 +320,9 @@ export function shellExports(
     STACK_DIR: info.dir,
     STACK_REGISTRY: info.registry,
     STACK_BASE_IMAGE: info.baseImage,
+    STACK_AUTH_REGISTRY: info.authRegistry,
+    STACK_AUTH_BASE_IMAGE: info.authBaseImage,
+    STACK_AUTH_REGISTRY_SECRET: info.authRegistry ? AUTH_REGISTRY_SECRET : undefined,
     STACK_DOCKER_HOST: info.dockerHost,
     STACK_DOCKER_CONFIG: info.dockerConfig,
     STACK_FAKE_URL: info.fakeUrl,

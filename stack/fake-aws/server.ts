@@ -10,6 +10,7 @@ import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
 import { resolveOptions, type FakeAwsOptions } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
+import { handleSsm } from './ssm';
 import { handleSts } from './sts';
 
 export type { FakeAwsOptions } from './options';
@@ -23,8 +24,9 @@ export interface FakeAws {
 
 const CODEBUILD_PREFIX = 'CodeBuild_20161006.';
 const LOGS_PREFIX = 'Logs_20140328.';
+const SSM_PREFIX = 'AmazonSSM.';
 
-/** Starts fake STS + CodeBuild + CloudWatch Logs + OIDC issuer on one 127.0.0.1 port. */
+/** Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + OIDC issuer on one 127.0.0.1 port. */
 export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const options = resolveOptions(input);
   await mkdir(options.workDir, { recursive: true });
@@ -91,6 +93,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
         throw new AwsError('SerializationException', 'Request body is not valid JSON');
       }
       if (String(target).startsWith(CODEBUILD_PREFIX)) return sendJson(res, codebuild.handle(operation, json));
+      if (String(target).startsWith(SSM_PREFIX)) return sendJson(res, handleSsm(options.parameters, operation, json));
       if (String(target).startsWith(LOGS_PREFIX)) {
         if (operation === 'StartLiveTail') {
           if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');

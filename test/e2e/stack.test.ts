@@ -133,4 +133,26 @@ describe('stack/cli.ts', () => {
       await cli('down', '--dir', cliDir);
     }
   });
+
+  it('up --auth-registry adds a registry that requires a user; --secret and --parameter seed the fake', async () => {
+    await cli('down', '--dir', cliDir);
+    try {
+      const up = await cli('up', '--dir', cliDir, '--no-docker', '--auth-registry', '--secret', 'ci/reg={"username":"u","password":"p=1"}', '--parameter', '/ci/hub=user:pw');
+      const host = /^export STACK_AUTH_REGISTRY='(127\.0\.0\.1:\d+)'$/m.exec(up.stdout)?.[1];
+      expect(up.stdout).toContain("export STACK_AUTH_REGISTRY_SECRET='stack/auth-registry'");
+      expect((await fetch(`http://${host}/v2/`)).status).toBe(401);
+      const config = JSON.parse(fs.readFileSync(path.join(cliDir, 'fake', 'config.json'), 'utf8')) as { secrets: Record<string, string>; parameters: Record<string, string> };
+      expect(config.parameters).toEqual({ '/ci/hub': 'user:pw' });
+      expect(config.secrets['ci/reg']).toBe('{"username":"u","password":"p=1"}');
+      const user = JSON.parse(config.secrets['stack/auth-registry'] ?? '{}') as { username: string; password: string };
+      const basic = Buffer.from(`${user.username}:${user.password}`).toString('base64');
+      expect((await fetch(`http://${host}/v2/`, { headers: { authorization: `Basic ${basic}` } })).status).toBe(200);
+      const pids = Object.values(readStack(cliDir)?.pids ?? {});
+      expect(pids).toHaveLength(4);
+      await cli('down', '--dir', cliDir);
+      for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    } finally {
+      await cli('down', '--dir', cliDir);
+    }
+  });
 });

@@ -8,7 +8,9 @@ import { parse } from 'yaml';
 // `--build-arg NAME` the value docker would read from its environment, and for `--secret id=…,env=VAR` the
 // value of VAR. `buildx build` writes a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
 // $FAKE_CONTAINERD_STORE=1 makes `docker info` report the containerd image store; $FAKE_CACHE_EXISTS=1 makes
-// `buildx imagetools inspect` find the cache.
+// `buildx imagetools inspect` find the cache. `login` appends `<registry>\t<password read from stdin>` to
+// $FAKE_DIR/logins; $FAKE_LOGIN_REFUSED=<registry> refuses that one as a registry answering 401 does. $FAKE_BUILD_ERROR makes
+// `buildx build` print it and fail.
 const FAKE_DOCKER = `#!/usr/bin/env bash
 line=docker; for a in "$@"; do line+=$'\\t'"$a"; done
 printf '%s\\n' "$line" >> "$FAKE_DIR/calls" # one write: concurrent fakes (pipelines) never interleave
@@ -25,10 +27,15 @@ case "$1 \${2:-} \${3:-}" in
       prev="$a"
     done
     echo "#8 [2/2] RUN make"
+    if [ -n "\${FAKE_BUILD_ERROR:-}" ]; then echo "$FAKE_BUILD_ERROR"; exit 1; fi
     if [ -n "$meta" ] && [ -n "\${FAKE_DIGEST:-}" ]; then
       printf '{\\n  "containerimage.descriptor": {\\n    "mediaType": "%s",\\n    "digest": "%s"\\n  },\\n  "containerimage.digest": "%s"\\n}\\n' "\${FAKE_MEDIA_TYPE:-application/vnd.oci.image.index.v1+json}" "$FAKE_DIGEST" "$FAKE_DIGEST" > "$meta"
     fi ;;
-  "login "*) cat > "$FAKE_DIR/login-password"; echo "Login Succeeded" ;;
+  "login "*)
+    password="$(cat)"; printf '%s\n' "$password" > "$FAKE_DIR/login-password"
+    printf '%s\t%s\n' "\${@: -1}" "$password" >> "$FAKE_DIR/logins"
+    if [ "\${FAKE_LOGIN_REFUSED:-}" = "\${@: -1}" ]; then echo "Error response from daemon: login attempt to http://\${@: -1}/v2/ failed with status: 401 Unauthorized" >&2; exit 1; fi
+    echo "Login Succeeded" ;;
 esac
 exit "\${FAKE_DOCKER_EXIT:-0}"
 `;

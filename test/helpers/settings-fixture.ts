@@ -1,7 +1,15 @@
 import type { Settings } from '../../src/settings';
 
+const ECR_IMAGE: Settings['image'] = {
+  registry: '000000000000.dkr.ecr.us-east-1.amazonaws.com',
+  path: 'group/app',
+  name: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app',
+  ecr: { account: '000000000000', region: 'us-east-1' },
+};
+
 /** A complete, valid Settings object for unit tests; override what the test is about. */
 export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
+  const image = overrides.image ?? ECR_IMAGE;
   return {
     region: 'us-east-1',
     roleArn: 'arn:aws:iam::000000000000:role/gitlab-builder',
@@ -20,12 +28,10 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     emulation: false,
     buildArgs: [],
     secretBuildArgs: [],
-    image: {
-      registry: '000000000000.dkr.ecr.us-east-1.amazonaws.com',
-      path: 'group/app',
-      name: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app',
-      ecr: { account: '000000000000', region: 'us-east-1' },
-    },
+    image,
+    registryLogins: [],
+    // As readSettings derives it from the image (the cache shares its registry).
+    ecrRegistries: image.ecr ? [{ registry: image.registry, region: image.ecr.region }] : [],
     tags: ['abc1234'],
     buildspec: undefined,
     buildspecText: undefined,

@@ -177,3 +177,15 @@ describe('arguments', () => {
   });
 });
 
+
+describe('registry credentials', () => {
+  it('a password given in place of a reference: one line naming registry_credentials and the fix, never the password, no AWS call', async () => {
+    const password = 'glpat-Xy7hunter2registry';
+    const r = await runJob(jobEnv({ registry_credentials: JSON.stringify([`registry.gitlab.com=${password}`]) }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: input registry_credentials: registry\.gitlab\.com must be REGISTRY=secretsmanager:<secret-id>/)]);
+    expect(r.text).toContain('store it in Secrets Manager or Parameter Store');
+    expect(r.text).not.toContain(password);
+    expect(requests).toBe(0);
+  });
+});

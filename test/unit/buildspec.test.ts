@@ -253,6 +253,93 @@ describe('generated buildspec with emulation', () => {
   });
 });
 
+describe('generated buildspec with registry logins', () => {
+  const GITLAB = { registry: 'registry.gitlab.com', path: 'group/app', name: 'registry.gitlab.com/group/app' };
+  const PASSWORD = 'p@ss word$(id)"\'';
+  const logins = (r: BuildspecRun) =>
+    readFileSync(join(r.dir, 'logins'), 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t'));
+  const withLogins = (more: Partial<Settings> = {}) =>
+    settingsFixture({
+      image: GITLAB,
+      registryLogins: [
+        { registry: 'registry.gitlab.com', type: 'SECRETS_MANAGER', reference: 'ci/gitlab' },
+        { registry: 'docker.io', type: 'PARAMETER_STORE', reference: '/ci/hub' },
+        { registry: 'ghcr.io', type: 'PARAMETER_STORE', reference: '/ci/ghcr' },
+      ],
+      ecrRegistries: [{ registry: '210987654321.dkr.ecr.eu-west-1.amazonaws.com', region: 'eu-west-1' }],
+      ...more,
+    });
+  const SECRETS = {
+    'ci/gitlab:username': 'deployer',
+    'ci/gitlab:password': PASSWORD,
+    '/ci/hub': `hubuser:${PASSWORD}`,
+    '/ci/ghcr': JSON.stringify({ username: 'octo', password: PASSWORD }),
+  };
+
+  it('logs in to each registry before building, every password on standard input only', () => {
+    const r = run(withLogins(), { ...WARM }, SECRETS);
+    expect(r.status).toBe(0);
+    expect(r.calls.filter((c) => c[0] === 'aws')).toEqual([['aws', 'ecr', 'get-login-password', '--region', 'eu-west-1']]);
+    expect(dockerCalls(r, 'login').map((c) => c.slice(2))).toEqual([
+      ['--username', 'AWS', '--password-stdin', '210987654321.dkr.ecr.eu-west-1.amazonaws.com'],
+      ['--username', 'deployer', '--password-stdin', 'registry.gitlab.com'],
+      ['--username', 'hubuser', '--password-stdin', 'docker.io'],
+      ['--username', 'octo', '--password-stdin', 'ghcr.io'],
+    ]);
+    expect(logins(r).slice(1)).toEqual([['registry.gitlab.com', PASSWORD], ['docker.io', PASSWORD], ['ghcr.io', PASSWORD]]);
+    expect(r.calls.findLastIndex((c) => c[1] === 'login')).toBeLessThan(r.calls.findIndex((c) => c[1] === 'buildx'));
+    expect(JSON.stringify(r.calls.filter((c) => c[1] !== 'login'))).not.toContain('p@ss');
+    expect(r.stdout + r.stderr).not.toContain('p@ss');
+  });
+
+  it('passes only references to StartBuild', () => {
+    const vars = startBuildInput(withLogins(), { bucket: 'b', key: 'k.zip' }, '').environmentVariablesOverride ?? [];
+    expect(vars.filter((v) => v.name?.startsWith('CBI_LOGIN_') || v.name === 'CBI_ECR_REGISTRIES')).toEqual([
+      { name: 'CBI_ECR_REGISTRIES', value: 'eu-west-1=210987654321.dkr.ecr.eu-west-1.amazonaws.com', type: 'PLAINTEXT' },
+      { name: 'CBI_LOGIN_REGISTRIES', value: 'registry.gitlab.com docker.io ghcr.io', type: 'PLAINTEXT' },
+      { name: 'CBI_LOGIN_USER_0', value: 'ci/gitlab:username', type: 'SECRETS_MANAGER' },
+      { name: 'CBI_LOGIN_PASSWORD_0', value: 'ci/gitlab:password', type: 'SECRETS_MANAGER' },
+      { name: 'CBI_LOGIN_CREDENTIAL_1', value: '/ci/hub', type: 'PARAMETER_STORE' },
+      { name: 'CBI_LOGIN_CREDENTIAL_2', value: '/ci/ghcr', type: 'PARAMETER_STORE' },
+    ]);
+  });
+
+  it('stops before building when a registry refuses the credentials, naming the input', () => {
+    const r = run(withLogins(), { ...WARM, FAKE_LOGIN_REFUSED: 'docker.io' }, SECRETS);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('docker.io refused the credentials registry_credentials names for it');
+    expect(dockerCalls(r, 'buildx', 'build')).toEqual([]);
+  });
+
+  it('refuses a parameter without a password before logging in', () => {
+    const r = run(withLogins(), { ...WARM }, { ...SECRETS, '/ci/hub': 'hubuser' });
+    expect(r.stderr).toContain('The credentials registry_credentials names for docker.io have no username or no password');
+    expect(dockerCalls(r, 'login').map((c) => c.at(-1))).not.toContain('docker.io');
+  });
+
+  it.each([
+    ['a registry without credentials', 'ERROR: failed to solve: failed to resolve source metadata for r.example.com:5001/base:1: unexpected status from HEAD request to http://r.example.com:5001/v2/base/manifests/1: 401 Unauthorized',
+      'Error: r.example.com:5001 asked for credentials: set registry_credentials: ["r.example.com:5001=secretsmanager:<secret-id>"]'],
+    ['a registry refusing the credentials given', 'ERROR: failed to push registry.gitlab.com/group/app:abc1234: failed to authorize: failed to fetch oauth token: unexpected status from POST request to https://gitlab.com/jwt/auth: 403 Forbidden',
+      'Error: registry.gitlab.com refused access with the credentials registry_credentials names for it'],
+    ['Docker Hub (credentials given), whose token service has a host of its own', 'ERROR: failed to solve: docker.io/acme/private:1: failed to resolve source metadata for docker.io/acme/private:1: failed to authorize: failed to fetch anonymous token: unexpected status from GET request to https://auth.docker.io/token?scope=repository%3Aacme%2Fprivate%3Apull&service=registry.docker.io: 401 Unauthorized',
+      'Error: docker.io refused access with the credentials registry_credentials names for it'],
+    ['an ECR registry of another account', 'ERROR: failed to solve: 111122223333.dkr.ecr.eu-west-1.amazonaws.com/base:1: failed to resolve source metadata for 111122223333.dkr.ecr.eu-west-1.amazonaws.com/base:1: unexpected status from HEAD request to https://111122223333.dkr.ecr.eu-west-1.amazonaws.com/v2/base/manifests/1: 401 Unauthorized',
+      'Error: 111122223333.dkr.ecr.eu-west-1.amazonaws.com (ECR) refused access: add it to ecr_registries'],
+  ])('explains a build that failed on %s in one line', (_name, error, line) => {
+    const r = run(withLogins(), { ...WARM, FAKE_BUILD_ERROR: error }, SECRETS);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('Error: '))).toEqual([expect.stringContaining(line)]);
+    expect(r.exported.IMAGE_DIGEST).toBeFalsy();
+  });
+
+  it('adds nothing to a build that failed for another reason', () => {
+    const r = run(withLogins(), { ...WARM, FAKE_BUILD_ERROR: 'ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2' }, SECRETS);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).not.toContain('Error: ');
+  });
+});
+
 describe('resolveBuildspec', () => {
   it('generates one when no buildspec input is given', () => {
     expect(resolveBuildspec(settingsFixture())).toBe(generateBuildspec(settingsFixture()));

@@ -44,7 +44,7 @@ describe('startBuildInput', () => {
     expect(env(input)).toEqual({
       CBI_IMAGE: { value: '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app', type: 'PLAINTEXT' },
       CBI_REGISTRY: { value: '000000000000.dkr.ecr.us-east-1.amazonaws.com', type: 'PLAINTEXT' },
-      CBI_ECR_REGION: { value: 'us-east-1', type: 'PLAINTEXT' },
+      CBI_ECR_REGISTRIES: { value: 'us-east-1=000000000000.dkr.ecr.us-east-1.amazonaws.com', type: 'PLAINTEXT' },
       CBI_TAGS: { value: 'abc1234', type: 'PLAINTEXT' },
       CBI_DOCKERFILE: { value: 'Dockerfile', type: 'PLAINTEXT' },
       CBI_DIGEST_VARIABLE: { value: 'IMAGE_DIGEST', type: 'PLAINTEXT' },

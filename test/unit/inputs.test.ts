@@ -282,6 +282,64 @@ describe('readSettings: invalid inputs name the input', () => {
   });
 });
 
+describe('registry_credentials and ecr_registries', () => {
+  it('reads logins by reference and the ECR registries the build role logs in to', () => {
+    const s = readSettings(
+      env({
+        image: 'registry.gitlab.com/group/app',
+        registry_credentials:
+          '["registry.gitlab.com=secretsmanager:ci/gitlab-registry","localhost:5000=ssm:/ci/local",' +
+          '"docker.io=secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:hub-AbCdEf"]',
+        ecr_registries: '["210987654321.dkr.ecr.eu-west-1.amazonaws.com"]',
+        cache_ref: '000000000000.dkr.ecr.us-east-1.amazonaws.com/cache:app',
+      }),
+      checkout,
+    );
+    expect(s.registryLogins).toEqual([
+      { registry: 'registry.gitlab.com', type: 'SECRETS_MANAGER', reference: 'ci/gitlab-registry' },
+      { registry: 'localhost:5000', type: 'PARAMETER_STORE', reference: '/ci/local' },
+      { registry: 'docker.io', type: 'SECRETS_MANAGER', reference: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:hub-AbCdEf' },
+    ]);
+    expect(s.ecrRegistries).toEqual([
+      { registry: '000000000000.dkr.ecr.us-east-1.amazonaws.com', region: 'us-east-1' },
+      { registry: '210987654321.dkr.ecr.eu-west-1.amazonaws.com', region: 'eu-west-1' },
+    ]);
+  });
+
+  it('logs in to the default ECR image registry once, with nothing else', () => {
+    const s = readSettings(env({}), checkout);
+    expect(s.registryLogins).toEqual([]);
+    expect(s.ecrRegistries).toEqual([{ registry: '123456789012.dkr.ecr.eu-west-1.amazonaws.com', region: 'eu-west-1' }]);
+  });
+
+  it.each([
+    ['no reference', 'registry.gitlab.com=hunter2', 'a password never belongs in an input'],
+    ['no registry', 'secretsmanager:ci/x', 'is not REGISTRY=secretsmanager:<secret-id>'],
+    ['json key given', 'r.example.com=secretsmanager:ci/x:password', 'without spaces or json keys'],
+    ['empty reference', 'r.example.com=ssm:', 'give a secret name or ARN'],
+    ['ECR registry', '000000000000.dkr.ecr.us-east-1.amazonaws.com=secretsmanager:x', 'list it in ecr_registries'],
+  ])('refuses %s in one line', (_name, item, fragment) => {
+    const found = problems(env({ registry_credentials: JSON.stringify([item]) }));
+    expect(found.map((p) => p.input)).toEqual(['registry_credentials']);
+    expect(found[0]?.message).toContain(fragment);
+  });
+
+  it('refuses a registry given twice and a non-ECR host in ecr_registries', () => {
+    const found = problems(env({ registry_credentials: '["a.io=ssm:/x","a.io=ssm:/y"]', ecr_registries: '["registry.gitlab.com"]' }));
+    expect(found.map((p) => `${p.input}: ${p.message}`)).toEqual([
+      'registry_credentials: a.io is given more than once; keep one',
+      'ecr_registries: "registry.gitlab.com" is not an ECR registry host, <account>.dkr.ecr.<region>.amazonaws.com; other registries go in registry_credentials',
+    ]);
+  });
+
+  it('never echoes a password pasted in place of an item or a reference', () => {
+    const secret = 'hunter2-super-secret';
+    const found = problems(env({ registry_credentials: JSON.stringify([secret, `${secret}=ssm:/x`, `r.io=${secret}`, `r.io=ssm:${secret} x`]) }));
+    expect(found).toHaveLength(4);
+    expect(JSON.stringify(found)).not.toContain(secret);
+  });
+});
+
 describe('helpers', () => {
   it('maps input names to variables in one table', () => {
     expect(envVarName(Inputs.SecretBuildArgs)).toBe('CODEBUILD_IMAGE_SECRET_BUILD_ARGS');

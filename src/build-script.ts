@@ -33,6 +33,10 @@ running() {
 restart_on_containerd_store() {
   local pidfile=\${CBI_DOCKERD_PIDFILE:-/var/run/docker.pid} log=\${CBI_DOCKERD_LOG:-/var/log/docker.log} pid arg
   local -a argv=()
+  if ! docker info > /dev/null 2>&1 || [ ! -r "$pidfile" ]; then
+    echo "No Docker engine runs in this build (docker info failed, or no $pidfile): the project must run builds in privileged mode" >&2
+    exit 1
+  fi
   pid=$(cat "$pidfile")
   while IFS= read -r -d '' arg; do argv+=("$arg"); done < "/proc/$pid/cmdline"
   echo "Restarting dockerd on the containerd image store (for registry cache export and attestations)"
@@ -222,7 +226,9 @@ build() {
 }
 
 case "$step" in
-  prepare) engine; if [ "\${CBI_EMULATION:-false}" = true ]; then emulators; fi; login ;;
+  # Logged in first: the BuildKit and binfmt images may come from those registries (the login is in the client's
+  # config, so it outlives a dockerd restart).
+  prepare) login; engine; if [ "\${CBI_EMULATION:-false}" = true ]; then emulators; fi ;;
   build) build ;;
   *) echo "Unknown step $step: use prepare or build" >&2; exit 1 ;;
 esac

@@ -61,7 +61,8 @@ export function buildVariables(s: Settings): EnvironmentVariable[] {
     plain(BuildEnv.dockerfile, s.dockerfile),
     plain(BuildEnv.digestVariable, s.digestVariable),
     plain(BuildEnv.builder, bk.builder),
-    plain(BuildEnv.attestations, String(bk.attestations)),
+    // Provenance (mode=max) records build-arg values: secrets passed as build args keep it off.
+    plain(BuildEnv.attestations, String(bk.attestations && (asSecrets || s.secretBuildArgs.length === 0))),
     plain(BuildEnv.sbom, String(bk.sbom)),
   ];
   if (bk.buildkitImage) vars.push(plain(BuildEnv.buildkitImage, bk.buildkitImage));

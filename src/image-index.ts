@@ -6,13 +6,8 @@
  */
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { awsStep } from './errors';
-import { OCI_INDEX, pushIndex, RegistryClient, type RegistryCredentials } from './registry';
+import { OCI_INDEX, type PlatformImage, pushIndex, RegistryClient, type RegistryCredentials } from './registry';
 import type { ImageRepository } from './settings';
-
-export interface PlatformImage {
-  platform: string;
-  digest: string;
-}
 
 /** Puts the index over `images` under every tag; returns its digest and media type. */
 export async function pushImageIndex(

@@ -176,7 +176,8 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     p.add(Inputs.SkipUnchanged, 'works with the generated buildspec only (a custom buildspec may push anything): clear buildspec or skip_unchanged');
   }
   if (settings.platformBuilds.length > 0) {
-    for (const [input, value] of [[Inputs.EnvironmentType, settings.environmentType], [Inputs.BuildImage, settings.buildImage]] as const) {
+    const perProject = [[Inputs.EnvironmentType, settings.environmentType], [Inputs.BuildImage, settings.buildImage], [Inputs.FleetArn, settings.fleetArn]] as const;
+    for (const [input, value] of perProject) {
       if (value) p.add(input, "applies to every platform's build: leave it empty with platforms, each platform's project has its own");
     }
   }

@@ -151,9 +151,21 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
   const watcher = aws.watchCancellation({ out, job: settings.gitlab });
   try {
     const targets = aws.buildTargets({ ...settings, tags });
-    aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true });
+    // From here on something was sent: a report file that cannot be written is a warning, never exit 2, and
+    // never leaves builds running unwatched.
+    const keep = (what: string, write: () => void) => {
+      try {
+        write();
+      } catch (e) {
+        if (!(e instanceof ReportError)) throw e;
+        out.warn(`${e.message}: after_script cannot find ${what}; the job follows it and stops it itself when cancelled.`);
+      }
+    };
+    keep('the build by its marker', () =>
+      aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true }),
+    );
     const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out, (ids) =>
-      aws.writeBuildIds(settings.reportDir, ids),
+      keep('the build', () => aws.writeBuildIds(settings.reportDir, ids)),
     );
     const abort = new AbortController();
     void watcher.cancelled.then((reason) => abort.abort(reason));
@@ -260,22 +272,30 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
  */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
   const { findBuildByMarker, readBuildIds, readStartMarker, stopBuild } = await loadAws();
-  let buildIds = readBuildIds(settings.reportDir);
+  const buildIds = readBuildIds(settings.reportDir);
   const start = buildIds.length > 0 ? undefined : readStartMarker(settings.reportDir);
+  const failures: unknown[] = [];
   if (start?.requested) {
     out.info("The job ended before StartBuild answered: looking for the build by this job's marker");
-    const found = await Promise.all(start.projectNames.map((project) => findBuildByMarker(clients.codebuildOnce, project, start.marker)));
-    buildIds = found.filter((id): id is string => id !== undefined);
+    const found = await Promise.allSettled(start.projectNames.map((project) => findBuildByMarker(clients.codebuildOnce, project, start.marker)));
+    for (const r of found) {
+      if (r.status === 'fulfilled' && r.value) buildIds.push(r.value);
+      if (r.status === 'rejected') failures.push(r.reason);
+    }
   }
-  if (buildIds.length === 0) {
+  if (buildIds.length === 0 && failures.length === 0) {
     out.info('No build was started by this job: nothing to stop.');
     return ExitCode.Success;
   }
-  for (const buildId of buildIds) {
-    const stopped = await stopBuild(clients.codebuildOnce, buildId, out, { checkWith: clients.codebuild });
-    out.info(`Build ${buildId}: ${stopped.buildStatus ?? 'stopping'}`);
-  }
-  return ExitCode.Success;
+  // Every build is stopped even when stopping another one failed.
+  const stopped = await Promise.allSettled(buildIds.map((id) => stopBuild(clients.codebuildOnce, id, out, { checkWith: clients.codebuild })));
+  stopped.forEach((r, i) => {
+    if (r.status === 'fulfilled') out.info(`Build ${buildIds[i]}: ${r.value.buildStatus ?? 'stopping'}`);
+    else failures.push(r.reason);
+  });
+  if (failures.length === 0) return ExitCode.Success;
+  for (const e of failures.slice(1)) out.error(e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e));
+  throw failures[0];
 }
 
 function fail(e: unknown, out: Output): ExitCode {

@@ -103,16 +103,25 @@ export async function followBuilds(deps: FollowAllDeps, started: Started[], canc
   // Cancelled already (during StartBuild): the followers then stop at once.
   if (cancelled.aborted) onCancel();
   else cancelled.addEventListener('abort', onCancel, { once: true });
-  const finals = await Promise.all(
+  const settled = await Promise.allSettled(
     started.map(async (s, i) => {
       const logFile = join(deps.reportDir, s.platform ? `build-${platformSlug(s.platform)}.log` : BUILD_LOG_FILE);
-      const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, out: s.out, logFile }, s.id, controllers[i]!.signal);
-      if (build.buildComplete && build.buildStatus !== 'SUCCEEDED' && started.length > 1) {
-        stopAll(`The ${s.platform ?? ''} build ended ${build.buildStatus ?? ''}`);
+      try {
+        const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, out: s.out, logFile }, s.id, controllers[i]!.signal);
+        if (build.buildComplete && build.buildStatus !== 'SUCCEEDED' && started.length > 1) {
+          stopAll(`The ${s.platform ?? ''} build ended ${build.buildStatus ?? ''}`);
+        }
+        return build;
+      } catch (e) {
+        // Following gave up: the caller stops every build, so the other followers end too.
+        stopAll('Following failed');
+        throw e;
       }
-      return build;
     }),
   );
+  const gaveUp = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (gaveUp) throw gaveUp.reason;
+  const finals = settled.map((r) => (r as PromiseFulfilledResult<Build>).value);
   return Promise.all(
     started.map(async (s, i) => {
       let build = finals[i]!;

@@ -51,6 +51,11 @@ export function platformString(p: Platform | undefined): string {
   return p ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') : '';
 }
 
+/** `linux/arm64/v8` and `linux/arm64` are one platform (v8 is arm64's only variant). */
+function normalPlatform(platform: string): string {
+  return platform.replace(/^([^/]+\/arm64)\/v8$/, '$1');
+}
+
 export function isLoopback(host: string): boolean {
   const name = host.replace(/:\d+$/, '');
   return name === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]';
@@ -165,7 +170,7 @@ export async function pushIndex(client: RegistryClient, repository: string, imag
     const m = await client.manifest(repository, image.digest);
     const entries = m.manifests ?? [await imageDescriptor(client, repository, m)];
     const built = entries.filter((e) => e.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest').map((e) => platformString(e.platform));
-    if (built.length !== 1 || built[0] !== image.platform) {
+    if (built.length !== 1 || normalPlatform(built[0] ?? '') !== normalPlatform(image.platform)) {
       throw new RegistryError(
         `making the image index of ${client.host}/${repository}`,
         `the ${image.platform} build pushed ${built.join(', ') || 'no image'} (${image.digest}); check the platform's project`,

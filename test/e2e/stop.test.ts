@@ -17,7 +17,9 @@ let stack: Stack;
 const control = () => fakeControl(stack.fakeUrl);
 
 beforeAll(async () => {
-  stack = await startStack({ dir: STACK_DIR, docker: false, phaseDelayMs: 3000 });
+  // Without dockerd every build fails once it reaches PRE_BUILD; 5 s a phase keeps the builds these tests stop
+  // running for 20 s, longer than a StopBuild that rides out 4 throttles needs.
+  stack = await startStack({ dir: STACK_DIR, docker: false, phaseDelayMs: 5000 });
 });
 afterEach(async () => {
   await control().clearFaults();
@@ -126,8 +128,9 @@ describe('a report failure after the build ran', () => {
     let swapped = false;
     const result = await runAction(job, {
       onOutput: (all) => {
-        // Once the build runs, the report directory becomes a file: the reports cannot be written.
-        if (!swapped && /CodeBuild build \S+:\S+/.test(all)) {
+        // Once the build is followed (its log file created), the report directory becomes a file: the reports
+        // cannot be written.
+        if (!swapped && /Phase SUBMITTED/.test(all)) {
           swapped = true;
           rmSync(job.reportDir, { recursive: true, force: true });
           writeFileSync(job.reportDir, 'not a directory');

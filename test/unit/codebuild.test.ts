@@ -96,7 +96,8 @@ describe('startBuildInput', () => {
       buildkit: { ...settingsFixture().buildkit, secretsAs: 'build-arg' },
     });
     const vars = env(startBuildInput(s, SOURCE, ''));
-    expect(vars).toMatchObject({ CBI_BUILD_ARG_NAMES: { value: 'MODE NPM_TOKEN' } });
+    // Provenance would record the secret's value with the build args: it stays off.
+    expect(vars).toMatchObject({ CBI_BUILD_ARG_NAMES: { value: 'MODE NPM_TOKEN' }, CBI_ATTESTATIONS: { value: 'false' } });
     expect(vars).not.toHaveProperty('CBI_SECRET_NAMES');
   });
 

@@ -1,5 +1,4 @@
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import type { Output } from './console';
 import type { LogEvent, RenderedLine } from './phases';
 
@@ -28,10 +27,9 @@ export class JobLog {
     private readonly opts: { file?: string; limit?: number } = {},
   ) {
     this.file = opts.file;
-    this.write((file) => {
-      mkdirSync(dirname(file), { recursive: true });
-      writeFileSync(file, '');
-    });
+    // The report directory exists (the build ids are in it); it is never made again here, so a directory
+    // removed meanwhile stays removed and the reports say so at the end.
+    this.write((file) => writeFileSync(file, ''));
   }
 
   /** Appends the events, as CloudWatch holds them, to build.log. */

@@ -128,9 +128,8 @@ describe('a report failure after the build ran', () => {
     let swapped = false;
     const result = await runAction(job, {
       onOutput: (all) => {
-        // Once the build is followed (its log file created), the report directory becomes a file: the reports
-        // cannot be written.
-        if (!swapped && /Phase SUBMITTED/.test(all)) {
+        // Once the build runs, the report directory becomes a file: the reports cannot be written.
+        if (!swapped && /CodeBuild build \S+:\S+/.test(all)) {
           swapped = true;
           rmSync(job.reportDir, { recursive: true, force: true });
           writeFileSync(job.reportDir, 'not a directory');

@@ -95,7 +95,8 @@ const printed = (out: { lines: string[] }, lines: LogLine[]) => out.lines.filter
 
 describe('followBuild', () => {
   it('streams every log line once, in order and in its phase, and writes the whole log to build.log', async () => {
-    const logFile = join(mkdtempSync(join(tmpdir(), 'follow-')), 'report', 'build.log');
+    // The report directory exists by the time the build is followed (the build ids are written there first).
+    const logFile = join(mkdtempSync(join(tmpdir(), 'follow-')), 'build.log');
     const { out, deps, lines } = scenario({ logFile });
     const build = await followBuild(deps, BUILD_ID);
     expect(build).toMatchObject({ buildComplete: true, buildStatus: 'SUCCEEDED' });

@@ -65,12 +65,18 @@ describe('src/aws-permissions.ts matches the code', () => {
   }
 
   it('maps every call to well-formed IAM actions', () => {
-    for (const action of ciRoleActions()) expect(action).toMatch(/^(s3|codebuild|logs|ecr):[A-Z][A-Za-z]+$/);
+    for (const action of ciRoleActions()) expect(action).toMatch(/^(s3|codebuild|logs|ecr|ssm|secretsmanager):[A-Z][A-Za-z]+$/);
   });
 });
 
 describe('the CI role in infra/cloudformation.yml', () => {
-  const r = render(loadTemplate(), { AllowedSubjects: 'project_path:g/p:ref_type:branch:ref:main', EcrRepositories: 'g/p' });
+  // With secret and parameter lists, so that the statements for registry credentials are rendered too.
+  const r = render(loadTemplate(), {
+    AllowedSubjects: 'project_path:g/p:ref_type:branch:ref:main',
+    EcrRepositories: 'g/p',
+    SecretArns: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/registry-??????',
+    ParameterArns: 'arn:aws:ssm:eu-west-1:123456789012:parameter/ci/registry',
+  });
   const role = r.resources.CiRole!.Properties;
 
   it('grants exactly the actions of src/aws-permissions.ts', () => {

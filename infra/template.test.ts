@@ -5,6 +5,7 @@ import {
   declaredResources, defaultContext, deployCommands, isObject, loadTemplate, parseTemplate, pseudoParameters, references, render,
   section, type Json, type JsonObject, type Rendered,
 } from './cfn';
+import { JOB_TOKEN_PATH } from '../src/aws-names';
 import { checkResource, resourceSpec } from './spec-check';
 
 const template = loadTemplate();
@@ -222,7 +223,7 @@ describe('IAM policies', () => {
     expect(actionsOf(star)).toEqual(Object.keys(starResourceExceptions).sort());
   });
 
-  it('lets the CI role touch only its bucket prefix, its projects, their log groups and the named repositories', () => {
+  it('lets the CI role touch only its bucket prefix, its projects, their log groups, the named repositories and job tokens', () => {
     const r = rendered.defaults!;
     const resources = roleStatements(r, 'CiRole').flatMap((s) => list(s.Resource)).sort();
     expect(resources).toEqual([
@@ -233,7 +234,19 @@ describe('IAM policies', () => {
       `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder-arm64:*`,
       `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder:*`,
       `arn:aws:s3:::codebuild-image-${acct}-${region}/contexts/*`,
+      `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`,
     ]);
+    const byAction = (action: string) => roleStatements(r, 'CiRole').filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
+    expect(byAction('ssm:PutParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
+    expect(byAction('ssm:DeleteParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
+    // Registry credentials only where the builds may read them too, and none without such lists.
+    const v = variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
+    const withLists = roleStatements(rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!, 'CiRole');
+    const read = (action: string) => withLists.filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
+    expect(read('secretsmanager:GetSecretValue')).toEqual([v.SecretArns]);
+    expect(read('ssm:GetParameter')).toEqual(v.ParameterArns!.split(','));
+    expect(byAction('secretsmanager:GetSecretValue')).toEqual([]);
+    expect(byAction('ssm:GetParameter')).toEqual([]);
     const noArm = roleStatements(rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!, 'CiRole');
     expect(noArm.flatMap((s) => list(s.Resource)).filter((x) => x.includes('arm64'))).toEqual([]);
   });
@@ -246,9 +259,11 @@ describe('IAM policies', () => {
     expect(byAction(build, 'logs:PutLogEvents')).toEqual([`arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder:*`]);
     expect(byAction(build, 'ecr:PutImage')).toEqual([`arn:aws:ecr:${region}:${acct}:repository/group/app`]);
     expect(byAction(build, 'secretsmanager:GetSecretValue')).toEqual([variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!.SecretArns]);
-    expect(byAction(build, 'ssm:GetParameters')).toHaveLength(2);
-    // Without secret or parameter lists, no statement for them at all.
-    expect(actionsOf(roleStatements(rendered.defaults!, 'BuildRole')).filter((a) => /^(secretsmanager|ssm):/.test(a))).toEqual([]);
+    const jobTokens = `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`;
+    expect(byAction(build, 'ssm:GetParameters')).toEqual([jobTokens, ...variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!.ParameterArns!.split(',')]);
+    // Without secret or parameter lists, only the job tokens.
+    const defaults = roleStatements(rendered.defaults!, 'BuildRole');
+    expect(defaults.filter((s) => list(s.Action).some((a) => /^(secretsmanager|ssm):/.test(a))).flatMap((s) => [...list(s.Action), ...list(s.Resource)])).toEqual(['ssm:GetParameters', jobTokens]);
     expect(actionsOf(build).filter((a) => a.startsWith('iam:') || a.startsWith('sts:'))).toEqual([]);
   });
 

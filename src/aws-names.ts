@@ -7,6 +7,17 @@ const AVAILABILITY_ZONE = /^([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]$/;
 const ROLE_ARN = /^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
 export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$/;
 export const S3_PREFIX_CHARS = /^[A-Za-z0-9!_.*'()/-]*$/;
+/** Parameter Store path of the job tokens jobs pass to their builds by reference; infra grants exactly this path. */
+export const JOB_TOKEN_PATH = '/codebuild-image/job-tokens';
+
+/**
+ * The SecureString that carries one job's CI_JOB_TOKEN to its builds. Job IDs are unique in a GitLab instance;
+ * the project ID keeps the names apart per project (and lets IAM be narrowed to a project's path by hand).
+ */
+export function jobTokenParameter(projectId: string, jobId: string): string {
+  return `${JOB_TOKEN_PATH}/${projectId}/${jobId}`;
+}
+
 /** A Secrets Manager reference `id[:json-key[:stage[:version]]]` or a Parameter Store name. */
 export const SECRET_REFERENCE = /^[A-Za-z0-9/_+=.@:-]+$/;
 

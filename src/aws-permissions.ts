@@ -46,8 +46,24 @@ export const awsCalls = {
   },
   GetAuthorizationTokenCommand: {
     actions: ['ecr:GetAuthorizationToken'],
-    usedIn: ['src/image-index.ts'],
+    usedIn: ['src/registry-signin.ts'],
     note: 'Signs in to an ECR registry to put the image index of a multi-platform image (see registryApiActions).',
+  },
+  PutParameterCommand: {
+    actions: ['ssm:PutParameter'],
+    usedIn: ['src/job-token.ts'],
+    note: "Writes the job token for GitLab's registry to a SecureString under JOB_TOKEN_PATH that the build reads by reference.",
+  },
+  DeleteParameterCommand: { actions: ['ssm:DeleteParameter'], usedIn: ['src/job-token.ts'] },
+  GetParameterCommand: {
+    actions: ['ssm:GetParameter'],
+    usedIn: ['src/registry-signin.ts'],
+    note: 'Reads registry credentials of registry_credentials (ssm:) to sign in for a multi-platform index; granted on ParameterArns.',
+  },
+  GetSecretValueCommand: {
+    actions: ['secretsmanager:GetSecretValue'],
+    usedIn: ['src/registry-signin.ts'],
+    note: 'Reads registry credentials of registry_credentials (secretsmanager:) likewise; granted on SecretArns.',
   },
 } as const satisfies Record<string, AwsCall>;
 

@@ -9,6 +9,7 @@ export { createClients } from './clients';
 export { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuildInput, stopBuild } from './codebuild';
 export { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 export { pushImageIndex } from './image-index';
+export { deleteJobToken, putJobToken } from './job-token';
 export { buildTargets, followBuilds, startBuilds } from './platform-builds';
 export { buildRecord, exportedDigest, platformsRecord, readBuildIds, readStartMarker, reusedRecord, writeBuildIds, writeReports, writeStartMarker } from './report';
 export { inputsTag, reuseUnchanged } from './unchanged';

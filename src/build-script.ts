@@ -117,9 +117,13 @@ login() {
       echo "The credentials registry_credentials names for $host have no username or no password: store {\\"username\\",\\"password\\"} in the secret, or username:password in the parameter" >&2
       exit 1
     fi
-    echo "Logging in to $host"
+    if [ "$host" = "\${CBI_JOB_TOKEN_REGISTRY:-}" ]; then echo "Logging in to $host with the job token"; else echo "Logging in to $host"; fi
     if ! printf '%s' "$password" | docker login --username "$user" --password-stdin "$host" > /dev/null; then
-      echo "$host refused the credentials registry_credentials names for it: check the username and password stored there" >&2
+      if [ "$host" = "\${CBI_JOB_TOKEN_REGISTRY:-}" ]; then
+        echo "$host refused the job token: the job's project must be allowed there; or give registry_credentials for $host" >&2
+      else
+        echo "$host refused the credentials registry_credentials names for it: check the username and password stored there" >&2
+      fi
       exit 1
     fi
   done
@@ -135,6 +139,10 @@ explain_auth_failure() {
   if [ -z "$host" ]; then host="$(printf '%s' "$line" | grep -oE 'https?://[^/ ]+' | head -n 1 | sed -E 's#^https?://##' || true)"; fi
   case "$host" in auth.docker.io|registry-1.docker.io|index.docker.io) host=docker.io ;; esac
   host="\${host:-the registry}"
+  if [ "$host" = "\${CBI_JOB_TOKEN_REGISTRY:-}" ]; then
+    echo "Error: $host refused access with the job token: this job's project may pull and push only its own and allowed projects' images there; or give registry_credentials for $host" >&2
+    return
+  fi
   case " \${CBI_LOGIN_REGISTRIES:-} " in
     *" $host "*) echo "Error: $host refused access with the credentials registry_credentials names for it: check that this user may pull and push there" >&2; return ;;
   esac

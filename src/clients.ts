@@ -2,6 +2,8 @@ import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { version } from '../package.json';
@@ -14,6 +16,10 @@ export interface Clients {
   logs: CloudWatchLogsClient;
   /** ECR in the image registry's region, for the multi-platform image index (src/image-index.ts). */
   ecr: (region: string) => ECRClient;
+  /** Parameter Store: the job token's short-lived SecureString (src/job-token.ts), registry credentials (src/registry-signin.ts). */
+  ssm: SSMClient;
+  /** Secrets Manager: registry credentials the job signs in with (src/registry-signin.ts). */
+  secrets: SecretsManagerClient;
   /** The shared, memoized credentials; call it to resolve them up front. */
   credentials: () => Promise<AwsCredentialIdentity>;
 }
@@ -44,6 +50,8 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
     codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
     ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...ONCE_PER_JOB }),
+    ssm: new SSMClient({ ...config, ...ONCE_PER_JOB }),
+    secrets: new SecretsManagerClient({ ...config, ...ONCE_PER_JOB }),
     credentials,
   };
 }

@@ -80,8 +80,10 @@ export function buildVariables(s: Settings): EnvironmentVariable[] {
 /** Registry credentials as references only: CodeBuild resolves them in the build container. */
 function loginVariables(s: Settings): EnvironmentVariable[] {
   if (s.registryLogins.length === 0) return [];
+  const jobToken = s.registryLogins.find((l) => l.jobToken);
   return [
     plain(BuildEnv.loginRegistries, s.registryLogins.map((l) => l.registry).join(' ')),
+    ...(jobToken ? [plain(BuildEnv.jobTokenRegistry, jobToken.registry)] : []),
     ...s.registryLogins.flatMap((l, i): EnvironmentVariable[] =>
       l.type === 'SECRETS_MANAGER'
         ? [

@@ -11,6 +11,7 @@ import {
   ecrRegistry,
   ENVIRONMENT_TYPES,
   FLEET_ARN,
+  jobTokenParameter,
   parseRoleArn,
   partitionOf,
   PROJECT_NAME,
@@ -152,7 +153,7 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     buildArgs,
     secretBuildArgs,
     image,
-    registryLogins: readRegistryCredentials(p, get(Inputs.RegistryCredentials)),
+    registryLogins: readRegistryLogins(p, get(Inputs.RegistryCredentials), gitlab, [image.name, buildkit.cacheRef]),
     ecrRegistries: readEcrRegistries(p, get(Inputs.EcrRegistries), [image.name, buildkit.cacheRef]),
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
     buildspec: buildspec?.path,
@@ -190,6 +191,8 @@ export function readGitLabJob(env: NodeJS.ProcessEnv): GitLabJob {
     serverUrl: v('CI_SERVER_URL'),
     apiUrl: v('CI_API_V4_URL'),
     projectPath: v('CI_PROJECT_PATH'),
+    projectId: v('CI_PROJECT_ID'),
+    registry: v('CI_REGISTRY'),
     pipelineId: v('CI_PIPELINE_ID'),
     pipelineUrl: v('CI_PIPELINE_URL'),
     jobId: v('CI_JOB_ID'),
@@ -533,8 +536,12 @@ function readImage(p: Problems, given: string, account: string | null | undefine
 
 const REGISTRY_CREDENTIALS_USAGE = 'REGISTRY=secretsmanager:<secret-id> (a secret {"username","password"}) or REGISTRY=ssm:<parameter> (username:password)';
 
-/** Items are echoed only up to the `=`: a user may have pasted a password instead of a reference. */
-function readRegistryCredentials(p: Problems, raw: string): RegistryLogin[] {
+/**
+ * The logins of registry_credentials, plus GitLab's registry with the job token when the image or the cache is
+ * there and no item names it. Items are echoed only up to the `=`: a user may have pasted a password instead of a
+ * reference.
+ */
+function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, refs: (string | undefined)[]): RegistryLogin[] {
   const logins: RegistryLogin[] = [];
   for (const [i, item] of (readList(p, Inputs.RegistryCredentials, raw) ?? []).entries()) {
     const eq = item.indexOf('=');
@@ -547,17 +554,35 @@ function readRegistryCredentials(p: Problems, raw: string): RegistryLogin[] {
       p.add(Inputs.RegistryCredentials, `item ${i + 1} is not ${REGISTRY_CREDENTIALS_USAGE}, with REGISTRY a host such as registry.gitlab.com`);
     } else if (registry.ecr) {
       p.add(Inputs.RegistryCredentials, `${registry.registry} is an ECR registry, which the build role logs in to: remove it here and list it in ecr_registries when no image or cache names it`);
-    } else if (!source) {
-      p.add(Inputs.RegistryCredentials, `${registry.registry} must be ${REGISTRY_CREDENTIALS_USAGE}; a password never belongs in an input: store it in Secrets Manager or Parameter Store and give its name`);
-    } else if (!SECRET_REFERENCE.test(reference) || (source[1] === 'secretsmanager' && reference.split(':').length !== (reference.startsWith('arn:') ? 7 : 1))) {
-      p.add(Inputs.RegistryCredentials, `${registry.registry}: after ${source[1]}: give a secret name or ARN, or a parameter name, without spaces or json keys (the secret's username and password keys are read)`);
     } else if (logins.some((l) => l.registry === registry.registry)) {
       p.add(Inputs.RegistryCredentials, `${registry.registry} is given more than once; keep one`);
+    } else if (item.slice(eq + 1) === 'job-token') {
+      const login = jobTokenLogin(job, registry.registry);
+      if (typeof login === 'string') p.add(Inputs.RegistryCredentials, `${registry.registry}=job-token: ${login}`);
+      else logins.push(login);
+    } else if (!source) {
+      p.add(Inputs.RegistryCredentials, `${registry.registry} must be ${REGISTRY_CREDENTIALS_USAGE}, or job-token for this GitLab's registry; a password never belongs in an input: store it in Secrets Manager or Parameter Store and give its name`);
+    } else if (!SECRET_REFERENCE.test(reference) || (source[1] === 'secretsmanager' && reference.split(':').length !== (reference.startsWith('arn:') ? 7 : 1))) {
+      p.add(Inputs.RegistryCredentials, `${registry.registry}: after ${source[1]}: give a secret name or ARN, or a parameter name, without spaces or json keys (the secret's username and password keys are read)`);
     } else {
       logins.push({ registry: registry.registry, type: source[1] === 'ssm' ? 'PARAMETER_STORE' : 'SECRETS_MANAGER', reference });
     }
   }
+  const pushesToGitLab = job.registry && refs.some((ref) => ref && parseRegistry(ref.slice(0, ref.indexOf('/')))?.registry === job.registry);
+  if (pushesToGitLab && !logins.some((l) => l.registry === job.registry)) {
+    const login = jobTokenLogin(job, job.registry ?? '');
+    // Outside a GitLab job (no job token) the build goes on without a login and says what to set if refused.
+    if (typeof login !== 'string') logins.push(login);
+  }
   return logins;
+}
+
+/** A login to GitLab's registry with the job token, or why there cannot be one. */
+function jobTokenLogin(job: GitLabJob, registry: string): RegistryLogin | string {
+  if (!job.registry) return 'CI_REGISTRY is not set: job-token works in a GitLab job of a GitLab with its container registry enabled';
+  if (registry !== job.registry) return `the job token works only for this GitLab's registry, ${shown(job.registry)} (CI_REGISTRY); give secretsmanager: or ssm: credentials for ${registry}`;
+  if (!job.jobToken || !job.jobId || !job.projectId) return 'CI_JOB_TOKEN, CI_JOB_ID or CI_PROJECT_ID is not set: job-token works in a GitLab job only';
+  return { registry, type: 'PARAMETER_STORE', reference: jobTokenParameter(job.projectId, job.jobId), jobToken: true };
 }
 
 /** ECR registries named by the image, the cache or ecr_registries (base images in other accounts' registries). */

@@ -56,8 +56,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
       const marker = randomUUID();
       const naming = nameContext(entries, pool);
       try {
-        const projectNames = settings.platformBuilds.length > 0 ? settings.platformBuilds.map((b) => b.projectName) : [settings.projectName];
-      (await loadAws()).writeStartMarker(settings.reportDir, { marker, projectNames, requested: false });
+        const aws = await loadAws();
+        aws.writeStartMarker(settings.reportDir, { marker, projectNames: aws.buildTargets(settings).map((t) => t.settings.projectName), requested: false });
       } catch (e) {
         await naming.catch(() => undefined);
         throw e;
@@ -139,7 +139,7 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
   const aws = await loadAws();
   const inputsTag = settings.skipUnchanged ? aws.inputsTag(settings, context.digest) : undefined;
   if (inputsTag) {
-    const reused = await aws.reuseUnchanged(settings, inputsTag, clients.ecr);
+    const reused = await aws.reuseUnchanged(settings, inputsTag, clients);
     if (reused) return finishReused(settings, context, reused, out);
     out.info(`No image was built from these inputs yet (${inputsTag}): building one`);
   }
@@ -164,13 +164,20 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
     keep('the build by its marker', () =>
       aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true }),
     );
-    const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out, (ids) =>
-      keep('the build', () => aws.writeBuildIds(settings.reportDir, ids)),
-    );
-    const abort = new AbortController();
-    void watcher.cancelled.then((reason) => abort.abort(reason));
-    const deps = { codebuild: clients.codebuild, codebuildOnce: clients.codebuildOnce, logs: clients.logs, reportDir: settings.reportDir };
-    const finished = await aws.followBuilds(deps, started, abort.signal).catch((e: unknown) => abandon(clients, started.map((s) => s.id), e, out));
+    await aws.putJobToken(clients.ssm, settings, out);
+    let finished: Finished[];
+    try {
+      const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out, (ids) =>
+        keep('the build', () => aws.writeBuildIds(settings.reportDir, ids)),
+      );
+      const abort = new AbortController();
+      void watcher.cancelled.then((reason) => abort.abort(reason));
+      const deps = { codebuild: clients.codebuild, codebuildOnce: clients.codebuildOnce, logs: clients.logs, reportDir: settings.reportDir };
+      finished = await aws.followBuilds(deps, started, abort.signal).catch((e: unknown) => abandon(clients, started.map((s) => s.id), e, out));
+    } finally {
+      // The builds have ended (or never started): they no longer need the job token.
+      await aws.deleteJobToken(clients.ssm, settings, out);
+    }
     return await finish(settings, finished, archive, upload, clients, out, tags);
   } finally {
     watcher.dispose();
@@ -259,18 +266,28 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
   } else if (images.some((i) => !i.digest)) {
     out.error(`The ${images.find((i) => !i.digest)?.platform ?? ''} build exported no valid ${settings.digestVariable}: no image index was made.`);
   } else {
-    index = await aws.pushImageIndex(settings.image, images, tags, clients.ecr);
+    index = await aws.pushImageIndex(settings, images, tags, clients);
     out.info(`Image index ${index.digest} over ${images.map((i) => i.platform).join(', ')}`);
   }
   return aws.platformsRecord(settings, builds, index, archive, upload);
 }
 
 /**
- * `index.js stop`: the template's after_script stops a build the killed job left running. StopBuild goes
+ * `index.js stop`: the template's after_script stops a build the killed job left running, and deletes the job
+ * token's parameter (src/job-token.ts) the killed job could not delete. StopBuild goes
  * first, without reading the build (a throttled read must not keep it from being stopped). A build whose
  * StartBuild answer never arrived is found by the marker recorded before StartBuild.
  */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
+  const { deleteJobToken } = await loadAws();
+  try {
+    return await stopBuilds(settings, clients, out);
+  } finally {
+    await deleteJobToken(clients.ssm, settings, out);
+  }
+}
+
+async function stopBuilds(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
   const { findBuildByMarker, readBuildIds, readStartMarker, stopBuild } = await loadAws();
   const buildIds = readBuildIds(settings.reportDir);
   const start = buildIds.length > 0 ? undefined : readStartMarker(settings.reportDir);

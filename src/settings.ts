@@ -38,6 +38,11 @@ export interface RegistryLogin {
    */
   type: 'SECRETS_MANAGER' | 'PARAMETER_STORE';
   reference: string;
+  /**
+   * The job's own CI_JOB_TOKEN for GitLab's registry: the job writes `gitlab-ci-token:<token>` to the parameter
+   * `reference` (a short-lived SecureString) before StartBuild and deletes it when the builds end (src/job-token.ts).
+   */
+  jobToken?: true;
 }
 
 /** What the job knows about itself from GitLab's predefined variables. */
@@ -47,6 +52,10 @@ export interface GitLabJob {
   /** `CI_API_V4_URL` */
   apiUrl: string | undefined;
   projectPath: string | undefined;
+  /** `CI_PROJECT_ID` */
+  projectId: string | undefined;
+  /** `CI_REGISTRY`, the host of this GitLab's container registry, e.g. registry.gitlab.com */
+  registry: string | undefined;
   pipelineId: string | undefined;
   pipelineUrl: string | undefined;
   jobId: string | undefined;
@@ -54,7 +63,7 @@ export interface GitLabJob {
   jobName: string | undefined;
   commitSha: string | undefined;
   ref: string | undefined;
-  /** `CI_JOB_TOKEN`; secret. Used only to watch the job's own status. */
+  /** `CI_JOB_TOKEN`; secret. Watches the job's own status, and logs in to GitLab's registry (RegistryLogin.jobToken). */
   jobToken: string | undefined;
 }
 

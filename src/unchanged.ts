@@ -6,8 +6,7 @@
  * rebuilt: the key does not see it.
  */
 import { createHash } from 'node:crypto';
-import type { ECRClient } from '@aws-sdk/client-ecr';
-import { registryClient } from './image-index';
+import { registryClient, type SignInClients } from './registry-signin';
 import type { Settings } from './settings';
 
 /** The tag that records a build's inputs on its image. */
@@ -33,8 +32,8 @@ export function inputsTag(s: Settings, contextDigest: string): string {
  * When the registry holds an image built from these inputs, puts it under every tag and returns its digest and
  * media type; otherwise undefined, and a build is needed.
  */
-export async function reuseUnchanged(s: Settings, tag: string, ecr: (region: string) => ECRClient): Promise<{ digest: string; mediaType: string } | undefined> {
-  const client = registryClient(s.image, ecr);
+export async function reuseUnchanged(s: Settings, tag: string, clients: SignInClients): Promise<{ digest: string; mediaType: string } | undefined> {
+  const client = registryClient(s, clients);
   const found = await client.find(s.image.path, tag);
   if (!found) return undefined;
   for (const t of s.tags) await client.putManifest(s.image.path, t, found.mediaType, found.bytes);

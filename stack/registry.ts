@@ -18,9 +18,9 @@ export interface RegistryUser {
 
 /**
  * Starts Debian's `docker-registry` (distribution v2) with filesystem storage under `<dir>/<name>`; with `auth`, it
- * requires that user (htpasswd, bcrypt, as distribution accepts only bcrypt there).
+ * requires one of those users (htpasswd, bcrypt, as distribution accepts only bcrypt there).
  */
-export async function startRegistry(dir: string, opts: { name?: string; auth?: RegistryUser } = {}): Promise<Registry> {
+export async function startRegistry(dir: string, opts: { name?: string; auth?: RegistryUser[] } = {}): Promise<Registry> {
   const name = opts.name ?? 'registry';
   const root = path.join(dir, name);
   fs.mkdirSync(path.join(root, 'data'), { recursive: true });
@@ -30,7 +30,9 @@ export async function startRegistry(dir: string, opts: { name?: string; auth?: R
   if (opts.auth) {
     const htpasswd = path.join(root, 'htpasswd');
     // -i reads the password from standard input, so it never appears in a process list.
-    execFileSync('htpasswd', ['-B', '-c', '-i', htpasswd, opts.auth.username], { input: opts.auth.password, stdio: ['pipe', 'ignore', 'pipe'] });
+    opts.auth.forEach((user, i) =>
+      execFileSync('htpasswd', ['-B', ...(i === 0 ? ['-c'] : []), '-i', htpasswd, user.username], { input: user.password, stdio: ['pipe', 'ignore', 'pipe'] }),
+    );
     auth = { auth: { htpasswd: { realm: name, path: htpasswd } } };
   }
   fs.writeFileSync(

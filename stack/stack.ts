@@ -42,6 +42,11 @@ export interface StackOptions {
    * Manager as AUTH_REGISTRY_SECRET (`{"username","password"}`).
    */
   authRegistry?: RegistryUser;
+  /**
+   * A job token the authenticated registry also takes, as GitLab's registry takes a job's CI_JOB_TOKEN (user
+   * gitlab-ci-token). Jobs get it through runOnStack's jobToken.
+   */
+  authRegistryJobToken?: string;
 }
 
 /** The Secrets Manager secret (in the fake) with the authenticated registry's user. */
@@ -145,7 +150,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     };
     const registryStarted = startRegistry(dir);
     const authUser = opts.authRegistry;
-    const authRegistryStarted = authUser ? startRegistry(dir, { name: 'registry-auth', auth: authUser }) : Promise.resolve(undefined);
+    const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
+    const authRegistryStarted = authUser ? startRegistry(dir, { name: 'registry-auth', auth: [authUser, ...jobTokenUser] }) : Promise.resolve(undefined);
     const dockerStarted = withDocker ? startDockerd(dir) : Promise.resolve(undefined);
     const [s3, registry, dockerd, baseImage, fake, authRegistry] = await allSettled([
       startS3(dir, BUCKET, endpoint),
@@ -169,6 +175,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
         AWS_ENDPOINT_URL_STS: fake.url,
         AWS_ENDPOINT_URL_CODEBUILD: fake.url,
         AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: fake.url,
+        AWS_ENDPOINT_URL_SSM: fake.url,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: fake.url,
         // Without a token the default chain must fail fast instead of probing for an EC2 instance role.
         AWS_EC2_METADATA_DISABLED: 'true',
       },

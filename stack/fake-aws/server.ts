@@ -10,6 +10,7 @@ import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
 import { resolveOptions, type FakeAwsOptions } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
+import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
 import { handleSts } from './sts';
 
@@ -25,8 +26,12 @@ export interface FakeAws {
 const CODEBUILD_PREFIX = 'CodeBuild_20161006.';
 const LOGS_PREFIX = 'Logs_20140328.';
 const SSM_PREFIX = 'AmazonSSM.';
+const SECRETS_MANAGER_PREFIX = 'secretsmanager.';
 
-/** Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + OIDC issuer on one 127.0.0.1 port. */
+/**
+ * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager, and GitLab's OIDC issuer and
+ * job status, on one 127.0.0.1 port.
+ */
 export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const options = resolveOptions(input);
   await mkdir(options.workDir, { recursive: true });
@@ -54,6 +59,13 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     const body = await readBody(req);
     if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, faults, codebuild);
     if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);
+    // GitLab's GET /job, with which a job watches its own status: always running (cancellation is a signal here).
+    if (path === '/gitlab/api/v4/job' && req.method === 'GET') {
+      const ok = typeof req.headers['job-token'] === 'string' && req.headers['job-token'] !== '';
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(ok ? { status: 'running' } : { message: '401 Unauthorized' }));
+      return;
+    }
 
     const target = req.headers['x-amz-target'];
     let protocol: Protocol = 'json';
@@ -94,6 +106,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       }
       if (String(target).startsWith(CODEBUILD_PREFIX)) return sendJson(res, codebuild.handle(operation, json));
       if (String(target).startsWith(SSM_PREFIX)) return sendJson(res, handleSsm(options.parameters, operation, json));
+      if (String(target).startsWith(SECRETS_MANAGER_PREFIX)) return sendJson(res, handleSecretsManager(options.secrets, operation, json, options));
       if (String(target).startsWith(LOGS_PREFIX)) {
         if (operation === 'StartLiveTail') {
           if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');

@@ -6,6 +6,9 @@ import { AwsError } from './protocol';
  * reads. Enough for short-lived SecureStrings (e.g. a job token passed by reference); types are not kept.
  */
 export function handleSsm(parameters: Record<string, string>, operation: string, body: Record<string, unknown>): Record<string, unknown> {
+  if (!['PutParameter', 'GetParameter', 'DeleteParameter'].includes(operation)) {
+    throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake Parameter Store (PutParameter, GetParameter, DeleteParameter).`);
+  }
   const name = typeof body.Name === 'string' ? body.Name : '';
   if (!name) throw new AwsError('ValidationException', '1 validation error detected: Value null at \'name\' failed to satisfy constraint: Member must not be null');
   const exists = Object.hasOwn(parameters, name);
@@ -19,11 +22,9 @@ export function handleSsm(parameters: Record<string, string>, operation: string,
     case 'GetParameter':
       if (!exists) throw new AwsError('ParameterNotFound', '');
       return { Parameter: { Name: name, Type: 'SecureString', Value: body.WithDecryption === true ? parameters[name] : '(encrypted)', Version: 1 } };
-    case 'DeleteParameter':
+    default: // DeleteParameter
       if (!exists) throw new AwsError('ParameterNotFound', '');
       delete parameters[name];
       return {};
-    default:
-      throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake Parameter Store (PutParameter, GetParameter, DeleteParameter).`);
   }
 }

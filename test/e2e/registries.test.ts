@@ -1,22 +1,25 @@
 /**
  * A registry that requires a user, on the local stack, through the component: the base image is pulled from it and
  * the image pushed to it with credentials CodeBuild resolves from Secrets Manager by reference; without them the
- * build fails with one line naming the registry and the input to set; the password appears in no output.
+ * build fails with one line naming the registry and the input to set; the password appears in no output. As GitLab's
+ * registry, it takes the job's CI_JOB_TOKEN, which reaches the builds only through a short-lived SecureString.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { AUTH_REGISTRY_SECRET, startStack, type Stack } from '../../stack/stack';
 import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
 import { contextObject, readDotenv, visible } from './helpers';
 
 const USER = { username: 'reg-user-7q', password: 'Pw-4uth-r3gistry-c81d' };
+const JOB_TOKEN = 'glcbt-64_J0b-t0ken-e2e-5b1d';
 let stack: Stack;
 let registry: string;
 
 beforeAll(async () => {
-  stack = await startStack({ dir: join(repoRoot, '.stack', 'registries'), phaseDelayMs: 50, authRegistry: USER });
+  stack = await startStack({ dir: join(repoRoot, '.stack', 'registries'), phaseDelayMs: 50, authRegistry: USER, authRegistryJobToken: JOB_TOKEN });
   registry = stack.authRegistry ?? '';
 });
 
@@ -24,16 +27,27 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** The digest the authenticated registry serves for `repository:tag`. */
-async function digestOf(repository: string, tag: string): Promise<string | null> {
-  const res = await fetch(`http://${registry}/v2/${repository}/manifests/${tag}`, {
-    method: 'HEAD',
+/** The authenticated registry's answer to GET or HEAD of `repository:tag`, as USER. */
+function manifestRequest(repository: string, tag: string, method: 'GET' | 'HEAD'): Promise<Response> {
+  return fetch(`http://${registry}/v2/${repository}/manifests/${tag}`, {
+    method,
     headers: {
       authorization: `Basic ${Buffer.from(`${USER.username}:${USER.password}`).toString('base64')}`,
       accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json',
     },
   });
+}
+
+/** The digest the authenticated registry serves for `repository:tag`. */
+async function digestOf(repository: string, tag: string): Promise<string | null> {
+  const res = await manifestRequest(repository, tag, 'HEAD');
   return res.ok ? res.headers.get('docker-content-digest') : `HTTP ${res.status}`;
+}
+
+/** The platforms of the image index under `repository:tag` (attestation manifests left out). */
+async function indexPlatforms(repository: string, tag: string): Promise<string[]> {
+  const index = (await (await manifestRequest(repository, tag, 'GET')).json()) as { manifests?: { platform?: { os: string; architecture: string } }[] };
+  return (index.manifests ?? []).map((m) => `${m.platform?.os}/${m.platform?.architecture}`).filter((p) => p !== 'unknown/unknown');
 }
 
 /** Every file under `dir`, read. */
@@ -105,6 +119,74 @@ describe('a registry that requires a user, through the component on the local st
       for (const o of outputs) {
         expect(o.text.includes(USER.password) || o.text.includes(basic), `the password in ${o.path}`).toBe(false);
       }
+    } finally {
+      run.remove();
+    }
+  });
+});
+
+describe('a multi-platform image there, with credentials by reference', () => {
+  it('puts the index with the credentials the job reads from the same reference', async () => {
+    const repository = `group/multi-${Date.now().toString(36)}`;
+    const inputs = stackInputs(stack, 'build-image', '', {
+      context: 'test/fixtures/arch',
+      image: `${registry}/${repository}`,
+      platforms: ['linux/amd64', 'linux/arm64'],
+      build_args: [`BASE_IMAGE=${stack.authBaseImage}`, `NONCE=${repository}`],
+      registry_credentials: [`${registry}=secretsmanager:${AUTH_REGISTRY_SECRET}`],
+    });
+    const run = await runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs }] }, { copy: ['test/fixtures/arch'] });
+    try {
+      expect(run.code, run.output).toBe(0);
+      const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
+      expect(await digestOf(repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
+      expect(await indexPlatforms(repository, 'latest')).toEqual(['linux/amd64', 'linux/arm64']);
+      expect(run.output).not.toContain(USER.password);
+    } finally {
+      run.remove();
+    }
+  });
+});
+
+describe("as GitLab's registry, with the job's CI_JOB_TOKEN (CI_REGISTRY is the authenticated registry)", () => {
+  it('builds two platforms pulling from it and pushing to it, the index put with the token; the SecureString is gone after, the token in no output', async () => {
+    const repository = `group/gitlab-${Date.now().toString(36)}`;
+    const inputs = stackInputs(stack, 'build-image', '', {
+      context: 'test/fixtures/arch',
+      image: `${registry}/${repository}`,
+      platforms: ['linux/amd64', 'linux/arm64'],
+      build_args: [`BASE_IMAGE=${stack.authBaseImage}`, `NONCE=${repository}`],
+    });
+    const run = await runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs }] }, { copy: ['test/fixtures/arch'], jobToken: JOB_TOKEN });
+    try {
+      const log = visible(run.output);
+      expect(run.code, run.output).toBe(0);
+      expect(log).toContain(`[linux/amd64] Logging in to ${registry} with the job token`);
+      expect(log).toContain(`[linux/arm64] Logging in to ${registry} with the job token`);
+      const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
+      expect(await digestOf(repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
+      expect(await indexPlatforms(repository, 'latest')).toEqual(['linux/amd64', 'linux/arm64']);
+
+      // Each build got the parameter's name, which the job wrote before StartBuild and deleted after.
+      const builds = (await fakeControl(stack.fakeUrl).builds()).slice(-2);
+      const credentials = builds.map((b) => b.environment.environmentVariables.find((v) => v.name === 'CBI_LOGIN_CREDENTIAL_0'));
+      expect(credentials).toEqual([1, 2].map(() => ({ name: 'CBI_LOGIN_CREDENTIAL_0', value: expect.stringMatching(/^\/codebuild-image\/job-tokens\/\d+\/\d+$/), type: 'PARAMETER_STORE' })));
+      const parameter = credentials[0]?.value ?? '';
+      expect(log).toContain(`Job token for ${registry} passed to the build by reference (SecureString ${parameter}, deleted when the build ends)`);
+      expect(log).toContain(`Deleted the job token's SecureString ${parameter}`);
+      const ssm = new SSMClient({ endpoint: stack.fakeUrl, region: stack.region, credentials: { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'x' } });
+      await expect(ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }))).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
+
+      const location = builds[0]?.source.location ?? '';
+      const zip = await contextObject(stack, location.slice(location.indexOf('/') + 1));
+      const outputs = [
+        { path: 'job log', text: run.output },
+        { path: 'StartBuild as the fake recorded it', text: JSON.stringify(builds) },
+        { path: 'uploaded zip', text: zip.toString('latin1') },
+        ...filesUnder(join(run.dir, '.codebuild-image')),
+      ];
+      expect(outputs.length).toBeGreaterThan(4);
+      for (const o of outputs) expect(o.text.includes(JOB_TOKEN), `the job token in ${o.path}`).toBe(false);
     } finally {
       run.remove();
     }

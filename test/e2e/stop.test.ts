@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startStack, type Stack } from '../../stack/stack';
@@ -104,6 +105,22 @@ describe('index.js stop after a killed job', () => {
     const orphan = builds.at(-1);
     expect(out).toContain(`Stopping CodeBuild build ${orphan?.id}`);
     await waitForStatus(orphan?.id ?? '', 'STOPPED');
+  });
+
+  it("deletes the SecureString that carries the job token to GitLab's registry, which the killed job could not", async () => {
+    const job = await makeJob(stack, 'examples/hello', { CI_REGISTRY: stack.registry, CI_JOB_TOKEN: 'glcbt-64_killed-job-token', CI_PROJECT_ID: '5' });
+    const log = await killedJob(job, (all) => /CodeBuild build \S+:\S+/.test(all));
+    const parameter = `/codebuild-image/job-tokens/5/${job.env.CI_JOB_ID}`;
+    expect(log).toContain(`(SecureString ${parameter}, deleted when the build ends)`);
+    const ssm = new SSMClient({ endpoint: stack.fakeUrl, region: stack.region, credentials: { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'x' } });
+    const read = () => ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
+    expect((await read()).Parameter?.Value).toBe('gitlab-ci-token:glcbt-64_killed-job-token');
+
+    const stop = await runAction(job, { args: ['stop'] });
+    const out = visible(stop.output);
+    expect(stop.code, out).toBe(0);
+    expect(out).toContain(`Deleted the job token's SecureString ${parameter}`);
+    await expect(read()).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
   });
 
   it.each([

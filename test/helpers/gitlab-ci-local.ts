@@ -202,7 +202,11 @@ export interface StackRun extends GitlabCiLocalResult {
 export async function runOnStack(
   stack: Stack,
   pipeline: Record<string, unknown>,
-  opts: Pick<RepoOptions, 'dir' | 'copy' | 'files'> & Pick<GitlabCiLocalOptions, 'echo' | 'timeoutMs'> = {},
+  opts: Pick<RepoOptions, 'dir' | 'copy' | 'files'> &
+    Pick<GitlabCiLocalOptions, 'echo' | 'timeoutMs'> & {
+      /** The jobs' CI_JOB_TOKEN, with CI_REGISTRY the stack's authenticated registry, as GitLab's registry takes it. */
+      jobToken?: string;
+    } = {},
 ): Promise<StackRun> {
   const repo = makeComponentRepo({
     dir: opts.dir,
@@ -211,12 +215,16 @@ export async function runOnStack(
   });
   try {
     const token = await stack.signToken();
-    // No GitLab API exists to watch the job through, so no job token.
-    const result = await gitlabCiLocal(repo.dir, ['--force-shell-executor', '--unset-variable', 'CI_JOB_TOKEN'], {
+    // Without a job token of the test's, none: gitlab-ci-local's own would be sent to gitlab.com's API.
+    const jobToken = opts.jobToken
+      ? { CI_JOB_TOKEN: opts.jobToken, CI_REGISTRY: stack.authRegistry ?? '', CI_API_V4_URL: `${stack.fakeUrl}/gitlab/api/v4` }
+      : {};
+    const result = await gitlabCiLocal(repo.dir, ['--force-shell-executor', ...(opts.jobToken ? [] : ['--unset-variable', 'CI_JOB_TOKEN'])], {
       variablesFile: {
         ...stack.env,
         // gitlab-ci-local has no id_tokens: the token arrives as the variable id_tokens would fill.
         GITLAB_OIDC_TOKEN: token,
+        ...jobToken,
       },
       // gitlab-ci-local gives shell jobs the docker executor's /builds/<path>; they run in the checkout itself.
       // (On the command line: the variables file would take an existing path for a file variable.)

@@ -60,6 +60,8 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
       serverUrl: 'https://gitlab.example.com',
       apiUrl: 'https://gitlab.example.com/api/v4',
       projectPath: 'group/app',
+      projectId: '42',
+      registry: 'registry.gitlab.example.com',
       pipelineId: '1001',
       pipelineUrl: 'https://gitlab.example.com/group/app/-/pipelines/1001',
       jobId: '2002',

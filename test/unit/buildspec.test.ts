@@ -340,6 +340,45 @@ describe('generated buildspec with registry logins', () => {
   });
 });
 
+describe("generated buildspec with GitLab's registry and the job token", () => {
+  const TOKEN = 'glcbt-64_job-token-value';
+  const PARAMETER = '/codebuild-image/job-tokens/42/2002';
+  const withJobToken = () =>
+    settingsFixture({
+      image: { registry: 'registry.gitlab.example.com', path: 'group/app', name: 'registry.gitlab.example.com/group/app' },
+      registryLogins: [{ registry: 'registry.gitlab.example.com', type: 'PARAMETER_STORE', reference: PARAMETER, jobToken: true }],
+      gitlab: { ...settingsFixture().gitlab, jobToken: TOKEN },
+    });
+
+  it('passes StartBuild the parameter name only, and the build logs in as gitlab-ci-token with what CodeBuild resolved', () => {
+    const input = startBuildInput(withJobToken(), { bucket: 'b', key: 'k.zip' }, '');
+    expect(input.environmentVariablesOverride?.filter((v) => v.name?.startsWith('CBI_LOGIN_') || v.name === 'CBI_JOB_TOKEN_REGISTRY')).toEqual([
+      { name: 'CBI_LOGIN_REGISTRIES', value: 'registry.gitlab.example.com', type: 'PLAINTEXT' },
+      { name: 'CBI_JOB_TOKEN_REGISTRY', value: 'registry.gitlab.example.com', type: 'PLAINTEXT' },
+      { name: 'CBI_LOGIN_CREDENTIAL_0', value: PARAMETER, type: 'PARAMETER_STORE' },
+    ]);
+    expect(JSON.stringify(input)).not.toContain(TOKEN);
+
+    const r = run(withJobToken(), { ...WARM }, { [PARAMETER]: `gitlab-ci-token:${TOKEN}` });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Logging in to registry.gitlab.example.com with the job token');
+    expect(dockerCalls(r, 'login').map((c) => c.slice(2))).toEqual([['--username', 'gitlab-ci-token', '--password-stdin', 'registry.gitlab.example.com']]);
+    expect(r.stdout + r.stderr + JSON.stringify(r.calls)).not.toContain(TOKEN);
+  });
+
+  it('says the job token was refused, and what to do, when GitLab refuses it', () => {
+    const refused = run(withJobToken(), { ...WARM, FAKE_LOGIN_REFUSED: 'registry.gitlab.example.com' }, { [PARAMETER]: `gitlab-ci-token:${TOKEN}` });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain("registry.gitlab.example.com refused the job token: the job's project must be allowed there; or give registry_credentials for registry.gitlab.example.com");
+
+    const error = 'ERROR: failed to solve: registry.gitlab.example.com/other/base:1: failed to resolve source metadata for registry.gitlab.example.com/other/base:1: failed to authorize: failed to fetch oauth token: unexpected status from GET request to https://gitlab.example.com/jwt/auth: 403 Forbidden';
+    const denied = run(withJobToken(), { ...WARM, FAKE_BUILD_ERROR: error }, { [PARAMETER]: `gitlab-ci-token:${TOKEN}` });
+    expect(denied.stderr.split('\n').filter((l) => l.startsWith('Error: '))).toEqual([
+      "Error: registry.gitlab.example.com refused access with the job token: this job's project may pull and push only its own and allowed projects' images there; or give registry_credentials for registry.gitlab.example.com",
+    ]);
+  });
+});
+
 describe('resolveBuildspec', () => {
   it('generates one when no buildspec input is given', () => {
     expect(resolveBuildspec(settingsFixture())).toBe(generateBuildspec(settingsFixture()));

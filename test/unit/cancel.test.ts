@@ -39,7 +39,7 @@ async function fakeGitLab(answers: { status: number; body: unknown }[], apiPath 
 
 function job(overrides: Partial<GitLabJob> = {}): GitLabJob {
   return {
-    serverUrl: undefined, apiUrl: undefined, projectPath: 'group/app', pipelineId: '1', pipelineUrl: undefined,
+    serverUrl: undefined, apiUrl: undefined, projectPath: 'group/app', projectId: '3', registry: undefined, pipelineId: '1', pipelineUrl: undefined,
     jobId: '2', jobUrl: undefined, jobName: 'build-image', commitSha: undefined, ref: 'main', jobToken: undefined,
     ...overrides,
   };

@@ -340,6 +340,46 @@ describe('registry_credentials and ecr_registries', () => {
   });
 });
 
+describe("GitLab's registry with the job token", () => {
+  const job = { CI_REGISTRY: 'registry.gitlab.example.com', CI_JOB_TOKEN: 'glcbt-64_job-token-value', CI_JOB_ID: '9001', CI_PROJECT_ID: '77' };
+  const jobTokenLogin = { registry: 'registry.gitlab.example.com', type: 'PARAMETER_STORE', reference: '/codebuild-image/job-tokens/77/9001', jobToken: true };
+
+  it('logs in with it when the image is in CI_REGISTRY and no item names that registry', () => {
+    expect(readSettings(env({ image: 'registry.gitlab.example.com/group/app' }, job), checkout).registryLogins).toEqual([jobTokenLogin]);
+    // The cache there is enough too (a registry with a port is matched with its port).
+    const withPort = { ...job, CI_REGISTRY: 'gitlab.example.com:5050' };
+    expect(readSettings(env({ cache_ref: 'gitlab.example.com:5050/group/app:buildcache' }, withPort), checkout).registryLogins).toEqual([
+      { ...jobTokenLogin, registry: 'gitlab.example.com:5050' },
+    ]);
+  });
+
+  it('logs in with it when an item says job-token, e.g. to pull base images from GitLab while pushing to ECR', () => {
+    const s = readSettings(env({ registry_credentials: '["registry.gitlab.example.com=job-token"]' }, job), checkout);
+    expect(s.registryLogins).toEqual([jobTokenLogin]);
+    expect(s.image.ecr).toBeDefined();
+  });
+
+  it('does not use it for a registry given other credentials, nor for an image elsewhere, nor outside a job', () => {
+    const item = '["registry.gitlab.example.com=secretsmanager:ci/deploy-token"]';
+    expect(readSettings(env({ image: 'registry.gitlab.example.com/group/app', registry_credentials: item }, job), checkout).registryLogins).toEqual([
+      { registry: 'registry.gitlab.example.com', type: 'SECRETS_MANAGER', reference: 'ci/deploy-token' },
+    ]);
+    expect(readSettings(env({}, job), checkout).registryLogins).toEqual([]);
+    expect(readSettings(env({ image: 'registry.gitlab.example.com/group/app' }, { ...job, CI_JOB_TOKEN: '' }), checkout).registryLogins).toEqual([]);
+  });
+
+  it.each([
+    ['another registry', 'docker.io=job-token', job, 'the job token works only for this GitLab\'s registry, "registry.gitlab.example.com" (CI_REGISTRY)'],
+    ['no CI_REGISTRY', 'registry.gitlab.example.com=job-token', { ...job, CI_REGISTRY: '' }, 'CI_REGISTRY is not set'],
+    ['no job token', 'registry.gitlab.example.com=job-token', { ...job, CI_JOB_TOKEN: '' }, 'CI_JOB_TOKEN, CI_JOB_ID or CI_PROJECT_ID is not set'],
+  ])('refuses job-token for %s in one line, without the token', (_name, item, extra, fragment) => {
+    const found = problems(env({ registry_credentials: JSON.stringify([item]) }, extra));
+    expect(found.map((p) => p.input)).toEqual(['registry_credentials']);
+    expect(found[0]?.message).toContain(fragment);
+    expect(JSON.stringify(found)).not.toContain(job.CI_JOB_TOKEN);
+  });
+});
+
 describe('helpers', () => {
   it('maps input names to variables in one table', () => {
     expect(envVarName(Inputs.SecretBuildArgs)).toBe('CODEBUILD_IMAGE_SECRET_BUILD_ARGS');

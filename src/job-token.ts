@@ -1,0 +1,61 @@
+/**
+ * GitLab's container registry with the job's own CI_JOB_TOKEN. The token must not travel in StartBuild: anyone
+ * allowed codebuild:BatchGetBuilds reads a build's environment. So the job writes it to a SecureString under
+ * JOB_TOKEN_PATH, the build gets only the parameter's name (a PARAMETER_STORE variable that CodeBuild resolves),
+ * and the job deletes the parameter when its builds end; `index.js stop` (after_script) deletes it too.
+ */
+import { DeleteParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { JOB_TOKEN_PATH } from './aws-names';
+import type { Output } from './console';
+import { awsStep, errorName } from './errors';
+import type { RegistryLogin, Settings } from './settings';
+
+/** The username GitLab's registry takes with a job token (GitLab's CI_REGISTRY_USER). */
+export const JOB_TOKEN_USER = 'gitlab-ci-token';
+
+function jobTokenLogin(s: Settings): RegistryLogin | undefined {
+  return s.registryLogins.find((l) => l.jobToken);
+}
+
+/** Writes the parameter a job-token login reads, if there is one. */
+export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Promise<void> {
+  const login = jobTokenLogin(s);
+  if (!login || !s.gitlab.jobToken) return;
+  const name = login.reference;
+  await awsStep(
+    `Passing the job token to the build for ${login.registry} (SecureString ${name})`,
+    () =>
+      ssm.send(
+        new PutParameterCommand({
+          Name: name,
+          Value: `${JOB_TOKEN_USER}:${s.gitlab.jobToken}`,
+          Type: 'SecureString',
+          // A parameter already there was not written by this job (job IDs are unique): never use or replace it.
+          Overwrite: false,
+          Description: `CI_JOB_TOKEN of GitLab job ${s.gitlab.jobUrl ?? s.gitlab.jobId} for its CodeBuild builds; deleted when they end`,
+        }),
+      ),
+    (e) =>
+      errorName(e) === 'ParameterAlreadyExists'
+        ? `The parameter ${name} exists and is not this job's: delete it (aws ssm delete-parameter --name ${name}) and retry the job.`
+        : `The CI role needs ssm:PutParameter and ssm:DeleteParameter on parameter${JOB_TOKEN_PATH}/* (infra/cloudformation.yml grants them); ` +
+          `or give registry_credentials for ${login.registry} with a deploy token stored in Secrets Manager.`,
+  );
+  out.info(`Job token for ${login.registry} passed to the build by reference (SecureString ${name}, deleted when the build ends)`);
+}
+
+/** Deletes the job token's parameter; never throws (the token itself stops working when the job ends). */
+export async function deleteJobToken(ssm: SSMClient, s: Settings, out: Output): Promise<void> {
+  const login = jobTokenLogin(s);
+  if (!login) return;
+  try {
+    await ssm.send(new DeleteParameterCommand({ Name: login.reference }));
+    out.info(`Deleted the job token's SecureString ${login.reference}`);
+  } catch (e) {
+    if (errorName(e) === 'ParameterNotFound') return;
+    out.warn(
+      `Could not delete the SecureString ${login.reference} that holds this job's token (${errorName(e) ?? 'error'}): ` +
+        `the token stops working when the job ends, but delete the parameter, and let the CI role ssm:DeleteParameter on it.`,
+    );
+  }
+}

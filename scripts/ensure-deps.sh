@@ -61,8 +61,14 @@ ensure_engine() {
   done
   local staging="$ENGINE_DIR.new"
   rm -rf "$staging" && mkdir -p "$staging/bin" "$staging/cli-plugins"
-  local deb
+  local deb unpacked
   for deb in "$state"/debs/*.deb; do dpkg-deb -x "$deb" "$staging/root"; done
+  # "packages" holds what was asked for (the check above), "unpacked" what Debian had: newer after a fallback.
+  unpacked="$(for deb in "$state"/debs/*.deb; do dpkg-deb --show --showformat='${Package}=${Version}\n' "$deb"; done | sort)"
+  echo "$unpacked" > "$staging/unpacked"
+  if [ "$unpacked" != "$(printf '%s\n' "${ENGINE_PACKAGES[@]}" | sort)" ]; then
+    log "Debian $ENGINE_SUITE no longer has every pinned version; unpacked: $(echo $unpacked)"
+  fi
   local f
   for f in containerd containerd-shim-runc-v2 ctr docker docker-init; do ln -s "../root/usr/bin/$f" "$staging/bin/$f"; done
   for f in dockerd docker-proxy; do ln -s "../root/usr/sbin/$f" "$staging/bin/$f"; done

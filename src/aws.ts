@@ -11,6 +11,6 @@ export { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 export { pushImageIndex } from './image-index';
 export { deleteJobToken, putJobToken } from './job-token';
 export { buildTargets, followBuilds, startBuilds } from './platform-builds';
-export { buildRecord, exportedDigest, platformsRecord, readBuildIds, readStartMarker, reusedRecord, writeBuildIds, writeReports, writeStartMarker } from './report';
+export { buildRecord, exportedDigest, failedBuild, platformsRecord, readBuildIds, readStartMarker, reusedRecord, writeBuildIds, writeReports, writeStartMarker } from './report';
 export { inputsTag, reuseUnchanged } from './unchanged';
 export { uploadContext } from './upload';

@@ -255,9 +255,7 @@ async function report(settings: Settings, record: BuildRecord, out: Output, expl
 async function platformsRecord(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output, tags: string[]): Promise<BuildRecord> {
   const aws = await loadAws();
   const builds = finished.map((f) => ({ platform: f.platform ?? '', settings: f.settings, build: f.build, consoleUrl: aws.consoleUrl(settings.region, f.build) }));
-  // The build that failed, not one stopped because of it.
-  const unsuccessful = builds.filter((b) => b.build.buildStatus !== 'SUCCEEDED');
-  const failed = unsuccessful.find((b) => b.build.buildStatus !== 'STOPPED') ?? unsuccessful[0];
+  const failed = aws.failedBuild(builds);
   const images = builds.map((b) => ({ platform: b.platform, digest: aws.exportedDigest(settings, b.build) ?? '' }));
   let index: { digest: string; mediaType: string } | undefined;
   if (failed) {

@@ -99,6 +99,12 @@ function phaseRecords(build: Build): PhaseRecord[] {
   });
 }
 
+/** Of several platforms' builds, the one that failed, not one stopped because of it; undefined when all succeeded. */
+export function failedBuild<T extends { build: Build }>(builds: T[]): T | undefined {
+  const unsuccessful = builds.filter((b) => b.build.buildStatus !== 'SUCCEEDED');
+  return unsuccessful.find((b) => b.build.buildStatus !== 'STOPPED') ?? unsuccessful[0];
+}
+
 /**
  * The record of a multi-platform image: the first build's record, with every platform's build, the status of
  * the whole (SUCCEEDED only when every build and the index succeeded) and the index as the image.
@@ -125,9 +131,8 @@ export function platformsRecord(
       consoleUrl: b.consoleUrl,
     };
   });
-  // The status of the build that failed, not of one stopped because of it.
-  const unsuccessful = builds.map((b) => b.build.buildStatus ?? 'UNKNOWN').filter((status) => status !== 'SUCCEEDED');
-  record.status = unsuccessful.find((status) => status !== 'STOPPED') ?? unsuccessful[0] ?? (index ? 'SUCCEEDED' : 'FAILED');
+  const failed = failedBuild(builds);
+  record.status = failed ? (failed.build.buildStatus ?? 'UNKNOWN') : index ? 'SUCCEEDED' : 'FAILED';
   if (index) {
     record.digest = index.digest;
     record.imageRef = `${s.image.name}@${index.digest}`;

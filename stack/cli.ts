@@ -2,6 +2,7 @@
  * npx tsx stack/cli.ts up [--dir D] [--no-docker] [--phase-delay-ms N]   start a detached stack, print its env
  *     [--secret NAME=VALUE]… [--parameter NAME=VALUE]…                   seed the fake's Secrets Manager / Parameter Store
  *     [--auth-registry]                                                  and a registry that requires a user (stack/auth-registry)
+ *     [--job-token TOKEN]                                                that also takes gitlab-ci-token:TOKEN, as GitLab's registry
  * npx tsx stack/cli.ts down [--dir D]                                    stop it (by the PIDs in D/pids)
  * npx tsx stack/cli.ts env [--dir D]                                     print `export` lines for a shell
  * npx tsx stack/cli.ts token [--dir D] [--claims JSON]                   print an OIDC token for a group/hello job
@@ -13,7 +14,7 @@ import { DEFAULT_STACK_DIR } from './paths';
 import { attach, readStack, shellExports, startStack, stopStack, type StackInfo } from './stack';
 
 const USAGE =
-  'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--secret NAME=VALUE]… [--parameter NAME=VALUE]… [--auth-registry] [--claims JSON]';
+  'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--secret NAME=VALUE]… [--parameter NAME=VALUE]… [--auth-registry] [--job-token TOKEN] [--claims JSON]';
 
 /** `NAME=VALUE` items as a record; the value may contain `=`. */
 function pairs(items: string[] | undefined, flag: string): Record<string, string> {
@@ -44,6 +45,7 @@ async function main(argv: string[]): Promise<void> {
       secret: { type: 'string', multiple: true },
       parameter: { type: 'string', multiple: true },
       'auth-registry': { type: 'boolean' },
+      'job-token': { type: 'string' },
     },
   });
   const dir = path.resolve(values.dir ?? DEFAULT_STACK_DIR);
@@ -57,7 +59,9 @@ async function main(argv: string[]): Promise<void> {
         secrets: pairs(values.secret, 'secret'),
         parameters: pairs(values.parameter, 'parameter'),
         // A user of this stack only: the fake's Secrets Manager holds it for builds (STACK_AUTH_REGISTRY_SECRET).
-        ...(values['auth-registry'] ? { authRegistry: { username: 'builder', password: randomBytes(18).toString('base64url') } } : {}),
+        ...(values['auth-registry'] || values['job-token'] ? { authRegistry: { username: 'builder', password: randomBytes(18).toString('base64url') } } : {}),
+        // Jobs then log in with it as with a job token: CI_REGISTRY=$STACK_AUTH_REGISTRY CI_JOB_TOKEN=TOKEN.
+        ...(values['job-token'] ? { authRegistryJobToken: values['job-token'] } : {}),
         detached: true,
       });
       console.error(`local stack up in ${Date.now() - started} ms (state in ${dir}; stop with: npx tsx stack/cli.ts down --dir ${dir})`);

@@ -70,10 +70,11 @@ describe('src/aws-permissions.ts matches the code', () => {
 });
 
 describe('the CI role in infra/cloudformation.yml', () => {
-  // With secret and parameter lists, so that the statements for registry credentials are rendered too.
+  // With job tokens and secret and parameter lists, so that every optional statement is rendered too.
   const r = render(loadTemplate(), {
     AllowedSubjects: 'project_path:g/p:ref_type:branch:ref:main',
     EcrRepositories: 'g/p',
+    JobTokens: 'true',
     SecretArns: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/registry-??????',
     ParameterArns: 'arn:aws:ssm:eu-west-1:123456789012:parameter/ci/registry',
   });

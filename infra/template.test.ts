@@ -74,6 +74,7 @@ const variants: Record<string, Record<string, string>> = {
   },
   'secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project': {
     ...base,
+    JobTokens: 'true',
     SecretArns: `arn:aws:secretsmanager:${region}:${acct}:secret:ci/npm-??????`,
     ParameterArns: `arn:aws:ssm:${region}:${acct}:parameter/ci/token,arn:aws:ssm:${region}:${acct}:parameter/ci/other`,
     OidcThumbprints: '0123456789abcdef0123456789abcdef01234567', ImmutableTags: 'true', UntaggedImageDays: '0',
@@ -223,7 +224,7 @@ describe('IAM policies', () => {
     expect(actionsOf(star)).toEqual(Object.keys(starResourceExceptions).sort());
   });
 
-  it('lets the CI role touch only its bucket prefix, its projects, their log groups, the named repositories and job tokens', () => {
+  it('lets the CI role touch only its bucket prefix, its projects, their log groups, the named repositories, and job tokens and secrets if asked', () => {
     const r = rendered.defaults!;
     const resources = roleStatements(r, 'CiRole').flatMap((s) => list(s.Resource)).sort();
     expect(resources).toEqual([
@@ -234,19 +235,16 @@ describe('IAM policies', () => {
       `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder-arm64:*`,
       `arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder:*`,
       `arn:aws:s3:::codebuild-image-${acct}-${region}/contexts/*`,
-      `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`,
     ]);
-    const byAction = (action: string) => roleStatements(r, 'CiRole').filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
-    expect(byAction('ssm:PutParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
-    expect(byAction('ssm:DeleteParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
-    // Registry credentials only where the builds may read them too, and none without such lists.
+    // Job tokens only with JobTokens=true; registry credentials only where the builds may read them too.
     const v = variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
     const withLists = roleStatements(rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!, 'CiRole');
     const read = (action: string) => withLists.filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
+    expect(read('ssm:PutParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
+    expect(read('ssm:DeleteParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
     expect(read('secretsmanager:GetSecretValue')).toEqual([v.SecretArns]);
     expect(read('ssm:GetParameter')).toEqual(v.ParameterArns!.split(','));
-    expect(byAction('secretsmanager:GetSecretValue')).toEqual([]);
-    expect(byAction('ssm:GetParameter')).toEqual([]);
+    expect(actionsOf(roleStatements(r, 'CiRole')).filter((a) => /^(secretsmanager|ssm):/.test(a))).toEqual([]);
     const noArm = roleStatements(rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!, 'CiRole');
     expect(noArm.flatMap((s) => list(s.Resource)).filter((x) => x.includes('arm64'))).toEqual([]);
   });
@@ -261,9 +259,8 @@ describe('IAM policies', () => {
     expect(byAction(build, 'secretsmanager:GetSecretValue')).toEqual([variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!.SecretArns]);
     const jobTokens = `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`;
     expect(byAction(build, 'ssm:GetParameters')).toEqual([jobTokens, ...variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!.ParameterArns!.split(',')]);
-    // Without secret or parameter lists, only the job tokens.
-    const defaults = roleStatements(rendered.defaults!, 'BuildRole');
-    expect(defaults.filter((s) => list(s.Action).some((a) => /^(secretsmanager|ssm):/.test(a))).flatMap((s) => [...list(s.Action), ...list(s.Resource)])).toEqual(['ssm:GetParameters', jobTokens]);
+    // Without secret or parameter lists and job tokens, no statement for them at all.
+    expect(actionsOf(roleStatements(rendered.defaults!, 'BuildRole')).filter((a) => /^(secretsmanager|ssm):/.test(a))).toEqual([]);
     expect(actionsOf(build).filter((a) => a.startsWith('iam:') || a.startsWith('sts:'))).toEqual([]);
   });
 

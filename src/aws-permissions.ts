@@ -47,18 +47,18 @@ export const awsCalls = {
   GetAuthorizationTokenCommand: {
     actions: ['ecr:GetAuthorizationToken'],
     usedIn: ['src/registry-signin.ts'],
-    note: 'Signs in to an ECR registry to put the image index of a multi-platform image (see registryApiActions).',
+    note: 'Signs in to an ECR registry to put the image index of a multi-platform image or retag an unchanged one (see registryApiActions).',
   },
   PutParameterCommand: {
     actions: ['ssm:PutParameter'],
     usedIn: ['src/job-token.ts'],
-    note: "Writes the job token for GitLab's registry to a SecureString under JOB_TOKEN_PATH that the build reads by reference.",
+    note: "Writes the job token for GitLab's registry to a SecureString under JOB_TOKEN_PATH that the build reads by reference; granted with JobTokens=true.",
   },
   DeleteParameterCommand: { actions: ['ssm:DeleteParameter'], usedIn: ['src/job-token.ts'] },
   GetParameterCommand: {
     actions: ['ssm:GetParameter'],
     usedIn: ['src/registry-signin.ts'],
-    note: 'Reads registry credentials of registry_credentials (ssm:) to sign in for a multi-platform index; granted on ParameterArns.',
+    note: 'Reads registry credentials of registry_credentials (ssm:) to sign in for a multi-platform index or a skip_unchanged retag; granted on ParameterArns.',
   },
   GetSecretValueCommand: {
     actions: ['secretsmanager:GetSecretValue'],

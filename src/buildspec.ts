@@ -15,12 +15,12 @@ export const BuildEnv = {
   ecrRegistries: 'CBI_ECR_REGISTRIES',
   /** Registries logged in to with credentials by reference, separated by single spaces; optional. */
   loginRegistries: 'CBI_LOGIN_REGISTRIES',
+  /** The registry of CBI_LOGIN_REGISTRIES logged in to with the job's CI_JOB_TOKEN (GitLab's), for its messages; optional. */
+  jobTokenRegistry: 'CBI_JOB_TOKEN_REGISTRY',
   /**
    * For the i-th (from 0) of CBI_LOGIN_REGISTRIES: CBI_LOGIN_USER_<i> and CBI_LOGIN_PASSWORD_<i> (a Secrets Manager
    * secret's json keys), or CBI_LOGIN_CREDENTIAL_<i> (a parameter, `username:password` or that JSON).
    */
-  /** The registry of CBI_LOGIN_REGISTRIES logged in to with the job's CI_JOB_TOKEN (GitLab's), for its messages; optional. */
-  jobTokenRegistry: 'CBI_JOB_TOKEN_REGISTRY',
   loginUserPrefix: 'CBI_LOGIN_USER_',
   loginPasswordPrefix: 'CBI_LOGIN_PASSWORD_',
   loginCredentialPrefix: 'CBI_LOGIN_CREDENTIAL_',

@@ -15,6 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { BuildEnv } from './buildspec';
 import type { Output } from './console';
 import { AwsStepError, awsStep } from './errors';
+import { jobTokenLogin } from './job-token';
 import type { Settings } from './settings';
 
 /** Where the context archive was uploaded (structurally the Upload of src/upload.ts). */
@@ -80,7 +81,7 @@ export function buildVariables(s: Settings): EnvironmentVariable[] {
 /** Registry credentials as references only: CodeBuild resolves them in the build container. */
 function loginVariables(s: Settings): EnvironmentVariable[] {
   if (s.registryLogins.length === 0) return [];
-  const jobToken = s.registryLogins.find((l) => l.jobToken);
+  const jobToken = jobTokenLogin(s);
   return [
     plain(BuildEnv.loginRegistries, s.registryLogins.map((l) => l.registry).join(' ')),
     ...(jobToken ? [plain(BuildEnv.jobTokenRegistry, jobToken.registry)] : []),

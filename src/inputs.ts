@@ -134,6 +134,11 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
   const projectName = readProjectName(p, get(Inputs.ProjectName));
   const platforms = readPlatforms(p, get, projectName, buildspec === undefined);
   const buildkit = readBuildKit(p, get, image, platforms.emulation);
+  // The repositories the build pushes to: the image's and the cache's.
+  const pushedTo = [image.name, buildkit.cacheRef?.replace(/:[^/:]+$/, '')].flatMap((ref) => {
+    const repo = ref ? parseImageRepository(ref) : undefined;
+    return repo && !('problem' in repo) ? [repo] : [];
+  });
   const settings: Settings = {
     region,
     roleArn: role?.arn,
@@ -153,8 +158,8 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     buildArgs,
     secretBuildArgs,
     image,
-    registryLogins: readRegistryLogins(p, get(Inputs.RegistryCredentials), gitlab, [image.name, buildkit.cacheRef]),
-    ecrRegistries: readEcrRegistries(p, get(Inputs.EcrRegistries), [image.name, buildkit.cacheRef]),
+    registryLogins: readRegistryLogins(p, get(Inputs.RegistryCredentials), gitlab, pushedTo),
+    ecrRegistries: readEcrRegistries(p, get(Inputs.EcrRegistries), pushedTo),
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
     buildspec: buildspec?.path,
     buildspecText: buildspec?.text,
@@ -541,7 +546,7 @@ const REGISTRY_CREDENTIALS_USAGE = 'REGISTRY=secretsmanager:<secret-id> (a secre
  * there and no item names it. Items are echoed only up to the `=`: a user may have pasted a password instead of a
  * reference.
  */
-function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, refs: (string | undefined)[]): RegistryLogin[] {
+function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, pushedTo: ImageRepository[]): RegistryLogin[] {
   const logins: RegistryLogin[] = [];
   for (const [i, item] of (readList(p, Inputs.RegistryCredentials, raw) ?? []).entries()) {
     const eq = item.indexOf('=');
@@ -557,7 +562,7 @@ function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, refs: (str
     } else if (logins.some((l) => l.registry === registry.registry)) {
       p.add(Inputs.RegistryCredentials, `${registry.registry} is given more than once; keep one`);
     } else if (item.slice(eq + 1) === 'job-token') {
-      const login = jobTokenLogin(job, registry.registry);
+      const login = gitlabRegistryLogin(job, registry.registry);
       if (typeof login === 'string') p.add(Inputs.RegistryCredentials, `${registry.registry}=job-token: ${login}`);
       else logins.push(login);
     } else if (!source) {
@@ -568,9 +573,9 @@ function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, refs: (str
       logins.push({ registry: registry.registry, type: source[1] === 'ssm' ? 'PARAMETER_STORE' : 'SECRETS_MANAGER', reference });
     }
   }
-  const pushesToGitLab = job.registry && refs.some((ref) => ref && parseRegistry(ref.slice(0, ref.indexOf('/')))?.registry === job.registry);
-  if (pushesToGitLab && !logins.some((l) => l.registry === job.registry)) {
-    const login = jobTokenLogin(job, job.registry ?? '');
+  const gitlab = job.registry;
+  if (gitlab && pushedTo.some((r) => r.registry === gitlab) && !logins.some((l) => l.registry === gitlab)) {
+    const login = gitlabRegistryLogin(job, gitlab);
     // Outside a GitLab job (no job token) the build goes on without a login and says what to set if refused.
     if (typeof login !== 'string') logins.push(login);
   }
@@ -578,7 +583,7 @@ function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, refs: (str
 }
 
 /** A login to GitLab's registry with the job token, or why there cannot be one. */
-function jobTokenLogin(job: GitLabJob, registry: string): RegistryLogin | string {
+function gitlabRegistryLogin(job: GitLabJob, registry: string): RegistryLogin | string {
   if (!job.registry) return 'CI_REGISTRY is not set: job-token works in a GitLab job of a GitLab with its container registry enabled';
   if (registry !== job.registry) return `the job token works only for this GitLab's registry, ${shown(job.registry)} (CI_REGISTRY); give secretsmanager: or ssm: credentials for ${registry}`;
   if (!job.jobToken || !job.jobId || !job.projectId) return 'CI_JOB_TOKEN, CI_JOB_ID or CI_PROJECT_ID is not set: job-token works in a GitLab job only';
@@ -586,12 +591,9 @@ function jobTokenLogin(job: GitLabJob, registry: string): RegistryLogin | string
 }
 
 /** ECR registries named by the image, the cache or ecr_registries (base images in other accounts' registries). */
-function readEcrRegistries(p: Problems, raw: string, refs: (string | undefined)[]): { registry: string; region: string }[] {
+function readEcrRegistries(p: Problems, raw: string, pushedTo: ImageRepository[]): { registry: string; region: string }[] {
   const found = new Map<string, string>();
-  for (const ref of refs) {
-    const repo = ref ? parseImageRepository(ref.replace(/:[^/:]+$/, '')) : undefined;
-    if (repo && 'ecr' in repo && repo.ecr) found.set(repo.registry, repo.ecr.region);
-  }
+  for (const repo of pushedTo) if (repo.ecr) found.set(repo.registry, repo.ecr.region);
   for (const host of readList(p, Inputs.EcrRegistries, raw) ?? []) {
     const registry = parseRegistry(host);
     if (registry?.ecr) found.set(registry.registry, registry.ecr.region);

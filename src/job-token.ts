@@ -13,7 +13,8 @@ import type { RegistryLogin, Settings } from './settings';
 /** The username GitLab's registry takes with a job token (GitLab's CI_REGISTRY_USER). */
 export const JOB_TOKEN_USER = 'gitlab-ci-token';
 
-function jobTokenLogin(s: Settings): RegistryLogin | undefined {
+/** The registry login that uses the job token, if any. */
+export function jobTokenLogin(s: Settings): RegistryLogin | undefined {
   return s.registryLogins.find((l) => l.jobToken);
 }
 
@@ -30,16 +31,16 @@ export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Pro
           Name: name,
           Value: `${JOB_TOKEN_USER}:${s.gitlab.jobToken}`,
           Type: 'SecureString',
-          // A parameter already there was not written by this job (job IDs are unique): never use or replace it.
-          Overwrite: false,
+          // Overwrite: a retried request whose first answer was lost must not fail the job. (Whoever could have
+          // written the name before could overwrite it after, so refusing an existing one would protect nothing.)
+          Overwrite: true,
           Description: `CI_JOB_TOKEN of GitLab job ${s.gitlab.jobUrl ?? s.gitlab.jobId} for its CodeBuild builds; deleted when they end`,
         }),
       ),
-    (e) =>
-      errorName(e) === 'ParameterAlreadyExists'
-        ? `The parameter ${name} exists and is not this job's: delete it (aws ssm delete-parameter --name ${name}) and retry the job.`
-        : `The CI role needs ssm:PutParameter and ssm:DeleteParameter on parameter${JOB_TOKEN_PATH}/* (infra/cloudformation.yml grants them); ` +
-          `or give registry_credentials for ${login.registry} with a deploy token stored in Secrets Manager.`,
+    () =>
+      `The CI role needs ssm:PutParameter and ssm:DeleteParameter on parameter${JOB_TOKEN_PATH}/* (infra/cloudformation.yml ` +
+      `grants them with JobTokens=true; see the README on who may share them), or give registry_credentials for ${login.registry} ` +
+      'with a deploy token stored in Secrets Manager.',
   );
   out.info(`Job token for ${login.registry} passed to the build by reference (SecureString ${name}, deleted when the build ends)`);
 }

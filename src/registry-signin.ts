@@ -7,7 +7,7 @@
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { awsStep } from './errors';
+import { AwsStepError, awsStep } from './errors';
 import { JOB_TOKEN_USER } from './job-token';
 import { RegistryClient, type RegistryCredentials } from './registry';
 import type { RegistryLogin, Settings } from './settings';
@@ -18,9 +18,10 @@ export interface SignInClients {
   secrets: SecretsManagerClient;
 }
 
-/** The registry API of the image's registry, signed in to on its first 401. */
+/** The registry API of the image's registry, signed in to on its first 401 (the credentials read once). */
 export function registryClient(s: Settings, clients: SignInClients): RegistryClient {
-  return new RegistryClient(s.image.registry, { credentials: () => signIn(s, clients) });
+  let credentials: Promise<RegistryCredentials | undefined> | undefined;
+  return new RegistryClient(s.image.registry, { credentials: () => (credentials ??= signIn(s, clients)) });
 }
 
 async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCredentials | undefined> {
@@ -29,14 +30,24 @@ async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCred
   const login = s.registryLogins.find((l) => l.registry === image.registry);
   if (!login) return undefined;
   if (login.jobToken) return { username: JOB_TOKEN_USER, password: s.gitlab.jobToken ?? '' };
+  // The reference is never shown: registry_credentials is never echoed past the `=` (a pasted password).
+  const step = `Reading the credentials registry_credentials names for ${login.registry}`;
   const value = await awsStep(
-    `Reading the credentials registry_credentials names for ${login.registry} (${login.reference})`,
+    step,
     () => readReference(login, clients),
     () =>
-      `The CI role needs ${login.type === 'SECRETS_MANAGER' ? 'secretsmanager:GetSecretValue' : 'ssm:GetParameter'} on ${login.reference} ` +
-      'to sign in to the registry for the image index (infra grants it on SecretArns and ParameterArns).',
+      `The CI role needs ${login.type === 'SECRETS_MANAGER' ? 'secretsmanager:GetSecretValue' : 'ssm:GetParameter'} on it to sign in ` +
+      'to the registry for the image index or a retag (infra grants it on SecretArns and ParameterArns).',
   );
-  return parseCredentials(value);
+  const credentials = parseCredentials(value, login.type);
+  if (!credentials) {
+    throw new AwsStepError(
+      step,
+      Object.assign(new Error('no username or no password'), { name: 'CredentialsError' }),
+      'Store {"username","password"} in the secret, or username:password in the parameter.',
+    );
+  }
+  return credentials;
 }
 
 async function ecrSignIn(registry: string, ecr: ECRClient): Promise<RegistryCredentials> {
@@ -61,16 +72,21 @@ async function readReference(login: RegistryLogin, clients: SignInClients): Prom
   return (await clients.ssm.send(new GetParameterCommand({ Name: login.reference, WithDecryption: true }))).Parameter?.Value ?? '';
 }
 
-/** `{"username","password"}` or `username:password`, as the build script reads them (src/build-script.ts). */
-export function parseCredentials(value: string): RegistryCredentials | undefined {
+/**
+ * As the build reads them (src/build-script.ts, where CodeBuild resolves a secret's json keys): a secret holds
+ * `{"username","password"}`; a parameter that JSON or `username:password`. Numbers count as text, as for jq.
+ */
+export function parseCredentials(value: string, type: RegistryLogin['type']): RegistryCredentials | undefined {
   if (value.startsWith('{')) {
     try {
-      const { username, password } = JSON.parse(value) as { username?: unknown; password?: unknown };
-      return typeof username === 'string' && typeof password === 'string' && username && password ? { username, password } : undefined;
+      const doc = JSON.parse(value) as { username?: unknown; password?: unknown };
+      const [username, password] = [doc.username, doc.password].map((v) => (typeof v === 'string' || typeof v === 'number' ? String(v) : ''));
+      return username && password ? { username, password } : undefined;
     } catch {
       return undefined;
     }
   }
+  if (type === 'SECRETS_MANAGER') return undefined;
   const colon = value.indexOf(':');
   return colon > 0 && colon < value.length - 1 ? { username: value.slice(0, colon), password: value.slice(colon + 1) } : undefined;
 }

@@ -42,7 +42,7 @@ export interface RegistryCredentials {
 }
 
 export interface RegistryClientOptions {
-  /** Called once, on the first 401; undefined means anonymous. */
+  /** Called on a 401 (memoize it: a push after a pull asks again); undefined means anonymous. */
   credentials?: () => Promise<RegistryCredentials | undefined>;
   fetch?: typeof fetch;
 }
@@ -138,6 +138,10 @@ export class RegistryClient {
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     if (!params.realm) return undefined;
     const url = new URL(params.realm);
+    // Credentials go to a token service over TLS only (a loopback one excepted, as for registries).
+    if (url.protocol !== 'https:' && !isLoopback(url.host)) {
+      throw new RegistryError(`signing in to ${this.host}`, `its token service ${url.origin} is not HTTPS; no credentials were sent`);
+    }
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', `repository:${repository}:${actions}`);
     const res = await this.fetch(url, { headers: basic ? { authorization: basic } : {} });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { join, resolve } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Stack } from '../../stack/stack';
 
 export const repoRoot = resolve(__dirname, '../..');
@@ -112,4 +113,16 @@ export async function contextObject(stack: Stack, key: string): Promise<Buffer> 
   });
   const res = await s3.send(new GetObjectCommand({ Bucket: stack.bucket, Key: key }));
   return Buffer.from(await res.Body?.transformToByteArray() ?? []);
+}
+
+/** A Parameter Store value of the fake, or the error name (ParameterNotFound) when there is none. */
+export async function stackParameter(stack: Stack, name: string): Promise<string | undefined> {
+  const ssm = new SSMClient({ endpoint: stack.fakeUrl, region: stack.region, credentials: { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'x' } });
+  try {
+    return (await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter?.Value;
+  } catch (e) {
+    return (e as Error).name;
+  } finally {
+    ssm.destroy();
+  }
 }

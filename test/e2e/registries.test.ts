@@ -7,11 +7,10 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { AUTH_REGISTRY_SECRET, startStack, type Stack } from '../../stack/stack';
-import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
-import { contextObject, readDotenv, visible } from './helpers';
+import { repoRoot, runOnStack, SELF_COMPONENT, type StackRun, stackInputs } from '../helpers/gitlab-ci-local';
+import { contextObject, readDotenv, stackParameter, visible } from './helpers';
 
 const USER = { username: 'reg-user-7q', password: 'Pw-4uth-r3gistry-c81d' };
 const JOB_TOKEN = 'glcbt-64_J0b-t0ken-e2e-5b1d';
@@ -49,6 +48,35 @@ async function indexPlatforms(repository: string, tag: string): Promise<string[]
   const index = (await (await manifestRequest(repository, tag, 'GET')).json()) as { manifests?: { platform?: { os: string; architecture: string } }[] };
   return (index.manifests ?? []).map((m) => `${m.platform?.os}/${m.platform?.architecture}`).filter((p) => p !== 'unknown/unknown');
 }
+
+/** Every output a secret must not reach: the job log, StartBuild as the fake recorded it, the uploaded zip, the reports. */
+async function everyOutput(run: StackRun, builds: { source: { location?: string } }[]): Promise<{ path: string; text: string }[]> {
+  const location = builds.at(-1)?.source.location ?? '';
+  const zip = await contextObject(stack, location.slice(location.indexOf('/') + 1));
+  expect(zip.length).toBeGreaterThan(0);
+  const outputs = [
+    { path: 'job log', text: run.output },
+    { path: 'StartBuild as the fake recorded it', text: JSON.stringify(builds) },
+    { path: 'uploaded zip', text: zip.toString('latin1') },
+    ...filesUnder(join(run.dir, '.codebuild-image')),
+  ];
+  expect(outputs.length).toBeGreaterThan(4);
+  return outputs;
+}
+
+/** Runs a two-platform build of test/fixtures/arch to `repository` on the authenticated registry. */
+function runMultiPlatform(repository: string, extra: Record<string, unknown>, opts: { jobToken?: string } = {}): Promise<StackRun> {
+  const inputs = stackInputs(stack, 'build-image', '', {
+    context: 'test/fixtures/arch',
+    image: `${registry}/${repository}`,
+    platforms: ['linux/amd64', 'linux/arm64'],
+    build_args: [`BASE_IMAGE=${stack.authBaseImage}`, `NONCE=${repository}`],
+    ...extra,
+  });
+  return runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs }] }, { copy: ['test/fixtures/arch'], ...opts });
+}
+
+const BASIC = Buffer.from(`${USER.username}:${USER.password}`).toString('base64');
 
 /** Every file under `dir`, read. */
 function filesUnder(dir: string): { path: string; text: string }[] {
@@ -104,20 +132,8 @@ describe('a registry that requires a user, through the component on the local st
         { name: 'CBI_LOGIN_USER_0', value: `${AUTH_REGISTRY_SECRET}:username`, type: 'SECRETS_MANAGER' },
         { name: 'CBI_LOGIN_PASSWORD_0', value: `${AUTH_REGISTRY_SECRET}:password`, type: 'SECRETS_MANAGER' },
       ]);
-      const location = build?.source.location ?? '';
-      const zip = await contextObject(stack, location.slice(location.indexOf('/') + 1));
-      expect(zip.length).toBeGreaterThan(0);
-
-      const basic = Buffer.from(`${USER.username}:${USER.password}`).toString('base64');
-      const outputs = [
-        { path: 'job log', text: run.output },
-        { path: 'StartBuild as the fake recorded it', text: JSON.stringify(builds) },
-        { path: 'uploaded zip', text: zip.toString('latin1') },
-        ...filesUnder(join(run.dir, '.codebuild-image')),
-      ];
-      expect(outputs.length).toBeGreaterThan(4);
-      for (const o of outputs) {
-        expect(o.text.includes(USER.password) || o.text.includes(basic), `the password in ${o.path}`).toBe(false);
+      for (const o of await everyOutput(run, builds)) {
+        expect(o.text.includes(USER.password) || o.text.includes(BASIC), `the password in ${o.path}`).toBe(false);
       }
     } finally {
       run.remove();
@@ -128,20 +144,15 @@ describe('a registry that requires a user, through the component on the local st
 describe('a multi-platform image there, with credentials by reference', () => {
   it('puts the index with the credentials the job reads from the same reference', async () => {
     const repository = `group/multi-${Date.now().toString(36)}`;
-    const inputs = stackInputs(stack, 'build-image', '', {
-      context: 'test/fixtures/arch',
-      image: `${registry}/${repository}`,
-      platforms: ['linux/amd64', 'linux/arm64'],
-      build_args: [`BASE_IMAGE=${stack.authBaseImage}`, `NONCE=${repository}`],
-      registry_credentials: [`${registry}=secretsmanager:${AUTH_REGISTRY_SECRET}`],
-    });
-    const run = await runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs }] }, { copy: ['test/fixtures/arch'] });
+    const run = await runMultiPlatform(repository, { registry_credentials: [`${registry}=secretsmanager:${AUTH_REGISTRY_SECRET}`] });
     try {
       expect(run.code, run.output).toBe(0);
       const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
       expect(await digestOf(repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
       expect(await indexPlatforms(repository, 'latest')).toEqual(['linux/amd64', 'linux/arm64']);
-      expect(run.output).not.toContain(USER.password);
+      for (const o of await everyOutput(run, (await fakeControl(stack.fakeUrl).builds()).slice(-2))) {
+        expect(o.text.includes(USER.password) || o.text.includes(BASIC), `the password in ${o.path}`).toBe(false);
+      }
     } finally {
       run.remove();
     }
@@ -151,13 +162,7 @@ describe('a multi-platform image there, with credentials by reference', () => {
 describe("as GitLab's registry, with the job's CI_JOB_TOKEN (CI_REGISTRY is the authenticated registry)", () => {
   it('builds two platforms pulling from it and pushing to it, the index put with the token; the SecureString is gone after, the token in no output', async () => {
     const repository = `group/gitlab-${Date.now().toString(36)}`;
-    const inputs = stackInputs(stack, 'build-image', '', {
-      context: 'test/fixtures/arch',
-      image: `${registry}/${repository}`,
-      platforms: ['linux/amd64', 'linux/arm64'],
-      build_args: [`BASE_IMAGE=${stack.authBaseImage}`, `NONCE=${repository}`],
-    });
-    const run = await runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs }] }, { copy: ['test/fixtures/arch'], jobToken: JOB_TOKEN });
+    const run = await runMultiPlatform(repository, {}, { jobToken: JOB_TOKEN });
     try {
       const log = visible(run.output);
       expect(run.code, run.output).toBe(0);
@@ -174,19 +179,8 @@ describe("as GitLab's registry, with the job's CI_JOB_TOKEN (CI_REGISTRY is the 
       const parameter = credentials[0]?.value ?? '';
       expect(log).toContain(`Job token for ${registry} passed to the build by reference (SecureString ${parameter}, deleted when the build ends)`);
       expect(log).toContain(`Deleted the job token's SecureString ${parameter}`);
-      const ssm = new SSMClient({ endpoint: stack.fakeUrl, region: stack.region, credentials: { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'x' } });
-      await expect(ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }))).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
-
-      const location = builds[0]?.source.location ?? '';
-      const zip = await contextObject(stack, location.slice(location.indexOf('/') + 1));
-      const outputs = [
-        { path: 'job log', text: run.output },
-        { path: 'StartBuild as the fake recorded it', text: JSON.stringify(builds) },
-        { path: 'uploaded zip', text: zip.toString('latin1') },
-        ...filesUnder(join(run.dir, '.codebuild-image')),
-      ];
-      expect(outputs.length).toBeGreaterThan(4);
-      for (const o of outputs) expect(o.text.includes(JOB_TOKEN), `the job token in ${o.path}`).toBe(false);
+      expect(await stackParameter(stack, parameter)).toBe('ParameterNotFound');
+      for (const o of await everyOutput(run, builds)) expect(o.text.includes(JOB_TOKEN), `the job token in ${o.path}`).toBe(false);
     } finally {
       run.remove();
     }

@@ -7,11 +7,10 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startStack, type Stack } from '../../stack/stack';
-import { type Job, makeJob, repoRoot, runAction, visible } from './helpers';
+import { type Job, makeJob, repoRoot, runAction, stackParameter, visible } from './helpers';
 
 const STACK_DIR = join(repoRoot, '.stack', 'e2e-stop');
 let stack: Stack;
@@ -107,20 +106,32 @@ describe('index.js stop after a killed job', () => {
     await waitForStatus(orphan?.id ?? '', 'STOPPED');
   });
 
+  // The image in CI_REGISTRY: the job passes its token to the build through a SecureString.
+  const withJobToken = (extra: Record<string, string> = {}) =>
+    makeJob(stack, 'examples/hello', { CI_REGISTRY: stack.registry, CI_JOB_TOKEN: 'glcbt-64_killed-job-token', CI_PROJECT_ID: '5', ...extra });
+
   it("deletes the SecureString that carries the job token to GitLab's registry, which the killed job could not", async () => {
-    const job = await makeJob(stack, 'examples/hello', { CI_REGISTRY: stack.registry, CI_JOB_TOKEN: 'glcbt-64_killed-job-token', CI_PROJECT_ID: '5' });
+    const job = await withJobToken();
     const log = await killedJob(job, (all) => /CodeBuild build \S+:\S+/.test(all));
     const parameter = `/codebuild-image/job-tokens/5/${job.env.CI_JOB_ID}`;
     expect(log).toContain(`(SecureString ${parameter}, deleted when the build ends)`);
-    const ssm = new SSMClient({ endpoint: stack.fakeUrl, region: stack.region, credentials: { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'x' } });
-    const read = () => ssm.send(new GetParameterCommand({ Name: parameter, WithDecryption: true }));
-    expect((await read()).Parameter?.Value).toBe('gitlab-ci-token:glcbt-64_killed-job-token');
+    expect(await stackParameter(stack, parameter)).toBe('gitlab-ci-token:glcbt-64_killed-job-token');
 
     const stop = await runAction(job, { args: ['stop'] });
     const out = visible(stop.output);
     expect(stop.code, out).toBe(0);
     expect(out).toContain(`Deleted the job token's SecureString ${parameter}`);
-    await expect(read()).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
+    expect(await stackParameter(stack, parameter)).toBe('ParameterNotFound');
+  });
+
+  it('deletes it at once when StartBuild is refused', async () => {
+    const job = await withJobToken({ CODEBUILD_IMAGE_PROJECT_NAME: 'no-such-project' });
+    const result = await runAction(job);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(3);
+    expect(log).toContain('ResourceNotFoundException');
+    expect(log).toContain(`Deleted the job token's SecureString /codebuild-image/job-tokens/5/${job.env.CI_JOB_ID}`);
+    expect(await stackParameter(stack, `/codebuild-image/job-tokens/5/${job.env.CI_JOB_ID}`)).toBe('ParameterNotFound');
   });
 
   it.each([

@@ -1,6 +1,8 @@
 // The job token's SecureString (src/job-token.ts) and the job's own registry sign-in (src/registry-signin.ts), with the
 // real SDK against the fake's Parameter Store and Secrets Manager, and a real docker-registry that requires a user.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ECRClient } from '@aws-sdk/client-ecr';
@@ -40,6 +42,33 @@ afterAll(async () => {
   rmSync(registryDir, { recursive: true, force: true });
 });
 
+/**
+ * A registry that answers as GitLab's does: 401 with a Bearer challenge naming its token service (`realm`, itself by
+ * default), which gives a token for a scope to `user` only; manifests are never found, and puts are accepted.
+ */
+async function tokenServiceRegistry(user: { username: string; password: string }, realm?: string) {
+  const scopes: string[] = [];
+  const basic = `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/jwt/auth') {
+      const scope = url.searchParams.get('scope') ?? '';
+      if (req.headers.authorization !== basic || url.searchParams.get('service') !== 'container_registry') return void res.writeHead(401).end();
+      scopes.push(scope);
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `t-${scope}` }));
+    }
+    const scope = `repository:group/app:${req.method === 'PUT' ? 'push,pull' : 'pull'}`;
+    if (req.headers.authorization !== `Bearer t-${scope}`) {
+      const at = realm ?? `http://${req.headers.host}/jwt/auth`;
+      return void res.writeHead(401, { 'www-authenticate': `Bearer realm="${at}",service="container_registry",scope="${scope}"` }).end();
+    }
+    res.writeHead(req.method === 'PUT' ? 201 : 404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { host: `127.0.0.1:${port}`, scopes, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
 const PARAMETER = '/codebuild-image/job-tokens/42/2002';
 const jobTokenLogin: RegistryLogin = { registry: 'registry.gitlab.example.com', type: 'PARAMETER_STORE', reference: PARAMETER, jobToken: true };
 const withToken = (logins: RegistryLogin[] = [jobTokenLogin]) => settingsFixture({ registryLogins: logins, gitlab: { ...settingsFixture().gitlab, jobToken: TOKEN } });
@@ -61,14 +90,20 @@ describe('the job token SecureString', () => {
     expect(out.lines.join('\n')).not.toContain(TOKEN);
   });
 
-  it('never uses or replaces a parameter it did not write', async () => {
+  it('replaces a value already under its name, so that a retried PutParameter whose answer was lost still succeeds', async () => {
     await ssm.send(new PutParameterCommand({ Name: PARAMETER, Value: 'someone:else', Type: 'SecureString' }));
+    await putJobToken(ssm, withToken(), memoryOutput());
+    expect(await value(PARAMETER)).toBe(`gitlab-ci-token:${TOKEN}`);
+    await deleteJobToken(ssm, withToken(), memoryOutput());
+  });
+
+  it('names the permission and the stack parameter when it cannot write, never the token', async () => {
+    await stack.control.inject({ kind: 'status', status: 500, operation: 'PutParameter', count: 1 });
     const e = await putJobToken(ssm, withToken(), memoryOutput()).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AwsStepError);
-    expect((e as Error).message).toContain(`The parameter ${PARAMETER} exists and is not this job's: delete it (aws ssm delete-parameter --name ${PARAMETER})`);
+    expect((e as Error).message).toContain('The CI role needs ssm:PutParameter and ssm:DeleteParameter on parameter/codebuild-image/job-tokens/* (infra/cloudformation.yml grants them with JobTokens=true');
     expect((e as Error).message).not.toContain(TOKEN);
-    expect(await value(PARAMETER)).toBe('someone:else');
-    await deleteJobToken(ssm, withToken(), memoryOutput());
+    await expect(value(PARAMETER)).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
   });
 
   it('does nothing without a job-token login', async () => {
@@ -99,6 +134,32 @@ describe("the job's sign-in to the image's registry", () => {
   /** What the registry says to a read of a tag that does not exist: undefined once signed in. */
   const probe = (s: Settings) => registryClient(s, clients).find('group/app', 'none');
 
+  it("signs in to a token service as GitLab's registry asks (Bearer), reading the credentials once for pull and push", async () => {
+    const gitlab = await tokenServiceRegistry({ username: USER.username, password: USER.password });
+    try {
+      await stack.control.resetCalls();
+      const s = { ...withToken([{ registry: gitlab.host, type: 'SECRETS_MANAGER', reference: 'ci/registry' }]), image: { registry: gitlab.host, path: 'group/app', name: `${gitlab.host}/group/app` } };
+      const client = registryClient(s, clients);
+      await expect(client.find('group/app', 'none')).resolves.toBeUndefined();
+      await client.putManifest('group/app', 'latest', 'application/vnd.oci.image.index.v1+json', Buffer.from('{}'));
+      expect(gitlab.scopes).toEqual(['repository:group/app:pull', 'repository:group/app:push,pull']);
+      expect((await stack.control.calls()).GetSecretValue).toBe(1);
+    } finally {
+      await gitlab.close();
+    }
+  });
+
+  it('sends no credentials to a token service that is not HTTPS', async () => {
+    const gitlab = await tokenServiceRegistry({ username: 'gitlab-ci-token', password: TOKEN }, 'http://gitlab.example.com/jwt/auth');
+    try {
+      const s = { ...withToken([{ ...jobTokenLogin, registry: gitlab.host }]), image: { registry: gitlab.host, path: 'group/app', name: `${gitlab.host}/group/app` } };
+      await expect(registryClient(s, clients).find('group/app', 'none')).rejects.toThrow('its token service http://gitlab.example.com is not HTTPS; no credentials were sent');
+      expect(gitlab.scopes).toEqual([]);
+    } finally {
+      await gitlab.close();
+    }
+  });
+
   it.each([
     ['the job token', { ...jobTokenLogin, registry: '' }],
     ['a Secrets Manager secret', { registry: '', type: 'SECRETS_MANAGER', reference: 'ci/registry' }],
@@ -111,20 +172,31 @@ describe("the job's sign-in to the image's registry", () => {
     await expect(probe({ ...withToken([]), image: image() })).rejects.toThrow(/401/);
   });
 
-  it('names the permission when the credentials cannot be read, and never a password', async () => {
+  it('names the permission when the credentials cannot be read, and never the reference', async () => {
     const e = await probe({ ...withToken([{ registry: registry.host, type: 'SECRETS_MANAGER', reference: 'ci/missing' }]), image: image() }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AwsStepError);
-    expect((e as Error).message).toContain('The CI role needs secretsmanager:GetSecretValue on ci/missing');
+    expect((e as Error).message).toContain(`Reading the credentials registry_credentials names for ${registry.host} failed: ResourceNotFoundException`);
+    expect((e as Error).message).toContain('The CI role needs secretsmanager:GetSecretValue on it');
+    expect((e as Error).message).not.toContain('ci/missing');
+  });
+
+  it('says what to store when the credentials read have no password, and sends none', async () => {
+    await ssm.send(new PutParameterCommand({ Name: '/ci/user-only', Value: USER.username, Type: 'SecureString' }));
+    const e = await probe({ ...withToken([{ registry: registry.host, type: 'PARAMETER_STORE', reference: '/ci/user-only' }]), image: image() }).catch((x: unknown) => x);
+    expect((e as Error).message).toContain('no username or no password\nStore {"username","password"} in the secret, or username:password in the parameter.');
   });
 
   it.each([
-    ['{"username":"u","password":"p:w"}', { username: 'u', password: 'p:w' }],
-    ['u:p:w', { username: 'u', password: 'p:w' }],
-    ['{"username":"u"}', undefined],
-    ['{not json', undefined],
-    [':p', undefined],
-    ['u:', undefined],
-  ])('reads credentials %s as the build script does', (text, expected) => {
-    expect(parseCredentials(text)).toEqual(expected);
+    ['{"username":"u","password":"p:w"}', 'SECRETS_MANAGER', { username: 'u', password: 'p:w' }],
+    ['{"username":"u","password":123456}', 'PARAMETER_STORE', { username: 'u', password: '123456' }],
+    ['u:p:w', 'PARAMETER_STORE', { username: 'u', password: 'p:w' }],
+    // CodeBuild reads a secret's username and password json keys: a secret u:p fails there, so here too.
+    ['u:p:w', 'SECRETS_MANAGER', undefined],
+    ['{"username":"u"}', 'PARAMETER_STORE', undefined],
+    ['{not json', 'PARAMETER_STORE', undefined],
+    [':p', 'PARAMETER_STORE', undefined],
+    ['u:', 'PARAMETER_STORE', undefined],
+  ] as const)('reads %s from %s as the build does', (text, type, expected) => {
+    expect(parseCredentials(text, type)).toEqual(expected);
   });
 });

@@ -37,10 +37,13 @@ export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Pro
           Description: `CI_JOB_TOKEN of GitLab job ${s.gitlab.jobUrl ?? s.gitlab.jobId} for its CodeBuild builds; deleted when they end`,
         }),
       ),
-    () =>
-      `The CI role needs ssm:PutParameter and ssm:DeleteParameter on parameter${JOB_TOKEN_PATH}/* (infra/cloudformation.yml ` +
-      `grants them with JobTokens=true; see the README on who may share them), or give registry_credentials for ${login.registry} ` +
-      'with a deploy token stored in Secrets Manager.',
+    (e) =>
+      errorName(e) === 'AccessDeniedException'
+        ? `${login.registry} is this GitLab's registry, so the build logs in with the job token, which needs ssm:PutParameter and ` +
+          `ssm:DeleteParameter for the CI role on parameter${JOB_TOKEN_PATH}/* (infra/cloudformation.yml grants them with JobTokens=true: ` +
+          `read the README's trust note first). Or give registry_credentials for ${login.registry}: a deploy token in Secrets Manager ` +
+          'or Parameter Store, listed in SecretArns or ParameterArns.'
+        : undefined,
   );
   out.info(`Job token for ${login.registry} passed to the build by reference (SecureString ${name}, deleted when the build ends)`);
 }

@@ -161,12 +161,12 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
         out.warn(`${e.message}: after_script cannot find ${what}; the job follows it and stops it itself when cancelled.`);
       }
     };
-    keep('the build by its marker', () =>
-      aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true }),
-    );
     await aws.putJobToken(clients.ssm, settings, out);
     let finished: Finished[];
     try {
+      keep('the build by its marker', () =>
+        aws.writeStartMarker(settings.reportDir, { marker, projectNames: targets.map((t) => t.settings.projectName), requested: true }),
+      );
       const started = await aws.startBuilds({ once: clients.codebuildOnce, polling: clients.codebuild }, targets, upload, buildspec, marker, out, (ids) =>
         keep('the build', () => aws.writeBuildIds(settings.reportDir, ids)),
       );
@@ -277,11 +277,13 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
  * StartBuild answer never arrived is found by the marker recorded before StartBuild.
  */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
-  const { deleteJobToken } = await loadAws();
+  const { deleteJobToken, readBuildIds, readStartMarker } = await loadAws();
+  // The job token is written just before the marker says StartBuild was requested: before that, there is none.
+  const written = readBuildIds(settings.reportDir).length > 0 || readStartMarker(settings.reportDir)?.requested === true;
   try {
     return await stopBuilds(settings, clients, out);
   } finally {
-    await deleteJobToken(clients.ssm, settings, out);
+    if (written) await deleteJobToken(clients.ssm, settings, out);
   }
 }
 

@@ -131,17 +131,21 @@ export class RegistryClient {
 
   /** Answers a 401's challenge: Basic with the credentials, or a Bearer token from the realm it names. */
   private async authorize(challenge: string, repository: string, actions: string): Promise<string | undefined> {
-    const credentials = await this.options.credentials?.();
-    const basic = credentials ? `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` : undefined;
-    if (/^basic\b/i.test(challenge)) return basic;
+    const basicOf = async () => {
+      const credentials = await this.options.credentials?.();
+      return credentials ? `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` : undefined;
+    };
+    if (/^basic\b/i.test(challenge)) return basicOf();
     if (!/^bearer\b/i.test(challenge)) return undefined;
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     if (!params.realm) return undefined;
     const url = new URL(params.realm);
-    // Credentials go to a token service over TLS only (a loopback one excepted, as for registries).
-    if (url.protocol !== 'https:' && !isLoopback(url.host)) {
+    // Credentials go to a token service over TLS only (a loopback one excepted, as for registries); they are
+    // not even read for another.
+    if (this.options.credentials && url.protocol !== 'https:' && !isLoopback(url.host)) {
       throw new RegistryError(`signing in to ${this.host}`, `its token service ${url.origin} is not HTTPS; no credentials were sent`);
     }
+    const basic = await basicOf();
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', `repository:${repository}:${actions}`);
     const res = await this.fetch(url, { headers: basic ? { authorization: basic } : {} });

@@ -3,13 +3,15 @@ export type Fault =
   | { kind: 'throttle'; operation: string; count?: number }
   | { kind: 'status'; operation: string; status: 500 | 503; count?: number }
   | { kind: 'reset'; operation: string; count?: number }
+  /** AccessDeniedException, as IAM answers a call the caller's policies do not allow. */
+  | { kind: 'denied'; operation: string; count?: number }
   | { kind: 'delay'; operation: string; ms: number; count?: number }
   | { kind: 'quota'; operation: string; rps: number };
 
 /** What to do with one call, decided before it is handled. */
 export interface Verdict {
   delayMs: number;
-  action?: 'throttle' | 'reset' | 500 | 503;
+  action?: 'throttle' | 'reset' | 'denied' | 500 | 503;
 }
 
 interface Armed {
@@ -72,7 +74,7 @@ function validateFault(f: Fault): void {
   const ok =
     typeof f.operation === 'string' &&
     f.operation.length > 0 &&
-    ((f.kind === 'throttle' || f.kind === 'reset') ||
+    ((f.kind === 'throttle' || f.kind === 'reset' || f.kind === 'denied') ||
       (f.kind === 'status' && (f.status === 500 || f.status === 503)) ||
       (f.kind === 'delay' && Number.isFinite(f.ms) && f.ms >= 0) ||
       (f.kind === 'quota' && Number.isFinite(f.rps) && f.rps >= 0));

@@ -91,6 +91,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     }
     try {
       if (verdict.action === 'throttle') throw new AwsError(protocol === 'query' ? 'Throttling' : 'ThrottlingException', 'Rate exceeded');
+      if (verdict.action === 'denied') throw new AwsError(protocol === 'query' ? 'AccessDenied' : 'AccessDeniedException', `User is not authorized to perform: ${operation}`);
       if (verdict.action === 500) throw new AwsError('InternalFailure', 'We encountered an internal error. Please try again.', 500);
       if (verdict.action === 503) throw new AwsError(protocol === 'query' ? 'ServiceUnavailable' : 'ServiceUnavailableException', 'Service is unavailable. Please try again.', 503);
       if (params) {

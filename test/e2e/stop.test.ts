@@ -124,6 +124,21 @@ describe('index.js stop after a killed job', () => {
     expect(await stackParameter(stack, parameter)).toBe('ParameterNotFound');
   });
 
+  it('touches no parameter when the job could not write one (the stack without JobTokens)', async () => {
+    const job = await withJobToken();
+    await control().inject({ kind: 'denied', operation: 'PutParameter', count: 1 });
+    const result = await runAction(job);
+    expect(result.code, visible(result.output)).toBe(3);
+    expect(visible(result.output)).toContain('(infra/cloudformation.yml grants them with JobTokens=true');
+    const deletesBefore = (await control().calls()).DeleteParameter ?? 0;
+    const stop = await runAction(job, { args: ['stop'] });
+    const out = visible(stop.output);
+    expect(stop.code, out).toBe(0);
+    expect(out).toContain('No build was started by this job: nothing to stop.');
+    expect(out).not.toContain('Could not delete');
+    expect((await control().calls()).DeleteParameter ?? 0).toBe(deletesBefore);
+  });
+
   it('deletes it at once when StartBuild is refused', async () => {
     const job = await withJobToken({ CODEBUILD_IMAGE_PROJECT_NAME: 'no-such-project' });
     const result = await runAction(job);

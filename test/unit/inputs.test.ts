@@ -373,10 +373,11 @@ describe("GitLab's registry with the job token", () => {
     ['no CI_REGISTRY', 'registry.gitlab.example.com=job-token', { ...job, CI_REGISTRY: '' }, 'CI_REGISTRY is not set'],
     ['no job token', 'registry.gitlab.example.com=job-token', { ...job, CI_JOB_TOKEN: '' }, 'CI_JOB_TOKEN, CI_JOB_ID or CI_PROJECT_ID is not set'],
     ['the registry given twice', 'registry.gitlab.example.com=secretsmanager:ci/x","registry.gitlab.example.com=job-token', job, 'registry.gitlab.example.com is given more than once; keep one'],
-  ])('refuses job-token for %s in one line', (_name, item, extra, fragment) => {
+  ])('refuses job-token for %s in one line, never showing the token', (_name, item, extra, fragment) => {
     const found = problems(env({ registry_credentials: `["${item}"]` }, extra));
     expect(found.map((p) => p.input)).toEqual(['registry_credentials']);
     expect(found[0]?.message).toContain(fragment);
+    expect(JSON.stringify(found)).not.toContain(job.CI_JOB_TOKEN);
   });
 
   it('matches the cache by its registry only: a Docker Hub cache is not in a registry named like its first path part', () => {

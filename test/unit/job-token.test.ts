@@ -13,6 +13,7 @@ import { stopPid } from '../../stack/process';
 import { type Registry, startRegistry } from '../../stack/registry';
 import { AwsStepError } from '../../src/errors';
 import { deleteJobToken, putJobToken } from '../../src/job-token';
+import { RegistryClient } from '../../src/registry';
 import { parseCredentials, registryClient } from '../../src/registry-signin';
 import type { RegistryLogin, Settings } from '../../src/settings';
 import { memoryOutput } from '../helpers/output';
@@ -43,10 +44,10 @@ afterAll(async () => {
 });
 
 /**
- * A registry that answers as GitLab's does: 401 with a Bearer challenge naming its token service (`realm`, itself by
- * default), which gives a token for a scope to `user` only; manifests are never found, and puts are accepted.
+ * A registry that answers as GitLab's does: 401 with a Bearer challenge naming its token service (here, itself),
+ * which gives a token for a scope to `user` only; manifests are never found, and puts are accepted.
  */
-async function tokenServiceRegistry(user: { username: string; password: string }, realm?: string) {
+async function tokenServiceRegistry(user: { username: string; password: string }) {
   const scopes: string[] = [];
   const basic = `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
   const server = createServer((req, res) => {
@@ -59,8 +60,8 @@ async function tokenServiceRegistry(user: { username: string; password: string }
     }
     const scope = `repository:group/app:${req.method === 'PUT' ? 'push,pull' : 'pull'}`;
     if (req.headers.authorization !== `Bearer t-${scope}`) {
-      const at = realm ?? `http://${req.headers.host}/jwt/auth`;
-      return void res.writeHead(401, { 'www-authenticate': `Bearer realm="${at}",service="container_registry",scope="${scope}"` }).end();
+      const realm = `http://${req.headers.host}/jwt/auth`;
+      return void res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="container_registry",scope="${scope}"` }).end();
     }
     res.writeHead(req.method === 'PUT' ? 201 : 404).end();
   });
@@ -97,13 +98,25 @@ describe('the job token SecureString', () => {
     await deleteJobToken(ssm, withToken(), memoryOutput());
   });
 
-  it('names the permission and the stack parameter when it cannot write, never the token', async () => {
-    await stack.control.inject({ kind: 'status', status: 500, operation: 'PutParameter', count: 1 });
+  it('names the permission, the stack parameter and the alternative when the CI role may not write, never the token', async () => {
+    await stack.control.inject({ kind: 'denied', operation: 'PutParameter', count: 1 });
     const e = await putJobToken(ssm, withToken(), memoryOutput()).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AwsStepError);
-    expect((e as Error).message).toContain('The CI role needs ssm:PutParameter and ssm:DeleteParameter on parameter/codebuild-image/job-tokens/* (infra/cloudformation.yml grants them with JobTokens=true');
+    expect((e as Error).message.split('\n')).toEqual([
+      `Passing the job token to the build for registry.gitlab.example.com (SecureString ${PARAMETER}) failed: AccessDeniedException: User is not authorized to perform: PutParameter`,
+      "registry.gitlab.example.com is this GitLab's registry, so the build logs in with the job token, which needs ssm:PutParameter and " +
+        'ssm:DeleteParameter for the CI role on parameter/codebuild-image/job-tokens/* (infra/cloudformation.yml grants them with JobTokens=true: ' +
+        "read the README's trust note first). Or give registry_credentials for registry.gitlab.example.com: a deploy token in Secrets Manager " +
+        'or Parameter Store, listed in SecretArns or ParameterArns.',
+    ]);
     expect((e as Error).message).not.toContain(TOKEN);
     await expect(value(PARAMETER)).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
+  });
+
+  it('blames no permission for a failure that is not one', async () => {
+    await stack.control.inject({ kind: 'status', status: 500, operation: 'PutParameter', count: 1 });
+    const e = await putJobToken(ssm, withToken(), memoryOutput()).catch((x: unknown) => x);
+    expect((e as Error).message.split('\n')).toEqual([expect.stringMatching(/failed: InternalFailure/)]);
   });
 
   it('does nothing without a job-token login', async () => {
@@ -149,15 +162,17 @@ describe("the job's sign-in to the image's registry", () => {
     }
   });
 
-  it('sends no credentials to a token service that is not HTTPS', async () => {
-    const gitlab = await tokenServiceRegistry({ username: 'gitlab-ci-token', password: TOKEN }, 'http://gitlab.example.com/jwt/auth');
-    try {
-      const s = { ...withToken([{ ...jobTokenLogin, registry: gitlab.host }]), image: { registry: gitlab.host, path: 'group/app', name: `${gitlab.host}/group/app` } };
-      await expect(registryClient(s, clients).find('group/app', 'none')).rejects.toThrow('its token service http://gitlab.example.com is not HTTPS; no credentials were sent');
-      expect(gitlab.scopes).toEqual([]);
-    } finally {
-      await gitlab.close();
-    }
+  it('neither reads nor sends credentials for a token service that is not HTTPS', async () => {
+    const requested: string[] = [];
+    let read = 0;
+    const fetchStub: typeof fetch = async (url) => {
+      requested.push(String(url));
+      return new Response(null, { status: 401, headers: { 'www-authenticate': 'Bearer realm="http://gitlab.example.com/jwt/auth",service="container_registry"' } });
+    };
+    const client = new RegistryClient('registry.example.com', { fetch: fetchStub, credentials: async () => (read++, { username: 'gitlab-ci-token', password: TOKEN }) });
+    await expect(client.find('group/app', 'none')).rejects.toThrow('its token service http://gitlab.example.com is not HTTPS; no credentials were sent');
+    expect(requested).toEqual(['https://registry.example.com/v2/group/app/manifests/none']);
+    expect(read).toBe(0);
   });
 
   it.each([

@@ -10,6 +10,7 @@ export { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuil
 export { explainAssumeRoleFailure, resolveCredentials } from './credentials';
 export { pushImageIndex } from './image-index';
 export { deleteJobToken, putJobToken } from './job-token';
+export { failedPhase } from './phases';
 export { buildTargets, followBuilds, startBuilds } from './platform-builds';
 export { buildRecord, exportedDigest, failedBuild, platformsRecord, readBuildIds, readStartMarker, reusedRecord, writeBuildIds, writeReports, writeStartMarker } from './report';
 export { inputsTag, reuseUnchanged } from './unchanged';

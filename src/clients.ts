@@ -14,7 +14,7 @@ export interface Clients {
   /** CodeBuild for the calls made once per job (StartBuild, StopBuild, finding a build): more patient retries. */
   codebuildOnce: CodeBuildClient;
   logs: CloudWatchLogsClient;
-  /** ECR in the image registry's region, for the multi-platform image index (src/image-index.ts). */
+  /** ECR in the image registry's region, for the multi-platform index and the skip_unchanged retag (src/registry-signin.ts). */
   ecr: (region: string) => ECRClient;
   /** Parameter Store: the job token's short-lived SecureString (src/job-token.ts), registry credentials (src/registry-signin.ts). */
   ssm: SSMClient;

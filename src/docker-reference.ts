@@ -30,20 +30,17 @@ export function parseImageRepository(ref: string): ImageRepository | { problem: 
   const first = parts[0] ?? '';
   const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
   if (!hasRegistry && ref.includes(':')) return { problem: 'includes a tag; give the repository only and list tags in `tags`' };
-  const registry = hasRegistry ? first : 'docker.io';
+  const registry = parseRegistry(hasRegistry ? first : 'docker.io');
   const pathParts = hasRegistry ? parts.slice(1) : parts.length === 1 ? ['library', first] : parts;
-  if (!REGISTRY.test(registry)) return { problem: `registry ${shown(registry)} is not a host name with optional :port` };
+  if (!registry) return { problem: `registry ${shown(first)} is not a host name with optional :port` };
   const badPart = pathParts.find((c) => !PATH_COMPONENT.test(c));
   if (badPart !== undefined) {
     const lower = badPart !== badPart.toLowerCase() ? ' (repository names must be lower case)' : '';
     return { problem: `path component ${shown(badPart)} is not valid: use lower-case letters and digits separated by . _ __ or -${lower}` };
   }
-  const name = `${registry}/${pathParts.join('/')}`;
+  const name = `${registry.registry}/${pathParts.join('/')}`;
   if (name.length > 255) return { problem: 'is longer than 255 characters' };
-  const ecr = ECR_REGISTRY.exec(registry);
-  const repo: ImageRepository = { registry, path: pathParts.join('/'), name };
-  if (ecr) repo.ecr = { account: ecr[1] ?? '', region: ecr[2] ?? ecr[3] ?? '' };
-  return repo;
+  return { ...registry, path: pathParts.join('/'), name };
 }
 
 /** `<repository>:<tag>` with the repository as parseImageRepository accepts it (a cache or BuildKit image). */

@@ -135,10 +135,8 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
   const platforms = readPlatforms(p, get, projectName, buildspec === undefined);
   const buildkit = readBuildKit(p, get, image, platforms.emulation);
   // The repositories the build pushes to: the image's and the cache's.
-  const pushedTo = [image.name, buildkit.cacheRef?.replace(/:[^/:]+$/, '')].flatMap((ref) => {
-    const repo = ref ? parseImageRepository(ref) : undefined;
-    return repo && !('problem' in repo) ? [repo] : [];
-  });
+  const cache = buildkit.cacheRef ? parseImageReference(buildkit.cacheRef) : undefined;
+  const pushedTo = [image, ...(cache && !('problem' in cache) ? [cache] : [])];
   const settings: Settings = {
     region,
     roleArn: role?.arn,

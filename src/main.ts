@@ -259,7 +259,7 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
   const images = builds.map((b) => ({ platform: b.platform, digest: aws.exportedDigest(settings, b.build) ?? '' }));
   let index: { digest: string; mediaType: string } | undefined;
   if (failed) {
-    const phase = failed.build.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED')?.phaseType;
+    const phase = aws.failedPhase(failed.build)?.phaseType;
     out.error(`The ${failed.platform} build ${failed.build.buildStatus ?? 'failed'}${phase ? ` in ${phase}` : ''}: no image index was made.`);
   } else if (images.some((i) => !i.digest)) {
     out.error(`The ${images.find((i) => !i.digest)?.platform ?? ''} build exported no valid ${settings.digestVariable}: no image index was made.`);

@@ -38,7 +38,7 @@ export interface Batch {
  * Files are read into `scratch` when they fit, and bodies are copied into one buffer per batch, so a batch
  * allocates little besides what deflate returns: per-file buffers made memory grow with the workers' garbage.
  */
-export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib, nodeCrypto: typeof crypto, scratch: Buffer): Batch {
+function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib, nodeCrypto: typeof crypto, scratch: Buffer): Batch {
   const done: FileDone[] = [];
   let capacity = 0;
   for (const job of jobs) if (!job.hashOnly) capacity += job.size;
@@ -123,19 +123,19 @@ export function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeo
 /** Files up to this size are read into a reused buffer; zip.ts streams files over 2 MiB, so most fit. */
 const SCRATCH = 2 * 1024 * 1024 + 1;
 
-/** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
 /** Batches queued at each worker: it starts the next without waiting for this thread, which may be busy. */
 const QUEUED_PER_WORKER = 3;
 
 type Pending = { resolve: (b: Batch) => void; reject: (e: unknown) => void };
 
+/** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
 export class FilePool {
   /** Each worker with its batches in the order sent; a worker answers them in that order. */
   private readonly workers = new Map<Worker, Pending[]>();
   private readonly queue: (Pending & { jobs: FileJob[] })[] = [];
   private scratch: Buffer | undefined;
 
-  /** One worker per core by default: the main thread mostly waits (it writes and hashes the archive). */
+  /** One worker per core by default: the main thread mostly waits (it writes the archive). */
   constructor(readonly size = availableParallelism()) {
     const source =
       `const { parentPort } = require('node:worker_threads');\n` +

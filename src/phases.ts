@@ -1,4 +1,4 @@
-import type { BuildPhase } from '@aws-sdk/client-codebuild';
+import type { Build, BuildPhase } from '@aws-sdk/client-codebuild';
 
 /**
  * The phase renderer: CloudWatch events and BatchGetBuilds phases in, job-log lines out. No I/O and no
@@ -208,6 +208,11 @@ function pushMessage(out: RenderedLine[], message: string): void {
 /** CodeBuild's own duration when it has one, else the time between the two stamps. */
 function seconds(known: BuildPhase | undefined, start: number, end: number): number {
   return known?.durationInSeconds ?? (end - start) / 1000;
+}
+
+/** The first phase that did not succeed (and has a status), if any. */
+export function failedPhase(build: Pick<Build, 'phases'>): BuildPhase | undefined {
+  return build.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
 }
 
 /** `Phase BUILD FAILED: COMMAND_EXECUTION_ERROR: …`: the phase, its status and CodeBuild's reasons. */

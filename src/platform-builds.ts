@@ -11,7 +11,7 @@ import { consoleUrl, startBuild, startBuildInput, stopBuild } from './codebuild'
 import type { Output } from './console';
 import { followBuild } from './follow';
 import { BUILD_LOG_FILE } from './job-log';
-import { phaseFailure } from './phases';
+import { failedPhase, phaseFailure } from './phases';
 import type { Settings } from './settings';
 import type { SourceLocation } from './codebuild';
 
@@ -21,7 +21,7 @@ export interface Target {
   settings: Settings;
 }
 
-export interface Started extends Target {
+interface Started extends Target {
   id: string;
   out: Output;
 }
@@ -30,7 +30,7 @@ export interface Finished extends Target {
   build: Build;
 }
 
-export function platformSlug(platform: string): string {
+function platformSlug(platform: string): string {
   return platform.replaceAll('/', '-');
 }
 
@@ -85,7 +85,7 @@ export async function startBuilds(
   });
 }
 
-export interface FollowAllDeps {
+interface FollowAllDeps {
   codebuild: CodeBuildClient;
   codebuildOnce: CodeBuildClient;
   logs: CloudWatchLogsClient;
@@ -108,7 +108,7 @@ export async function followBuilds(deps: FollowAllDeps, started: Started[], canc
       const logFile = join(deps.reportDir, s.platform ? `build-${platformSlug(s.platform)}.log` : BUILD_LOG_FILE);
       try {
         const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, out: s.out, logFile }, s.id, controllers[i]!.signal);
-        if (build.buildComplete && build.buildStatus !== 'SUCCEEDED' && started.length > 1) {
+        if (build.buildComplete && build.buildStatus !== 'SUCCEEDED') {
           stopAll(`The ${s.platform ?? ''} build ended ${build.buildStatus ?? ''}`);
         }
         return build;
@@ -129,7 +129,7 @@ export async function followBuilds(deps: FollowAllDeps, started: Started[], canc
         s.out.warn(`${String(controllers[i]!.signal.reason)}: stopping build ${s.id}`);
         build = await stopBuild(deps.codebuildOnce, s.id, s.out, { checkWith: deps.codebuild });
         // The follower left before this phase ended, so it did not print it (it does for every other failure).
-        const interrupted = build.phases?.find((p) => p.phaseStatus && p.phaseStatus !== 'SUCCEEDED');
+        const interrupted = failedPhase(build);
         if (interrupted) s.out.error(phaseFailure(interrupted));
       }
       return { platform: s.platform, settings: s.settings, build };

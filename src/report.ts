@@ -10,6 +10,7 @@ import type { Build } from '@aws-sdk/client-codebuild';
 import { MEDIA_TYPE_VARIABLE } from './buildspec';
 import { consoleHost, exportedVariable } from './codebuild';
 import { ReportError } from './errors';
+import { INDEX_TYPES } from './registry';
 import type { Settings } from './settings';
 import type { Upload } from './upload';
 import type { Archive } from './zip';
@@ -22,7 +23,6 @@ export const RECORD_FILE = 'build.json';
 export const ANNOTATIONS_FILE = 'annotations.json';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const INDEX_MEDIA_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
 /** GitLab rejects dotenv reports of 5 KB or more; stay clearly below. */
 const DOTENV_MAX_BYTES = 4096;
 
@@ -133,14 +133,7 @@ export function platformsRecord(
   });
   const failed = failedBuild(builds);
   record.status = failed ? (failed.build.buildStatus ?? 'UNKNOWN') : index ? 'SUCCEEDED' : 'FAILED';
-  if (index) {
-    record.digest = index.digest;
-    record.imageRef = `${s.image.name}@${index.digest}`;
-    record.mediaType = index.mediaType;
-    record.imageIndex = true;
-  }
-  const imageUrl = imagePageUrl(s, record.digest);
-  if (imageUrl) record.imageUrl = imageUrl;
+  setImage(record, s, index);
   return record;
 }
 
@@ -149,12 +142,7 @@ export function reusedRecord(s: Settings, image: { digest: string; mediaType: st
   const record = buildRecord({ ...s, digestVariable: '' }, { buildStatus: 'SUCCEEDED' }, archive, { bucket: s.s3Bucket, key: '', uploaded: false }, '');
   record.projectName = '';
   record.reused = true;
-  record.digest = image.digest;
-  record.imageRef = `${s.image.name}@${image.digest}`;
-  record.mediaType = image.mediaType;
-  record.imageIndex = INDEX_MEDIA_TYPES.includes(image.mediaType);
-  const imageUrl = imagePageUrl(s, image.digest);
-  if (imageUrl) record.imageUrl = imageUrl;
+  setImage(record, s, image);
   return record;
 }
 
@@ -176,18 +164,22 @@ export function buildRecord(s: Settings, build: Build, archive: ContextSummary, 
     consoleUrl,
     gitlab: { jobUrl: s.gitlab.jobUrl, pipelineUrl: s.gitlab.pipelineUrl, commitSha: s.gitlab.commitSha },
   };
-  if (digest) {
-    record.digest = digest;
-    record.imageRef = `${s.image.name}@${digest}`;
-    const mediaType = exportedVariable(build, MEDIA_TYPE_VARIABLE);
-    if (mediaType) {
-      record.mediaType = mediaType;
-      record.imageIndex = INDEX_MEDIA_TYPES.includes(mediaType);
+  setImage(record, s, digest ? { digest, mediaType: exportedVariable(build, MEDIA_TYPE_VARIABLE) } : undefined);
+  return record;
+}
+
+/** The record's image, when there is one (digest, reference, media type), and the image's web page. */
+function setImage(record: BuildRecord, s: Settings, image: { digest: string; mediaType?: string | undefined } | undefined): void {
+  if (image) {
+    record.digest = image.digest;
+    record.imageRef = `${s.image.name}@${image.digest}`;
+    if (image.mediaType) {
+      record.mediaType = image.mediaType;
+      record.imageIndex = INDEX_TYPES.includes(image.mediaType);
     }
   }
-  const imageUrl = imagePageUrl(s, digest);
+  const imageUrl = imagePageUrl(s, image?.digest);
   if (imageUrl) record.imageUrl = imageUrl;
-  return record;
 }
 
 /** The image's page: the ECR console (the image itself once the digest is known) or Docker Hub. */

@@ -22,10 +22,6 @@ import { ContextError } from './errors';
 import { type Batch, type FileDone, type FileJob, FilePool } from './pack-files';
 
 export interface Archive {
-  /** The archive file, when written to one. */
-  file?: string;
-  /** SHA-256 of the archive bytes, hex. */
-  sha256: string;
   /** The context digest (see digest.ts): SHA-256 of the listing and contents; names the uploaded object. */
   digest: string;
   /** Archive size in bytes. */
@@ -58,15 +54,19 @@ export interface ArchiveTarget {
   write(b: Buffer): Promise<void>;
 }
 
-export const DEFAULT_LEVEL = 6;
+const DEFAULT_LEVEL = 6;
 
-/** Packs `entries` (as listed by listContext) into `outFile`. Throws ContextError if a file changed meanwhile. */
-export async function packContext(entries: ContextEntry[], outFile: string, options: PackOptions = {}): Promise<Archive & { file: string }> {
+/**
+ * Packs `entries` (as listed by listContext) into `outFile`, with the SHA-256 of the archive bytes. Throws
+ * ContextError if a file changed meanwhile.
+ */
+export async function packContext(entries: ContextEntry[], outFile: string, options: PackOptions = {}): Promise<Archive & { file: string; sha256: string }> {
   const fh = await open(outFile, 'w');
+  const hash = createHash('sha256');
   try {
-    const archive = await packContextTo(entries, { write: (b) => writeAll(fh, b) }, options);
+    const archive = await packContextTo(entries, { write: (b) => (hash.update(b), writeAll(fh, b)) }, options);
     await fh.close();
-    return { ...archive, file: outFile };
+    return { ...archive, file: outFile, sha256: hash.digest('hex') };
   } catch (e) {
     await fh.close().catch(() => undefined);
     await rm(outFile, { force: true });
@@ -89,7 +89,6 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
     await sink.write(endOfCentralDirectory(central.count, cdOffset, sink.offset - cdOffset, opts.forceZip64));
     await sink.flush();
     return {
-      sha256: sink.hash.digest('hex'),
       digest: digest.hex(),
       size: sink.offset,
       fileCount: entries.filter((e) => e.kind !== 'directory').length,
@@ -114,9 +113,8 @@ async function writeAll(fh: FileHandle, b: Buffer): Promise<void> {
   for (let done = 0; done < b.length; ) done += (await fh.write(b, done)).bytesWritten;
 }
 
-/** Sequential writer collecting small writes into 1 MiB buffers; hashes exactly the bytes it writes. */
+/** Sequential writer collecting small writes into 1 MiB buffers. */
 class Sink {
-  readonly hash = createHash('sha256');
   offset = 0;
   private buf = Buffer.allocUnsafe(CHUNK);
   private used = 0;
@@ -124,7 +122,6 @@ class Sink {
   constructor(private readonly target: ArchiveTarget) {}
 
   async write(b: Buffer): Promise<void> {
-    this.hash.update(b);
     this.offset += b.length;
     if (this.used + b.length > CHUNK) await this.flush();
     if (b.length >= CHUNK) return this.target.write(b);
@@ -197,6 +194,10 @@ const AHEAD_BYTES = 8 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 const SAMPLE = 64 * 1024;
 
+/** A first-pass batch (hashing only): at most this many files and bytes. */
+const HASH_BATCH_FILES = 256;
+const HASH_BATCH_BYTES = 32 * CHUNK;
+
 const deflateRaw = promisify(zlib.deflateRaw);
 const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
@@ -209,7 +210,7 @@ export async function hashContext(entries: ContextEntry[], pool: FilePool, level
   const batches: Promise<void>[] = [];
   for (let i = 0; i < entries.length; ) {
     const indexes: number[] = [];
-    for (let bytes = 0; i < entries.length && indexes.length < 256 && bytes < 32 * CHUNK; i++) {
+    for (let bytes = 0; i < entries.length && indexes.length < HASH_BATCH_FILES && bytes < HASH_BATCH_BYTES; i++) {
       const e = entries[i]!;
       if (e.kind !== 'file') continue;
       indexes.push(i);

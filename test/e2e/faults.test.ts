@@ -4,33 +4,19 @@ import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { fromWebToken } from '@aws-sdk/credential-providers';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { POLLING_RETRY } from '../../src/clients';
 import { MAX_FAILED_POLLS } from '../../src/follow';
-import { fakeControl } from '../../stack/fake-aws/control';
 import type { Fault } from '../../stack/fake-aws/faults';
-import { startStack, type Stack } from '../../stack/stack';
-import { makeJob, readDotenv, registryDigest, repoRoot, runAction, visible } from './helpers';
+import type { Stack } from '../../stack/stack';
+import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { stackForFile } from './stack-for-file';
 
-/** A stack directory of its own, so this file can run while build.test.ts uses the default one. */
-const STACK_DIR = join(repoRoot, '.stack', 'e2e-faults');
 const REPOSITORY = 'group/hello';
 const NUMBERED = Array.from({ length: 50 }, (_, i) => `line-${String(i + 1).padStart(3, '0')}`);
 
 let stack: Stack;
-const control = () => fakeControl(stack.fakeUrl);
-
-beforeAll(async () => {
-  stack = await startStack({ dir: STACK_DIR, phaseDelayMs: 200 });
-});
-
-afterEach(async () => {
-  await control().clearFaults();
-});
-
-afterAll(async () => {
-  await stack?.stop();
-});
+const control = stackForFile('e2e-faults', { phaseDelayMs: 200 }, (s) => (stack = s));
 
 /**
  * The job's Dockerfile prints 50 numbered lines, which BuildKit's plain progress shows as `#N 0.123 line-001`.

@@ -5,24 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fakeControl } from '../../stack/fake-aws/control';
-import { startStack, type Stack } from '../../stack/stack';
-import { makeJob, readDotenv, registryDigest, repoRoot, runAction, visible } from './helpers';
+import { describe, expect, it } from 'vitest';
+import type { Stack } from '../../stack/stack';
+import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { stackForFile } from './stack-for-file';
 
-const STACK_DIR = join(repoRoot, '.stack', 'e2e-load');
 let stack: Stack;
-const control = () => fakeControl(stack.fakeUrl);
-
-beforeAll(async () => {
-  stack = await startStack({ dir: STACK_DIR, phaseDelayMs: 200 });
-});
-afterEach(async () => {
-  await control().clearFaults();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const control = stackForFile('e2e-load', { phaseDelayMs: 200 }, (s) => (stack = s));
 
 /** Runs `count` jobs at once, each pushing its own repository, and checks every one of them end to end. */
 async function jobsAtOnce(count: number, name: string): Promise<void> {

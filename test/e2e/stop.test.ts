@@ -7,26 +7,15 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fakeControl } from '../../stack/fake-aws/control';
-import { startStack, type Stack } from '../../stack/stack';
-import { type Job, makeJob, repoRoot, runAction, stackParameter, visible } from './helpers';
+import { describe, expect, it } from 'vitest';
+import type { Stack } from '../../stack/stack';
+import { type Job, makeJob, runAction, stackParameter, visible } from './helpers';
+import { stackForFile } from './stack-for-file';
 
-const STACK_DIR = join(repoRoot, '.stack', 'e2e-stop');
 let stack: Stack;
-const control = () => fakeControl(stack.fakeUrl);
-
-beforeAll(async () => {
-  // Without dockerd every build fails once it reaches PRE_BUILD; 5 s a phase keeps the builds these tests stop
-  // running for 20 s, longer than a StopBuild that rides out 4 throttles needs.
-  stack = await startStack({ dir: STACK_DIR, docker: false, phaseDelayMs: 5000 });
-});
-afterEach(async () => {
-  await control().clearFaults();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+// Without dockerd every build fails once it reaches PRE_BUILD; 5 s a phase keeps the builds these tests stop
+// running for 20 s, longer than a StopBuild that rides out 4 throttles needs.
+const control = stackForFile('e2e-stop', { docker: false, phaseDelayMs: 5000 }, (s) => (stack = s));
 
 /**
  * Runs the job's build and SIGKILLs the program (no signal handler, no cleanup) once `killWhen` holds;

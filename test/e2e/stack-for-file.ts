@@ -1,0 +1,26 @@
+// Test set-up only: it registers vitest hooks, so the benchmarks (which import ./helpers) must not import it.
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { fakeControl } from '../../stack/fake-aws/control';
+import { type Stack, type StackOptions, startStack } from '../../stack/stack';
+import { repoRoot } from './helpers';
+
+/**
+ * One stack for a test file, in `.stack/<name>` (so files can run beside each other): started before its tests,
+ * injected faults cleared after each, stopped after all. `set` receives it; the fake's control is returned.
+ */
+export function stackForFile(name: string, options: Omit<StackOptions, 'dir'>, set: (stack: Stack) => void): () => ReturnType<typeof fakeControl> {
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    stack = await startStack({ dir: join(repoRoot, '.stack', name), ...options });
+    set(stack);
+  });
+  afterEach(async () => {
+    await control().clearFaults();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  const control = () => fakeControl(stack?.fakeUrl ?? '');
+  return control;
+}

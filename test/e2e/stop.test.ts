@@ -4,7 +4,7 @@
  * The stack runs without dockerd: the builds only need to stay in progress for a while.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -163,7 +163,8 @@ describe('a report failure after the build ran', () => {
         // Once the build runs, the report directory becomes a file: the reports cannot be written.
         if (!swapped && /CodeBuild build \S+:\S+/.test(all)) {
           swapped = true;
-          rmSync(job.reportDir, { recursive: true, force: true });
+          // A rename, not a recursive delete: the job may be creating its build log in there at this moment.
+          renameSync(job.reportDir, `${job.reportDir}.moved`);
           writeFileSync(job.reportDir, 'not a directory');
         }
       },

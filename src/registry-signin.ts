@@ -18,10 +18,9 @@ export interface SignInClients {
   secrets: SecretsManagerClient;
 }
 
-/** The registry API of the image's registry, signed in to on its first 401 (the credentials read once). */
+/** The registry API of the image's registry, signed in to on its first 401. */
 export function registryClient(s: Settings, clients: SignInClients): RegistryClient {
-  let credentials: Promise<RegistryCredentials | undefined> | undefined;
-  return new RegistryClient(s.image.registry, { credentials: () => (credentials ??= signIn(s, clients)) });
+  return new RegistryClient(s.image.registry, { credentials: () => signIn(s, clients) });
 }
 
 async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCredentials | undefined> {

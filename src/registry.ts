@@ -44,7 +44,7 @@ export interface RegistryCredentials {
 }
 
 export interface RegistryClientOptions {
-  /** Called on a 401 (memoize it: a push after a pull asks again); undefined means anonymous. */
+  /** Called once, on the first 401 that can take them; undefined means anonymous. */
   credentials?: () => Promise<RegistryCredentials | undefined>;
   fetch?: typeof fetch;
 }
@@ -65,6 +65,8 @@ export function isLoopback(host: string): boolean {
 
 export class RegistryClient {
   private authorization: string | undefined;
+  /** Read once: a push after a pull is challenged again, for the wider scope. */
+  private credentials: Promise<RegistryCredentials | undefined> | undefined;
   private readonly base: string;
   private readonly fetch: typeof fetch;
 
@@ -134,7 +136,7 @@ export class RegistryClient {
   /** Answers a 401's challenge: Basic with the credentials, or a Bearer token from the realm it names. */
   private async authorize(challenge: string, repository: string, actions: string): Promise<string | undefined> {
     const basicOf = async () => {
-      const credentials = await this.options.credentials?.();
+      const credentials = await (this.credentials ??= this.options.credentials?.());
       return credentials ? `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` : undefined;
     };
     if (/^basic\b/i.test(challenge)) return basicOf();

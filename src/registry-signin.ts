@@ -7,7 +7,7 @@
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { AwsStepError, awsStep } from './errors';
+import { AwsStepError, awsStep, errorName } from './errors';
 import { JOB_TOKEN_USER } from './job-token';
 import { RegistryClient, type RegistryCredentials } from './registry';
 import type { RegistryLogin, Settings } from './settings';
@@ -29,11 +29,16 @@ async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCred
   const login = s.registryLogins.find((l) => l.registry === image.registry);
   if (!login) return undefined;
   if (login.jobToken) return { username: JOB_TOKEN_USER, password: s.gitlab.jobToken ?? '' };
-  // The reference is never shown: registry_credentials is never echoed past the `=` (a pasted password).
+  // The reference is never shown: registry_credentials is never echoed past the `=` (a pasted password). AWS's
+  // messages name the resource (AccessDenied: "… on resource: <reference>"), so only the error's name is kept.
   const step = `Reading the credentials registry_credentials names for ${login.registry}`;
   const value = await awsStep(
     step,
-    () => readReference(login, clients),
+    () =>
+      readReference(login, clients).catch((e: unknown) => {
+        const name = errorName(e) ?? 'Error';
+        throw Object.assign(new Error("AWS's message is not shown, as it may name the reference"), { name });
+      }),
     () =>
       `The CI role needs ${login.type === 'SECRETS_MANAGER' ? 'secretsmanager:GetSecretValue' : 'ssm:GetParameter'} on it to sign in ` +
       'to the registry for the image index or a retag (infra grants it on SecretArns and ParameterArns).',

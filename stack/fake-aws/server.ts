@@ -91,7 +91,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     }
     try {
       if (verdict.action === 'throttle') throw new AwsError(protocol === 'query' ? 'Throttling' : 'ThrottlingException', 'Rate exceeded');
-      if (verdict.action === 'denied') throw new AwsError(protocol === 'query' ? 'AccessDenied' : 'AccessDeniedException', `User is not authorized to perform: ${operation}`);
+      if (verdict.action === 'denied') throw accessDenied(protocol, operation, body);
       if (verdict.action === 500) throw new AwsError('InternalFailure', 'We encountered an internal error. Please try again.', 500);
       if (verdict.action === 503) throw new AwsError(protocol === 'query' ? 'ServiceUnavailable' : 'ServiceUnavailableException', 'Service is unavailable. Please try again.', 503);
       if (params) {
@@ -140,4 +140,17 @@ function serveIssuer(res: ServerResponse, path: string, issuer: OidcIssuer): voi
   const doc = path === '/oidc/.well-known/openid-configuration' ? issuer.discovery() : path === '/oidc/jwks' ? issuer.jwks : undefined;
   res.writeHead(doc ? 200 : 404, { 'content-type': 'application/json' });
   res.end(JSON.stringify(doc ?? { error: 'not found' }));
+}
+
+/** A denied call as AWS words it: naming the resource a JSON request names (SecretId, Name), as AWS does. */
+function accessDenied(protocol: Protocol, operation: string, body: string): AwsError {
+  let resource: unknown;
+  try {
+    const json = JSON.parse(body) as { SecretId?: unknown; Name?: unknown };
+    resource = json.SecretId ?? json.Name;
+  } catch {
+    // a Query request (STS): no resource
+  }
+  const on = typeof resource === 'string' ? ` on resource: ${resource}` : '';
+  return new AwsError(protocol === 'query' ? 'AccessDenied' : 'AccessDeniedException', `User is not authorized to perform: ${operation}${on}`);
 }

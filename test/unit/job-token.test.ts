@@ -103,7 +103,7 @@ describe('the job token SecureString', () => {
     const e = await putJobToken(ssm, withToken(), memoryOutput()).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AwsStepError);
     expect((e as Error).message.split('\n')).toEqual([
-      `Passing the job token to the build for registry.gitlab.example.com (SecureString ${PARAMETER}) failed: AccessDeniedException: User is not authorized to perform: PutParameter`,
+      `Passing the job token to the build for registry.gitlab.example.com (SecureString ${PARAMETER}) failed: AccessDeniedException: User is not authorized to perform: PutParameter on resource: ${PARAMETER}`,
       "registry.gitlab.example.com is this GitLab's registry, so the build logs in with the job token, which needs ssm:PutParameter and " +
         'ssm:DeleteParameter for the CI role on parameter/codebuild-image/job-tokens/* (infra/cloudformation.yml grants them with JobTokens=true: ' +
         "read the README's trust note first). Or give registry_credentials for registry.gitlab.example.com: a deploy token in Secrets Manager " +
@@ -193,6 +193,13 @@ describe("the job's sign-in to the image's registry", () => {
     expect((e as Error).message).toContain(`Reading the credentials registry_credentials names for ${registry.host} failed: ResourceNotFoundException`);
     expect((e as Error).message).toContain('The CI role needs secretsmanager:GetSecretValue on it');
     expect((e as Error).message).not.toContain('ci/missing');
+  });
+
+  it("keeps AWS's message, which names the reference, out of a refusal", async () => {
+    await stack.control.inject({ kind: 'denied', operation: 'GetSecretValue', count: 1 });
+    const e = await probe({ ...withToken([{ registry: registry.host, type: 'SECRETS_MANAGER', reference: 'ci/registry' }]), image: image() }).catch((x: unknown) => x);
+    expect((e as Error).message).toContain(`Reading the credentials registry_credentials names for ${registry.host} failed: AccessDeniedException`);
+    expect((e as Error).message).not.toContain('ci/registry');
   });
 
   it('says what to store when the credentials read have no password, and sends none', async () => {

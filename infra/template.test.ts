@@ -65,14 +65,19 @@ function roleStatements(r: Rendered, roleId: string): Statement[] {
 const actionsOf = (ss: Statement[]) => [...new Set(ss.flatMap((s) => list(s.Action)))].sort();
 const trustOf = (r: Rendered) => statements(r.resources.CiRole!.Properties.AssumeRolePolicyDocument!);
 
+/** The resources `action` is allowed on in `ss`. */
+const resourcesFor = (ss: Statement[], action: string) => ss.filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
+const jobTokensArn = `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`;
+
 // Parameter sets that switch every condition both ways.
+const LISTS = 'secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project';
 const variants: Record<string, Record<string, string>> = {
   defaults: base,
   'existing provider, self-managed GitLab under a path, custom audience, existing repositories': {
     ...base, GitLabUrl: 'https://example.com/gitlab', OidcAudience: 'codebuild-image', CreateOidcProvider: 'false',
     CreateEcrRepositories: 'false',
   },
-  'secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project': {
+  [LISTS]: {
     ...base,
     JobTokens: 'true',
     SecretArns: `arn:aws:secretsmanager:${region}:${acct}:secret:ci/npm-??????`,
@@ -237,28 +242,23 @@ describe('IAM policies', () => {
       `arn:aws:s3:::codebuild-image-${acct}-${region}/contexts/*`,
     ]);
     // Job tokens only with JobTokens=true; registry credentials only where the builds may read them too.
-    const v = variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
-    const withLists = roleStatements(rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!, 'CiRole');
-    const read = (action: string) => withLists.filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
-    expect(read('ssm:PutParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
-    expect(read('ssm:DeleteParameter')).toEqual([`arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`]);
-    expect(read('secretsmanager:GetSecretValue')).toEqual([v.SecretArns]);
-    expect(read('ssm:GetParameter')).toEqual(v.ParameterArns!.split(','));
+    const v = variants[LISTS]!;
+    const withLists = roleStatements(rendered[LISTS]!, 'CiRole');
+    expect(resourcesFor(withLists, 'ssm:PutParameter')).toEqual([jobTokensArn]);
+    expect(resourcesFor(withLists, 'ssm:DeleteParameter')).toEqual([jobTokensArn]);
+    expect(resourcesFor(withLists, 'secretsmanager:GetSecretValue')).toEqual([v.SecretArns]);
+    expect(resourcesFor(withLists, 'ssm:GetParameter')).toEqual(v.ParameterArns!.split(','));
     expect(actionsOf(roleStatements(r, 'CiRole')).filter((a) => /^(secretsmanager|ssm):/.test(a))).toEqual([]);
-    const noArm = roleStatements(rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!, 'CiRole');
-    expect(noArm.flatMap((s) => list(s.Resource)).filter((x) => x.includes('arm64'))).toEqual([]);
+    expect(withLists.flatMap((s) => list(s.Resource)).filter((x) => x.includes('arm64'))).toEqual([]);
   });
 
   it('lets builds read contexts, write their logs, push to the named repositories and read only the named secrets', () => {
-    const r = rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
-    const byAction = (ss: Statement[], action: string) => ss.filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource));
-    const build = roleStatements(r, 'BuildRole');
-    expect(byAction(build, 's3:GetObject')).toEqual([`arn:aws:s3:::codebuild-image-${acct}-${region}/contexts/*`]);
-    expect(byAction(build, 'logs:PutLogEvents')).toEqual([`arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder:*`]);
-    expect(byAction(build, 'ecr:PutImage')).toEqual([`arn:aws:ecr:${region}:${acct}:repository/group/app`]);
-    expect(byAction(build, 'secretsmanager:GetSecretValue')).toEqual([variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!.SecretArns]);
-    const jobTokens = `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*`;
-    expect(byAction(build, 'ssm:GetParameters')).toEqual([jobTokens, ...variants['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!.ParameterArns!.split(',')]);
+    const build = roleStatements(rendered[LISTS]!, 'BuildRole');
+    expect(resourcesFor(build, 's3:GetObject')).toEqual([`arn:aws:s3:::codebuild-image-${acct}-${region}/contexts/*`]);
+    expect(resourcesFor(build, 'logs:PutLogEvents')).toEqual([`arn:aws:logs:${region}:${acct}:log-group:/codebuild-image/image-builder:*`]);
+    expect(resourcesFor(build, 'ecr:PutImage')).toEqual([`arn:aws:ecr:${region}:${acct}:repository/group/app`]);
+    expect(resourcesFor(build, 'secretsmanager:GetSecretValue')).toEqual([variants[LISTS]!.SecretArns]);
+    expect(resourcesFor(build, 'ssm:GetParameters')).toEqual([jobTokensArn, ...variants[LISTS]!.ParameterArns!.split(',')]);
     // Without secret or parameter lists and job tokens, no statement for them at all.
     expect(actionsOf(roleStatements(rendered.defaults!, 'BuildRole')).filter((a) => /^(secretsmanager|ssm):/.test(a))).toEqual([]);
     expect(actionsOf(build).filter((a) => a.startsWith('iam:') || a.startsWith('sts:'))).toEqual([]);
@@ -304,7 +304,7 @@ describe('IAM policies', () => {
     const r = render(template, { ...base, EcrRepositories: 'group/app,group/sub/tool' });
     const repos = Object.values(r.resources).filter((x) => x.Type === 'AWS::ECR::Repository');
     expect(repos.map((x) => x.Properties.RepositoryName)).toEqual(['group/app', 'group/sub/tool']);
-    const push = roleStatements(r, 'BuildRole').filter((s) => list(s.Action).includes('ecr:PutImage')).flatMap((s) => list(s.Resource));
+    const push = resourcesFor(roleStatements(r, 'BuildRole'), 'ecr:PutImage');
     expect(push).toEqual([`arn:aws:ecr:${region}:${acct}:repository/group/app`, `arn:aws:ecr:${region}:${acct}:repository/group/sub/tool`]);
     for (const p of Object.values(r.resources).filter((x) => x.Type === 'AWS::IAM::RolePolicy')) {
       expect(String(p.Properties.PolicyName)).toMatch(/^[\w+=,.@-]{1,128}$/);
@@ -355,7 +355,7 @@ describe('CI role trust policy', () => {
   });
 
   it('passes thumbprints only when given', () => {
-    const r = rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
+    const r = rendered[LISTS]!;
     expect(r.resources.GitLabOidcProvider!.Properties.ThumbprintList).toEqual(['0123456789abcdef0123456789abcdef01234567']);
   });
 
@@ -433,7 +433,7 @@ describe('CodeBuild projects and repositories', () => {
       action: { type: 'expire' },
     })]);
     expect(r.resources.Repositorygroupapp!.DeletionPolicy).toBe('Retain');
-    const other = rendered['secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project']!;
+    const other = rendered[LISTS]!;
     // Immutable, except the layer cache tag every build moves.
     expect(other.resources.Repositorygroupapp!.Properties).toMatchObject({
       ImageTagMutability: 'IMMUTABLE_WITH_EXCLUSION',

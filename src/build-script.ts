@@ -89,7 +89,7 @@ emulators() {
 # ECR registries with the build role; every other registry with the credentials CodeBuild resolved from the
 # references of registry_credentials. Passwords reach docker on its standard input only, never an argument.
 login() {
-  local item host i=0 user password credential user_var password_var credential_var
+  local item host i=0 user password credential user_var password_var credential_var how refused
   local -a items
   if [ -n "\${CBI_ECR_REGISTRIES:-}" ]; then
     read -r -a items <<< "$CBI_ECR_REGISTRIES"
@@ -117,13 +117,14 @@ login() {
       echo "The credentials registry_credentials names for $host have no username or no password: store {\\"username\\",\\"password\\"} in the secret, or username:password in the parameter" >&2
       exit 1
     fi
-    if [ "$host" = "\${CBI_JOB_TOKEN_REGISTRY:-}" ]; then echo "Logging in to $host with the job token"; else echo "Logging in to $host"; fi
+    if [ "$host" = "\${CBI_JOB_TOKEN_REGISTRY:-}" ]; then
+      how=" with the job token" refused="$host refused the job token: the job's project must be allowed there; or give registry_credentials for $host"
+    else
+      how="" refused="$host refused the credentials registry_credentials names for it: check the username and password stored there"
+    fi
+    echo "Logging in to $host$how"
     if ! printf '%s' "$password" | docker login --username "$user" --password-stdin "$host" > /dev/null; then
-      if [ "$host" = "\${CBI_JOB_TOKEN_REGISTRY:-}" ]; then
-        echo "$host refused the job token: the job's project must be allowed there; or give registry_credentials for $host" >&2
-      else
-        echo "$host refused the credentials registry_credentials names for it: check the username and password stored there" >&2
-      fi
+      echo "$refused" >&2
       exit 1
     fi
   done

@@ -10,7 +10,7 @@ import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError 
 import { collectSettings, readSettings } from './inputs';
 import { FilePool } from './pack-files';
 import type { Finished } from './platform-builds';
-import type { BuildRecord, ContextSummary } from './report';
+import type { BuildRecord, ContextSummary, StartMarker } from './report';
 import type { Settings } from './settings';
 import { escapeControls, shown } from './shown';
 import type { ContextToUpload, Upload } from './upload';
@@ -278,19 +278,21 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
  */
 async function stop(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
   const { deleteJobToken, readBuildIds, readStartMarker } = await loadAws();
+  const buildIds = readBuildIds(settings.reportDir);
+  const start = buildIds.length > 0 ? undefined : readStartMarker(settings.reportDir);
   // The job token is written just before the marker says StartBuild was requested: before that, there is none.
-  const written = readBuildIds(settings.reportDir).length > 0 || readStartMarker(settings.reportDir)?.requested === true;
+  const written = buildIds.length > 0 || start?.requested === true;
   try {
-    return await stopBuilds(settings, clients, out);
+    return await stopBuilds(buildIds, start, clients, out);
   } finally {
     if (written) await deleteJobToken(clients.ssm, settings, out);
   }
 }
 
-async function stopBuilds(settings: Settings, clients: Clients, out: Output): Promise<ExitCode> {
-  const { findBuildByMarker, readBuildIds, readStartMarker, stopBuild } = await loadAws();
-  const buildIds = readBuildIds(settings.reportDir);
-  const start = buildIds.length > 0 ? undefined : readStartMarker(settings.reportDir);
+/** Stops the builds recorded by id, or else the one found by the start marker of a requested StartBuild. */
+async function stopBuilds(recorded: string[], start: StartMarker | undefined, clients: Clients, out: Output): Promise<ExitCode> {
+  const { findBuildByMarker, stopBuild } = await loadAws();
+  const buildIds = [...recorded];
   const failures: unknown[] = [];
   if (start?.requested) {
     out.info("The job ended before StartBuild answered: looking for the build by this job's marker");

@@ -56,8 +56,7 @@ export async function startRegistry(dir: string, opts: { name?: string; auth?: R
 export function copyImage(dir: string, source: string, target: string, user: RegistryUser): void {
   const authFile = path.join(dir, 'skopeo-auth.json');
   const registry = target.slice(0, target.indexOf('/'));
-  const auth = Buffer.from(`${user.username}:${user.password}`).toString('base64');
-  fs.writeFileSync(authFile, JSON.stringify({ auths: { [registry]: { auth } } }), { mode: 0o600 });
+  fs.writeFileSync(authFile, JSON.stringify({ auths: { [registry]: { auth: basicCredentials(user) } } }), { mode: 0o600 });
   try {
     execFileSync('skopeo', ['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', '--dest-authfile', authFile,
       `docker://${source}`, `docker://${target}`], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -67,18 +66,8 @@ export function copyImage(dir: string, source: string, target: string, user: Reg
 }
 
 /** The digest of `repository:tag` in the registry, or undefined when it is not there. */
-export async function manifestDigest(host: string, repository: string, tag: string): Promise<string | undefined> {
-  const res = await fetch(`http://${host}/v2/${repository}/manifests/${tag}`, {
-    method: 'HEAD',
-    headers: {
-      accept: [
-        'application/vnd.docker.distribution.manifest.v2+json',
-        'application/vnd.docker.distribution.manifest.list.v2+json',
-        'application/vnd.oci.image.manifest.v1+json',
-        'application/vnd.oci.image.index.v1+json',
-      ].join(', '),
-    },
-  });
+export async function manifestDigest(host: string, repository: string, tag: string, user?: RegistryUser): Promise<string | undefined> {
+  const res = await fetch(`http://${host}/v2/${repository}/manifests/${tag}`, { method: 'HEAD', headers: manifestHeaders(user) });
   if (res.status === 404) return undefined;
   if (!res.ok) throw new Error(`registry ${host} answered ${res.status} for ${repository}:${tag}`);
   return res.headers.get('docker-content-digest') ?? undefined;
@@ -90,6 +79,16 @@ const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
+
+/** Accept every manifest type; as `user` when the registry requires one. */
+function manifestHeaders(user?: RegistryUser): Record<string, string> {
+  return { accept: MANIFEST_ACCEPT, ...(user && { authorization: `Basic ${basicCredentials(user)}` }) };
+}
+
+/** `user:password` in base64, as HTTP Basic and docker's config.json carry it. */
+export function basicCredentials(user: RegistryUser): string {
+  return Buffer.from(`${user.username}:${user.password}`).toString('base64');
+}
 
 interface Descriptor {
   mediaType: string;
@@ -107,8 +106,8 @@ export interface Manifest {
 }
 
 /** The manifest or index for `reference` (a tag or digest), parsed. */
-export async function getManifest(host: string, repository: string, reference: string): Promise<Manifest> {
-  const res = await fetch(`http://${host}/v2/${repository}/manifests/${reference}`, { headers: { accept: MANIFEST_ACCEPT } });
+export async function getManifest(host: string, repository: string, reference: string, user?: RegistryUser): Promise<Manifest> {
+  const res = await fetch(`http://${host}/v2/${repository}/manifests/${reference}`, { headers: manifestHeaders(user) });
   if (!res.ok) throw new Error(`registry ${host} answered ${res.status} for ${repository}@${reference}`);
   return (await res.json()) as Manifest;
 }
@@ -124,15 +123,15 @@ export async function getBlob(host: string, repository: string, digest: string):
  * Every image manifest under `reference` (itself, or the platform entries of an index, attestation manifests
  * excluded), with its platform.
  */
-export async function platformManifests(host: string, repository: string, reference: string): Promise<{ digest: string; platform: string; manifest: Manifest }[]> {
-  const top = await getManifest(host, repository, reference);
+export async function platformManifests(host: string, repository: string, reference: string, user?: RegistryUser): Promise<{ digest: string; platform: string; manifest: Manifest }[]> {
+  const top = await getManifest(host, repository, reference, user);
   if (!top.manifests) return [{ digest: reference, platform: '', manifest: top }];
   const images = top.manifests.filter((m) => m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest');
   return Promise.all(
     images.map(async (m) => ({
       digest: m.digest,
       platform: [m.platform?.os, m.platform?.architecture, m.platform?.variant].filter(Boolean).join('/'),
-      manifest: await getManifest(host, repository, m.digest),
+      manifest: await getManifest(host, repository, m.digest, user),
     })),
   );
 }

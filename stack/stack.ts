@@ -43,8 +43,8 @@ export interface StackOptions {
    */
   authRegistry?: RegistryUser;
   /**
-   * A job token the authenticated registry also takes, as GitLab's registry takes a job's CI_JOB_TOKEN (user
-   * gitlab-ci-token). Jobs get it through runOnStack's jobToken.
+   * With authRegistry only: a job token the authenticated registry also takes, as GitLab's registry takes a job's
+   * CI_JOB_TOKEN (user gitlab-ci-token). Jobs get it through runOnStack's jobToken.
    */
   authRegistryJobToken?: string;
 }

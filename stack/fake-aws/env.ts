@@ -79,14 +79,19 @@ function parameter(o: ResolvedOptions, name: string): string {
   return value;
 }
 
+/** A secret by name, or by ARN with or without its random suffix; Secrets Manager and CodeBuild find them alike. */
+export function findSecret(secrets: Record<string, string>, id: string): { name: string; value: string | undefined } {
+  const name = id.startsWith('arn:') ? id.slice(id.lastIndexOf(':') + 1).replace(/-[A-Za-z0-9]{6}$/, '') : id;
+  return { name, value: secrets[id] ?? secrets[name] };
+}
+
 /** `secret-id[:json-key[:version-stage[:version-id]]]`, where secret-id may be an ARN (which has colons itself). */
 function secret(o: ResolvedOptions, reference: string): string {
   const parts = reference.split(':');
   const idParts = reference.startsWith('arn:') ? 7 : 1;
   const id = parts.slice(0, idParts).join(':');
   const jsonKey = parts[idParts] ?? '';
-  const name = id.startsWith('arn:') ? id.slice(id.lastIndexOf(':') + 1).replace(/-[A-Za-z0-9]{6}$/, '') : id;
-  const value = o.secrets[id] ?? o.secrets[name];
+  const { value } = findSecret(o.secrets, id);
   if (value === undefined) {
     throw new SecretError("Secrets Manager Error: ResourceNotFoundException: Secrets Manager can't find the specified secret.");
   }

@@ -81,7 +81,7 @@ function validateFault(f: Fault): void {
   const count = 'count' in f ? f.count : undefined;
   if (!ok || (count !== undefined && !(Number.isInteger(count) && count > 0))) {
     throw new Error(
-      `invalid fault ${JSON.stringify(f)}: expected {kind:"throttle"|"reset", operation, count?} | {kind:"status", status:500|503, operation, count?} | ` +
+      `invalid fault ${JSON.stringify(f)}: expected {kind:"throttle"|"reset"|"denied", operation, count?} | {kind:"status", status:500|503, operation, count?} | ` +
         '{kind:"delay", ms, operation, count?} | {kind:"quota", rps, operation}',
     );
   }

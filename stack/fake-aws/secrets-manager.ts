@@ -1,3 +1,4 @@
+import { findSecret } from './env';
 import { AwsError } from './protocol';
 
 /**
@@ -10,9 +11,7 @@ export function handleSecretsManager(secrets: Record<string, string>, operation:
   }
   const id = typeof body.SecretId === 'string' ? body.SecretId : '';
   if (!id) throw new AwsError('ValidationException', "1 validation error detected: Value null at 'secretId' failed to satisfy constraint: Member must not be null");
-  // By name, or by ARN with or without its random suffix.
-  const name = id.startsWith('arn:') ? id.slice(id.lastIndexOf(':') + 1).replace(/-[A-Za-z0-9]{6}$/, '') : id;
-  const value = secrets[id] ?? secrets[name];
+  const { name, value } = findSecret(secrets, id);
   if (value === undefined) throw new AwsError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
   return {
     ARN: `arn:aws:secretsmanager:${where.region}:${where.account}:secret:${name}-AbCdEf`,

@@ -79,7 +79,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       operation = params.get('Action') ?? '';
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('fake-aws: expected an AWS JSON 1.1 (X-Amz-Target) or Query (Action=...) request, /oidc/* or /_fake/*');
+      res.end('fake-aws: expected an AWS JSON 1.1 (X-Amz-Target) or Query (Action=...) request, /oidc/*, /gitlab/api/v4/job or /_fake/*');
       return;
     }
 

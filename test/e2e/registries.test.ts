@@ -6,47 +6,26 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fakeControl } from '../../stack/fake-aws/control';
-import { AUTH_REGISTRY_SECRET, startStack, type Stack } from '../../stack/stack';
-import { repoRoot, runOnStack, SELF_COMPONENT, type StackRun, stackInputs } from '../helpers/gitlab-ci-local';
+import { describe, expect, it } from 'vitest';
+import { basicCredentials, manifestDigest, platformManifests } from '../../stack/registry';
+import { AUTH_REGISTRY_SECRET, type Stack } from '../../stack/stack';
+import { runOnStack, SELF_COMPONENT, type StackRun, stackInputs } from '../helpers/gitlab-ci-local';
 import { contextObject, readDotenv, stackParameter, visible } from './helpers';
+import { stackForFile } from './stack-for-file';
 
 const USER = { username: 'reg-user-7q', password: 'Pw-4uth-r3gistry-c81d' };
 const JOB_TOKEN = 'glcbt-64_J0b-t0ken-e2e-5b1d';
 let stack: Stack;
 let registry: string;
 
-beforeAll(async () => {
-  stack = await startStack({ dir: join(repoRoot, '.stack', 'registries'), phaseDelayMs: 50, authRegistry: USER, authRegistryJobToken: JOB_TOKEN });
-  registry = stack.authRegistry ?? '';
+const control = stackForFile('registries', { phaseDelayMs: 50, authRegistry: USER, authRegistryJobToken: JOB_TOKEN }, (s) => {
+  stack = s;
+  registry = s.authRegistry ?? '';
 });
 
-afterAll(async () => {
-  await stack?.stop();
-});
-
-/** The authenticated registry's answer to GET or HEAD of `repository:tag`, as USER. */
-function manifestRequest(repository: string, tag: string, method: 'GET' | 'HEAD'): Promise<Response> {
-  return fetch(`http://${registry}/v2/${repository}/manifests/${tag}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`${USER.username}:${USER.password}`).toString('base64')}`,
-      accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json',
-    },
-  });
-}
-
-/** The digest the authenticated registry serves for `repository:tag`. */
-async function digestOf(repository: string, tag: string): Promise<string | null> {
-  const res = await manifestRequest(repository, tag, 'HEAD');
-  return res.ok ? res.headers.get('docker-content-digest') : `HTTP ${res.status}`;
-}
-
-/** The platforms of the image index under `repository:tag` (attestation manifests left out). */
+/** The platforms of the image index under `repository:tag` on the authenticated registry. */
 async function indexPlatforms(repository: string, tag: string): Promise<string[]> {
-  const index = (await (await manifestRequest(repository, tag, 'GET')).json()) as { manifests?: { platform?: { os: string; architecture: string } }[] };
-  return (index.manifests ?? []).map((m) => `${m.platform?.os}/${m.platform?.architecture}`).filter((p) => p !== 'unknown/unknown');
+  return (await platformManifests(registry, repository, tag, USER)).map((m) => m.platform);
 }
 
 /** None of `secrets` in any output: the job log, StartBuild as the fake recorded it, the uploaded zip, the reports. */
@@ -76,7 +55,7 @@ function runMultiPlatform(repository: string, extra: Record<string, unknown>, op
   return runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs }] }, { copy: ['test/fixtures/arch'], ...opts });
 }
 
-const BASIC = Buffer.from(`${USER.username}:${USER.password}`).toString('base64');
+const BASIC = basicCredentials(USER);
 
 /** Every file under `dir`, read. */
 function filesUnder(dir: string): { path: string; text: string }[] {
@@ -107,7 +86,7 @@ describe('a registry that requires a user, through the component on the local st
       expect(lines, run.output).toEqual([
         expect.stringContaining(`Error: ${registry} asked for credentials: set registry_credentials: ["${registry}=secretsmanager:<secret-id>"]`),
       ]);
-      expect(await digestOf(repository, 'latest')).toBe('HTTP 404');
+      expect(await manifestDigest(registry, repository, 'latest', USER)).toBeUndefined();
     } finally {
       run.remove();
     }
@@ -122,9 +101,9 @@ describe('a registry that requires a user, through the component on the local st
       expect(log).toMatch(new RegExp(`FROM ${stack.authBaseImage?.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}|load metadata for ${registry}/busybox:stable`));
       const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
       expect(dotenv.IMAGE_DIGEST).toMatch(/^sha256:/);
-      expect(await digestOf(repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
+      expect(await manifestDigest(registry, repository, 'latest', USER)).toBe(dotenv.IMAGE_DIGEST);
 
-      const builds = await fakeControl(stack.fakeUrl).builds();
+      const builds = await control().builds();
       const build = builds.at(-1);
       // StartBuild carried references only; CodeBuild (the fake) resolved them.
       expect(build?.environment.environmentVariables.filter((v) => v.name.startsWith('CBI_LOGIN_'))).toEqual([
@@ -146,9 +125,9 @@ describe('a multi-platform image there, with credentials by reference', () => {
     try {
       expect(run.code, run.output).toBe(0);
       const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
-      expect(await digestOf(repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
+      expect(await manifestDigest(registry, repository, 'latest', USER)).toBe(dotenv.IMAGE_DIGEST);
       expect(await indexPlatforms(repository, 'latest')).toEqual(['linux/amd64', 'linux/arm64']);
-      await expectInNoOutput([USER.password, BASIC], run, (await fakeControl(stack.fakeUrl).builds()).slice(-2));
+      await expectInNoOutput([USER.password, BASIC], run, (await control().builds()).slice(-2));
     } finally {
       run.remove();
     }
@@ -165,11 +144,11 @@ describe("as GitLab's registry, with the job's CI_JOB_TOKEN (CI_REGISTRY is the 
       expect(log).toContain(`[linux/amd64] Logging in to ${registry} with the job token`);
       expect(log).toContain(`[linux/arm64] Logging in to ${registry} with the job token`);
       const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
-      expect(await digestOf(repository, 'latest')).toBe(dotenv.IMAGE_DIGEST);
+      expect(await manifestDigest(registry, repository, 'latest', USER)).toBe(dotenv.IMAGE_DIGEST);
       expect(await indexPlatforms(repository, 'latest')).toEqual(['linux/amd64', 'linux/arm64']);
 
       // Each build got the parameter's name, which the job wrote before StartBuild and deleted after.
-      const builds = (await fakeControl(stack.fakeUrl).builds()).slice(-2);
+      const builds = (await control().builds()).slice(-2);
       const credentials = builds.map((b) => b.environment.environmentVariables.find((v) => v.name === 'CBI_LOGIN_CREDENTIAL_0'));
       expect(credentials).toEqual([1, 2].map(() => ({ name: 'CBI_LOGIN_CREDENTIAL_0', value: expect.stringMatching(/^\/codebuild-image\/job-tokens\/\d+\/\d+$/), type: 'PARAMETER_STORE' })));
       const parameter = credentials[0]?.value ?? '';

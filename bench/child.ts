@@ -3,8 +3,8 @@
  * Prints {"ms": …, "rssMB": …}: the time from listing to the archive being on disk (without process
  * start-up) and the process's peak RSS (worker threads included).
  */
-import { listContext } from '../src/context';
-import { packContext } from '../src/zip';
+import { listContext } from '../src/context/listing';
+import { packContext } from '../src/context/zip';
 import { memoryOutput } from '../test/helpers/output';
 
 async function main(): Promise<void> {

@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { StartBuildCommand } from '@aws-sdk/client-codebuild';
-import { createClients } from '../src/clients';
-import type { Output } from '../src/console';
-import { followBuild } from '../src/follow';
+import { createClients } from '../src/aws/clients';
+import type { Output } from '../src/shared/console';
+import { followBuild } from '../src/follow/follower';
 import { startFakeAws } from '../stack/fake-aws/server';
 import type { BenchRow } from './rows';
 

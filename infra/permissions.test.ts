@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { awsCalls, ciRoleActions, trustPolicyAction, webIdentityProviders, type AwsCall } from '../src/aws-permissions';
+import { awsCalls, ciRoleActions, trustPolicyAction, webIdentityProviders, type AwsCall } from '../src/aws/permissions';
 import { loadTemplate, render } from './cfn';
 import { scanProgram, scanSource } from './sdk-calls';
 
@@ -40,16 +40,16 @@ describe('the SDK call scanner', () => {
   });
 });
 
-describe('src/aws-permissions.ts matches the code', () => {
+describe('src/aws/permissions.ts matches the code', () => {
   it('lists every AWS call the code makes', () => {
     const problems = uses.flatMap((u) => {
       if (u.kind === 'unsupported') return [`${u.file}: ${u.name} from ${u.module} hides its calls; use <Service>Client and commands`];
       if (u.kind === 'credential-provider') {
         return (webIdentityProviders as readonly string[]).includes(u.name) || providersWithoutPermissions.includes(u.name) ? []
-          : [`${u.file}: credential provider ${u.name} is not classified in infra/permissions.test.ts or src/aws-permissions.ts`];
+          : [`${u.file}: credential provider ${u.name} is not classified in infra/permissions.test.ts or src/aws/permissions.ts`];
       }
       if ((webIdentityProviders as readonly string[]).includes(u.name)) return [];
-      return u.name in awsCalls ? [] : [`${u.file}: ${u.name} is missing from src/aws-permissions.ts`];
+      return u.name in awsCalls ? [] : [`${u.file}: ${u.name} is missing from src/aws/permissions.ts`];
     });
     expect(problems).toEqual([]);
   });
@@ -80,7 +80,7 @@ describe('the CI role in infra/cloudformation.yml', () => {
   });
   const role = r.resources.CiRole!.Properties;
 
-  it('grants exactly the actions of src/aws-permissions.ts', () => {
+  it('grants exactly the actions of src/aws/permissions.ts', () => {
     type Doc = { Statement: { Action: string | string[] }[] };
     // Its own policy, and one per repository for the image index (Fn::ForEach), nothing else.
     const attached = Object.values(r.resources).filter((x) => x.Properties.RoleName === role.RoleName || x.Properties.Roles !== undefined);

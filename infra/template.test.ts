@@ -5,7 +5,7 @@ import {
   declaredResources, defaultContext, deployCommands, isObject, loadTemplate, parseTemplate, pseudoParameters, references, render,
   section, type Json, type JsonObject, type Rendered,
 } from './cfn';
-import { JOB_TOKEN_PATH } from '../src/aws-names';
+import { JOB_TOKEN_PATH } from '../src/inputs/aws-names';
 import { checkResource, resourceSpec } from './spec-check';
 
 const template = loadTemplate();

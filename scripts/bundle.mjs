@@ -24,21 +24,27 @@ const common = {
 };
 
 // Modules both parts use at run time: the AWS part gets main's instances (errors.ts's classes must be one
-// copy for instanceof, and buildspec.ts would bring yaml along twice).
-const SHARED = ['./errors', './buildspec'];
+// copy for instanceof, and buildspec.ts would bring yaml along twice). Keyed by path under src/, without .ts.
+const SHARED = ['shared/errors', 'build/buildspec'];
+const src = path.resolve('src');
+/** The SHARED key of a relative import, or undefined. */
+const sharedKey = (a) => {
+  const key = path.relative(src, path.resolve(a.resolveDir, a.path));
+  return SHARED.includes(key) ? key : undefined;
+};
 
-// The AWS part (src/aws.ts: the AWS SDK and the modules using it) is carried as a string and compiled when
-// main.ts first imports './aws', after the first output line: V8 scans a string far faster than it parses
+// The AWS part (src/aws-part.ts: the AWS SDK and the modules using it) is carried as a string and compiled when
+// main.ts first imports it, after the first output line: V8 scans a string far faster than it parses
 // code, and parsing the SDK was most of the time before that line.
 const aws = await build({
   ...common,
-  entryPoints: ['src/aws.ts'],
+  entryPoints: ['src/aws-part.ts'],
   write: false,
   plugins: [
     {
       name: 'shared',
       setup(b) {
-        b.onResolve({ filter: /^\.\/(errors|buildspec)$/ }, (a) => ({ path: a.path, external: true }));
+        b.onResolve({ filter: /^\.\.?\// }, (a) => (sharedKey(a) ? { path: sharedKey(a), external: true } : undefined));
         // Code compiled by vm has no loader for import(): the SDK's import('node:http') becomes a require.
         b.onResolve({ filter: /^node:/ }, (a) => (a.kind === 'dynamic-import' ? { path: a.path, namespace: 'builtin' } : undefined));
         b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: 'js' }));
@@ -57,12 +63,12 @@ const result = await build({
     {
       name: 'aws-as-string',
       setup(b) {
-        b.onResolve({ filter: /^\.\/aws$/ }, (a) => ({ path: path.join(a.resolveDir, 'aws.ts'), namespace: 'aws-string' }));
+        b.onResolve({ filter: /\/aws-part$/ }, (a) => ({ path: path.resolve(a.resolveDir, `${a.path}.ts`), namespace: 'aws-string' }));
         b.onLoad({ filter: /.*/, namespace: 'aws-string' }, () => ({
           resolveDir: path.resolve('src'),
           loader: 'js',
           contents: [
-            ...SHARED.map((m, i) => `const shared${i} = require(${JSON.stringify(m)});`),
+            ...SHARED.map((m, i) => `const shared${i} = require(${JSON.stringify(`./${m}`)});`),
             `const shared = { ${SHARED.map((m, i) => `${JSON.stringify(m)}: shared${i}`).join(', ')} };`,
             `const source = ${JSON.stringify(awsSource)};`,
             `const load = require('node:vm').runInThisContext('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: 'index.js (AWS part)' });`,

@@ -1,27 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { resolveBuildspec } from './buildspec';
-import { isInside } from './checkout-paths';
-import type { Clients } from './clients';
-import { consoleOutput, type Output } from './console';
-import { type ContextEntry, listContext } from './context';
-import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './errors';
-import { collectSettings, readSettings } from './inputs';
-import { FilePool } from './pack-files';
-import type { Finished } from './platform-builds';
-import type { BuildRecord, ContextSummary, StartMarker } from './report';
-import type { Settings } from './settings';
-import { escapeControls, shown } from './shown';
-import type { ContextToUpload, Upload } from './upload';
-import { archiveSizeBound, hashContext, packContextTo } from './zip';
+import { resolveBuildspec } from './build/buildspec';
+import { isInside } from './inputs/checkout-paths';
+import type { Clients } from './aws/clients';
+import { consoleOutput, type Output } from './shared/console';
+import { type ContextEntry, listContext } from './context/listing';
+import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './shared/errors';
+import { collectSettings, readSettings } from './inputs/inputs';
+import { FilePool } from './context/pack-files';
+import type { Finished } from './build/start-builds';
+import type { BuildRecord, ContextSummary, StartMarker } from './report/report';
+import type { Settings } from './inputs/settings';
+import { escapeControls, shown } from './shared/shown';
+import type { ContextToUpload, Upload } from './context/upload';
+import { archiveSizeBound, hashContext, packContextTo } from './context/zip';
 
 /**
- * The modules that load the AWS SDK (src/aws.ts), compiled and evaluated on first use (dist/index.js carries
+ * The modules that load the AWS SDK (src/aws-part.ts), compiled and evaluated on first use (dist/index.js carries
  * them as a string until then, see scripts/bundle.mjs). Parsing and evaluating them took most of the time
  * before the first output line; now they load after it, while the workers hash the context.
  */
-const loadAws = () => import('./aws');
+const loadAws = () => import('./aws-part');
 
 export const USAGE = `Usage: node index.js [build | stop | --help]
 
@@ -272,7 +272,7 @@ async function platformsRecord(settings: Settings, finished: Finished[], archive
 
 /**
  * `index.js stop`: the template's after_script stops a build the killed job left running, and deletes the job
- * token's parameter (src/job-token.ts) the killed job could not delete. StopBuild goes
+ * token's parameter (src/registry/job-token.ts) the killed job could not delete. StopBuild goes
  * first, without reading the build (a throttled read must not keep it from being stopped). A build whose
  * StartBuild answer never arrived is found by the marker recorded before StartBuild.
  */

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_SCRIPT } from '../../src/build-script';
+import { BUILD_SCRIPT } from '../../src/build/build-script';
 import { ENGINE_BIN, dockerConfigDir, enginePath, execRootFor } from '../../stack/docker';
 import { startDaemon, stopPid, waitFor } from '../../stack/process';
 import { repoRoot } from '../helpers/gitlab-ci-local';

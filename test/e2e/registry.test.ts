@@ -1,11 +1,11 @@
 /**
- * src/registry.ts against Debian's docker-registry on the local stack: an index over per-platform images that
+ * src/registry/distribution.ts against Debian's docker-registry on the local stack: an index over per-platform images that
  * BuildKit pushed by digest, with their attestation manifests, under every tag.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pushIndex, RegistryClient } from '../../src/registry';
+import { pushIndex, RegistryClient } from '../../src/registry/distribution';
 import { docker } from '../../stack/docker';
 import { getManifest, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';

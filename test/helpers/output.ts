@@ -1,4 +1,4 @@
-import type { Output } from '../../src/console';
+import type { Output } from '../../src/shared/console';
 
 /** An Output that collects lines in memory. */
 export function memoryOutput(): Output & { lines: string[] } {

@@ -1,4 +1,4 @@
-import type { Settings } from '../../src/settings';
+import type { Settings } from '../../src/inputs/settings';
 
 const ECR_IMAGE: Settings['image'] = {
   registry: '000000000000.dkr.ecr.us-east-1.amazonaws.com',

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ExitCode } from '../../src/errors';
+import { ExitCode } from '../../src/shared/errors';
 import { run, USAGE } from '../../src/main';
 import { memoryOutput } from '../helpers/output';
 

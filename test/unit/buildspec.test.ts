@@ -2,9 +2,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { generateBuildspec, resolveBuildspec } from '../../src/buildspec';
-import { startBuildInput } from '../../src/codebuild';
-import type { Settings } from '../../src/settings';
+import { generateBuildspec, resolveBuildspec } from '../../src/build/buildspec';
+import { startBuildInput } from '../../src/build/codebuild';
+import type { Settings } from '../../src/inputs/settings';
 import { runBuildspec, type BuildspecRun } from '../helpers/buildspec-runner';
 import { settingsFixture } from '../helpers/settings-fixture';
 

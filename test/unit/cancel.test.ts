@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { watchCancellation, type CancellationWatch } from '../../src/cancel';
-import type { GitLabJob } from '../../src/settings';
+import { watchCancellation, type CancellationWatch } from '../../src/follow/cancel';
+import type { GitLabJob } from '../../src/inputs/settings';
 import { memoryOutput } from '../helpers/output';
 
 const TOKEN = 'glcbt-64_secret-job-token';

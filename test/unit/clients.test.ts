@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createClients, POLLING_RETRY } from '../../src/clients';
+import { createClients, POLLING_RETRY } from '../../src/aws/clients';
 
 const repo = join(__dirname, '../..');
 
@@ -16,7 +16,7 @@ describe('createClients', () => {
 
   it('turns off only the SDK\'s Node-version notice on Node 20: other warnings still show', () => {
     const script = [
-      "require('./src/clients').createClients('us-east-1', async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }));",
+      "require('./src/aws/clients').createClients('us-east-1', async () => ({ accessKeyId: 'a', secretAccessKey: 'b' }));",
       "process.emitWarning('another warning');",
     ].join('\n');
     const env = { ...process.env };

@@ -12,8 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   concurrencyExplanation, consoleUrl, exportedVariable, findBuildByMarker, getBuild, JOB_MARKER_VARIABLE, queueLimitFailure, startBuild,
   startBuildInput, stopBuild,
-} from '../../src/codebuild';
-import { AwsStepError } from '../../src/errors';
+} from '../../src/build/codebuild';
+import { AwsStepError } from '../../src/shared/errors';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
 

@@ -8,9 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listContext } from '../../src/context';
-import { ContextError } from '../../src/errors';
-import { packContext } from '../../src/zip';
+import { listContext } from '../../src/context/listing';
+import { ContextError } from '../../src/shared/errors';
+import { packContext } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 
 const dirs: string[] = [];

@@ -3,8 +3,8 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listContext } from '../../src/context';
-import { ContextError } from '../../src/errors';
+import { listContext } from '../../src/context/listing';
+import { ContextError } from '../../src/shared/errors';
 import { memoryOutput } from '../helpers/output';
 
 const dirs: string[] = [];

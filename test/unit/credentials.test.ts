@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { expectedSubject, explainAssumeRoleFailure, resolveCredentials, sessionName } from '../../src/credentials';
-import type { GitLabJob } from '../../src/settings';
+import { expectedSubject, explainAssumeRoleFailure, resolveCredentials, sessionName } from '../../src/aws/credentials';
+import type { GitLabJob } from '../../src/inputs/settings';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
 import { startStsStub, type StsStub } from '../helpers/sts-stub';

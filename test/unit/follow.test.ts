@@ -5,8 +5,8 @@ import { CloudWatchLogsClient, GetLogEventsCommand, StartLiveTailCommand } from 
 import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AwsStepError } from '../../src/errors';
-import { followBuild, MAX_FAILED_POLLS, Pace } from '../../src/follow';
+import { AwsStepError } from '../../src/shared/errors';
+import { followBuild, MAX_FAILED_POLLS, Pace } from '../../src/follow/follower';
 import {
   agentLine, BUILD_ID, buildAt, commandPhase, fakeClock, fakeLogStream, linesBySection, type LogLine, type PhaseSpec,
 } from '../helpers/codebuild-timeline';

@@ -1,6 +1,6 @@
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { idTokenProblem } from '../../src/id-token';
+import { idTokenProblem } from '../../src/inputs/id-token';
 
 const AUD = 'https://gitlab.example.com';
 const NOW = 1_800_000_000;

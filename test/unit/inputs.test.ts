@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors';
-import { bucketNameProblems } from '../../src/aws-names';
-import { parseImageRepository } from '../../src/docker-reference';
-import { envVarName, Inputs, parseList, readSettings } from '../../src/inputs';
+import { InputError } from '../../src/shared/errors';
+import { bucketNameProblems } from '../../src/inputs/aws-names';
+import { parseImageRepository } from '../../src/inputs/docker-reference';
+import { envVarName, Inputs, parseList, readSettings } from '../../src/inputs/inputs';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
 const BUILDSPEC = 'version: 0.2\nphases:\n  build:\n    commands: [make]\n';

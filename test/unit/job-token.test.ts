@@ -1,4 +1,4 @@
-// The job token's SecureString (src/job-token.ts) and the job's own registry sign-in (src/registry-signin.ts), with the
+// The job token's SecureString (src/registry/job-token.ts) and the job's own registry sign-in (src/registry/signin.ts), with the
 // real SDK against the fake's Parameter Store and Secrets Manager, and a real docker-registry that requires a user.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -11,11 +11,11 @@ import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/cl
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopPid } from '../../stack/process';
 import { type Registry, startRegistry } from '../../stack/registry';
-import { AwsStepError } from '../../src/errors';
-import { deleteJobToken, putJobToken } from '../../src/job-token';
-import { RegistryClient } from '../../src/registry';
-import { parseCredentials, registryClient } from '../../src/registry-signin';
-import type { RegistryLogin, Settings } from '../../src/settings';
+import { AwsStepError } from '../../src/shared/errors';
+import { deleteJobToken, putJobToken } from '../../src/registry/job-token';
+import { RegistryClient } from '../../src/registry/distribution';
+import { parseCredentials, registryClient } from '../../src/registry/signin';
+import type { RegistryLogin, Settings } from '../../src/inputs/settings';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
 import { startStack, STATIC_CREDENTIALS, type Stack } from './fake-support';

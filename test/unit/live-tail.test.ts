@@ -3,9 +3,9 @@
 import { rmSync } from 'node:fs';
 import { StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClients, type Clients } from '../../src/clients';
-import { followBuild } from '../../src/follow';
-import { LiveTail, logGroupArn } from '../../src/live-tail';
+import { createClients, type Clients } from '../../src/aws/clients';
+import { followBuild } from '../../src/follow/follower';
+import { LiveTail, logGroupArn } from '../../src/follow/live-tail';
 import { startFakeAws } from '../../stack/fake-aws/server';
 import { memoryOutput } from '../helpers/output';
 import { buildspec, startStack, STATIC_CREDENTIALS, waitForBuild, type Stack } from './fake-support';

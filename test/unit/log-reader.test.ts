@@ -1,7 +1,7 @@
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LogReader } from '../../src/log-reader';
+import { LogReader } from '../../src/follow/log-reader';
 import { fakeLogStream, type LogLine } from '../helpers/codebuild-timeline';
 
 const logsMock = mockClient(CloudWatchLogsClient);

@@ -1,6 +1,6 @@
 import type { BuildPhase } from '@aws-sdk/client-codebuild';
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseMarker, PhaseRenderer, queueSummary, type LogEvent, type RenderedLine } from '../../src/phases';
+import { formatDuration, parseMarker, PhaseRenderer, queueSummary, type LogEvent, type RenderedLine } from '../../src/follow/phases';
 
 const T0 = Date.UTC(2025, 5, 4, 21, 56, 0);
 

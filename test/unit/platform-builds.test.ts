@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { startBuildInput } from '../../src/codebuild';
-import { buildTargets, platformOutput } from '../../src/platform-builds';
+import { startBuildInput } from '../../src/build/codebuild';
+import { buildTargets, platformOutput } from '../../src/build/start-builds';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
 

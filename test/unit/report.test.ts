@@ -11,8 +11,8 @@ import {
   writeBuildIds,
   writeReports,
   type BuildRecord,
-} from '../../src/report';
-import { ReportError } from '../../src/errors';
+} from '../../src/report/report';
+import { ReportError } from '../../src/shared/errors';
 import { settingsFixture } from '../helpers/settings-fixture';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeControls, shown } from '../../src/shown';
+import { escapeControls, shown } from '../../src/shared/shown';
 
 describe('shown', () => {
   it('quotes a plain value unchanged', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inputsTag } from '../../src/unchanged';
+import { inputsTag } from '../../src/build/unchanged';
 import { settingsFixture } from '../helpers/settings-fixture';
 
 const DIGEST = 'a'.repeat(64);

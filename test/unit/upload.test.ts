@@ -14,11 +14,11 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listContext } from '../../src/context';
-import { AwsStepError, ContextError } from '../../src/errors';
-import { FilePool } from '../../src/pack-files';
-import { contextKey, humanSize, uploadContext, type ContextToUpload } from '../../src/upload';
-import { archiveSizeBound, hashContext, packContext, packContextTo } from '../../src/zip';
+import { listContext } from '../../src/context/listing';
+import { AwsStepError, ContextError } from '../../src/shared/errors';
+import { FilePool } from '../../src/context/pack-files';
+import { contextKey, humanSize, uploadContext, type ContextToUpload } from '../../src/context/upload';
+import { archiveSizeBound, hashContext, packContext, packContextTo } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 import { startS3rver, type S3rverInstance } from '../helpers/s3rver-instance';
 

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
-import { listContext } from '../../src/context';
-import { ContextError } from '../../src/errors';
-import { FilePool } from '../../src/pack-files';
-import { hashContext, packContext, type PackOptions } from '../../src/zip';
+import { listContext } from '../../src/context/listing';
+import { ContextError } from '../../src/shared/errors';
+import { FilePool } from '../../src/context/pack-files';
+import { hashContext, packContext, type PackOptions } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 
 const dirs: string[] = [];

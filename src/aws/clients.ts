@@ -1,0 +1,82 @@
+import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { CodeBuildClient } from '@aws-sdk/client-codebuild';
+import { ECRClient } from '@aws-sdk/client-ecr';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { version } from '../../package.json';
+
+export interface Clients {
+  s3: S3Client;
+  codebuild: CodeBuildClient;
+  /** CodeBuild for the calls made once per job (StartBuild, StopBuild, finding a build): more patient retries. */
+  codebuildOnce: CodeBuildClient;
+  logs: CloudWatchLogsClient;
+  /** ECR in the image registry's region, for the multi-platform index and the skip_unchanged retag (src/registry/signin.ts). */
+  ecr: (region: string) => ECRClient;
+  /** Parameter Store: the job token's short-lived SecureString (src/registry/job-token.ts), registry credentials (src/registry/signin.ts). */
+  ssm: SSMClient;
+  /** Secrets Manager: registry credentials the job signs in with (src/registry/signin.ts). */
+  secrets: SecretsManagerClient;
+  /** The shared, memoized credentials; call it to resolve them up front. */
+  credentials: () => Promise<AwsCredentialIdentity>;
+}
+
+/**
+ * Retries for calls made once per job (AssumeRoleWithWebIdentity, StartBuild, StopBuild). Losing one fails the
+ * job, so they ride out longer runs of throttling, 5xx answers and resets than the SDK's default of 3
+ * attempts: 8 attempts with the SDK's backoff (exponential with jitter, at most 20 s apart, about a minute
+ * of waiting in all), and each attempt cut after 30 s so a silent connection cannot hang the job. StartBuild's
+ * idempotency token makes its retries safe: a retry of a request that did arrive returns the same build.
+ */
+export const ONCE_PER_JOB = { maxAttempts: 8, requestHandler: { requestTimeout: 30_000 } } as const;
+
+/**
+ * Builds every AWS client in one place. Endpoints come only from the SDK's standard configuration
+ * (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), which the local stack uses.
+ */
+export function createClients(region: string, provider: AwsCredentialIdentityProvider): Clients {
+  // One memoized provider for all clients, so the web identity is exchanged once, not once per client.
+  const memoized = memoizeIdentityProvider(provider, isIdentityExpired, doesIdentityRequireRefresh);
+  if (!memoized) throw new Error('No AWS credential provider');
+  const credentials = () => memoized();
+  quietNodeVersionWarning();
+  const config = { region, credentials, customUserAgent: `codebuild-image/${version}` };
+  return {
+    s3: new S3Client(config),
+    codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
+    codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
+    logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
+    ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...ONCE_PER_JOB }),
+    ssm: new SSMClient({ ...config, ...ONCE_PER_JOB }),
+    secrets: new SecretsManagerClient({ ...config, ...ONCE_PER_JOB }),
+    credentials,
+  };
+}
+
+/**
+ * The one retry layer for the calls that follow a build (BatchGetBuilds, GetLogEvents, StartLiveTail): the
+ * SDK retries a throttled or failed call with jittered back-off, and its adaptive mode also lowers the
+ * client's own request rate after throttling. The follow loop only counts polls that failed despite this.
+ */
+export const POLLING_RETRY = { retryMode: 'adaptive', maxAttempts: 5 } as const;
+
+/**
+ * StartLiveTail goes to a `stream-` prefixed host (stream-logs.<region>.amazonaws.com). A configured
+ * endpoint (the local stack, a proxy, LocalStack) is one host that answers every operation, and the
+ * prefixed name would not even resolve, so the prefix is dropped there.
+ */
+function customLogsEndpoint(): boolean {
+  return Boolean(process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS || process.env.AWS_ENDPOINT_URL);
+}
+
+/**
+ * The SDK warns on every Node below 22 that its releases after January 2027 need Node 22, as a 7-line
+ * NodeVersionSupportWarning in the job log. The job cannot act on it (the template's job_image chooses
+ * Node), so only that warning is turned off, through the SDK's own switch; every other warning stays.
+ */
+function quietNodeVersionWarning(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}

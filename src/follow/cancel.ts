@@ -1,0 +1,114 @@
+import type { Output } from '../shared/console';
+import type { GitLabJob } from '../inputs/settings';
+
+export interface CancelDeps {
+  out: Output;
+  job: GitLabJob;
+  /** Interval between job-status checks; default 10 s. */
+  pollMs?: number;
+  /** How long one status request may take; default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface CancellationWatch {
+  /** Resolves with a printable reason once the job should stop; never rejects. */
+  cancelled: Promise<string>;
+  /** Removes the signal handlers and stops polling. */
+  dispose(): void;
+}
+
+const CANCELLED = new Set(['canceling', 'canceled']);
+/** The job token stops working when the job ends, whoever ended it. */
+const TOKEN_GONE = new Set([401, 403, 404]);
+
+/**
+ * Notices that the GitLab job is being cancelled: SIGTERM/SIGINT, or the job's own status (GET
+ * $CI_API_V4_URL/job with CI_JOB_TOKEN) turning canceling/canceled, or the token being revoked. After it
+ * resolves, a second signal has its default effect again, so an impatient Ctrl-C still ends the process.
+ */
+export function watchCancellation({ out, job, pollMs = 10_000, requestTimeoutMs = 10_000 }: CancelDeps): CancellationWatch {
+  let resolve!: (reason: string) => void;
+  const cancelled = new Promise<string>((r) => (resolve = r));
+  let done = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inflight: AbortController | undefined;
+
+  const onSigterm = () => finish('received SIGTERM');
+  const onSigint = () => finish('received SIGINT');
+  process.on('SIGTERM', onSigterm);
+  process.on('SIGINT', onSigint);
+
+  function stop(): void {
+    done = true;
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
+    clearTimeout(timer);
+    inflight?.abort();
+  }
+  function finish(reason: string): void {
+    if (done) return;
+    stop();
+    resolve(reason);
+  }
+
+  if (job.apiUrl && job.jobToken) {
+    const url = `${job.apiUrl.replace(/\/+$/, '')}/job`;
+    const token = job.jobToken;
+    let warned = false;
+    const poll = async () => {
+      try {
+        const status = await jobStatus(url, token, requestTimeoutMs, (c) => (inflight = c));
+        if (CANCELLED.has(status)) return finish(`the GitLab job is ${status}`);
+      } catch (e) {
+        if (done) return;
+        const status = e instanceof HttpStatusError ? e.status : undefined;
+        if (status !== undefined && TOKEN_GONE.has(status)) return finish(`GitLab rejected the job token (HTTP ${status}): the job has ended`);
+        if (!warned) {
+          warned = true;
+          // Never print the error object: its request carries the job token.
+          out.warn(`Cannot check the GitLab job status (${status ? `HTTP ${status}` : (e as Error).name}); will keep trying`);
+        }
+      }
+      schedule();
+    };
+    const schedule = () => {
+      if (done) return;
+      timer = setTimeout(() => void poll(), pollMs);
+      timer.unref();
+    };
+    schedule();
+  } else {
+    out.info('Not watching the GitLab job status: CI_API_V4_URL or CI_JOB_TOKEN is not set');
+  }
+
+  return { cancelled, dispose: stop };
+}
+
+class HttpStatusError extends Error {
+  override name = 'HttpStatusError';
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/**
+ * The job's status from GET /job. Each request has its own timer: on Node 20, AbortSignal.any over an
+ * AbortSignal.timeout stops firing once garbage collection has run, and a first request that never
+ * answered then blocked the watch for good.
+ */
+async function jobStatus(url: string, token: string, timeoutMs: number, track: (c: AbortController) => void): Promise<string> {
+  const controller = new AbortController();
+  track(controller);
+  const timer = setTimeout(() => controller.abort(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+  try {
+    const res = await fetch(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new HttpStatusError(res.status);
+    }
+    const body = (await res.json()) as { status?: unknown };
+    return String(body.status ?? '');
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,74 @@
+import { GetLogEventsCommand, type CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { errorName } from '../shared/errors';
+import type { LogEvent } from './phases';
+
+export interface LogStream {
+  group: string;
+  name: string;
+}
+
+export interface ReadResult {
+  events: LogEvent[];
+  /** GetLogEvents requests made. */
+  calls: number;
+}
+
+/** GetLogEvents answers at most 10,000 events or 1 MB a page; a page well below both is the current end. */
+const PAGE_EVENTS = 10_000;
+const PAGE_BYTES = 900_000;
+
+/**
+ * Reads one CloudWatch log stream forward from its head, each read continuing where the last one ended.
+ * A read stops at the current end without asking for the empty page that would confirm it, except when
+ * draining a finished build: then it reads until the forward token stops changing, because CloudWatch may
+ * answer empty pages (each with a new token) before the real end.
+ */
+export class LogReader {
+  private token: string | undefined;
+  /** Set when the role may not read the log; the caller says so once and follows the status only. */
+  denied = false;
+
+  constructor(
+    private readonly logs: CloudWatchLogsClient,
+    readonly stream: LogStream,
+  ) {}
+
+  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal }): Promise<ReadResult> {
+    const events: LogEvent[] = [];
+    let calls = 0;
+    if (this.denied) return { events, calls };
+    for (let page = 0; page < (opts.maxPages ?? 20); page++) {
+      let res;
+      calls++;
+      try {
+        res = await this.logs.send(new GetLogEventsCommand({
+          logGroupName: this.stream.group, logStreamName: this.stream.name, startFromHead: true,
+          ...(this.token && { nextToken: this.token }),
+        }), opts.signal ? { abortSignal: opts.signal } : {});
+      } catch (e) {
+        // CodeBuild names the stream a little before it creates it.
+        if (errorName(e) === 'ResourceNotFoundException') break;
+        if (errorName(e) === 'AccessDeniedException') {
+          this.denied = true;
+          break;
+        }
+        throw e;
+      }
+      let bytes = 0;
+      for (const e of res.events ?? []) {
+        const message = e.message ?? '';
+        bytes += message.length + 26;
+        events.push({ timestamp: e.timestamp ?? 0, message });
+      }
+      const count = res.events?.length ?? 0;
+      const next = res.nextForwardToken;
+      const previous = this.token;
+      if (next) this.token = next;
+      if (!next || next === previous) break;
+      if (opts.drain) continue;
+      // Caught up: a page that is not full, or an empty first page. Only an empty page with a new token means more.
+      if (count > 0 ? count < PAGE_EVENTS && bytes < PAGE_BYTES : previous === undefined) break;
+    }
+    return { events, calls };
+  }
+}

@@ -475,8 +475,8 @@ describe('CodeBuild projects and repositories', () => {
   });
 });
 
-describe('deploy commands in the README', () => {
-  const readme = path.join(import.meta.dirname, '..', 'README.md');
+describe('deploy commands in docs/aws-setup.md', () => {
+  const readme = path.join(import.meta.dirname, '..', 'docs', 'aws-setup.md');
   const commands = existsSync(readme) ? deployCommands(readFileSync(readme, 'utf8')) : [];
 
   it('reads the overrides of a documented command', () => {

@@ -2,7 +2,7 @@
 // packages in <outdir>/licenses.txt. `--sizes` prints the bytes each package adds to index.js.
 //
 // esbuild resolves the packages' ES module builds first ("module" before "main"), so unused parts of the
-// AWS SDK are dropped (tree-shaking); see the README (Development, Performance) for the figures against ncc.
+// AWS SDK are dropped (tree-shaking); see docs/development.md and docs/performance.md for the figures against ncc.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';

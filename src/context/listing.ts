@@ -50,7 +50,7 @@ const MAX_IGNORE_BYTES = 1 << 20;
  * Like `docker build`, the Dockerfile and the ignore files are always sent even when excluded: the Docker
  * on CodeBuild needs them, reads the same ignore file and then hides them from COPY/ADD itself.
  * Symlinks are sent as links, wherever they point, and never followed: `docker build` does the same, and
- * only the link text leaves the machine (see README, "Symlinks"). Sockets, FIFOs and device files are
+ * only the link text leaves the machine (see docs/build-context.md, "Symlinks"). Sockets, FIFOs and device files are
  * skipped with a warning. Names holding a backslash are refused: unzip tools disagree on whether it is a
  * directory separator, so the build could see other paths than Docker would. Names that are not UTF-8
  * are refused: a zip entry name is UTF-8.

@@ -41,7 +41,7 @@ export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Pro
       errorName(e) === 'AccessDeniedException'
         ? `${login.registry} is this GitLab's registry, so the build logs in with the job token, which needs ssm:PutParameter and ` +
           `ssm:DeleteParameter for the CI role on parameter${JOB_TOKEN_PATH}/* (infra/cloudformation.yml grants them with JobTokens=true: ` +
-          `read the README's trust note first). Or give registry_credentials for ${login.registry}: a deploy token in Secrets Manager ` +
+          `read the trust note in docs/registries.md first). Or give registry_credentials for ${login.registry}: a deploy token in Secrets Manager ` +
           'or Parameter Store, listed in SecretArns or ParameterArns.'
         : undefined,
   );

@@ -24,6 +24,8 @@ interface Catalog {
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
 const catalog = parse(read('catalog-resource.yml')) as Catalog;
 const readme = read('README.md');
+/** README.md and the pages beside it: where the examples live. */
+const docs = [readme, ...readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => read(`docs/${f}`))];
 
 function specOf(file: string): Record<string, InputSpec> {
   const [header] = parseAllDocuments(read(file)).map((d) => d.toJS());
@@ -70,13 +72,13 @@ describe('catalog-resource.yml', () => {
     expect(() => encodedProjectPath('gitlab.com')).toThrow(/host\/group\/project/);
   });
 
-  it('links to files and README sections that exist', () => {
+  it('links to files and sections (of README.md or docs/) that exist', () => {
     for (const [name, link] of Object.entries(catalog.links)) {
       if (/^https?:/.test(link)) continue;
       const [file, anchor] = link.split('#');
       expect(existsSync(join(repoRoot, file!)), `${name}: ${file} exists`).toBe(true);
       // Until the section is written its placeholder stands in, e.g. <!-- AWS-SETUP --> for #aws-setup.
-      if (anchor) expect(readme, name).toMatch(new RegExp(`^## ${anchor.replace(/-/g, '[ -]')}$|<!-- ${anchor.toUpperCase()} -->`, 'im'));
+      if (anchor) expect(read(file!), name).toMatch(new RegExp(`^#+ ${anchor.replace(/-/g, '[ -]')}$|<!-- ${anchor.toUpperCase()} -->`, 'im'));
     }
   });
 });
@@ -90,10 +92,10 @@ describe('README', () => {
     for (const [input, s] of Object.entries(spec)) expect(table.get(input), input).toBe(documented(s));
   });
 
-  it('has examples that use only real inputs, with valid values, and give every required one', () => {
+  it('has examples (README.md and docs/) that use only real inputs, with valid values, and give every required one', () => {
     const spec = specOf('templates/build.yml');
     const required = Object.entries(spec).filter(([, s]) => s.default === undefined).map(([n]) => n);
-    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!));
+    const blocks = docs.flatMap((text) => [...text.matchAll(/```yaml\n([\s\S]*?)```/g)]).map((m) => parse(m[1]!));
     const includes = blocks.flatMap((b) => (b?.include ?? []) as { component: string; inputs: Record<string, unknown> }[]);
     expect(includes.length).toBeGreaterThanOrEqual(5);
     for (const inc of includes) {
@@ -101,7 +103,7 @@ describe('README', () => {
       for (const name of required) expect(inc.inputs, name).toHaveProperty(name);
       for (const [name, value] of Object.entries(inc.inputs)) {
         const s = spec[name];
-        expect(s, `README example uses unknown input ${name}`).toBeDefined();
+        expect(s, `README or docs/ example uses unknown input ${name}`).toBeDefined();
         if (s?.regex) expect(String(value), name).toMatch(new RegExp(s.regex));
         if (s?.options) expect(s.options, name).toContain(value);
         if (s?.type === 'array') expect(Array.isArray(value), name).toBe(true);

@@ -106,7 +106,7 @@ describe('the job token SecureString', () => {
       `Passing the job token to the build for registry.gitlab.example.com (SecureString ${PARAMETER}) failed: AccessDeniedException: User is not authorized to perform: PutParameter on resource: ${PARAMETER}`,
       "registry.gitlab.example.com is this GitLab's registry, so the build logs in with the job token, which needs ssm:PutParameter and " +
         'ssm:DeleteParameter for the CI role on parameter/codebuild-image/job-tokens/* (infra/cloudformation.yml grants them with JobTokens=true: ' +
-        "read the README's trust note first). Or give registry_credentials for registry.gitlab.example.com: a deploy token in Secrets Manager " +
+        "read the trust note in docs/registries.md first). Or give registry_credentials for registry.gitlab.example.com: a deploy token in Secrets Manager " +
         'or Parameter Store, listed in SecretArns or ParameterArns.',
     ]);
     expect((e as Error).message).not.toContain(TOKEN);

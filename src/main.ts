@@ -11,6 +11,7 @@ import { collectSettings, readSettings } from './inputs';
 import { FilePool } from './pack-files';
 import type { Finished } from './platform-builds';
 import type { BuildRecord, ContextSummary, StartMarker } from './report';
+import { secretArgHints } from './secret-arg-hint';
 import type { Settings } from './settings';
 import { escapeControls, shown } from './shown';
 import type { ContextToUpload, Upload } from './upload';
@@ -64,6 +65,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
       }
       const context = await naming;
       out.sectionEnd('context');
+      for (const line of secretArgHints(settings)) out.warn(line);
       return await build(settings, buildspec, context, marker, await connect(settings, out), out);
     } finally {
       await pool.close();

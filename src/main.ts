@@ -11,6 +11,7 @@ import { collectSettings, readSettings } from './inputs/inputs';
 import { FilePool } from './context/pack-files';
 import type { Finished } from './build/start-builds';
 import type { BuildRecord, ContextSummary, StartMarker } from './report/report';
+import { secretArgHints } from './inputs/secret-arg-hint';
 import type { Settings } from './inputs/settings';
 import { escapeControls, shown } from './shared/shown';
 import type { ContextToUpload, Upload } from './context/upload';
@@ -64,6 +65,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = 
       }
       const context = await naming;
       out.sectionEnd('context');
+      for (const line of secretArgHints(settings)) out.warn(line);
       return await build(settings, buildspec, context, marker, await connect(settings, out), out);
     } finally {
       await pool.close();

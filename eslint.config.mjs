@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import stageOrder from './scripts/eslint-stage-order.mjs';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.stack/', 'coverage/'] },
@@ -10,5 +11,10 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { local: { rules: { 'stage-order': stageOrder } } },
+    rules: { 'local/stage-order': 'error' },
   },
 );

@@ -10,11 +10,13 @@ import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError 
 import { collectSettings, readSettings } from './inputs/inputs';
 import { FilePool } from './context/pack-files';
 import type { Finished } from './build/start-builds';
-import type { BuildRecord, ContextSummary, StartMarker } from './report/report';
+import type { BuildRecord, ContextSummary } from './report/record';
+import type { StartMarker } from './report/files';
 import type { Settings } from './inputs/settings';
 import { escapeControls, shown } from './shared/shown';
 import type { ContextToUpload, Upload } from './context/upload';
-import { archiveSizeBound, hashContext, packContextTo } from './context/zip';
+import { hashContext } from './context/prepare';
+import { archiveSizeBound, packContextTo } from './context/zip';
 
 /**
  * The modules that load the AWS SDK (src/aws-part.ts), compiled and evaluated on first use (dist/index.js carries

@@ -12,6 +12,7 @@ export { pushImageIndex } from './registry/image-index';
 export { deleteJobToken, putJobToken } from './registry/job-token';
 export { failedPhase } from './follow/phases';
 export { buildTargets, followBuilds, startBuilds } from './build/start-builds';
-export { buildRecord, exportedDigest, failedBuild, platformsRecord, readBuildIds, readStartMarker, reusedRecord, writeBuildIds, writeReports, writeStartMarker } from './report/report';
+export { buildRecord, exportedDigest, failedBuild, platformsRecord, reusedRecord } from './report/record';
+export { readBuildIds, readStartMarker, writeBuildIds, writeReports, writeStartMarker } from './report/files';
 export { inputsTag, reuseUnchanged } from './build/unchanged';
 export { uploadContext } from './context/upload';

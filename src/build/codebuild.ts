@@ -108,7 +108,7 @@ export function idempotencyToken(s: Settings, source: SourceLocation, requestDig
 
 /**
  * A variable every build carries with a value unique to the job run that started it (see START_FILE in
- * report.ts): `stop` finds the build by it when the job died before StartBuild answered.
+ * report/files.ts): `stop` finds the build by it when the job died before StartBuild answered.
  */
 export const JOB_MARKER_VARIABLE = 'CBI_JOB_MARKER';
 

@@ -6,7 +6,7 @@ import type { Clients } from '../aws/clients';
 import type { Finished } from '../build/start-builds';
 import type { ContextToUpload, Upload } from '../context/upload';
 import type { Settings } from '../inputs/settings';
-import type { BuildRecord, ContextSummary } from '../report/report';
+import type { BuildRecord, ContextSummary } from '../report/record';
 import type { Output } from '../shared/console';
 import { ExitCode, ReportError } from '../shared/errors';
 import { loadAws } from './connect';

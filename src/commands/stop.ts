@@ -5,7 +5,7 @@
 import type { Clients } from '../aws/clients';
 import { readSettings } from '../inputs/inputs';
 import type { Settings } from '../inputs/settings';
-import type { StartMarker } from '../report/report';
+import type { StartMarker } from '../report/files';
 import type { Output } from '../shared/console';
 import { ExitCode } from '../shared/errors';
 import { connect, loadAws } from './connect';

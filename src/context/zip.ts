@@ -7,19 +7,38 @@
  * Files are read and deflated ahead of the writer within a fixed byte budget, larger ones are streamed, and
  * only a handful of files is open at once, so memory does not grow with the bytes in the context (only the
  * central directory grows with the number of entries, about 60 bytes plus the name each).
+ *
+ * Entries in (made ready ahead by prepare.ts), archive bytes out (laid out by zip-format.ts).
  */
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { assertOpenedInside, type ContextEntry } from './listing';
+import type { ContextEntry } from './listing';
 import { ContextDigest } from './digest';
-import { ContextError } from '../shared/errors';
-import { type Batch, type FileDone, type FileJob, FilePool } from './pack-files';
+import { FilePool } from './pack-files';
+import { changed, DEFAULT_LEVEL, isStoredByName, openEntry, type Options, type PackOptions, type Prepared, prepareInOrder } from './prepare';
+import {
+  centralRecord,
+  CHUNK,
+  crc32,
+  dataDescriptor,
+  DEFLATE,
+  endOfCentralDirectory,
+  FLAG_DATA_DESCRIPTOR,
+  FLAG_UTF8,
+  type Header,
+  type HeaderBase,
+  localHeader,
+  MAX32,
+  MSDOS_DIRECTORY,
+  Slabs,
+  STORE,
+} from './zip-format';
+
+export type { PackOptions } from './prepare';
 
 export interface Archive {
   /** The context digest (see digest.ts): SHA-256 of the listing and contents; names the uploaded object. */
@@ -32,29 +51,10 @@ export interface Archive {
   entryCount: number;
 }
 
-export interface PackOptions {
-  /** Deflate level, default 6 (as `zip -6`). */
-  level?: number;
-  /** Files larger than this are streamed instead of read whole; default 2 MiB. */
-  streamThreshold?: number;
-  /** Write ZIP64 records even when not needed (tests). */
-  forceZip64?: boolean;
-  /** Worker threads reading and deflating files (0: all on this thread); default one per core. Ignored with `pool`. */
-  workers?: number;
-  /** A pool to use (and leave open), e.g. the one hashContext used. */
-  pool?: FilePool;
-  /** Each entry's file SHA-256 from hashContext: a file whose content differs fails as changed. */
-  expected?: (string | undefined)[];
-}
-
-type Options = Required<Pick<PackOptions, 'level' | 'streamThreshold' | 'forceZip64'>> & Pick<PackOptions, 'expected'>;
-
 /** Where the archive bytes go, in order. A buffer passed to write is not reused afterwards. */
 export interface ArchiveTarget {
   write(b: Buffer): Promise<void>;
 }
-
-const DEFAULT_LEVEL = 6;
 
 /**
  * Packs `entries` (as listed by listContext) into `outFile`, with the SHA-256 of the archive bytes. Throws
@@ -138,218 +138,11 @@ class Sink {
   }
 }
 
-/** Central directory records packed into 1 MiB slabs: one object per MiB rather than one per entry. */
-class Slabs {
-  count = 0;
-  private done: Buffer[] = [];
-  private current = Buffer.alloc(CHUNK);
-  private used = 0;
-
-  /** A zero-filled region of `n` bytes for the next record. */
-  take(n: number): Buffer {
-    if (this.used + n > this.current.length) {
-      this.done.push(this.current.subarray(0, this.used));
-      this.current = Buffer.alloc(Math.max(CHUNK, n));
-      this.used = 0;
-    }
-    this.count++;
-    this.used += n;
-    return this.current.subarray(this.used - n, this.used);
-  }
-
-  slabs(): Buffer[] {
-    return [...this.done, this.current.subarray(0, this.used)];
-  }
-}
-
-/** Extensions whose content is already compressed: deflating it costs time and gains nothing. */
-const STORED_EXTENSIONS = new Set(
-  (
-    '.gz .tgz .zip .jar .war .ear .whl .egg .nupkg .apk .aab .ipa .deb .rpm .crx .vsix ' +
-    '.zst .tzst .xz .txz .lz .lzma .lz4 .bz2 .tbz .tbz2 .7z .rar .br .cab ' +
-    '.png .jpg .jpeg .gif .webp .avif .heic .heif .jxl .ico .mp3 .m4a .aac .ogg .oga .opus .flac ' +
-    '.mp4 .m4v .mkv .webm .mov .avi .wmv .woff .woff2 .docx .xlsx .pptx .odt .ods .odp .epub'
-  ).split(' '),
-);
-
-const EMPTY = Buffer.alloc(0);
-const STORE = 0;
-const DEFLATE = 8;
-const MAX16 = 0xffff;
-const MAX32 = 0xffffffff;
-/** 1980-01-01, the earliest DOS date; the DOS time 00:00:00 is 0. */
-const DOS_DATE = (1 << 5) | 1;
-const MADE_BY_UNIX = (3 << 8) | 63;
-const FLAG_DATA_DESCRIPTOR = 0x0008;
-const FLAG_UTF8 = 0x0800;
-const MSDOS_DIRECTORY = 0x10;
 /** A streamed deflate entry this large gets ZIP64 sizes up front: its compressed size is known only at the end. */
 const STREAMED_ZIP64_FROM = 0xf0000000;
-
-/** A batch for the file pool: up to this many files or this many bytes (a larger file goes alone). */
-const BATCH_FILES = 64;
-const BATCH_BYTES = 1024 * 1024;
-/** Bytes read ahead of the writer, in batches on the pool (each batch holds its bodies until written). */
-const AHEAD_BYTES = 8 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
 const SAMPLE = 64 * 1024;
 
-/** A first-pass batch (hashing only): at most this many files and bytes. */
-const HASH_BATCH_FILES = 256;
-const HASH_BATCH_BYTES = 32 * CHUNK;
-
 const deflateRaw = promisify(zlib.deflateRaw);
-const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
-
-/**
- * The first pass: hashes every file (on the pool) and returns the context digest that names the archive
- * before it is written, with each file's SHA-256 for packContext's `expected`.
- */
-export async function hashContext(entries: ContextEntry[], pool: FilePool, level = DEFAULT_LEVEL): Promise<{ digest: string; fileHashes: (string | undefined)[] }> {
-  const fileHashes: (string | undefined)[] = new Array(entries.length);
-  const batches: Promise<void>[] = [];
-  for (let i = 0; i < entries.length; ) {
-    const indexes: number[] = [];
-    for (let bytes = 0; i < entries.length && indexes.length < HASH_BATCH_FILES && bytes < HASH_BATCH_BYTES; i++) {
-      const e = entries[i]!;
-      if (e.kind !== 'file') continue;
-      indexes.push(i);
-      bytes += e.size;
-    }
-    const jobs = indexes.map((j) => ({ absPath: entries[j]!.absPath, size: entries[j]!.size, level: -1, hashOnly: true }));
-    batches.push(
-      pool.run(jobs).then(({ done }) =>
-        done.forEach((d, k) => {
-          fileHashes[indexes[k]!] = fileDone(entries[indexes[k]!]!, d).sha256;
-        }),
-      ),
-    );
-  }
-  await Promise.all(batches);
-  const digest = new ContextDigest(level);
-  entries.forEach((e, i) => digest.add(e, fileHashes[i]));
-  return { digest: digest.hex(), fileHashes };
-}
-
-/** An entry ready to write: whole body in memory, or a file to stream. */
-type Prepared =
-  | { entry: ContextEntry; method: number; crc: number; size: number; body: Buffer; sha256?: string }
-  | { entry: ContextEntry; streamed: true; index: number };
-
-/**
- * Yields entries in order while later ones are read, hashed and deflated in batches on the pool (at most two
- * batches per worker and AHEAD_BYTES of files in flight). Files over the stream threshold go alone, streamed.
- */
-async function* prepareInOrder(entries: ContextEntry[], opts: Options, pool: FilePool): AsyncGenerator<Prepared> {
-  const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
-  const maxBatches = Math.max(2, 2 * pool.size);
-  const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
-  let next = 0;
-  let aheadBytes = 0;
-  const fill = (): void => {
-    while (next < entries.length && ahead.length < maxBatches && aheadBytes < AHEAD_BYTES) {
-      const first = next;
-      if (streamed(entries[next]!)) {
-        ahead.push({ bytes: 0, ready: Promise.resolve([{ entry: entries[next]!, streamed: true, index: next++ }]) });
-        continue;
-      }
-      const jobs: FileJob[] = [];
-      let bytes = 0;
-      for (; next < entries.length && !streamed(entries[next]!) && jobs.length < BATCH_FILES && bytes < BATCH_BYTES; next++) {
-        const e = entries[next]!;
-        if (e.kind !== 'file') continue;
-        jobs.push({ absPath: e.absPath, size: e.size, level: isStoredByName(e.path) ? -1 : opts.level, hashOnly: false });
-        bytes += e.size;
-      }
-      const last = next;
-      const ready = (jobs.length > 0 ? pool.run(jobs) : Promise.resolve(undefined)).then((batch) => toPrepared(entries, first, last, batch, opts.expected));
-      ready.catch(() => undefined); // rejections surface when awaited in order below
-      ahead.push({ bytes, ready });
-      aheadBytes += bytes;
-    }
-  };
-  fill();
-  for (let item = ahead.shift(); item; item = ahead.shift()) {
-    const prepared = await item.ready;
-    aheadBytes -= item.bytes;
-    fill();
-    yield* prepared;
-  }
-}
-
-/** Entries `from` to `to` (exclusive) with the batch of their files. */
-function toPrepared(entries: ContextEntry[], from: number, to: number, batch: Batch | undefined, expected: Options['expected']): Prepared[] {
-  const prepared: Prepared[] = [];
-  let k = 0;
-  for (let i = from; i < to; i++) {
-    const entry = entries[i]!;
-    if (entry.kind === 'directory') {
-      prepared.push({ entry, method: STORE, crc: 0, size: 0, body: EMPTY });
-    } else if (entry.kind === 'symlink') {
-      const body = Buffer.from(entry.linkTarget ?? '');
-      prepared.push({ entry, method: STORE, crc: crc32(body), size: body.length, body });
-    } else {
-      const d = fileDone(entry, batch!.done[k++]!);
-      if (expected && expected[i] !== d.sha256) throw changed(entry);
-      prepared.push({ entry, method: d.method, crc: d.crc, size: entry.size, body: batch!.bodies.subarray(d.start, d.end), sha256: d.sha256 });
-    }
-  }
-  return prepared;
-}
-
-/** The pool's result for one file, or the ContextError it stands for. */
-function fileDone(entry: ContextEntry, d: FileDone): Exclude<FileDone, { failed: string }> {
-  if (!('failed' in d)) return d;
-  if (d.failed === 'changed') throw changed(entry);
-  throw new ContextError(`Cannot read ${entry.path} in the build context: ${d.message}. Make it readable or add it to .dockerignore.`);
-}
-
-/**
- * O_NOFOLLOW keeps a file swapped for a symlink after listing from pulling in data from outside the context;
- * the descriptor's own path catches a directory on the way that was swapped for one.
- */
-async function openEntry(entry: ContextEntry): Promise<FileHandle> {
-  let fh: FileHandle;
-  try {
-    fh = await open(entry.absPath, NO_FOLLOW);
-  } catch (e) {
-    throw openError(entry, e);
-  }
-  try {
-    assertOpenedInside(fh.fd, entry);
-  } catch (e) {
-    await fh.close();
-    throw e;
-  }
-  return fh;
-}
-
-function openError(entry: ContextEntry, e: unknown): ContextError {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ELOOP' || code === 'ENOENT') return changed(entry);
-  return new ContextError(`Cannot read ${entry.path} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`, { cause: e });
-}
-
-function changed(entry: ContextEntry): ContextError {
-  return new ContextError(`${entry.path} changed while the build context was being packed; run the job again once nothing writes to the context.`);
-}
-
-function isStoredByName(p: string): boolean {
-  return STORED_EXTENSIONS.has(path.posix.extname(p).toLowerCase());
-}
-
-interface Header {
-  name: Buffer;
-  flags: number;
-  attrs: number;
-  offset: number;
-  method: number;
-  crc: number;
-  compressedSize: number;
-  size: number;
-  zip64: boolean;
-}
-type HeaderBase = Pick<Header, 'name' | 'flags' | 'attrs' | 'offset'>;
 
 /** Writes one entry and adds its central directory record; returns a file's content SHA-256. */
 async function writeEntry(sink: Sink, item: Prepared, central: Slabs, opts: Options): Promise<string | undefined> {
@@ -450,98 +243,3 @@ async function* readChunks(fh: FileHandle, entry: ContextEntry): AsyncGenerator<
   if (position !== entry.size) throw changed(entry);
 }
 
-function localHeader(h: Header): Buffer {
-  // A ZIP64 local header carries both sizes in the extra field (zeros when a data descriptor follows).
-  const extraLength = h.zip64 ? 20 : 0;
-  const b = Buffer.allocUnsafe(30 + h.name.length + extraLength); // from the shared pool; every byte is written
-  b.writeUInt32LE(0x04034b50, 0);
-  b.writeUInt16LE(h.zip64 ? 45 : 20, 4);
-  b.writeUInt16LE(h.flags, 6);
-  b.writeUInt16LE(h.method, 8);
-  b.writeUInt16LE(0, 10); // time
-  b.writeUInt16LE(DOS_DATE, 12);
-  b.writeUInt32LE(h.crc, 14);
-  b.writeUInt32LE(h.zip64 ? MAX32 : h.compressedSize, 18);
-  b.writeUInt32LE(h.zip64 ? MAX32 : h.size, 22);
-  b.writeUInt16LE(h.name.length, 26);
-  b.writeUInt16LE(extraLength, 28);
-  h.name.copy(b, 30);
-  if (h.zip64) writeZip64Extra(b, 30 + h.name.length, [h.size, h.compressedSize]);
-  return b;
-}
-
-function dataDescriptor(h: Header): Buffer {
-  const b = Buffer.alloc(h.zip64 ? 24 : 16);
-  b.writeUInt32LE(0x08074b50, 0);
-  b.writeUInt32LE(h.crc, 4);
-  if (h.zip64) {
-    b.writeBigUInt64LE(BigInt(h.compressedSize), 8);
-    b.writeBigUInt64LE(BigInt(h.size), 16);
-  } else {
-    b.writeUInt32LE(h.compressedSize, 8);
-    b.writeUInt32LE(h.size, 12);
-  }
-  return b;
-}
-
-function centralRecord(h: Header, force: boolean, central: Slabs): void {
-  // The ZIP64 extra holds exactly the fields set to 0xFFFFFFFF in the record, in this order.
-  const values = [h.size, h.compressedSize, h.offset];
-  const wide = values.map((v) => force || v >= MAX32);
-  const wideValues = values.filter((_, i) => wide[i]);
-  const extraLength = wideValues.length > 0 ? 4 + 8 * wideValues.length : 0;
-  const b = central.take(46 + h.name.length + extraLength);
-  b.writeUInt32LE(0x02014b50, 0);
-  b.writeUInt16LE(MADE_BY_UNIX, 4);
-  b.writeUInt16LE(h.zip64 || extraLength > 0 ? 45 : 20, 6);
-  b.writeUInt16LE(h.flags, 8);
-  b.writeUInt16LE(h.method, 10);
-  // 12: time 0
-  b.writeUInt16LE(DOS_DATE, 14);
-  b.writeUInt32LE(h.crc, 16);
-  b.writeUInt32LE(wide[1] ? MAX32 : h.compressedSize, 20);
-  b.writeUInt32LE(wide[0] ? MAX32 : h.size, 24);
-  b.writeUInt16LE(h.name.length, 28);
-  b.writeUInt16LE(extraLength, 30);
-  // 32: comment length, 34: disk number, 36: internal attributes, all 0
-  b.writeUInt32LE(h.attrs, 38);
-  b.writeUInt32LE(wide[2] ? MAX32 : h.offset, 42);
-  h.name.copy(b, 46);
-  if (extraLength > 0) writeZip64Extra(b, 46 + h.name.length, wideValues);
-}
-
-function writeZip64Extra(b: Buffer, at: number, values: number[]): void {
-  b.writeUInt16LE(0x0001, at);
-  b.writeUInt16LE(8 * values.length, at + 2);
-  values.forEach((v, i) => b.writeBigUInt64LE(BigInt(v), at + 4 + 8 * i));
-}
-
-function endOfCentralDirectory(count: number, cdOffset: number, cdSize: number, force: boolean): Buffer {
-  const zip64 = force || count >= MAX16 || cdOffset >= MAX32 || cdSize >= MAX32;
-  const b = Buffer.alloc(zip64 ? 56 + 20 + 22 : 22);
-  if (zip64) {
-    b.writeUInt32LE(0x06064b50, 0);
-    b.writeBigUInt64LE(44n, 4); // size of the rest of the record
-    b.writeUInt16LE(MADE_BY_UNIX, 12);
-    b.writeUInt16LE(45, 14);
-    // 16: this disk, 20: disk with the central directory, both 0
-    b.writeBigUInt64LE(BigInt(count), 24);
-    b.writeBigUInt64LE(BigInt(count), 32);
-    b.writeBigUInt64LE(BigInt(cdSize), 40);
-    b.writeBigUInt64LE(BigInt(cdOffset), 48);
-    // the locator
-    b.writeUInt32LE(0x07064b50, 56);
-    b.writeBigUInt64LE(BigInt(cdOffset + cdSize), 64);
-    b.writeUInt32LE(1, 72); // total number of disks
-  }
-  const eocd = b.subarray(b.length - 22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(Math.min(count, MAX16), 8);
-  eocd.writeUInt16LE(Math.min(count, MAX16), 10);
-  eocd.writeUInt32LE(Math.min(cdSize, MAX32), 12);
-  eocd.writeUInt32LE(Math.min(cdOffset, MAX32), 16);
-  return b;
-}
-
-/** zlib.crc32 (Node 20.15+, the floor in package.json engines). */
-const crc32 = (data: Buffer, value = 0): number => zlib.crc32(data, value);

@@ -3,15 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  annotations,
-  buildRecord,
-  dotenvText,
-  readBuildIds,
-  writeBuildIds,
-  writeReports,
-  type BuildRecord,
-} from '../../src/report/report';
+import { readBuildIds, writeBuildIds, writeReports } from '../../src/report/files';
+import { annotations, buildRecord, dotenvText, type BuildRecord } from '../../src/report/record';
 import { ReportError } from '../../src/shared/errors';
 import { settingsFixture } from '../helpers/settings-fixture';
 

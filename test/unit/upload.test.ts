@@ -18,7 +18,8 @@ import { listContext } from '../../src/context/listing';
 import { AwsStepError, ContextError } from '../../src/shared/errors';
 import { FilePool } from '../../src/context/pack-files';
 import { contextKey, humanSize, uploadContext, type ContextToUpload } from '../../src/context/upload';
-import { archiveSizeBound, hashContext, packContext, packContextTo } from '../../src/context/zip';
+import { hashContext } from '../../src/context/prepare';
+import { archiveSizeBound, packContext, packContextTo } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 import { startS3rver, type S3rverInstance } from '../helpers/s3rver-instance';
 

@@ -10,7 +10,8 @@ import yauzl from 'yauzl';
 import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
 import { FilePool } from '../../src/context/pack-files';
-import { hashContext, packContext, type PackOptions } from '../../src/context/zip';
+import { hashContext } from '../../src/context/prepare';
+import { packContext, type PackOptions } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 
 const dirs: string[] = [];

@@ -22,7 +22,7 @@ describe('stage order of src/', () => {
   it('refuses an import that runs back up, in every form', async () => {
     const code = [
       "import { followBuild } from '../follow/follower';",
-      "export { writeReports } from '../report/report';",
+      "export { writeReports } from '../report/files';",
       "export * from '../commands/build';",
       "export const later = () => import('../aws-part');",
     ].join('\n');

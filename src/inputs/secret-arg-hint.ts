@@ -1,5 +1,5 @@
 /**
- * A hint where the change of wave 2 bites: secret build args arrive as BuildKit secrets, so a Dockerfile that
+ * A hint where the change of 2.0.0 bites: secret build args arrive as BuildKit secrets, so a Dockerfile that
  * still reads one through `ARG NAME` silently gets an empty value. The job names each such `ARG` line, and the
  * two fixes, before anything is sent to AWS.
  *

@@ -7,7 +7,7 @@ import type { Clients } from './aws/clients';
 import { consoleOutput, type Output } from './shared/console';
 import { type ContextEntry, listContext } from './context/listing';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './shared/errors';
-import { collectSettings, readSettings } from './inputs/inputs';
+import { collectSettings, readSettings } from './inputs/read-settings';
 import { FilePool } from './context/pack-files';
 import type { Finished } from './build/start-builds';
 import type { BuildRecord, ContextSummary, StartMarker } from './report/report';

@@ -14,7 +14,7 @@ import { hashContext } from '../context/prepare';
 import { archiveSizeBound, packContextTo } from '../context/zip';
 import type { Finished } from '../build/start-builds';
 import { isInside } from '../inputs/checkout-paths';
-import { collectSettings } from '../inputs/inputs';
+import { collectSettings } from '../inputs/read-settings';
 import { secretArgHints } from '../inputs/secret-arg-hint';
 import type { Settings } from '../inputs/settings';
 import type { Output } from '../shared/console';

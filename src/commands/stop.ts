@@ -3,7 +3,7 @@
  * stopped and its job token deleted.
  */
 import type { Clients } from '../aws/clients';
-import { readSettings } from '../inputs/inputs';
+import { readSettings } from '../inputs/read-settings';
 import type { Settings } from '../inputs/settings';
 import type { StartMarker } from '../report/files';
 import type { Output } from '../shared/console';

@@ -1,5 +1,5 @@
 /**
- * The program's settings, parsed once from the environment by `readSettings` (src/inputs/inputs.ts).
+ * The program's settings, parsed once from the environment by `readSettings` (src/inputs/read-settings.ts).
  * Every template input `foo_bar` reaches the program as the variable `CODEBUILD_IMAGE_FOO_BAR`.
  */
 

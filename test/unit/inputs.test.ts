@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/shared/errors';
 import { bucketNameProblems } from '../../src/inputs/aws-names';
 import { parseImageRepository } from '../../src/inputs/docker-reference';
-import { envVarName, Inputs, parseList, readSettings } from '../../src/inputs/inputs';
+import { envVarName, Inputs } from '../../src/inputs/names';
+import { parseList } from '../../src/inputs/problems';
+import { readSettings } from '../../src/inputs/read-settings';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
 const BUILDSPEC = 'version: 0.2\nphases:\n  build:\n    commands: [make]\n';

@@ -9,7 +9,7 @@ import { type ContextEntry, listContext } from './context/listing';
 import { AwsStepError, awsStep, ContextError, ExitCode, InputError, ReportError } from './shared/errors';
 import { collectSettings, readSettings } from './inputs/inputs';
 import { FilePool } from './context/pack-files';
-import type { Finished } from './build/start-builds';
+import type { Finished } from './follow/builds';
 import type { BuildRecord, ContextSummary, StartMarker } from './report/report';
 import type { Settings } from './inputs/settings';
 import { escapeControls, shown } from './shared/shown';

@@ -11,7 +11,8 @@ export { explainAssumeRoleFailure, resolveCredentials } from './aws/credentials'
 export { pushImageIndex } from './registry/image-index';
 export { deleteJobToken, putJobToken } from './registry/job-token';
 export { failedPhase } from './follow/phases';
-export { buildTargets, followBuilds, startBuilds } from './build/start-builds';
+export { buildTargets, startBuilds } from './build/start-builds';
+export { followBuilds } from './follow/builds';
 export { buildRecord, exportedDigest, failedBuild, platformsRecord, reusedRecord } from './report/record';
 export { readBuildIds, readStartMarker, writeBuildIds, writeReports, writeStartMarker } from './report/files';
 export { inputsTag, reuseUnchanged } from './build/unchanged';

@@ -12,7 +12,7 @@ import { FilePool } from '../context/pack-files';
 import type { ContextToUpload } from '../context/upload';
 import { hashContext } from '../context/prepare';
 import { archiveSizeBound, packContextTo } from '../context/zip';
-import type { Finished } from '../build/start-builds';
+import type { Finished } from '../follow/builds';
 import { isInside } from '../inputs/checkout-paths';
 import { collectSettings } from '../inputs/read-settings';
 import { secretArgHints } from '../inputs/secret-arg-hint';

@@ -3,7 +3,7 @@
  * files, and the lines that say how it went. In: the finished builds. Out: the exit code.
  */
 import type { Clients } from '../aws/clients';
-import type { Finished } from '../build/start-builds';
+import type { Finished } from '../follow/builds';
 import type { ContextToUpload, Upload } from '../context/upload';
 import type { Settings } from '../inputs/settings';
 import type { BuildRecord, ContextSummary } from '../report/record';

@@ -6,7 +6,7 @@ import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloud
 import { fromWebToken } from '@aws-sdk/credential-providers';
 import { describe, expect, it } from 'vitest';
 import { POLLING_RETRY } from '../../src/aws/clients';
-import { MAX_FAILED_POLLS } from '../../src/follow/follower';
+import { MAX_FAILED_POLLS } from '../../src/follow/pace';
 import type { Fault } from '../../stack/fake-aws/faults';
 import type { Stack } from '../../stack/stack';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';

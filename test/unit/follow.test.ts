@@ -6,7 +6,8 @@ import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuil
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AwsStepError } from '../../src/shared/errors';
-import { followBuild, MAX_FAILED_POLLS, Pace } from '../../src/follow/follower';
+import { followBuild } from '../../src/follow/follower';
+import { MAX_FAILED_POLLS, Pace } from '../../src/follow/pace';
 import {
   agentLine, BUILD_ID, buildAt, commandPhase, fakeClock, fakeLogStream, linesBySection, type LogLine, type PhaseSpec,
 } from '../helpers/codebuild-timeline';

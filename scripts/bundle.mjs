@@ -29,13 +29,13 @@ const SHARED = ['shared/errors', 'build/buildspec'];
 const src = path.resolve('src');
 /** The SHARED key of a relative import, or undefined. */
 const sharedKey = (a) => {
-  const key = path.relative(src, path.resolve(a.resolveDir, a.path));
+  const key = path.relative(src, path.resolve(a.resolveDir, a.path)).replace(/\.[cm]?[jt]s$/, '');
   return SHARED.includes(key) ? key : undefined;
 };
 
 // The AWS part (src/aws-part.ts: the AWS SDK and the modules using it) is carried as a string and compiled when
-// main.ts first imports it, after the first output line: V8 scans a string far faster than it parses
-// code, and parsing the SDK was most of the time before that line.
+// the commands first load it (loadAws in src/commands/connect.ts), after the first output line: V8 scans a
+// string far faster than it parses code, and parsing the SDK was most of the time before that line.
 const aws = await build({
   ...common,
   entryPoints: ['src/aws-part.ts'],
@@ -53,6 +53,8 @@ const aws = await build({
   ],
 });
 if (/\bimport\(/.test(aws.outputFiles[0].text.replace(/"[^"]*"/g, ''))) throw new Error('the AWS part still holds an import(), which vm cannot run');
+const copied = SHARED.filter((m) => `src/${m}.ts` in aws.metafile.inputs);
+if (copied.length > 0) throw new Error(`the AWS part holds its own copy of ${copied.join(', ')}: it must use the main part's`);
 const awsSource = aws.outputFiles[0].text;
 
 const result = await build({

@@ -5,11 +5,15 @@ import path from 'node:path';
 /** src/ from the bottom up: each entry is a folder (`name/`) or a file at the top. */
 export const STAGES = ['shared/', 'inputs/', 'context/', 'aws/', 'registry/', 'build/', 'follow/', 'report/', 'aws-part.ts', 'commands/', 'main.ts', 'index.ts'];
 
-/** The index in STAGES of a path relative to src/, or -1 outside src/ or the list. */
+/**
+ * The index in STAGES of a path relative to src/ (with or without its extension); undefined outside src/,
+ * -1 inside it but in no stage.
+ */
 export function stageOf(fromSrc) {
-  if (fromSrc.startsWith('..')) return -1;
-  const top = fromSrc.split(path.sep)[0];
-  return STAGES.findIndex((s) => (s.endsWith('/') ? s === `${top}/` : s === fromSrc || s === `${fromSrc}.ts`));
+  if (fromSrc.startsWith('..') || path.isAbsolute(fromSrc)) return undefined;
+  const parts = fromSrc.split(path.sep);
+  const entry = parts.length > 1 ? `${parts[0]}/` : `${parts[0].replace(/\.[cm]?[jt]s$/, '')}.ts`;
+  return STAGES.indexOf(entry);
 }
 
 export default {
@@ -18,27 +22,34 @@ export default {
     docs: { description: 'an import in src/ must not run back up from an earlier stage to a later one' },
     schema: [{ type: 'object', properties: { src: { type: 'string' } }, additionalProperties: false }],
     messages: {
-      backUp: "{{from}} (stage {{fromStage}}) imports {{to}} (stage {{toStage}}), a later stage: move the shared part down to {{fromStage}} or an earlier stage, or the caller up. Order: {{order}}.",
+      backUp: '{{from}} (stage {{fromStage}}) imports {{to}} (stage {{toStage}}), a later stage: move the shared part down to {{fromStage}} or an earlier stage, or the caller up. Order: {{order}}.',
+      noStage: '{{path}} is in no stage of src/: put it in one, or add its folder to STAGES in scripts/eslint-stage-order.mjs at its place in the order.',
     },
   },
   create(context) {
-    const src = path.resolve(context.options[0]?.src ?? 'src');
+    const src = path.resolve(context.cwd, context.options[0]?.src ?? 'src');
     const file = path.relative(src, context.filename);
     const from = stageOf(file);
-    if (from < 0) return {};
+    if (from === undefined) return {};
     const check = (node) => {
       const spec = node?.value;
       if (typeof spec !== 'string' || !spec.startsWith('.')) return;
       const target = path.relative(src, path.resolve(path.dirname(context.filename), spec));
       const to = stageOf(target);
-      if (to <= from) return;
+      if (from < 0 || to === undefined || to <= from) return;
       context.report({ node, messageId: 'backUp', data: { from: file, fromStage: STAGES[from], to: target, toStage: STAGES[to], order: STAGES.join(' → ') } });
     };
     return {
+      Program: (node) => {
+        if (from < 0) context.report({ node, messageId: 'noStage', data: { path: file } });
+      },
       ImportDeclaration: (n) => check(n.source),
       ExportNamedDeclaration: (n) => check(n.source),
       ExportAllDeclaration: (n) => check(n.source),
       ImportExpression: (n) => check(n.source),
+      // `import x = require('…')` and `typeof import('…')`, which TypeScript also resolves.
+      TSImportEqualsDeclaration: (n) => n.moduleReference.type === 'TSExternalModuleReference' && check(n.moduleReference.expression),
+      TSImportType: (n) => check(n.argument?.literal ?? n.argument),
     };
   },
 };

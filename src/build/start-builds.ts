@@ -2,7 +2,7 @@
  * The job's CodeBuild builds: one for the image, or, with several `platforms`, one per platform on the project
  * that builds it natively, all started together (src/follow/builds.ts follows them). Each platform's image is
  * pushed under a tag of its own (`<first tag>-<os>-<arch>`: BuildKit's docker driver cannot push by digest alone);
- * the job then puts one image index over them under every tag (src/registry/distribution.ts).
+ * the job then puts one image index over them under every tag (src/registry/image-index.ts).
  */
 import type { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { consoleUrl, startBuild, startBuildInput, stopBuild } from './codebuild';

@@ -160,7 +160,7 @@ class Follower {
   }
 
   private aborted(): Build {
-    // The caller decides what to do with a build still running (main.ts stops it).
+    // The caller decides what to do with a build still running (follow/builds.ts stops it).
     this.log.abort();
     return this.build ?? { id: this.buildId };
   }

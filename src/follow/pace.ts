@@ -27,7 +27,7 @@ export const Pace = {
   throttled: 30_000,
 } as const;
 
-/** Polls that failed in a row (each after the SDK's own retries, see clients.ts) before giving up. */
+/** Polls that failed in a row (each after the SDK's own retries, see aws/clients.ts) before giving up. */
 export const MAX_FAILED_POLLS = 8;
 
 /** The waits between polls, and what a failed poll means for them. */

@@ -8,13 +8,13 @@
  * ADD, instructions in any case, and ARG's `name[=value]` words.
  */
 // Hand-written: dockerfile-ast (with the vscode-languageserver packages it needs) adds 88 KB to the 0.90 MB bundle of a 1.0 MB budget.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Settings } from './settings';
 import { shown } from '../shared/shown';
 
 /** An `ARG` instruction declaring one of the secret build args. */
-export interface SecretArgFinding {
+interface SecretArgFinding {
   /** 1-based line where the instruction starts. */
   line: number;
   name: string;
@@ -174,6 +174,8 @@ export function secretArgHints(s: Settings): string[] {
   const file = path.join(s.contextDir, s.dockerfile);
   let text: string;
   try {
+    // Never a FIFO or device put in its place: reading one would block the job.
+    if (!statSync(file).isFile()) return [];
     text = readFileSync(file, 'utf8');
   } catch {
     return [];
@@ -188,7 +190,7 @@ export function secretArgHints(s: Settings): string[] {
   ).map(
     ({ line, name }) =>
       `The Dockerfile ${where} declares ARG ${name} on line ${line}, but secret build arg ${name} arrives as a BuildKit secret, ` +
-      `not a build arg, so that ARG is empty: read it with RUN --mount=type=secret,id=${name},env=${name} …, ` +
+      `not a build arg, so that ARG does not get it (it is empty, or its default): read it with RUN --mount=type=secret,id=${name},env=${name} …, ` +
       `or set secret_build_args_as: build-arg to pass it as before (visible in the image's history).`,
   );
 }

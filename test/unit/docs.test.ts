@@ -7,8 +7,8 @@ import { repoRoot } from '../helpers/gitlab-ci-local';
 
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
 const docsPages = readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`);
-/** Every Markdown file whose relative links must hold. */
-const markdownFiles = ['README.md', 'CHANGELOG.md', ...docsPages];
+/** Every Markdown file of the repository (README.md, docs/, CHANGELOG.md, the stages' READMEs…): their relative links must hold. */
+const markdownFiles = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'], { cwd: repoRoot, encoding: 'utf8' }).split('\n').filter(Boolean);
 
 /** The text without fenced code blocks and inline code spans, which hold no links. */
 function prose(text: string): string {

@@ -192,7 +192,7 @@ describe('secretArgHints', () => {
   it('one line per finding: the Dockerfile from the checkout, its line, the name and both fixes, never the reference', () => {
     expect(secretArgHints(settings())).toEqual([
       'The Dockerfile "app/Dockerfile" declares ARG NPM_TOKEN on line 4, but secret build arg NPM_TOKEN arrives as a BuildKit secret, ' +
-        'not a build arg, so that ARG is empty: read it with RUN --mount=type=secret,id=NPM_TOKEN,env=NPM_TOKEN …, ' +
+        'not a build arg, so that ARG does not get it (it is empty, or its default): read it with RUN --mount=type=secret,id=NPM_TOKEN,env=NPM_TOKEN …, ' +
         "or set secret_build_args_as: build-arg to pass it as before (visible in the image's history).",
     ]);
     expect(secretArgHints(settings()).join('\n')).not.toContain('ci/npm-token');

@@ -1,12 +1,15 @@
 // The lint rule that keeps src/'s imports flowing one way (scripts/eslint-stage-order.mjs), run through the
 // project's own ESLint config as `npx eslint .` runs it.
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ESLint } from 'eslint';
 import { describe, expect, it } from 'vitest';
-import { STAGES } from '../../scripts/eslint-stage-order.mjs';
+import { STAGES, stageOf } from '../../scripts/eslint-stage-order.mjs';
 
 const repo = join(__dirname, '../..');
+// The rule resolves src/ from ESLint's cwd, not the process's: the test runs from elsewhere to prove it.
 const eslint = new ESLint({ cwd: repo });
+process.chdir('/');
 
 /** The stage-order messages for `code` as if it were the file at `path` (relative to the repository). */
 async function backUps(path: string, code: string): Promise<string[]> {
@@ -25,9 +28,12 @@ describe('stage order of src/', () => {
       "export { writeReports } from '../report/files';",
       "export * from '../commands/build';",
       "export const later = () => import('../aws-part');",
+      "import follower = require('../follow/follower');",
+      "export type Builds = typeof import('../follow/builds');",
+      "export const main = () => import('../main.js');",
     ].join('\n');
     const messages = await backUps('src/build/example.ts', code);
-    expect(messages).toHaveLength(4);
+    expect(messages).toHaveLength(7);
     expect(messages[0]).toContain('build/example.ts (stage build/) imports follow/follower (stage follow/), a later stage');
     expect(messages[3]).toContain('imports aws-part (stage aws-part.ts)');
   });
@@ -48,6 +54,14 @@ describe('stage order of src/', () => {
     expect(await backUps('src/commands/connect.ts', "export const loadAws = () => import('../aws-part');")).toEqual([]);
     expect(await backUps('src/aws-part.ts', "export { stopCommand } from './commands/stop';")).toHaveLength(1);
     expect(await backUps('src/shared/errors.ts', "import { run } from '../main';")).toHaveLength(1);
+  });
+
+  it('places every file and folder of src/ in a stage, and refuses a module outside them', async () => {
+    const unplaced = readdirSync(join(repo, 'src')).filter((name) => stageOf(name.endsWith('.ts') ? name : join(name, 'x.ts')) === -1);
+    expect(unplaced).toEqual([]);
+    expect(await backUps('src/helpers/example.ts', "import { shown } from '../shared/shown';")).toEqual([
+      expect.stringContaining('helpers/example.ts is in no stage of src/: put it in one, or add its folder to STAGES'),
+    ]);
   });
 
   it('does not apply outside src/', async () => {

@@ -40,7 +40,7 @@ function contextDir(name: string, files: Record<string, Buffer>): string {
   return root;
 }
 
-/** The context as main.ts hands it to uploadContext; counts how often it is packed. */
+/** The context as commands/build.ts hands it to uploadContext; counts how often it is packed. */
 async function named(root: string): Promise<ContextToUpload & { packed: number }> {
   const entries = await listContext(root, memoryOutput());
   const { digest, fileHashes } = await hashContext(entries, pool);

@@ -44,7 +44,10 @@ const aws = await build({
     {
       name: 'shared',
       setup(b) {
-        b.onResolve({ filter: /^\.\.?\// }, (a) => (sharedKey(a) ? { path: sharedKey(a), external: true } : undefined));
+        b.onResolve({ filter: /^\.\.?\// }, (a) => {
+          const key = sharedKey(a);
+          return key ? { path: key, external: true } : undefined;
+        });
         // Code compiled by vm has no loader for import(): the SDK's import('node:http') becomes a require.
         b.onResolve({ filter: /^node:/ }, (a) => (a.kind === 'dynamic-import' ? { path: a.path, namespace: 'builtin' } : undefined));
         b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: 'js' }));

@@ -20,14 +20,14 @@ export default {
   meta: {
     type: 'problem',
     docs: { description: 'an import in src/ must not run back up from an earlier stage to a later one' },
-    schema: [{ type: 'object', properties: { src: { type: 'string' } }, additionalProperties: false }],
+    schema: [],
     messages: {
       backUp: '{{from}} (stage {{fromStage}}) imports {{to}} (stage {{toStage}}), a later stage: move the shared part down to {{fromStage}} or an earlier stage, or the caller up. Order: {{order}}.',
       noStage: '{{path}} is in no stage of src/: put it in one, or add its folder to STAGES in scripts/eslint-stage-order.mjs at its place in the order.',
     },
   },
   create(context) {
-    const src = path.resolve(context.cwd, context.options[0]?.src ?? 'src');
+    const src = path.resolve(context.cwd, 'src');
     const file = path.relative(src, context.filename);
     const from = stageOf(file);
     if (from === undefined) return {};

@@ -10,7 +10,7 @@ export { createClients } from './aws/clients';
 export { explainAssumeRoleFailure, resolveCredentials } from './aws/credentials';
 export { pushImageIndex } from './registry/image-index';
 export { deleteJobToken, putJobToken } from './registry/job-token';
-export { consoleUrl, findBuildByMarker, queueLimitFailure, startBuild, startBuildInput, stopBuild } from './build/codebuild';
+export { consoleUrl, findBuildByMarker, queueLimitFailure, stopBuild } from './build/codebuild';
 export { buildTargets, startBuilds } from './build/start-builds';
 export { inputsTag, reuseUnchanged } from './build/unchanged';
 export { followBuilds } from './follow/builds';

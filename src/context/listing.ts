@@ -1,6 +1,6 @@
-import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
-import { isInside } from '../inputs/checkout-paths';
+import { isInside, NotRegularFile, readRegularFile } from '../inputs/checkout-paths';
 import type { Output } from '../shared/console';
 import { Dockerignore, readPatterns, type MatchInfo } from './dockerignore';
 import { ContextError } from '../shared/errors';
@@ -132,29 +132,16 @@ function readIgnoreFile(root: string, dockerfile: string): { patterns: string[];
       throw new ContextError(`${file} is ${fileKind(st)}, not a file: Docker reads it as a list of patterns. Remove it or replace it with a regular file.`);
     }
     if (st.size > MAX_IGNORE_BYTES) throw new ContextError(`${file} is ${st.size} bytes; a .dockerignore over 1 MiB is surely not a list of patterns.`);
-    return { patterns: readPatterns(readRegularFile(real, file)), file };
+    let text: string;
+    try {
+      text = readRegularFile(real, MAX_IGNORE_BYTES);
+    } catch (e) {
+      if (e instanceof NotRegularFile) throw new ContextError(`${file} changed while it was being read; run the job again.`);
+      throw new ContextError(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    return { patterns: readPatterns(text), file };
   }
   return { patterns: [], file: '.dockerignore' };
-}
-
-/** Reads a file checked to be regular, without blocking should it have become a FIFO since. */
-function readRegularFile(real: string, name: string): string {
-  let fd: number;
-  try {
-    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (e) {
-    throw new ContextError(`Cannot read ${name}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new ContextError(`${name} changed while it was being read; run the job again.`);
-    const buf = Buffer.alloc(Math.min(st.size, MAX_IGNORE_BYTES));
-    let n = 0;
-    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, n);
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function fileKind(st: Stats): string {

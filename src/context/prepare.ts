@@ -2,31 +2,20 @@
  * Entries in, in listing order, ready to write out: files read, hashed and deflated ahead on the pool (or left
  * to stream) and checked against the listing. Also hashContext, the first pass that names the archive.
  */
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { assertOpenedInside, type ContextEntry } from './listing';
+import type { ContextEntry } from './listing';
 import { ContextDigest } from './digest';
 import { ContextError } from '../shared/errors';
 import type { Batch, FileDone, FileJob, FilePool } from './pack-files';
 import { CHUNK, crc32, STORE } from './zip-format';
 
-export interface PackOptions {
-  /** Deflate level, default 6 (as `zip -6`). */
-  level?: number;
-  /** Files larger than this are streamed instead of read whole; default 2 MiB. */
-  streamThreshold?: number;
-  /** Write ZIP64 records even when not needed (tests). */
-  forceZip64?: boolean;
-  /** Worker threads reading and deflating files (0: all on this thread); default one per core. Ignored with `pool`. */
-  workers?: number;
-  /** A pool to use (and leave open), e.g. the one hashContext used. */
-  pool?: FilePool;
+/** What preparing needs of the packer's options (zip.ts). */
+export interface PrepareOptions {
+  level: number;
+  streamThreshold: number;
   /** Each entry's file SHA-256 from hashContext: a file whose content differs fails as changed. */
-  expected?: (string | undefined)[];
+  expected?: (string | undefined)[] | undefined;
 }
-
-export type Options = Required<Pick<PackOptions, 'level' | 'streamThreshold' | 'forceZip64'>> & Pick<PackOptions, 'expected'>;
 
 export const DEFAULT_LEVEL = 6;
 
@@ -51,8 +40,6 @@ const AHEAD_BYTES = 8 * 1024 * 1024;
 /** A first-pass batch (hashing only): at most this many files and bytes. */
 const HASH_BATCH_FILES = 256;
 const HASH_BATCH_BYTES = 32 * CHUNK;
-
-const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /**
  * The first pass: hashes every file (on the pool) and returns the context digest that names the archive
@@ -93,7 +80,7 @@ export type Prepared =
  * Yields entries in order while later ones are read, hashed and deflated in batches on the pool (at most two
  * batches per worker and AHEAD_BYTES of files in flight). Files over the stream threshold go alone, streamed.
  */
-export async function* prepareInOrder(entries: ContextEntry[], opts: Options, pool: FilePool): AsyncGenerator<Prepared> {
+export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOptions, pool: FilePool): AsyncGenerator<Prepared> {
   const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
   const maxBatches = Math.max(2, 2 * pool.size);
   const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
@@ -131,7 +118,7 @@ export async function* prepareInOrder(entries: ContextEntry[], opts: Options, po
 }
 
 /** Entries `from` to `to` (exclusive) with the batch of their files. */
-function toPrepared(entries: ContextEntry[], from: number, to: number, batch: Batch | undefined, expected: Options['expected']): Prepared[] {
+function toPrepared(entries: ContextEntry[], from: number, to: number, batch: Batch | undefined, expected: PrepareOptions['expected']): Prepared[] {
   const prepared: Prepared[] = [];
   let k = 0;
   for (let i = from; i < to; i++) {
@@ -155,32 +142,6 @@ function fileDone(entry: ContextEntry, d: FileDone): Exclude<FileDone, { failed:
   if (!('failed' in d)) return d;
   if (d.failed === 'changed') throw changed(entry);
   throw new ContextError(`Cannot read ${entry.path} in the build context: ${d.message}. Make it readable or add it to .dockerignore.`);
-}
-
-/**
- * O_NOFOLLOW keeps a file swapped for a symlink after listing from pulling in data from outside the context;
- * the descriptor's own path catches a directory on the way that was swapped for one.
- */
-export async function openEntry(entry: ContextEntry): Promise<FileHandle> {
-  let fh: FileHandle;
-  try {
-    fh = await open(entry.absPath, NO_FOLLOW);
-  } catch (e) {
-    throw openError(entry, e);
-  }
-  try {
-    assertOpenedInside(fh.fd, entry);
-  } catch (e) {
-    await fh.close();
-    throw e;
-  }
-  return fh;
-}
-
-function openError(entry: ContextEntry, e: unknown): ContextError {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ELOOP' || code === 'ENOENT') return changed(entry);
-  return new ContextError(`Cannot read ${entry.path} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`, { cause: e });
 }
 
 export function changed(entry: ContextEntry): ContextError {

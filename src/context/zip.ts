@@ -11,15 +11,17 @@
  * Entries in (made ready ahead by prepare.ts), archive bytes out (laid out by zip-format.ts).
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import type { ContextEntry } from './listing';
+import { assertOpenedInside, type ContextEntry } from './listing';
 import { ContextDigest } from './digest';
+import { ContextError } from '../shared/errors';
 import { FilePool } from './pack-files';
-import { changed, DEFAULT_LEVEL, isStoredByName, openEntry, type Options, type PackOptions, type Prepared, prepareInOrder } from './prepare';
+import { changed, DEFAULT_LEVEL, isStoredByName, type PrepareOptions, type Prepared, prepareInOrder } from './prepare';
 import {
   centralRecord,
   CHUNK,
@@ -38,7 +40,24 @@ import {
   STORE,
 } from './zip-format';
 
-export type { PackOptions } from './prepare';
+export interface PackOptions {
+  /** Deflate level, default 6 (as `zip -6`). */
+  level?: number;
+  /** Files larger than this are streamed instead of read whole; default 2 MiB. */
+  streamThreshold?: number;
+  /** Write ZIP64 records even when not needed (tests). */
+  forceZip64?: boolean;
+  /** Worker threads reading and deflating files (0: all on this thread); default one per core. Ignored with `pool`. */
+  workers?: number;
+  /** A pool to use (and leave open), e.g. the one hashContext used. */
+  pool?: FilePool;
+  /** Each entry's file SHA-256 from hashContext: a file whose content differs fails as changed. */
+  expected?: (string | undefined)[];
+}
+
+type Options = PrepareOptions & { forceZip64: boolean };
+
+const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 export interface Archive {
   /** The context digest (see digest.ts): SHA-256 of the listing and contents; names the uploaded object. */
@@ -243,3 +262,28 @@ async function* readChunks(fh: FileHandle, entry: ContextEntry): AsyncGenerator<
   if (position !== entry.size) throw changed(entry);
 }
 
+/**
+ * O_NOFOLLOW keeps a file swapped for a symlink after listing from pulling in data from outside the context;
+ * the descriptor's own path catches a directory on the way that was swapped for one.
+ */
+async function openEntry(entry: ContextEntry): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(entry.absPath, NO_FOLLOW);
+  } catch (e) {
+    throw openError(entry, e);
+  }
+  try {
+    assertOpenedInside(fh.fd, entry);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  return fh;
+}
+
+function openError(entry: ContextEntry, e: unknown): ContextError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP' || code === 'ENOENT') return changed(entry);
+  return new ContextError(`Cannot read ${entry.path} in the build context: ${(e as Error).message}. Make it readable or add it to .dockerignore.`, { cause: e });
+}

@@ -4,21 +4,13 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { BatchGetBuildsCommand, type Build, type CodeBuildClient } from '@aws-sdk/client-codebuild';
-import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
-import type { Output } from '../shared/console';
 import { AwsStepError } from '../shared/errors';
-import { LogSources } from './log-sources';
+import { LogSources, type LogSourcesDeps } from './log-sources';
 import { Pace, Pacer } from './pace';
 import { formatDuration, queueSummary } from './phases';
 
-export interface FollowDeps {
+export interface FollowDeps extends LogSourcesDeps {
   codebuild: CodeBuildClient;
-  logs: CloudWatchLogsClient;
-  out: Output;
-  /** The build.log artifact; without it the full log is not written. */
-  logFile?: string;
-  /** Bytes of build log the job log may hold (default STREAMED_LOG_LIMIT). */
-  jobLogLimit?: number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
 }

@@ -11,7 +11,7 @@ import { EventSet, LiveTail, logGroupArn } from './live-tail';
 import { LogReader } from './log-reader';
 import { PhaseRenderer, type LogEvent } from './phases';
 
-interface LogSourcesDeps {
+export interface LogSourcesDeps {
   logs: CloudWatchLogsClient;
   out: Output;
   /** The build.log artifact; without it the full log is not written. */

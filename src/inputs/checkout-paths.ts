@@ -26,6 +26,28 @@ export function isInside(root: string, p: string): boolean {
 
 export const toPosix = (p: string): string => p.split(path.sep).join('/');
 
+/** The file was not a regular file when opened (it was swapped for a FIFO, a directory…). */
+export class NotRegularFile extends Error {}
+
+/**
+ * Reads at most `maxBytes` of a file checked to be regular, without blocking should it have become a FIFO
+ * since: opened non-blocking without following a symlink, then checked on the descriptor. Throws
+ * NotRegularFile, or the error of the open.
+ */
+export function readRegularFile(real: string, maxBytes = Infinity): string {
+  const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new NotRegularFile(`${real} is not a regular file`);
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes));
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, n);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Resolves `given` under `root` (following symlinks) and checks it stays inside `root`. */
 export function resolveInside(root: string, given: string): Resolved {
   let real: string;

@@ -8,8 +8,8 @@
  * ADD, instructions in any case, and ARG's `name[=value]` words.
  */
 // Hand-written: dockerfile-ast (with the vscode-languageserver packages it needs) adds 88 KB to the 0.90 MB bundle of a 1.0 MB budget.
-import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { readRegularFile, toPosix } from './checkout-paths';
 import type { Settings } from './settings';
 import { shown } from '../shared/shown';
 
@@ -174,15 +174,12 @@ export function secretArgHints(s: Settings): string[] {
   const file = path.join(s.contextDir, s.dockerfile);
   let text: string;
   try {
-    // Never a FIFO or device put in its place: reading one would block the job.
-    if (!statSync(file).isFile()) return [];
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file);
   } catch {
     return [];
   }
-  // The Dockerfile as found from the checkout (the context's path and the dockerfile input joined).
-  const fromCheckout = s.checkoutDir ? path.relative(s.checkoutDir, file).split(path.sep).join('/') : '';
-  const where = shown(fromCheckout && !fromCheckout.startsWith('../') ? fromCheckout : s.dockerfile);
+  // readSettings resolved the context inside the checkout, and the Dockerfile inside the context.
+  const where = shown(toPosix(path.relative(s.checkoutDir, file)));
   // Names passed readSettings's variable-name check ([A-Za-z_][A-Za-z0-9_]*): printed as they are, like ARG.
   return findSecretArgs(
     text,

@@ -8,6 +8,8 @@ export interface StsStub {
   requests: Record<string, string>[];
   /** When set, the next answers are this STS error instead of credentials. */
   fail: { status: number; code: string; message: string } | undefined;
+  /** When set, called as each request arrives, before it is answered. */
+  onRequest?: (() => void) | undefined;
   close(): Promise<void>;
 }
 
@@ -16,6 +18,7 @@ const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 export async function startStsStub(): Promise<StsStub> {
   const stub: StsStub = { url: '', requests: [], fail: undefined, close: async () => {} };
   const server = http.createServer((req, res) => {
+    stub.onRequest?.();
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => (body += c));

@@ -9,18 +9,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { UnsecuredJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/shared/errors';
-import { run, USAGE } from '../../src/main';
-import { memoryOutput } from '../helpers/output';
+import { USAGE } from '../../src/main';
+import { AUDIENCE, jobEnv as jobEnvOf, runJob, sign, type JobSetup } from '../helpers/job';
 
-const AUDIENCE = 'https://gitlab.example.com';
 let server: Server;
 let requests = 0;
-let endpoint: string;
-let checkout: string;
-let token: string;
+const job: JobSetup = { checkout: '', token: '', endpoint: '' };
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -28,45 +25,20 @@ beforeAll(async () => {
     res.writeHead(500).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  token = await sign({ aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 });
+  job.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  job.token = await sign({ aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 });
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 beforeEach(() => {
-  checkout = realpathSync(mkdtempSync(path.join(tmpdir(), 'bad-input-')));
-  writeFileSync(path.join(checkout, 'Dockerfile'), 'FROM scratch\n');
+  job.checkout = realpathSync(mkdtempSync(path.join(tmpdir(), 'bad-input-')));
+  writeFileSync(path.join(job.checkout, 'Dockerfile'), 'FROM scratch\n');
   requests = 0;
 });
-afterEach(() => rmSync(checkout, { recursive: true, force: true }));
+afterEach(() => rmSync(job.checkout, { recursive: true, force: true }));
 
-async function sign(claims: Record<string, unknown>): Promise<string> {
-  const { privateKey } = await generateKeyPair('RS256');
-  return new SignJWT({ sub: 'project_path:group/app:ref_type:branch:ref:main', ...claims }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
-}
-
-/** A valid job; `inputs` are CODEBUILD_IMAGE_* values by input name, `extra` other variables. */
-function jobEnv(inputs: Record<string, string> = {}, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    CI_PROJECT_DIR: checkout,
-    CI_PROJECT_PATH: 'group/app',
-    CI_SERVER_URL: AUDIENCE,
-    CI_COMMIT_SHORT_SHA: 'abc1234',
-    GITLAB_OIDC_TOKEN: token,
-    AWS_ENDPOINT_URL: endpoint,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    ...extra,
-  };
-  const defaults = { aws_region: 'eu-west-1', role_arn: 'arn:aws:iam::123456789012:role/builder', project_name: 'builder', oidc_audience: AUDIENCE };
-  for (const [k, v] of Object.entries({ ...defaults, ...inputs })) env[`CODEBUILD_IMAGE_${k.toUpperCase()}`] = v;
-  return env;
-}
-
-async function runJob(env: NodeJS.ProcessEnv, argv: string[] = []): Promise<{ code: ExitCode; lines: string[]; text: string }> {
-  const out = memoryOutput();
-  const code = await run(argv, env, out);
-  return { code, lines: out.lines, text: out.lines.join('\n') };
-}
+/** A valid job (test/helpers/job.ts) in this test's checkout, whose every AWS endpoint is the counting server. */
+const jobEnv = (inputs: Record<string, string> = {}, extra: Record<string, string> = {}) => jobEnvOf(job, inputs, extra);
 
 describe('OIDC tokens are checked before STS', () => {
   it.each<[string, () => Promise<string>, RegExp]>([
@@ -111,8 +83,8 @@ describe('values are printed safely', () => {
 
 describe('every problem at once: inputs, the buildspec file and the context', () => {
   it('reports a bad input, a buildspec that is not YAML and an invalid .dockerignore pattern in one run', async () => {
-    writeFileSync(path.join(checkout, 'buildspec.yml'), 'version: [0.2\n');
-    writeFileSync(path.join(checkout, '.dockerignore'), 'ok\n!\n');
+    writeFileSync(path.join(job.checkout, 'buildspec.yml'), 'version: [0.2\n');
+    writeFileSync(path.join(job.checkout, '.dockerignore'), 'ok\n!\n');
     const r = await runJob(jobEnv({ buildspec: 'buildspec.yml', build_timeout: '4' }));
     expect(r.code).toBe(ExitCode.BadInput);
     expect(r.lines.map((l) => /^ERROR: input (\w+):/.exec(l)?.[1])).toEqual(['buildspec', 'build_timeout', 'context']);
@@ -122,8 +94,8 @@ describe('every problem at once: inputs, the buildspec file and the context', ()
   });
 
   it('lists context name problems line by line, each line escaped', async () => {
-    mkdirSync(path.join(checkout, 'a\\b'));
-    execFileSync('sh', ['-c', `printf x > "$1/bad$(printf '\\377')name"`, 'sh', checkout]);
+    mkdirSync(path.join(job.checkout, 'a\\b'));
+    execFileSync('sh', ['-c', `printf x > "$1/bad$(printf '\\377')name"`, 'sh', job.checkout]);
     const r = await runJob(jobEnv({ s3_bucket: 'Bad_Bucket' }));
     expect(r.code).toBe(ExitCode.BadInput);
     expect(r.lines[0]).toMatch(/^ERROR: input s3_bucket: /);
@@ -133,7 +105,7 @@ describe('every problem at once: inputs, the buildspec file and the context', ()
   });
 
   it('a FIFO named .dockerignore is refused at once, not waited on', { timeout: 5000 }, async () => {
-    execFileSync('mkfifo', [path.join(checkout, '.dockerignore')]);
+    execFileSync('mkfifo', [path.join(job.checkout, '.dockerignore')]);
     const r = await runJob(jobEnv());
     expect(r.code).toBe(ExitCode.BadInput);
     // With valid inputs, the job's first line opens the context section; the problem is the only other line.

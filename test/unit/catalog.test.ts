@@ -1,9 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { encodedProjectPath } from '../../scripts/stamp-template.mjs';
 import { gitlabCiLocal, makeComponentRepo, repoRoot } from '../helpers/gitlab-ci-local';
+import { brokenLinks, docsPages, readRepo, repoFile } from '../helpers/markdown';
 
 interface InputSpec {
   type?: string;
@@ -21,14 +22,13 @@ interface Catalog {
   links: Record<string, string>;
 }
 
-const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
-const catalog = parse(read('catalog-resource.yml')) as Catalog;
-const readme = read('README.md');
+const catalog = parse(readRepo('catalog-resource.yml')) as Catalog;
+const readme = readRepo('README.md');
 /** README.md and the pages beside it: where the examples live. */
-const docs = [readme, ...readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => read(`docs/${f}`))];
+const docs = [readme, ...docsPages.map(readRepo)];
 
 function specOf(file: string): Record<string, InputSpec> {
-  const [header] = parseAllDocuments(read(file)).map((d) => d.toJS());
+  const [header] = parseAllDocuments(readRepo(file)).map((d) => d.toJS());
   return header.spec.inputs;
 }
 
@@ -68,18 +68,14 @@ describe('catalog-resource.yml', () => {
   });
 
   it('names the project whose path the template downloads dist/index.js from', () => {
-    expect(read('templates/build.yml')).toContain(`cbi_project=${encodedProjectPath(catalog.project)}\n`);
+    expect(readRepo('templates/build.yml')).toContain(`cbi_project=${encodedProjectPath(catalog.project)}\n`);
     expect(() => encodedProjectPath('gitlab.com')).toThrow(/host\/group\/project/);
   });
 
   it('links to files and sections (of README.md or docs/) that exist', () => {
-    for (const [name, link] of Object.entries(catalog.links)) {
-      if (/^https?:/.test(link)) continue;
-      const [file, anchor] = link.split('#');
-      expect(existsSync(join(repoRoot, file!)), `${name}: ${file} exists`).toBe(true);
-      // Until the section is written its placeholder stands in, e.g. <!-- AWS-SETUP --> for #aws-setup.
-      if (anchor) expect(read(file!), name).toMatch(new RegExp(`^#+ ${anchor.replace(/-/g, '[ -]')}$|<!-- ${anchor.toUpperCase()} -->`, 'im'));
-    }
+    // Its paths are relative to the repository root, as README.md's are; https: links are skipped.
+    const text = Object.entries(catalog.links).map(([name, link]) => `[${name}](${link})`).join('\n');
+    expect(brokenLinks('catalog-resource.yml', text, repoFile)).toEqual([]);
   });
 });
 
@@ -118,7 +114,7 @@ function catalogComponents(): [string, string][] {
 
 describe('.gitlab-ci.yml of this project (gitlab-ci-local)', () => {
   const jobs = async (variables: Record<string, string>) => {
-    const repo = makeComponentRepo({ files: { '.gitlab-ci.yml': read('.gitlab-ci.yml') } });
+    const repo = makeComponentRepo({ files: { '.gitlab-ci.yml': readRepo('.gitlab-ci.yml') } });
     try {
       const result = await gitlabCiLocal(repo.dir, ['--list-json'], { variables });
       expect(result.code, result.output).toBe(0);
@@ -140,6 +136,7 @@ describe('.gitlab-ci.yml of this project (gitlab-ci-local)', () => {
     expect(names).toEqual(expect.arrayContaining(['lint', 'dist', 'unit', 'e2e', 'self-test-skipped']));
     expect(names).not.toContain('self-test');
     expect(names).not.toContain('release');
+    expect(names).not.toContain('release-notes');
   });
 
   it('self-tests the component at this commit when AWS settings are present', async () => {
@@ -149,9 +146,13 @@ describe('.gitlab-ci.yml of this project (gitlab-ci-local)', () => {
   });
 
   it('releases to the catalog on semantic-version tags only', async () => {
-    expect(await jobs({ CI_COMMIT_TAG: '1.2.3' })).toContain('release');
-    expect(await jobs({ CI_COMMIT_TAG: 'nightly' })).not.toContain('release');
-    const release = (parse(read('.gitlab-ci.yml')) as { release: { release: { tag_name: string } } }).release;
+    const onVersionTag = await jobs({ CI_COMMIT_TAG: '1.2.3' });
+    expect(onVersionTag).toContain('release');
+    expect(onVersionTag, 'release-notes makes the release-notes.md that release reads').toContain('release-notes');
+    const onOtherTag = await jobs({ CI_COMMIT_TAG: 'nightly' });
+    expect(onOtherTag).not.toContain('release');
+    expect(onOtherTag).not.toContain('release-notes');
+    const release = (parse(readRepo('.gitlab-ci.yml')) as { release: { release: { tag_name: string } } }).release;
     expect(release.release.tag_name).toBe('$CI_COMMIT_TAG');
   });
 });

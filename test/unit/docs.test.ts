@@ -1,92 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { absoluteLinks, changelogSection } from '../../scripts/changelog-section.mjs';
 import { repoRoot } from '../helpers/gitlab-ci-local';
+import { brokenLinks, docsPages, linksOf, readRepo, repoFile } from '../helpers/markdown';
 
-const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
-const docsPages = readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`);
 /** Every Markdown file of the repository (README.md, docs/, CHANGELOG.md, the stages' READMEs…): their relative links must hold. */
 const markdownFiles = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.md'], { cwd: repoRoot, encoding: 'utf8' }).split('\n').filter(Boolean);
 
-/** The text without fenced code blocks and inline code spans, which hold no links. */
-function prose(text: string): string {
-  return text
-    .replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[ \t]*$/gm, '')
-    .replace(/(`+)[\s\S]*?\1/g, '');
-}
-
-/** GitLab's heading anchor: lower case, punctuation except - and _ dropped, spaces → -, runs of - → one. */
-export function anchorOf(heading: string): string {
-  return heading
-    .trim()
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\p{M}\p{Pc}\- ]/gu, '')
-    .replace(/ /g, '-')
-    .replace(/-{2,}/g, '-');
-}
-
-/** The anchors of a Markdown text's headings; a repeated heading gets -1, -2… as on GitLab. */
-export function anchorsOf(text: string): Set<string> {
-  const anchors = new Set<string>();
-  const seen = new Map<string, number>();
-  const withoutFences = text.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[ \t]*$/gm, '');
-  for (const m of withoutFences.matchAll(/^#{1,6}[ \t]+(.+?)[ \t#]*$/gm)) {
-    const base = anchorOf(m[1]!);
-    const n = seen.get(base) ?? 0;
-    seen.set(base, n + 1);
-    anchors.add(n === 0 ? base : `${base}-${n}`);
-  }
-  return anchors;
-}
-
-/** `[text](target)` links and `[label]: target` definitions outside code, as written. */
-export function linksOf(text: string): string[] {
-  const body = prose(text);
-  const inline = [...body.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]!);
-  const defined = [...body.matchAll(/^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+"[^"]*")?\s*$/gm)].map((m) => m[1]!);
-  return [...inline, ...defined];
-}
-
-/**
- * The broken relative links of `file` (a path in the repository) whose text is `text`: a target that
- * does not exist, or an anchor that names no heading of the .md file it points to.
- */
-export function brokenLinks(file: string, text: string, readFile: (path: string) => string | undefined): string[] {
-  const broken: string[] = [];
-  for (const link of linksOf(text)) {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(link) || link.startsWith('//')) continue; // https:, mailto:…
-    const hash = link.indexOf('#');
-    const target = decodeURIComponent(hash < 0 ? link : link.slice(0, hash));
-    const anchor = hash < 0 ? undefined : link.slice(hash + 1);
-    const path = target === '' ? file : normalize(join(dirname(file), target)).replace(/\/$/, '');
-    if (path.startsWith('..')) {
-      broken.push(`${link} (leaves the repository)`);
-      continue;
-    }
-    const content = readFile(path);
-    if (content === undefined) {
-      broken.push(`${link} (no file ${path})`);
-      continue;
-    }
-    if (anchor !== undefined && path.endsWith('.md') && !anchorsOf(content).has(anchor)) {
-      broken.push(`${link} (no heading #${anchor} in ${path})`);
-    }
-  }
-  return broken;
-}
-
-/** File text for .md files, '' for other files and directories that exist, undefined otherwise. */
-function repoFile(path: string): string | undefined {
-  const full = join(repoRoot, path);
-  if (!existsSync(full)) return undefined;
-  return statSync(full).isFile() && path.endsWith('.md') ? readFileSync(full, 'utf8') : '';
-}
-
 describe('relative links', () => {
   it.each(markdownFiles)('in %s point to files and headings that exist', (file) => {
-    expect(brokenLinks(file, read(file), repoFile)).toEqual([]);
+    expect(brokenLinks(file, readRepo(file), repoFile)).toEqual([]);
   });
 
   it('are found and judged as GitLab would', () => {
@@ -114,7 +38,7 @@ describe('relative links', () => {
 });
 
 describe('README and docs/', () => {
-  const readme = read('README.md');
+  const readme = readRepo('README.md');
 
   it('keep the README a catalog page of at most about 400 lines', () => {
     expect(readme.split('\n').length).toBeLessThanOrEqual(400);
@@ -127,16 +51,12 @@ describe('README and docs/', () => {
     const linked = new Set(linksOf(readme).map((l) => l.split('#')[0]));
     for (const page of docsPages) expect(linked, page).toContain(page);
   });
-
-  it('keep the deploy commands where infra/template.test.ts checks them', () => {
-    expect(read('docs/aws-setup.md')).toContain('aws cloudformation deploy \\\n');
-  });
 });
 
 describe('CHANGELOG.md and the version', () => {
-  const changelog = read('CHANGELOG.md');
-  const pkg = JSON.parse(read('package.json')) as { version: string };
-  const lock = JSON.parse(read('package-lock.json')) as { version: string; packages: Record<string, { version?: string }> };
+  const changelog = readRepo('CHANGELOG.md');
+  const pkg = JSON.parse(readRepo('package.json')) as { version: string };
+  const lock = JSON.parse(readRepo('package-lock.json')) as { version: string; packages: Record<string, { version?: string }> };
   const major = pkg.version.split('.')[0]!;
 
   it("has a section for package.json's version", () => {
@@ -172,7 +92,7 @@ describe('CHANGELOG.md and the version', () => {
     expect(lock.version).toBe(pkg.version);
     expect(lock.packages['']?.version).toBe(pkg.version);
     const includes = ['README.md', ...docsPages, 'catalog-resource.yml'].flatMap((f) =>
-      [...read(f).matchAll(/codebuild-image\/build@([^\s"']+)/g)].map((m) => `${f}: ${m[1]}`),
+      [...readRepo(f).matchAll(/codebuild-image\/build@([^\s"']+)/g)].map((m) => `${f}: ${m[1]}`),
     );
     expect(includes.length).toBeGreaterThanOrEqual(5);
     for (const inc of includes) expect(inc.split(': ')[1]!.split('.')[0], inc).toBe(major);

@@ -3,18 +3,16 @@
  * ARG line the way BuildKit reads the file, and the job prints one warning per line before any AWS call.
  */
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SignJWT, generateKeyPair } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/shared/errors';
-import { run } from '../../src/main';
 import { findSecretArgs, secretArgHints } from '../../src/inputs/secret-arg-hint';
 import type { SecretBuildArg } from '../../src/inputs/settings';
+import { AUDIENCE, jobEnv, runJob, sign } from '../helpers/job';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';
+import { startStsStub, type StsStub } from '../helpers/sts-stub';
 
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
 
@@ -241,57 +239,26 @@ describe('secretArgHints', () => {
 
 describe('through the job', () => {
   let checkout: string;
-  let server: Server;
-  let linesAtFirstRequest: number | undefined;
-
-  const saved = { ...process.env };
+  let sts: StsStub;
 
   afterEach(async () => {
-    process.env = { ...saved };
     rmSync(checkout, { recursive: true, force: true });
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await sts.close();
   });
 
   it('prints the warning after the context is read and before the first AWS request', async () => {
     checkout = realpathSync(mkdtempSync(path.join(tmpdir(), 'secret-arg-hint-job-')));
     writeFileSync(path.join(checkout, 'Dockerfile'), lines('FROM node:22', 'ARG NPM_TOKEN', 'RUN npm ci'));
     const out = memoryOutput();
-    linesAtFirstRequest = undefined;
+    let linesAtFirstRequest: number | undefined;
     // Every AWS endpoint: records how many lines the job had printed, then denies (STS's error, not retried).
-    server = createServer((req, res) => {
-      linesAtFirstRequest ??= out.lines.length;
-      req.resume();
-      res.writeHead(403, { 'content-type': 'text/xml' });
-      res.end('<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>denied</Message></Error><RequestId>r</RequestId></ErrorResponse>');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const audience = 'https://gitlab.example.com';
-    const { privateKey } = await generateKeyPair('RS256');
-    const token = await new SignJWT({ sub: 'project_path:group/app:ref_type:branch:ref:main', aud: audience, exp: Math.floor(Date.now() / 1000) + 300 })
-      .setProtectedHeader({ alg: 'RS256' })
-      .sign(privateKey);
-    const inputs: Record<string, string> = {
-      aws_region: 'eu-west-1',
-      role_arn: 'arn:aws:iam::123456789012:role/builder',
-      project_name: 'builder',
-      oidc_audience: audience,
-      secret_build_args: JSON.stringify(['NPM_TOKEN=secretsmanager:ci/npm-token']),
-    };
-    const env: NodeJS.ProcessEnv = {
-      CI_PROJECT_DIR: checkout,
-      CI_PROJECT_PATH: 'group/app',
-      CI_SERVER_URL: audience,
-      CI_COMMIT_SHORT_SHA: 'abc1234',
-      GITLAB_OIDC_TOKEN: token,
-      AWS_ENDPOINT_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      AWS_EC2_METADATA_DISABLED: 'true',
-    };
-    for (const [k, v] of Object.entries(inputs)) env[`CODEBUILD_IMAGE_${k.toUpperCase()}`] = v;
-    // The SDK reads its endpoints from the process's environment.
-    process.env.AWS_ENDPOINT_URL = env.AWS_ENDPOINT_URL;
-    process.env.AWS_ENDPOINT_URL_STS = env.AWS_ENDPOINT_URL;
+    sts = await startStsStub();
+    sts.fail = { status: 403, code: 'AccessDenied', message: 'denied' };
+    sts.onRequest = () => (linesAtFirstRequest ??= out.lines.length);
+    const token = await sign({ aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300 });
+    const env = jobEnv({ checkout, token, endpoint: sts.url }, { secret_build_args: JSON.stringify(['NPM_TOKEN=secretsmanager:ci/npm-token']) });
 
-    const code = await run([], env, out);
+    const { code } = await runJob(env, [], out);
 
     expect(code).toBe(ExitCode.AwsError);
     const warnings = out.lines.filter((l) => l.startsWith('WARNING: '));

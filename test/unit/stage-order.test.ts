@@ -3,13 +3,18 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ESLint } from 'eslint';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STAGES, stageOf } from '../../scripts/eslint-stage-order.mjs';
+import { repoRoot as repo } from '../helpers/gitlab-ci-local';
 
-const repo = join(__dirname, '../..');
-// The rule resolves src/ from ESLint's cwd, not the process's: the test runs from elsewhere to prove it.
 const eslint = new ESLint({ cwd: repo });
-process.chdir('/');
+// The rule resolves src/ from ESLint's cwd, not the process's: the tests run from elsewhere to prove it.
+let cwd: string;
+beforeAll(() => {
+  cwd = process.cwd();
+  process.chdir('/');
+});
+afterAll(() => process.chdir(cwd));
 
 /** The stage-order messages for `code` as if it were the file at `path` (relative to the repository). */
 async function backUps(path: string, code: string): Promise<string[]> {

@@ -13,7 +13,7 @@ APT_PACKAGES=(runc docker-registry apache2-utils busybox-static qemu-user-static
 # are unpacked into ENGINE_DIR, never installed, so the host's own docker (if any) is untouched. runc comes from
 # Debian 12 (unstable's needs a newer glibc). Pinned versions first; if Debian dropped them, the suite's current ones.
 ENGINE_DIR=${CBI_ENGINE_DIR:-/opt/codebuild-image/engine}
-ENGINE_SUITE=sid
+SID_SUITE=sid
 ENGINE_PACKAGES=(docker.io=28.5.2+dfsg4-5 docker-cli=28.5.2+dfsg4-5 docker-buildx=0.29.1+ds1-4 containerd=2.1.9+ds1-5)
 
 log() { echo "ensure-deps: $*" >&2; }
@@ -45,40 +45,78 @@ engine_apt() {
     -o Dir::State::Lists="$state/lists" -o Dir::Cache="$state/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root "$@"
 }
 
-ensure_engine() {
-  local want="${ENGINE_PACKAGES[*]}"
-  if [ -x "$ENGINE_DIR/bin/dockerd" ] && [ "$(cat "$ENGINE_DIR/packages" 2>/dev/null)" = "$want" ]; then return; fi
-  log "installing the stack's Docker engine from Debian $ENGINE_SUITE into $ENGINE_DIR"
+# Downloads pinned packages from Debian sid (the suite's current version if Debian dropped the pin) and unpacks
+# them into <dir>.new/root, never installing them. <dir>.new/packages holds what was asked for (checked by
+# unpacked_ok), <dir>.new/unpacked what Debian had. The caller adds its links and moves <dir>.new to <dir>.
+sid_unpack() {
+  local dir=$1; shift
   local state
   state="$(mktemp -d)"
   mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/debs"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $ENGINE_SUITE main" \
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SID_SUITE main" \
     > "$state/sources.list"
   engine_apt "$state" update -qq
   local pkg
-  for pkg in "${ENGINE_PACKAGES[@]}"; do
-    (cd "$state/debs" && { engine_apt "$state" download -qq "$pkg" 2>/dev/null || engine_apt "$state" download -qq "${pkg%%=*}/$ENGINE_SUITE"; })
+  for pkg in "$@"; do
+    (cd "$state/debs" && { engine_apt "$state" download -qq "$pkg" 2>/dev/null || engine_apt "$state" download -qq "${pkg%%=*}/$SID_SUITE"; })
   done
-  local staging="$ENGINE_DIR.new"
-  rm -rf "$staging" && mkdir -p "$staging/bin" "$staging/cli-plugins"
+  rm -rf "$dir.new" && mkdir -p "$dir.new"
   local deb unpacked
-  for deb in "$state"/debs/*.deb; do dpkg-deb -x "$deb" "$staging/root"; done
-  # "packages" holds what was asked for (the check above), "unpacked" what Debian had: newer after a fallback.
+  for deb in "$state"/debs/*.deb; do dpkg-deb -x "$deb" "$dir.new/root"; done
   unpacked="$(for deb in "$state"/debs/*.deb; do dpkg-deb --show --showformat='${Package}=${Version}\n' "$deb"; done | sort)"
-  echo "$unpacked" > "$staging/unpacked"
-  if [ "$unpacked" != "$(printf '%s\n' "${ENGINE_PACKAGES[@]}" | sort)" ]; then
-    log "Debian $ENGINE_SUITE no longer has every pinned version; unpacked: $(echo $unpacked)"
+  echo "$unpacked" > "$dir.new/unpacked"
+  if [ "$unpacked" != "$(printf '%s\n' "$@" | sort)" ]; then
+    log "Debian $SID_SUITE no longer has every pinned version; unpacked: $(echo $unpacked)"
   fi
-  local f
+  echo "$*" > "$dir.new/packages"
+  rm -rf "$state"
+}
+
+# Whether <dir> holds exactly the packages asked for.
+unpacked_ok() {
+  local dir=$1; shift
+  [ "$(cat "$dir/packages" 2>/dev/null)" = "$*" ]
+}
+
+ensure_engine() {
+  if [ -x "$ENGINE_DIR/bin/dockerd" ] && unpacked_ok "$ENGINE_DIR" "${ENGINE_PACKAGES[@]}"; then return; fi
+  log "installing the stack's Docker engine from Debian $SID_SUITE into $ENGINE_DIR"
+  sid_unpack "$ENGINE_DIR" "${ENGINE_PACKAGES[@]}"
+  local staging="$ENGINE_DIR.new" f
+  mkdir -p "$staging/bin" "$staging/cli-plugins"
   for f in containerd containerd-shim-runc-v2 ctr docker docker-init; do ln -s "../root/usr/bin/$f" "$staging/bin/$f"; done
   for f in dockerd docker-proxy; do ln -s "../root/usr/sbin/$f" "$staging/bin/$f"; done
   ln -s /usr/sbin/runc "$staging/bin/runc"
   ln -s ../root/usr/libexec/docker/cli-plugins/docker-buildx "$staging/cli-plugins/docker-buildx"
   "$staging/bin/dockerd" --version >&2
   "$staging/cli-plugins/docker-buildx" version >&2
-  echo "$want" > "$staging/packages"
   rm -rf "$ENGINE_DIR" && mv "$staging" "$ENGINE_DIR"
-  rm -rf "$state"
+}
+
+# AWS's own service models (botocore/data/<service>/<version>/service-2.json): the fake validates every request
+# against them (stack/fake-aws/models.ts). Pinned, so a model update is a reviewed change.
+MODELS_DIR=${CBI_MODELS_DIR:-/opt/codebuild-image/botocore}
+MODELS_PACKAGES=(python3-botocore=1.43.117+repack-1)
+
+ensure_models() {
+  unpacked_ok "$MODELS_DIR" "${MODELS_PACKAGES[@]}" && return
+  log "installing AWS's service models (${MODELS_PACKAGES[*]}) from Debian $SID_SUITE into $MODELS_DIR"
+  sid_unpack "$MODELS_DIR" "${MODELS_PACKAGES[@]}"
+  ln -s root/usr/lib/python3/dist-packages/botocore/data "$MODELS_DIR.new/data"
+  rm -rf "$MODELS_DIR" && mv "$MODELS_DIR.new" "$MODELS_DIR"
+}
+
+# cosign verifies the signatures the job makes with sign_with, as a cluster's admission check would.
+COSIGN_DIR=${CBI_COSIGN_DIR:-/opt/codebuild-image/cosign}
+COSIGN_PACKAGES=(cosign=3.1.1-2)
+
+ensure_cosign() {
+  [ -x "$COSIGN_DIR/bin/cosign" ] && unpacked_ok "$COSIGN_DIR" "${COSIGN_PACKAGES[@]}" && return
+  log "installing ${COSIGN_PACKAGES[*]} from Debian $SID_SUITE into $COSIGN_DIR"
+  sid_unpack "$COSIGN_DIR" "${COSIGN_PACKAGES[@]}"
+  mkdir -p "$COSIGN_DIR.new/bin" && ln -s ../root/usr/bin/cosign "$COSIGN_DIR.new/bin/cosign"
+  "$COSIGN_DIR.new/bin/cosign" version >&2
+  rm -rf "$COSIGN_DIR" && mv "$COSIGN_DIR.new" "$COSIGN_DIR"
 }
 
 # arm64 builds on the stack run under QEMU user emulation: the kernel must hand aarch64 binaries to Debian's
@@ -126,6 +164,8 @@ ensure_node_modules() {
 
 ensure_apt
 ensure_engine
+ensure_models
+ensure_cosign
 ensure_arm64
 ensure_node
 ensure_node_modules

@@ -26,7 +26,7 @@ interface Input {
 
 const codec = new EventStreamCodec((b) => Buffer.from(b).toString('utf8'), (s) => Buffer.from(s, 'utf8'));
 
-function frame(kind: 'event' | 'exception', type: string, body: unknown): Uint8Array {
+function encode(kind: 'event' | 'exception', type: string, body: unknown): Uint8Array {
   const typeHeader = kind === 'event' ? ':event-type' : ':exception-type';
   return codec.encode({
     headers: {
@@ -38,8 +38,11 @@ function frame(kind: 'event' | 'exception', type: string, body: unknown): Uint8A
   });
 }
 
+/** What the stream sends, as it sends it (the fake checks it against AWS's model). */
+export type OnMessage = (kind: 'event' | 'exception', type: string, body: unknown) => void;
+
 /** Validates the request (throwing AwsError before anything is sent), then streams the session. */
-export function startLiveTail(store: LogsStore, input: Input, res: ServerResponse, opts: LiveTailOptions = {}): void {
+export function startLiveTail(store: LogsStore, input: Input, res: ServerResponse, opts: LiveTailOptions = {}, onMessage: OnMessage = () => {}): void {
   const groups = input.logGroupIdentifiers;
   if (!Array.isArray(groups) || groups.length < 1 || groups.length > 10 || !groups.every((g) => typeof g === 'string' && g !== '')) {
     throw new AwsError('InvalidParameterException', 'logGroupIdentifiers must list 1 to 10 log group ARNs.');
@@ -59,6 +62,10 @@ export function startLiveTail(store: LogsStore, input: Input, res: ServerRespons
     .filter((s) => names === undefined || (names as string[]).includes(s)).map((s) => ({ ...w, stream: s })));
   for (const s of streams()) seen.set(key(s.group, s.stream), store.events(s.group, s.stream).length);
 
+  const frame = (kind: 'event' | 'exception', type: string, body: unknown) => {
+    onMessage(kind, type, body);
+    return encode(kind, type, body);
+  };
   const sessionId = randomUUID();
   res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': randomUUID() });
   res.write(frame('event', 'sessionStart', {

@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { CodeBuildService } from './codebuild';
 import { handleControl } from './control';
+import { ModelChecks } from './models/checks';
+import { assertModels } from './models/model';
+import { queryService, serviceForTarget, type ServiceInfo } from './models/services';
 import { CredentialStore } from './credentials';
 import { Faults } from './faults';
 import { startLiveTail } from './live-tail';
@@ -23,11 +26,6 @@ export interface FakeAws {
   stop(): Promise<void>;
 }
 
-const CODEBUILD_PREFIX = 'CodeBuild_20161006.';
-const LOGS_PREFIX = 'Logs_20140328.';
-const SSM_PREFIX = 'AmazonSSM.';
-const SECRETS_MANAGER_PREFIX = 'secretsmanager.';
-
 /**
  * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager, and GitLab's OIDC issuer and
  * job status, on one 127.0.0.1 port.
@@ -39,6 +37,8 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const faults = new Faults();
   const credentials = new CredentialStore(options.region);
   const codebuild = new CodeBuildService(options, { options, logs });
+  assertModels();
+  const checks = new ModelChecks();
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -57,7 +57,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const body = await readBody(req);
-    if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, faults, codebuild);
+    if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, { faults, codebuild, checks });
     if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);
     // GitLab's GET /job, with which a job watches its own status: always running (cancellation is a signal here).
     if (path === '/gitlab/api/v4/job' && req.method === 'GET') {
@@ -68,13 +68,14 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     }
 
     const target = req.headers['x-amz-target'];
-    let protocol: Protocol = 'json';
+    let service: ServiceInfo | undefined;
     let operation: string;
     let params: URLSearchParams | undefined;
     if (typeof target === 'string') {
+      service = serviceForTarget(target);
       operation = target.slice(target.indexOf('.') + 1);
     } else if (req.method === 'POST' && String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
-      protocol = 'query';
+      service = queryService();
       params = new URLSearchParams(body);
       operation = params.get('Action') ?? '';
     } else {
@@ -82,6 +83,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       res.end('fake-aws: expected an AWS JSON 1.1 (X-Amz-Target) or Query (Action=...) request, /oidc/*, /gitlab/api/v4/job or /_fake/*');
       return;
     }
+    const protocol: Protocol = params ? 'query' : 'json';
 
     const verdict = faults.onCall(operation);
     if (verdict.delayMs > 0) await new Promise((r) => setTimeout(r, verdict.delayMs));
@@ -94,8 +96,13 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       if (verdict.action === 'denied') throw accessDenied(protocol, operation, body);
       if (verdict.action === 500) throw new AwsError('InternalFailure', 'We encountered an internal error. Please try again.', 500);
       if (verdict.action === 503) throw new AwsError(protocol === 'query' ? 'ServiceUnavailable' : 'ServiceUnavailableException', 'Service is unavailable. Please try again.', 503);
+      if (!service) throw new AwsError('UnknownOperationException', `Unknown target ${String(target)}`);
       if (params) {
-        sendXml(res, await handleSts(operation, params, req.headers, { issuer, roles: options.roles, account: options.account, credentials }));
+        const invalid = checks.request(service, operation, params);
+        if (invalid) throw invalid;
+        const xml = await handleSts(operation, params, req.headers, { issuer, roles: options.roles, account: options.account, credentials });
+        await checks.xmlResponse(service, operation, xml);
+        sendXml(res, xml);
         return;
       }
       credentials.authenticate(req.headers);
@@ -105,21 +112,36 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       } catch {
         throw new AwsError('SerializationException', 'Request body is not valid JSON');
       }
-      if (String(target).startsWith(CODEBUILD_PREFIX)) return sendJson(res, codebuild.handle(operation, json));
-      if (String(target).startsWith(SSM_PREFIX)) return sendJson(res, handleSsm(options.parameters, operation, json));
-      if (String(target).startsWith(SECRETS_MANAGER_PREFIX)) return sendJson(res, handleSecretsManager(options.secrets, operation, json, options));
-      if (String(target).startsWith(LOGS_PREFIX)) {
-        if (operation === 'StartLiveTail') {
-          if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');
-          return startLiveTail(logs, json, res, options.liveTail);
-        }
-        if (operation !== 'GetLogEvents') throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CloudWatch Logs (GetLogEvents, StartLiveTail).`);
-        return sendJson(res, getLogEvents(logs, json));
+      const invalid = checks.request(service, operation, json);
+      if (invalid) throw invalid;
+      if (service.name === 'logs' && operation === 'StartLiveTail') {
+        if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');
+        return startLiveTail(logs, json, res, options.liveTail, checks.stream(service, operation));
       }
-      throw new AwsError('UnknownOperationException', `Unknown target ${String(target)}`);
+      const answer = answerJson(service.name, operation, json);
+      checks.response(service, operation, answer);
+      sendJson(res, answer);
     } catch (e) {
       if (!(e instanceof AwsError)) throw e;
+      if (service) checks.error(service, operation, e.code);
       sendError(res, protocol, e);
+    }
+  }
+
+  /** The answer of a JSON 1.1 service's operation. */
+  function answerJson(service: string, operation: string, json: Record<string, unknown>): unknown {
+    switch (service) {
+      case 'codebuild':
+        return codebuild.handle(operation, json);
+      case 'ssm':
+        return handleSsm(options.parameters, operation, json);
+      case 'secretsmanager':
+        return handleSecretsManager(options.secrets, operation, json, options);
+      case 'logs':
+        if (operation !== 'GetLogEvents') throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CloudWatch Logs (GetLogEvents, StartLiveTail).`);
+        return getLogEvents(logs, json);
+      default:
+        throw new AwsError('UnknownOperationException', `The fake does not serve ${service}.`);
     }
   }
 

@@ -35,8 +35,8 @@ async function assumeRoleWithWebIdentity(p: URLSearchParams, deps: StsDeps): Pro
   const roleArn = p.get('RoleArn') ?? '';
   const sessionName = p.get('RoleSessionName') ?? '';
   const token = p.get('WebIdentityToken') ?? '';
+  // Lengths, patterns and the DurationSeconds range were checked against STS's model (models/checks.ts).
   const durationSeconds = Number(p.get('DurationSeconds') ?? '3600');
-  validate(roleArn, sessionName, token, durationSeconds);
 
   const claims = await verifyToken(token, deps);
   const aud = [claims.aud ?? []].flat();
@@ -68,21 +68,6 @@ async function assumeRoleWithWebIdentity(p: URLSearchParams, deps: StsDeps): Pro
     `</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata>` +
     `</AssumeRoleWithWebIdentityResponse>`
   );
-}
-
-function validate(roleArn: string, sessionName: string, token: string, durationSeconds: number): void {
-  const problems: string[] = [];
-  if (roleArn.length < 20) problems.push(`Value '${roleArn}' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20`);
-  if (!/^[\w+=,.@-]{2,64}$/.test(sessionName)) {
-    problems.push(`Value '${sessionName}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and length 2-64`);
-  }
-  if (token.length < 4) problems.push(`Value at 'webIdentityToken' failed to satisfy constraint: Member must have length greater than or equal to 4`);
-  if (!Number.isInteger(durationSeconds) || durationSeconds < 900 || durationSeconds > 43200) {
-    problems.push(`Value '${durationSeconds}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200`);
-  }
-  if (problems.length > 0) {
-    throw new AwsError('ValidationError', `${problems.length} validation error${problems.length > 1 ? 's' : ''} detected: ${problems.join('; ')}`);
-  }
 }
 
 async function verifyToken(token: string, deps: StsDeps): Promise<JWTPayload> {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startStack, type Stack } from '../../stack/stack';
 import { contextObject, type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { stopCheckingModels } from '../helpers/violations';
 
 let stack: Stack;
 
@@ -13,7 +14,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopCheckingModels(stack);
 });
 
 /** The GitLab sections of a raw job log: id, marker times (Unix seconds) and the visible lines inside. */

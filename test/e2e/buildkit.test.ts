@@ -13,6 +13,7 @@ import { getBlob, getManifest, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';
 import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { stopCheckingModels } from '../helpers/violations';
 
 const SECRET = 'tok-5ecret-v4lue-9f2c';
 let stack: Stack;
@@ -22,7 +23,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopCheckingModels(stack);
 });
 
 /** The stack's registry outlives a run: a repository of this run's own starts without a cache. */

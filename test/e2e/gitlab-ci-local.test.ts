@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../stack/stack';
 import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs, type StackRun } from '../helpers/gitlab-ci-local';
 import { readDotenv, registryDigest } from './helpers';
+import { stopCheckingModels } from '../helpers/violations';
 
 let stack: Stack;
 
@@ -19,7 +20,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopCheckingModels(stack);
 });
 
 const MANIFEST_TYPES = [

@@ -12,6 +12,7 @@ import { getBlob, getManifest, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';
 import { repoRoot } from '../helpers/gitlab-ci-local';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { stopCheckingModels } from '../helpers/violations';
 
 let stack: Stack;
 
@@ -20,7 +21,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopCheckingModels(stack);
 });
 
 const PLATFORMS = JSON.stringify(['linux/amd64', 'linux/arm64']);

@@ -11,6 +11,7 @@ import { getManifest, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';
 import { repoRoot } from '../helpers/gitlab-ci-local';
 import { registryDigest } from './helpers';
+import { stopCheckingModels } from '../helpers/violations';
 
 let stack: Stack;
 
@@ -19,7 +20,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopCheckingModels(stack);
 });
 
 /**

@@ -12,6 +12,8 @@ import { REPO_ROOT } from '../../stack/paths';
 import { groupMembers, isAlive } from '../../stack/process';
 import { manifestDigest, platformManifests } from '../../stack/registry';
 import { readStack, startStack, type Stack } from '../../stack/stack';
+import { stopCheckingModels, violationsError } from '../helpers/violations';
+import { fakeControl } from '../../stack/fake-aws/control';
 
 // Fixed directories under .stack/: a run killed midway leaves PID files that the next run's start cleans up.
 const dir = path.join(REPO_ROOT, '.stack', 'test-stack');
@@ -23,7 +25,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stack?.stop();
+  await stopCheckingModels(stack);
 });
 
 function running(): Stack {
@@ -97,6 +99,8 @@ describe('local stack', () => {
     const pids = Object.values(s.pids);
     expect(Object.keys(s.pids).sort()).toEqual(['containerd', 'dockerd', 'fake-aws', 'registry', 's3rver']);
     for (const pid of pids) expect(isAlive(pid)).toBe(true);
+    // This test stops the stack itself, so the file's check of AWS's models runs here.
+    expect(violationsError(await fakeControl(s.fakeUrl).violations())).toBeUndefined();
 
     await s.stop();
     stack = undefined;

@@ -40,6 +40,11 @@ describe('fake CodeBuild API', () => {
     expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'nope' })))).toBe('ResourceNotFoundException');
     expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', timeoutInMinutesOverride: 1 })))).toBe('InvalidInputException');
     expect(await errorName(stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', computeTypeOverride: 'HUGE' as never })))).toBe('InvalidInputException');
+    // Both break CodeBuild's model: the fake records them, so that a test sending them by mistake fails.
+    expect((await stack.takeViolations()).map((v) => `${v.kind} ${v.operation} ${v.path}`)).toEqual([
+      'input StartBuild timeoutInMinutesOverride',
+      'input StartBuild computeTypeOverride',
+    ]);
   });
 
   it('validates cacheOverride and fleetOverride as CodeBuild does, and reports them on the build', async () => {

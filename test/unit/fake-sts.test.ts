@@ -89,6 +89,11 @@ describe('fake STS AssumeRoleWithWebIdentity', () => {
   it('answers ValidationError for a bad RoleSessionName and a DurationSeconds above the role maximum', async () => {
     expect((await errorOf(assume(await token(), ROLE, { roleSessionName: 'has space' }))).name).toBe('ValidationError');
     expect((await errorOf(assume(await token(), ROLE, { roleSessionName: 'x' }))).message).toMatch(/roleSessionName/);
+    // Both break STS's model (pattern, then length): the fake records them.
+    expect((await stack.takeViolations()).map((v) => `${v.operation} ${v.path} ${v.message}`)).toEqual([
+      "AssumeRoleWithWebIdentity roleSessionName Value 'has space' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+      "AssumeRoleWithWebIdentity roleSessionName Value 'x' at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2",
+    ]);
     expect((await errorOf(assume(await token({ aud: 'other-audience' }), OTHER_ROLE, { durationSeconds: 7200 }))).message).toMatch(/MaxSessionDuration/);
   });
 });

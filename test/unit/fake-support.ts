@@ -9,7 +9,9 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import yazl from 'yazl';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startFakeAws, type FakeAws, type FakeAwsOptions } from '../../stack/fake-aws/server';
+import type { Violation } from '../../stack/fake-aws/models/checks';
 import { startS3rver } from '../helpers/s3rver-instance';
+import { violationsError } from '../helpers/violations';
 
 export const BUCKET = 'sources';
 export const STATIC_CREDENTIALS = { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'not-checked' };
@@ -21,6 +23,11 @@ export interface Stack {
   logs: CloudWatchLogsClient;
   s3: S3Client;
   control: ReturnType<typeof fakeControl>;
+  /**
+   * The violations of AWS's models the fake recorded since the last call: a test that sends a bad request on
+   * purpose takes them and asserts them. stop() fails on any left untaken.
+   */
+  takeViolations(): Promise<Violation[]>;
   stop(): Promise<void>;
 }
 
@@ -44,16 +51,28 @@ export async function startStack(options: Partial<FakeAwsOptions> = {}): Promise
     });
     const codebuild = new CodeBuildClient({ credentials: STATIC_CREDENTIALS });
     const logs = new CloudWatchLogsClient({ credentials: STATIC_CREDENTIALS });
+    const control = fakeControl(fake.url);
+    let taken = 0;
+    const takeViolations = async () => {
+      const all = await control.violations();
+      const fresh = all.slice(taken);
+      taken = all.length;
+      return fresh;
+    };
     return {
       fake,
       workDir,
       codebuild,
       logs,
       s3,
-      control: fakeControl(fake.url),
+      control,
+      takeViolations,
       stop: async () => {
+        const untaken = await takeViolations();
         for (const stop of stops) await stop();
         rmSync(workDir, { recursive: true, force: true });
+        const error = violationsError(untaken);
+        if (error) throw error;
       },
     };
   } catch (e) {

@@ -78,7 +78,7 @@ export function validate(model: ServiceModel, shapeName: string, value: unknown,
         if (typeof v !== 'string') return mismatch();
         if (shape.enum && !shape.enum.includes(v)) add(at, 'constraint', `Member must satisfy enum value set: [${shape.enum.join(', ')}]`, v, sensitive);
         bounds([...v].length, 'length'); // characters (code points), not UTF-16 units
-        if (constrained && shape.pattern !== undefined && !fullMatch(shape.pattern, v)) {
+        if (constrained && shape.pattern !== undefined && !patternRegExp(shape.pattern).test(v)) {
           add(at, 'constraint', `Member must satisfy regular expression pattern: ${shape.pattern}`, v, sensitive);
         }
         return;
@@ -135,8 +135,8 @@ function typeMismatch(expected: Shape['type'], v: unknown): string {
 
 const patterns = new Map<string, RegExp>();
 
-/** Model patterns are Java regular expressions that AWS matches against the whole value. */
-function fullMatch(pattern: string, value: string): boolean {
+/** A model pattern as a JavaScript RegExp: model patterns are Java regular expressions matched against the whole value. */
+export function patternRegExp(pattern: string): RegExp {
   let re = patterns.get(pattern);
   if (!re) {
     try {
@@ -146,7 +146,7 @@ function fullMatch(pattern: string, value: string): boolean {
     }
     patterns.set(pattern, re);
   }
-  return re.test(value);
+  return re;
 }
 
 /** At most this many characters of a value are echoed in a message: the fake's errors reach job logs. */

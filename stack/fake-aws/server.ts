@@ -118,7 +118,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
         if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');
         return startLiveTail(logs, json, res, options.liveTail, checks.stream(service, operation));
       }
-      const answer = answerJson(service.name, operation, json);
+      const answer = await answerJson(service.name, operation, json);
       checks.response(service, operation, answer);
       sendJson(res, answer);
     } catch (e) {
@@ -129,7 +129,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   }
 
   /** The answer of a JSON 1.1 service's operation. */
-  function answerJson(service: string, operation: string, json: Record<string, unknown>): unknown {
+  async function answerJson(service: string, operation: string, json: Record<string, unknown>): Promise<unknown> {
     switch (service) {
       case 'codebuild':
         return codebuild.handle(operation, json);

@@ -50,6 +50,8 @@ export class ModelChecks {
    * ignores (they are still recorded).
    */
   request(service: ServiceInfo, operation: string, input: Record<string, unknown> | URLSearchParams): AwsError | undefined {
+    const served = service.served;
+    if (served.protocol === 'none') throw new Error(`the fake does not serve ${service.name}: ${served.why}`);
     const found = this.find(service, operation);
     if (!found) {
       this.add('input', service, operation, '', `${operation} is not an operation of ${service.name} ${service.version}`);
@@ -67,13 +69,11 @@ export class ModelChecks {
     }
     for (const p of problems) this.add('input', service, operation, p.path, describe(p));
 
-    const served = service.served;
-    const validationError = served.protocol === 'none' ? 'ValidationException' : served.validationError;
     const types = problems.filter((p) => p.kind === 'type');
     const broken = problems.filter((p) => p.kind !== 'unknown');
     // A JSON service reads the body before it validates it: a value of the wrong type stops it there.
     if (served.protocol === 'json' && types[0]) return new AwsError('SerializationException', describe(types[0]));
-    return broken.length > 0 ? new AwsError(validationError, validationMessage(broken)) : undefined;
+    return broken.length > 0 ? new AwsError(served.validationError, validationMessage(broken)) : undefined;
   }
 
   /** Checks a JSON answer against the operation's output shape. */

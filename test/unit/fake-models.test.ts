@@ -64,15 +64,17 @@ describe('validating against the models', () => {
     const sts = model('sts');
     const { value, unknown } = fromQuery(sts, 'AssumeRoleWithWebIdentityRequest', new URLSearchParams({
       Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: `arn:${'r'.repeat(300)}`, RoleSessionName: 's', WebIdentityToken: 'abc', DurationSeconds: '60', Extra: '1',
+      'PolicyArns.member.1.arn': 'arn:aws:iam::aws:policy/ReadOnlyAccess', 'PolicyArns.member.2.arn': 'arn:short',
     }));
     expect(unknown).toEqual(['Extra']);
     const message = validationMessage(validate(sts, 'AssumeRoleWithWebIdentityRequest', value, 'input'));
     expect(message).toBe(
-      `3 validation errors detected: Value 's' at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2; ` +
+      `4 validation errors detected: Value 's' at 'roleSessionName' failed to satisfy constraint: Member must have length greater than or equal to 2; ` +
         "Value at 'webIdentityToken' failed to satisfy constraint: Member must have length greater than or equal to 4; " +
+        "Value 'arn:short' at 'policyArns.2.member.arn' failed to satisfy constraint: Member must have length greater than or equal to 20; " +
         "Value '60' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900",
     );
-    const long = validate(sts, 'AssumeRoleWithWebIdentityRequest', { ...value, RoleArn: 'x'.repeat(3000), RoleSessionName: 'ok', WebIdentityToken: 'abcd', DurationSeconds: 900 }, 'input');
+    const long = validate(sts, 'AssumeRoleWithWebIdentityRequest', { RoleArn: 'x'.repeat(3000), RoleSessionName: 'ok', WebIdentityToken: 'abcd' }, 'input');
     expect(validationMessage(long)).toBe(`1 validation error detected: Value '${'x'.repeat(100)}…' at 'roleArn' failed to satisfy constraint: Member must have length less than or equal to 2048`);
   });
 

@@ -68,9 +68,13 @@ export async function startStack(options: Partial<FakeAwsOptions> = {}): Promise
       control,
       takeViolations,
       stop: async () => {
-        const untaken = await takeViolations();
-        for (const stop of stops) await stop();
-        rmSync(workDir, { recursive: true, force: true });
+        let untaken: Violation[];
+        try {
+          untaken = await takeViolations();
+        } finally {
+          for (const stop of stops) await stop();
+          rmSync(workDir, { recursive: true, force: true });
+        }
         const error = violationsError(untaken);
         if (error) throw error;
       },

@@ -125,7 +125,7 @@ const JAVA_TYPES: Record<Shape['type'], string> = {
   float: 'a Float', double: 'a Double', boolean: 'a Boolean', timestamp: 'a Timestamp', blob: 'a Blob',
 };
 
-/** Worded as AWS's JSON services word a SerializationException. */
+/** In the style of AWS's SerializationException messages (`STRING_VALUE can not be converted to an Integer`). */
 function typeMismatch(expected: Shape['type'], v: unknown): string {
   if (Array.isArray(v)) return 'Start of list found where not expected';
   if (isRecord(v)) return 'Start of structure or map found where not expected.';
@@ -150,7 +150,7 @@ export function patternRegExp(pattern: string): RegExp {
 }
 
 /** At most this many characters of a value are echoed in a message: the fake's errors reach job logs. */
-export const ECHO_LIMIT = 100;
+const ECHO_LIMIT = 100;
 
 /** One problem as AWS words it in a validation error: `Value 'x' at 'projectName' failed to satisfy constraint: …`. */
 export function describe(p: Problem): string {

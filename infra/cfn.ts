@@ -211,6 +211,14 @@ const physical: Record<string, { name?: string; ref?: 'name' | 'arn'; arn: (name
     name: 'RepositoryName',
     arn: (n, c) => `arn:${c.partition}:ecr:${c.region}:${c.accountId}:repository/${n}`,
   },
+  // Ref is the key id, which CloudFormation generates.
+  'AWS::KMS::Key': { arn: (n, c) => `arn:${c.partition}:kms:${c.region}:${c.accountId}:key/${n}` },
+  // Ref is the alias name (alias/…); an alias has no Arn attribute.
+  'AWS::KMS::Alias': { name: 'AliasName', arn: (n, c) => `arn:${c.partition}:kms:${c.region}:${c.accountId}:${n}` },
+  'AWS::Signer::SigningProfile': {
+    name: 'ProfileName',
+    arn: (n, c) => `arn:${c.partition}:signer:${c.region}:${c.accountId}:/signing-profiles/${n}`,
+  },
 };
 
 /** Renders the template for `values` (parameter name → string; lists comma-separated or as arrays). */

@@ -65,26 +65,30 @@ describe('src/aws/permissions.ts matches the code', () => {
   }
 
   it('maps every call to well-formed IAM actions', () => {
-    for (const action of ciRoleActions()) expect(action).toMatch(/^(s3|codebuild|logs|ecr|ssm|secretsmanager):[A-Z][A-Za-z]+$/);
+    for (const action of ciRoleActions()) expect(action).toMatch(/^(s3|codebuild|logs|ecr|ssm|secretsmanager|kms):[A-Z][A-Za-z]+$/);
   });
 });
 
 describe('the CI role in infra/cloudformation.yml', () => {
-  // With job tokens and secret and parameter lists, so that every optional statement is rendered too.
+  // With job tokens, secret and parameter lists and signing keys, so that every optional statement of the program's
+  // calls is rendered too. Not with EcrManagedSigning: its signer actions are ECR's, signing a push as the pusher
+  // (infra/template.test.ts checks them).
   const r = render(loadTemplate(), {
     AllowedSubjects: 'project_path:g/p:ref_type:branch:ref:main',
     EcrRepositories: 'g/p',
     JobTokens: 'true',
     SecretArns: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/registry-??????',
     ParameterArns: 'arn:aws:ssm:eu-west-1:123456789012:parameter/ci/registry',
+    SigningKey: 'true',
+    SigningKeyArns: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
   });
   const role = r.resources.CiRole!.Properties;
 
   it('grants exactly the actions of src/aws/permissions.ts', () => {
     type Doc = { Statement: { Action: string | string[] }[] };
-    // Its own policy, and one per repository for the image index (Fn::ForEach), nothing else.
+    // Its own policy, one per repository for the image index and signatures (Fn::ForEach), and the signing keys'.
     const attached = Object.values(r.resources).filter((x) => x.Properties.RoleName === role.RoleName || x.Properties.Roles !== undefined);
-    expect(attached.map((x) => x.Type).sort()).toEqual(['AWS::IAM::Role', 'AWS::IAM::RolePolicy']);
+    expect([...new Set(attached.map((x) => x.Type))].sort()).toEqual(['AWS::IAM::Role', 'AWS::IAM::RolePolicy']);
     const docs = [
       ...(role.Policies as { PolicyDocument: Doc }[]).map((p) => p.PolicyDocument),
       ...attached.filter((x) => x.Type === 'AWS::IAM::RolePolicy').map((x) => x.Properties.PolicyDocument as unknown as Doc),

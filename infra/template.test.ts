@@ -71,6 +71,8 @@ const jobTokensArn = `arn:aws:ssm:${region}:${acct}:parameter${JOB_TOKEN_PATH}/*
 
 // Parameter sets that switch every condition both ways.
 const LISTS = 'secrets, parameters, thumbprints, immutable tags, no expiry, no arm64 project';
+const SIGNING = "the stack's signing key, existing keys and ECR managed signing";
+const listedKeys = [`arn:aws:kms:${region}:${acct}:key/1234abcd-12ab-34cd-56ef-1234567890ab`, `arn:aws:kms:${region}:210987654321:key/mrk-0123456789abcdef0123456789abcdef`];
 const variants: Record<string, Record<string, string>> = {
   defaults: base,
   'existing provider, self-managed GitLab under a path, custom audience, existing repositories': {
@@ -94,6 +96,13 @@ const variants: Record<string, Record<string, string>> = {
   },
   'a pull-through cache of ECR Public only, base images of another account': {
     ...base, EcrPublicCache: 'true', PullRepositoryArns: `arn:aws:ecr:${region}:210987654321:repository/base/node`,
+  },
+  [SIGNING]: {
+    ...base,
+    SigningKey: 'true',
+    SigningKeyArns: listedKeys.join(','),
+    EcrManagedSigning: 'true',
+    EcrManagedSigningFilter: 'group/*',
   },
 };
 const rendered = Object.fromEntries(Object.entries(variants).map(([k, v]) => [k, render(template, v)]));
@@ -131,6 +140,11 @@ describe('cloudformation.yml structure', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('gives parameters and resources distinct logical IDs, as CloudFormation requires', () => {
+    const params = Object.keys(section(template, 'Parameters'));
+    expect(declaredResources(template).map((r) => r.logicalId).filter((id) => params.includes(id))).toEqual([]);
   });
 
   it('uses every parameter and every condition', () => {
@@ -175,6 +189,7 @@ describe('cloudformation.yml structure', () => {
     expect(params.SecretArns!.Default).toBe('');
     expect(params.ParameterArns!.Default).toBe('');
     expect(params.PullRepositoryArns!.Default).toBe('');
+    expect(params.SigningKeyArns!.Default).toBe('');
   });
 
   it('renders every condition both ways across the variants', () => {
@@ -323,6 +338,70 @@ describe('IAM policies', () => {
     expect(more).toEqual([]);
     expect(s).toMatchObject({ Effect: 'Allow', Principal: { Service: 'codebuild.amazonaws.com' }, Action: 'sts:AssumeRole' });
     expect(s!.Condition).toEqual({ StringEquals: { 'aws:SourceAccount': acct } });
+  });
+});
+
+describe('signing', () => {
+  const r = rendered[SIGNING]!;
+  const keyArn = `arn:aws:kms:${region}:${acct}:key/codebuild-image-ImageSigningKey-GENERATED`;
+  const profileArn = `arn:aws:signer:${region}:${acct}:/signing-profiles/codebuild-image-SigningProfile-GENERATED`;
+  const ciRoleArn = `arn:aws:iam::${acct}:role/codebuild-image-ci-${region}`;
+  const kmsActions = (x: Rendered, roleId: string) => actionsOf(roleStatements(x, roleId)).filter((a) => a.startsWith('kms:'));
+  const signerActions = (x: Rendered, roleId: string) => actionsOf(roleStatements(x, roleId)).filter((a) => a.startsWith('signer:'));
+
+  it('makes an ECC_NIST_P256 SIGN_VERIFY key, kept on deletion, that the account administers and the CI role signs with', () => {
+    const key = r.resources.ImageSigningKey!;
+    expect(key.Properties).toMatchObject({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' });
+    expect([key.DeletionPolicy, key.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
+    expect(statements(key.Properties.KeyPolicy!)).toEqual([
+      { Sid: 'AccountAdministers', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${acct}:root` }, Action: 'kms:*', Resource: '*' },
+      { Sid: 'CiRoleSigns', Effect: 'Allow', Principal: { AWS: ciRoleArn }, Action: ['kms:Sign', 'kms:GetPublicKey'], Resource: '*' },
+    ]);
+    expect(r.resources.ImageSigningKeyAlias!.Properties).toEqual({ AliasName: 'alias/codebuild-image-signing', TargetKeyId: 'codebuild-image-ImageSigningKey-GENERATED' });
+    expect(r.outputs.SignWith).toBe(`arn:aws:kms:${region}:${acct}:alias/codebuild-image-signing`);
+    expect(r.outputs.SigningKeyArn).toBe(keyArn);
+  });
+
+  it('lets the CI role sign with exactly the stack key and the listed keys, and with no key by default', () => {
+    for (const action of ['kms:Sign', 'kms:GetPublicKey']) expect(resourcesFor(roleStatements(r, 'CiRole'), action), action).toEqual([keyArn, ...listedKeys]);
+    expect(kmsActions(r, 'CiRole')).toEqual(['kms:GetPublicKey', 'kms:Sign']);
+    const listedOnly = render(template, { ...base, SigningKeyArns: listedKeys[0]! });
+    expect(resourcesFor(roleStatements(listedOnly, 'CiRole'), 'kms:Sign')).toEqual([listedKeys[0]]);
+    expect(listedOnly.resources.ImageSigningKey).toBeUndefined();
+    expect(listedOnly.outputs.SignWith).toBeUndefined();
+    const none = rendered.defaults!;
+    expect(kmsActions(none, 'CiRole')).toEqual([]);
+    expect(Object.values(none.resources).filter((x) => x.Type.startsWith('AWS::KMS::'))).toEqual([]);
+    expect(kmsActions(r, 'BuildRole')).toEqual([]);
+  });
+
+  it('lets the CI role push, per repository, the image index and the signatures (blobs, then their manifest)', () => {
+    const repository = `arn:aws:ecr:${region}:${acct}:repository/group/app`;
+    const forRepository = (x: Rendered) => roleStatements(x, 'CiRole').filter((s) => list(s.Resource).includes(repository));
+    expect(actionsOf(forRepository(rendered.defaults!))).toEqual([
+      'ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:CompleteLayerUpload', 'ecr:GetDownloadUrlForLayer',
+      'ecr:InitiateLayerUpload', 'ecr:PutImage', 'ecr:UploadLayerPart',
+    ]);
+  });
+
+  it('with ECR managed signing: a Notation profile, the registry rule for the filter, and both pushers may sign with the profile only', () => {
+    expect(r.resources.SigningProfile!.Properties).toEqual({ PlatformId: 'Notation-OCI-SHA384-ECDSA' });
+    expect(r.resources.EcrSigningConfiguration!.Properties).toEqual({
+      Rules: [{ SigningProfileArn: profileArn, RepositoryFilters: [{ Filter: 'group/*', FilterType: 'WILDCARD_MATCH' }] }],
+    });
+    // The builds push the images, the job the index of a multi-platform image: ECR signs each as its pusher.
+    for (const role of ['BuildRole', 'CiRole']) {
+      expect(signerActions(r, role), role).toEqual(['signer:GetSigningProfile', 'signer:SignPayload']);
+      expect(resourcesFor(roleStatements(r, role), 'signer:SignPayload'), role).toEqual([profileArn]);
+      expect(resourcesFor(roleStatements(r, role), 'signer:GetSigningProfile'), role).toEqual([profileArn]);
+      expect(signerActions(rendered.defaults!, role), role).toEqual([]);
+    }
+    expect(r.outputs.SigningProfileArn).toBe(profileArn);
+    const none = rendered.defaults!;
+    expect(Object.values(none.resources).filter((x) => x.Type === 'AWS::Signer::SigningProfile' || x.Type === 'AWS::ECR::SigningConfiguration')).toEqual([]);
+    expect(render(template, { ...base, EcrManagedSigning: 'true' }).resources.EcrSigningConfiguration!.Properties).toMatchObject({
+      Rules: [{ RepositoryFilters: [{ Filter: '*' }] }],
+    });
   });
 });
 
@@ -500,5 +579,10 @@ describe('parameter constraints', () => {
     expect(() => render(template, { ...base, S3Prefix: 'a/../b' })).toThrow(/S3Prefix/);
     expect(render(template, { ...base, S3Prefix: 'ci/build.contexts' }).parameters.S3Prefix).toBe('ci/build.contexts');
     expect(() => render(template, { EcrRepositories: 'a' })).toThrow(/AllowedSubjects has no default/);
+    // IAM authorises the key, not an alias of it.
+    expect(() => render(template, { ...base, SigningKeyArns: `arn:aws:kms:${region}:${acct}:alias/signing` })).toThrow(/SigningKeyArns/);
+    for (const filter of ['Group/*', '/app', 'group//app', '']) {
+      expect(() => render(template, { ...base, EcrManagedSigningFilter: filter }), filter).toThrow(/EcrManagedSigningFilter/);
+    }
   });
 });

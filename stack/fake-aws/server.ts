@@ -8,6 +8,7 @@ import { assertModels } from './models/model';
 import { queryService, serviceForTarget, type ServiceInfo } from './models/services';
 import { CredentialStore } from './credentials';
 import { Faults } from './faults';
+import { Kms, type SigningKeyInfo } from './kms';
 import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
@@ -18,16 +19,19 @@ import { handleSsm } from './ssm';
 import { handleSts } from './sts';
 
 export type { FakeAwsOptions } from './options';
+export type { SigningKeyInfo } from './kms';
 
 export interface FakeAws {
   url: string;
   /** Issuer URL of the fake GitLab OIDC provider (also in <workDir>/oidc-issuer). */
   issuer: string;
+  /** The KMS signing keys made at start (options.signingKeys). */
+  signingKeys: SigningKeyInfo[];
   stop(): Promise<void>;
 }
 
 /**
- * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager, and GitLab's OIDC issuer and
+ * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager + KMS, and GitLab's OIDC issuer and
  * job status, on one 127.0.0.1 port.
  */
 export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
@@ -39,6 +43,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const codebuild = new CodeBuildService(options, { options, logs });
   assertModels();
   const checks = new ModelChecks();
+  const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -137,6 +142,8 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
         return handleSsm(options.parameters, operation, json);
       case 'secretsmanager':
         return handleSecretsManager(options.secrets, operation, json, options);
+      case 'kms':
+        return kms.handle(operation, json);
       case 'logs':
         if (operation !== 'GetLogEvents') throw new AwsError('UnknownOperationException', `Operation ${operation} is not supported by the fake CloudWatch Logs (GetLogEvents, StartLiveTail).`);
         return getLogEvents(logs, json);
@@ -149,6 +156,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   return {
     url,
     issuer: issuer.issuer,
+    signingKeys: kms.signingKeys,
     stop: () =>
       (stopping ??= (async () => {
         await codebuild.stopAll();

@@ -1,5 +1,6 @@
 /**
- * npx tsx stack/cli.ts up [--dir D] [--no-docker] [--phase-delay-ms N]   start a detached stack, print its env
+ * npx tsx stack/cli.ts up [--dir D] [--no-docker] [--phase-delay-ms N]   start a detached stack, print its env (and on
+ *                                                                        stderr its KMS signing keys)
  *     [--secret NAME=VALUE]… [--parameter NAME=VALUE]…                   seed the fake's Secrets Manager / Parameter Store
  *     [--auth-registry]                                                  and a registry that requires a user (stack/auth-registry)
  *     [--job-token TOKEN]                                                that also takes gitlab-ci-token:TOKEN, as GitLab's registry
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
         detached: true,
       });
       console.error(`local stack up in ${Date.now() - started} ms (state in ${dir}; stop with: npx tsx stack/cli.ts down --dir ${dir})`);
+      for (const key of stack.signingKeys) console.error(`KMS signing key alias/${key.alias}: ${key.keyArn} (public key ${key.publicKeyPem})`);
       console.log(shellExports(stack));
       return;
     }

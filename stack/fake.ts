@@ -4,11 +4,14 @@ import { startDaemon, waitFor, type Daemon } from './process';
 import { REPO_ROOT } from './paths';
 import { readJson } from './s3';
 import type { FakeAwsOptions } from './fake-aws/options';
+import type { SigningKeyInfo } from './fake-aws/kms';
 
 export interface Fake {
   daemon: Daemon;
-  /** Base URL for STS, CodeBuild and Logs; the OIDC issuer is `<url>/oidc`. */
+  /** Base URL for STS, CodeBuild, Logs, SSM, Secrets Manager and KMS; the OIDC issuer is `<url>/oidc`. */
   url: string;
+  /** The fake KMS's signing keys, as its ready file lists them. */
+  signingKeys: SigningKeyInfo[];
 }
 
 export async function startFake(dir: string, config: FakeAwsOptions): Promise<Fake> {
@@ -25,9 +28,9 @@ export async function startFake(dir: string, config: FakeAwsOptions): Promise<Fa
     ['--import', 'tsx', path.join(REPO_ROOT, 'stack', 'fake-aws', 'main.ts'), '--config', configFile, '--ready-file', readyFile],
     { cwd: REPO_ROOT },
   );
-  const url = await waitFor(daemon, 'fake AWS', async () => readJson<{ url: string }>(readyFile)?.url);
+  const { url, signingKeys } = await waitFor(daemon, 'fake AWS', async () => readJson<Omit<Fake, 'daemon'>>(readyFile));
   await waitFor(daemon, `fake AWS OIDC issuer at ${url}/oidc`, async () =>
     (await fetch(`${url}/oidc/.well-known/openid-configuration`)).ok ? true : undefined,
   );
-  return { daemon, url };
+  return { daemon, url, signingKeys };
 }

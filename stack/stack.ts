@@ -1,11 +1,12 @@
 /**
  * The local stack tests and the demo run the program against: s3rver, a registry, a private dockerd and the
- * fake AWS (STS, CodeBuild, Logs, OIDC issuer), all on 127.0.0.1 with state under one directory.
+ * fake AWS (STS, CodeBuild, Logs, SSM, Secrets Manager, KMS, OIDC issuer), all on 127.0.0.1 with state under one directory.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { DOCKER_CLI, dockerConfigDir, dockerHostFor, ensureBaseImage, execRootFor, startDockerd } from './docker';
 import { startFake } from './fake';
+import type { SigningKeyInfo } from './fake-aws/kms';
 import type { FakeAwsOptions } from './fake-aws/options';
 import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
@@ -47,6 +48,8 @@ export interface StackOptions {
    * CI_JOB_TOKEN (user gitlab-ci-token). Jobs get it through runOnStack's jobToken.
    */
   authRegistryJobToken?: string;
+  /** KMS signing keys the fake makes, by alias name without `alias/`; the fake's default is `codebuild-image-signing`. */
+  signingKeys?: { alias: string }[];
 }
 
 /** The Secrets Manager secret (in the fake) with the authenticated registry's user. */
@@ -80,6 +83,8 @@ export interface StackInfo {
   roleArn: string;
   audience: string;
   fakeUrl: string;
+  /** The fake KMS's signing keys: alias, key and alias ARNs, and the path of the public key's PEM. */
+  signingKeys: SigningKeyInfo[];
   /** The fake's state directory (OIDC signing key), for `signToken` from stack/oidc.ts. */
   fakeWorkDir: string;
   /** `unix:///tmp/cbi-…/docker.sock`, present when dockerd runs. */
@@ -147,6 +152,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       parameters: opts.parameters ?? {},
       buildEnv: buildEnv(dir, dockerHost, dockerConfig),
       ...(opts.phaseDelayMs === undefined ? {} : { phaseDelayMs: opts.phaseDelayMs }),
+      ...(opts.signingKeys === undefined ? {} : { signingKeys: opts.signingKeys }),
     };
     const registryStarted = startRegistry(dir);
     const authUser = opts.authRegistry;
@@ -177,6 +183,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
         AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: fake.url,
         AWS_ENDPOINT_URL_SSM: fake.url,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: fake.url,
+        AWS_ENDPOINT_URL_KMS: fake.url,
         // Without a token the default chain must fail fast instead of probing for an EC2 instance role.
         AWS_EC2_METADATA_DISABLED: 'true',
       },
@@ -199,6 +206,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       roleArn: ROLE_ARN,
       audience: AUDIENCE,
       fakeUrl: fake.url,
+      signingKeys: fake.signingKeys,
       fakeWorkDir,
       dockerHost: dockerd?.host,
       dockerConfig,

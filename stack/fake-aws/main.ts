@@ -1,5 +1,5 @@
 // CLI: npx tsx stack/fake-aws/main.ts --config <options.json> [--ready-file <file>]
-// Prints {"url": "..."} (and writes it to --ready-file) once listening; SIGTERM/SIGINT stop running builds and exit.
+// Prints {"url", "issuer", "signingKeys"} (and writes it to --ready-file) once listening; SIGTERM/SIGINT stop running builds and exit.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startFakeAws, type FakeAwsOptions } from './server';
@@ -9,7 +9,7 @@ async function main(): Promise<void> {
   if (!values.config) throw new Error('usage: main.ts --config <options.json> [--ready-file <file>]');
   const options = JSON.parse(readFileSync(values.config, 'utf8')) as FakeAwsOptions;
   const fake = await startFakeAws(options);
-  const ready = JSON.stringify({ url: fake.url, issuer: fake.issuer });
+  const ready = JSON.stringify({ url: fake.url, issuer: fake.issuer, signingKeys: fake.signingKeys });
   if (values['ready-file']) writeFileSync(values['ready-file'], ready + '\n');
   process.stdout.write(ready + '\n');
   const shutdown = () => {

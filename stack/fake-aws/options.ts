@@ -24,6 +24,11 @@ export interface FakeAwsOptions {
   minuteMs?: number;
   /** Idempotency token lifetime (default 5 minutes, as AWS). */
   idempotencyWindowMs?: number;
+  /**
+   * KMS signing keys (ECC_NIST_P256, SIGN_VERIFY) made at start, by alias name without `alias/`; each one's public
+   * PEM is written to `<workDir>/kms/<alias>.pem`. Default: one key, `codebuild-image-signing`.
+   */
+  signingKeys?: { alias: string }[];
   /** StartLiveTail pacing, for tests; `{ disabled: true }` answers AccessDeniedException as for a role without logs:StartLiveTail. */
   liveTail?: LiveTailOptions & { disabled?: boolean };
 }
@@ -62,12 +67,22 @@ export interface EnvVar {
 export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail'>> &
   Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail'> & { port: number };
 
+export const DEFAULT_SIGNING_KEY_ALIAS = 'codebuild-image-signing';
+
 export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
   if (!o.workDir) throw new Error('fake-aws: options.workDir is required (a writable state directory)');
   for (const r of o.roles ?? []) {
     if (!/^arn:aws:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(r.arn)) {
       throw new Error(`fake-aws: role arn ${JSON.stringify(r.arn)} is not arn:aws:iam::<12 digits>:role/<name>`);
     }
+  }
+  const signingKeys = o.signingKeys ?? [{ alias: DEFAULT_SIGNING_KEY_ALIAS }];
+  for (const [i, { alias }] of signingKeys.entries()) {
+    // Alias names as KMS takes them, less `:` and empty segments, so that each names a file under <workDir>/kms.
+    if (!/^[\w-]+(\/[\w-]+)*$/.test(alias) || /^(alias|aws)\//.test(alias) || alias.length > 250) {
+      throw new Error(`fake-aws: signing key alias ${JSON.stringify(alias)} is not a KMS alias name without "alias/" (letters, digits, _, -, /; not aws/…)`);
+    }
+    if (signingKeys.findIndex((k) => k.alias === alias) !== i) throw new Error(`fake-aws: signing key alias ${JSON.stringify(alias)} is given twice`);
   }
   return {
     workDir: resolve(o.workDir),
@@ -84,5 +99,6 @@ export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
     phaseDelayMs: o.phaseDelayMs ?? 100,
     minuteMs: o.minuteMs ?? 60_000,
     idempotencyWindowMs: o.idempotencyWindowMs ?? 5 * 60_000,
+    signingKeys,
   };
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { CodeBuildService } from './codebuild';
 import { handleControl } from './control';
+import { Kms, type SigningKeyInfo } from './kms';
 import { CredentialStore } from './credentials';
 import { Faults } from './faults';
 import { startLiveTail } from './live-tail';
@@ -15,11 +16,14 @@ import { handleSsm } from './ssm';
 import { handleSts } from './sts';
 
 export type { FakeAwsOptions } from './options';
+export type { SigningKeyInfo } from './kms';
 
 export interface FakeAws {
   url: string;
   /** Issuer URL of the fake GitLab OIDC provider (also in <workDir>/oidc-issuer). */
   issuer: string;
+  /** The KMS signing keys made at start (options.signingKeys). */
+  signingKeys: SigningKeyInfo[];
   stop(): Promise<void>;
 }
 
@@ -27,9 +31,10 @@ const CODEBUILD_PREFIX = 'CodeBuild_20161006.';
 const LOGS_PREFIX = 'Logs_20140328.';
 const SSM_PREFIX = 'AmazonSSM.';
 const SECRETS_MANAGER_PREFIX = 'secretsmanager.';
+const KMS_PREFIX = 'TrentService.';
 
 /**
- * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager, and GitLab's OIDC issuer and
+ * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager + KMS, and GitLab's OIDC issuer and
  * job status, on one 127.0.0.1 port.
  */
 export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
@@ -39,6 +44,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const faults = new Faults();
   const credentials = new CredentialStore(options.region);
   const codebuild = new CodeBuildService(options, { options, logs });
+  const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -107,6 +113,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       }
       if (String(target).startsWith(CODEBUILD_PREFIX)) return sendJson(res, codebuild.handle(operation, json));
       if (String(target).startsWith(SSM_PREFIX)) return sendJson(res, handleSsm(options.parameters, operation, json));
+      if (String(target).startsWith(KMS_PREFIX)) return sendJson(res, await kms.handle(operation, json));
       if (String(target).startsWith(SECRETS_MANAGER_PREFIX)) return sendJson(res, handleSecretsManager(options.secrets, operation, json, options));
       if (String(target).startsWith(LOGS_PREFIX)) {
         if (operation === 'StartLiveTail') {
@@ -127,6 +134,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   return {
     url,
     issuer: issuer.issuer,
+    signingKeys: kms.signingKeys,
     stop: () =>
       (stopping ??= (async () => {
         await codebuild.stopAll();

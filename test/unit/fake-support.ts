@@ -33,7 +33,7 @@ export async function startStack(options: Partial<FakeAwsOptions> = {}): Promise
     const s3Endpoint = s3rver.endpoint;
     const fake = await startFakeAws({ workDir, s3Endpoint, phaseDelayMs: 10, projects: [{ name: 'proj' }], ...options });
     stops.unshift(() => fake.stop());
-    for (const service of ['STS', 'CODEBUILD', 'CLOUDWATCH_LOGS', 'SSM', 'SECRETS_MANAGER']) process.env[`AWS_ENDPOINT_URL_${service}`] = fake.url;
+    for (const service of ['STS', 'CODEBUILD', 'CLOUDWATCH_LOGS', 'SSM', 'SECRETS_MANAGER', 'KMS']) process.env[`AWS_ENDPOINT_URL_${service}`] = fake.url;
     process.env['AWS_REGION'] = 'us-east-1';
     const s3 = new S3Client({
       endpoint: s3Endpoint,

@@ -45,12 +45,15 @@ export async function kmsSigner(kms: KMSClient, keyId: string): Promise<Signer> 
       );
       return Buffer.from(res.Signature ?? []).toString('base64');
     },
-    verifies(payload, signature) {
-      try {
-        return verify('sha256', payload, { key: publicKey, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'));
-      } catch {
-        return false;
-      }
-    },
+    verifies: (payload, signature) => verifiesWith(publicKey, payload, signature),
   };
+}
+
+/** Whether `signature` (base64, DER-encoded ECDSA over the sha256 of `payload`) is `publicKey`'s. */
+export function verifiesWith(publicKey: KeyObject, payload: Buffer, signature: string): boolean {
+  try {
+    return verify('sha256', payload, { key: publicKey, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'));
+  } catch {
+    return false;
+  }
 }

@@ -2,16 +2,18 @@
  * Smoke test of the local stack itself (root + dockerd): every piece answers, and stopping leaves nothing behind.
  */
 import { execFile } from 'node:child_process';
+import { verify } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, execRootFor } from '../../stack/docker';
 import { REPO_ROOT } from '../../stack/paths';
 import { groupMembers, isAlive } from '../../stack/process';
 import { manifestDigest, platformManifests } from '../../stack/registry';
-import { readStack, startStack, type Stack } from '../../stack/stack';
+import { readStack, startStack, type Stack, type StackInfo } from '../../stack/stack';
 
 // Fixed directories under .stack/: a run killed midway leaves PID files that the next run's start cleans up.
 const dir = path.join(REPO_ROOT, '.stack', 'test-stack');
@@ -121,6 +123,7 @@ describe('stack/cli.ts', () => {
       const up = await cli('up', '--dir', cliDir, '--no-docker');
       expect(up.stdout).toMatch(/^export AWS_ENDPOINT_URL_CODEBUILD='http:\/\/127\.0\.0\.1:\d+'$/m);
       const info = readStack(cliDir);
+      await expectSigningKey(up.stderr, info);
       const pids = Object.values(info?.pids ?? {});
       expect(pids).toHaveLength(3);
       for (const pid of pids) expect(isAlive(pid)).toBe(true);
@@ -156,3 +159,16 @@ describe('stack/cli.ts', () => {
     }
   });
 });
+
+/** `up` printed the stack's KMS key, which signs through AWS_ENDPOINT_URL_KMS and verifies with its PEM. */
+async function expectSigningKey(stderr: string, info: StackInfo | undefined): Promise<void> {
+  if (!info) throw new Error('cli.ts up wrote no stack.json');
+  expect(info.signingKeys).toHaveLength(1);
+  const key = info.signingKeys[0] as StackInfo['signingKeys'][number];
+  expect(stderr).toContain(`KMS signing key alias/codebuild-image-signing: ${key.keyArn} (public key ${key.publicKeyPem})`);
+  const kms = new KMSClient({ endpoint: info.env.AWS_ENDPOINT_URL_KMS ?? '', region: info.region, credentials: { accessKeyId: 'AKIAFAKETESTKEY00000', secretAccessKey: 'x' } });
+  const message = Buffer.from('signed by hand');
+  const { Signature } = await kms.send(new SignCommand({ KeyId: key.aliasArn, Message: message, SigningAlgorithm: 'ECDSA_SHA_256' }));
+  expect(verify('sha256', message, fs.readFileSync(key.publicKeyPem), Buffer.from(Signature ?? []))).toBe(true);
+  kms.destroy();
+}

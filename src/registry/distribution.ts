@@ -122,7 +122,8 @@ export class RegistryClient {
     const res = await this.request(repository, 'pull', `${repository}/blobs/${digest}`, {});
     if (!res.ok) throw new RegistryError(`reading ${this.host}/${repository}@${digest}`, `the registry answered ${res.status}`);
     const bytes = Buffer.from(await res.arrayBuffer());
-    if (sha256Digest(bytes) !== digest) throw new RegistryError(`reading ${this.host}/${repository}@${digest}`, `the registry served content with digest ${sha256Digest(bytes)}`);
+    const served = sha256Digest(bytes);
+    if (served !== digest) throw new RegistryError(`reading ${this.host}/${repository}@${digest}`, `the registry served content with digest ${served}`);
     return bytes;
   }
 

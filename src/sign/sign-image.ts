@@ -41,13 +41,13 @@ const REGISTRY_HINT =
   'The job pushes the signature with its own sign-in to the registry: on ECR the CI role needs ecr:BatchCheckLayerAvailability, ' +
   'ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload and ecr:PutImage on the repository (infra grants them on EcrRepositories).';
 
-/** Signs `digests` (and the image manifests of those that are indexes) with the key `keyArn`. */
-export async function signImage(s: Settings, keyArn: string, digests: string[], clients: SignClients, out: Output): Promise<SigningOutcome> {
-  const kms = clients.kms(kmsKeyRegion(keyArn) ?? s.region);
+/** Signs `digests` (and the image manifests of those that are indexes) with `key`, a KMS key or alias ARN. */
+export async function signImage(s: Settings, key: string, digests: string[], clients: SignClients, out: Output): Promise<SigningOutcome> {
+  const kms = clients.kms(kmsKeyRegion(key) ?? s.region);
   const signatures: ImageSignature[] = [];
   let current = digests[0] ?? '';
   try {
-    const signer = await kmsSigner(kms, keyArn);
+    const signer = await kmsSigner(kms, key);
     const registry = registryClient(s, clients);
     for (const digest of await withImageManifests(registry, s.image.path, digests)) {
       current = digest;

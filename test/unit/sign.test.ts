@@ -7,10 +7,11 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KMSClient } from '@aws-sdk/client-kms';
+import { GetPublicKeyCommand, type GetPublicKeyCommandOutput, KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SigningKeyInfo } from '../../stack/fake-aws/server';
 import { stopPid } from '../../stack/process';
@@ -162,6 +163,21 @@ describe('the KMS signer', () => {
     expect(signer.verifies(payload, signature)).toBe(true);
   });
 
+  it.each([
+    ['an RSA key', { KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['RSASSA_PKCS1_V1_5_SHA_256'] }, 'the key is RSA_2048 for SIGN_VERIFY'],
+    ['a symmetric key', { KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }, 'the key is SYMMETRIC_DEFAULT for ENCRYPT_DECRYPT'],
+  ] as [string, Partial<GetPublicKeyCommandOutput>, string][])('refuses %s before signing anything, saying which key to use', async (_name, answer, found) => {
+    const client = new KMSClient({ region: 'eu-west-1', credentials: STATIC_CREDENTIALS });
+    const mock = mockClient(client);
+    mock.on(GetPublicKeyCommand).resolves({ KeyId: 'arn:aws:kms:eu-west-1:123456789012:key/k', PublicKey: new Uint8Array([1]), ...answer });
+    const e = await kmsSigner(client, 'arn:aws:kms:eu-west-1:123456789012:alias/a').catch((x: unknown) => x);
+    expect((e as Error).message).toBe(
+      `Reading the public key of arn:aws:kms:eu-west-1:123456789012:alias/a failed: UnsupportedKey: ${found}\n` +
+        'sign_with must name an asymmetric KMS key with key spec ECC_NIST_P256 and key usage SIGN_VERIFY (see docs/signing.md).',
+    );
+    expect(mock.calls()).toHaveLength(1);
+  });
+
   it('names kms:GetPublicKey when the key cannot be read', async () => {
     const missing = 'arn:aws:kms:us-east-1:000000000000:alias/no-such-key';
     const e = await kmsSigner(kms('us-east-1'), missing).catch((x: unknown) => x);
@@ -267,7 +283,7 @@ describe('signImage', () => {
     expect(await client.find(s.image.path, signatureTag(index))).toBeUndefined();
   });
 
-  it('names the registry permissions when the signature cannot be pushed', async () => {
+  it('names the registry permissions when the registry refuses the job', async () => {
     const s = { ...settings(`group/read-only-${Date.now().toString(36)}`), registryLogins: [] };
     const outcome = await signImage(s, team.aliasArn, [COSIGN_DIGEST], clients(), memoryOutput());
     expect(outcome.failure?.digest).toBe(COSIGN_DIGEST);

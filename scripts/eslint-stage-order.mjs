@@ -3,7 +3,7 @@
 import path from 'node:path';
 
 /** src/ from the bottom up: each entry is a folder (`name/`) or a file at the top. */
-export const STAGES = ['shared/', 'inputs/', 'context/', 'aws/', 'registry/', 'build/', 'follow/', 'report/', 'aws-part.ts', 'commands/', 'main.ts', 'index.ts'];
+export const STAGES = ['shared/', 'inputs/', 'context/', 'aws/', 'registry/', 'build/', 'follow/', 'sign/', 'report/', 'aws-part.ts', 'commands/', 'main.ts', 'index.ts'];
 
 /**
  * The index in STAGES of a path relative to src/ (with or without its extension); undefined outside src/,

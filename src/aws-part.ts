@@ -16,5 +16,6 @@ export { inputsTag, reuseUnchanged } from './build/unchanged';
 export { followBuilds } from './follow/builds';
 export { watchCancellation } from './follow/cancel';
 export { failedPhase } from './follow/phases';
+export { signImage } from './sign/sign-image';
 export { buildRecord, exportedDigest, failedBuild, platformsRecord, reusedRecord } from './report/record';
 export { readBuildIds, readStartMarker, writeBuildIds, writeReports, writeStartMarker } from './report/files';

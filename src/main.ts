@@ -17,8 +17,8 @@ export const USAGE = `Usage: node index.js [build | stop | --help]
   --help   print this text
 
 Settings come from CODEBUILD_IMAGE_* variables (the component's inputs) and GitLab's CI_* variables; see README.md.
-Exit codes: 0 success, 1 the build did not succeed (or its reports could not be written), 2 bad input (nothing
-sent to AWS), 3 AWS, network or machine error.`;
+Exit codes: 0 success, 1 the build did not succeed (or its reports could not be written, or its image could not
+be signed), 2 bad input (nothing sent to AWS), 3 AWS, network or machine error.`;
 
 /** Runs `index.js [build|stop|--help]` and returns the process exit code; never throws. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv, out: Output = consoleOutput()): Promise<ExitCode> {

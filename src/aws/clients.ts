@@ -1,6 +1,7 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { ECRClient } from '@aws-sdk/client-ecr';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -16,6 +17,8 @@ export interface Clients {
   logs: CloudWatchLogsClient;
   /** ECR in the image registry's region, for the multi-platform index and the skip_unchanged retag (src/registry/signin.ts). */
   ecr: (region: string) => ECRClient;
+  /** KMS in the signing key's region (sign_with, src/sign/kms-signer.ts). */
+  kms: (region: string) => KMSClient;
   /** Parameter Store: the job token's short-lived SecureString (src/registry/job-token.ts), registry credentials (src/registry/signin.ts). */
   ssm: SSMClient;
   /** Secrets Manager: registry credentials the job signs in with (src/registry/signin.ts). */
@@ -50,6 +53,7 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
     codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
     ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...ONCE_PER_JOB }),
+    kms: (kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...ONCE_PER_JOB }),
     ssm: new SSMClient({ ...config, ...ONCE_PER_JOB }),
     secrets: new SecretsManagerClient({ ...config, ...ONCE_PER_JOB }),
     credentials,

@@ -65,13 +65,28 @@ export const awsCalls = {
     usedIn: ['src/registry/signin.ts'],
     note: 'Reads registry credentials of registry_credentials (secretsmanager:) likewise; granted on SecretArns.',
   },
+  GetPublicKeyCommand: {
+    actions: ['kms:GetPublicKey'],
+    usedIn: ['src/sign/kms-signer.ts'],
+    note: "With sign_with: the key's spec and public key, which check a signature already stored; granted on SigningKeyArns.",
+  },
+  SignCommand: { actions: ['kms:Sign'], usedIn: ['src/sign/kms-signer.ts'], note: 'With sign_with: signs the payload of each pushed digest; granted on SigningKeyArns.' },
 } as const satisfies Record<string, AwsCall>;
 
 /**
- * The registry API calls of src/registry/distribution.ts, which IAM authorises per ECR repository: reading each platform's
- * manifest (BatchGetImage) and config blob (GetDownloadUrlForLayer), and putting the index (PutImage).
+ * The registry API calls of src/registry/distribution.ts, which IAM authorises per ECR repository: reading manifests
+ * (BatchGetImage) and blobs (GetDownloadUrlForLayer), putting the index and signatures (PutImage), and uploading a
+ * signature's blobs (BatchCheckLayerAvailability, InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload).
  */
-export const registryApiActions = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:PutImage'] as const;
+export const registryApiActions = [
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:BatchGetImage',
+  'ecr:CompleteLayerUpload',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:InitiateLayerUpload',
+  'ecr:PutImage',
+  'ecr:UploadLayerPart',
+] as const;
 
 /**
  * Credential providers that exchange the GitLab ID token. Their STS call is unsigned: the role's trust policy, not

@@ -96,7 +96,7 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
   const inputsTag = settings.skipUnchanged ? aws.inputsTag(settings, context.digest) : undefined;
   if (inputsTag) {
     const reused = await aws.reuseUnchanged(settings, inputsTag, clients);
-    if (reused) return finishReused(settings, context, reused, out);
+    if (reused) return finishReused(settings, context, reused, clients, out);
     out.info(`No image was built from these inputs yet (${inputsTag}): building one`);
   }
   // The build's own tags: with skip_unchanged also the inputs tag, which records its inputs on the image.

@@ -14,7 +14,7 @@ import { loadAws } from './connect';
 export async function finish(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output, tags: string[]): Promise<ExitCode> {
   const aws = await loadAws();
   const record = finished.length === 1 ? aws.buildRecord(settings, finished[0]!.build, archive, upload, aws.consoleUrl(settings.region, finished[0]!.build)) : await platformsRecord(settings, finished, archive, upload, clients, out, tags);
-  return report(settings, record, out, () => {
+  return report(settings, record, clients, out, () => {
     if (record.status === 'SUCCEEDED') {
       out.error(
         `The build succeeded but exported no valid ${settings.digestVariable}: ` +
@@ -29,22 +29,27 @@ export async function finish(settings: Settings, finished: Finished[], archive: 
 }
 
 /** An image built from the same inputs was found and put under the tags: no build. */
-export async function finishReused(settings: Settings, context: ContextToUpload, reused: { digest: string; mediaType: string }, out: Output): Promise<ExitCode> {
+export async function finishReused(settings: Settings, context: ContextToUpload, reused: { digest: string; mediaType: string }, clients: Clients, out: Output): Promise<ExitCode> {
   const aws = await loadAws();
   out.info(`Unchanged build inputs: ${settings.image.name}@${reused.digest} was built from them already; no CodeBuild build`);
   const archive = { sha256: context.digest, size: 0, fileCount: context.fileCount };
-  return report(settings, aws.reusedRecord(settings, reused, archive), out, () => undefined);
+  return report(settings, aws.reusedRecord(settings, reused, archive), clients, out, () => undefined);
 }
 
-/** Writes the reports and prints the outcome; `explainFailure` adds what went wrong when there is no image. */
-async function report(settings: Settings, record: BuildRecord, out: Output, explainFailure: () => void): Promise<ExitCode> {
+/**
+ * Signs the image (with sign_with), writes the reports and prints the outcome; `explainFailure` adds what went
+ * wrong when there is no image.
+ */
+async function report(settings: Settings, record: BuildRecord, clients: Clients, out: Output, explainFailure: () => void): Promise<ExitCode> {
   const aws = await loadAws();
+  const unsigned = await sign(settings, record, clients, out);
   try {
     aws.writeReports(settings.reportDir, record, settings.dotenvPrefix);
   } catch (e) {
     if (!(e instanceof ReportError)) throw e;
     // The build ran (and may have pushed): not exit 2, which says nothing was sent.
     if (record.imageRef) out.info(`Image: ${record.imageRef}`);
+    if (unsigned) out.error(unsigned);
     out.error(`${e.message}. Later jobs do not get this build's dotenv variables.`);
     out.info(`Build status: ${record.status}, reports not written`);
     return ExitCode.BuildFailed;
@@ -52,12 +57,31 @@ async function report(settings: Settings, record: BuildRecord, out: Output, expl
   if (record.status === 'SUCCEEDED' && record.imageRef) {
     out.info(`Image: ${record.imageRef}`);
     out.info(`Tags: ${settings.tags.map((t) => `${settings.image.name}:${t}`).join(' ')}`);
+    if (unsigned) {
+      out.error(unsigned);
+      out.info(`Build status: ${record.status}, image not signed`);
+      return ExitCode.BuildFailed;
+    }
     out.info(`Build status: ${record.status}`);
     return ExitCode.Success;
   }
   explainFailure();
   out.info(`Build status: ${record.status === 'SUCCEEDED' ? 'SUCCEEDED without a digest' : record.status}`);
   return ExitCode.BuildFailed;
+}
+
+/**
+ * With sign_with, signs the image the build pushed (and each platform's) and records the signatures. Returns the
+ * error line when signing failed: the image is pushed all the same, so the reports are still written.
+ */
+async function sign(settings: Settings, record: BuildRecord, clients: Clients, out: Output): Promise<string | undefined> {
+  if (!settings.signWith || record.status !== 'SUCCEEDED' || !record.digest) return undefined;
+  const aws = await loadAws();
+  const digests = [record.digest, ...(record.platforms ?? []).flatMap((p) => (p.digest ? [p.digest] : []))];
+  const { signatures, failure } = await aws.signImage(settings, settings.signWith, digests, clients, out);
+  record.signatures = signatures;
+  if (!failure) return undefined;
+  return `${settings.image.name}@${failure.digest} is pushed but unsigned: ${failure.error.message.replace(/\n/g, '; ')}`;
 }
 
 /**

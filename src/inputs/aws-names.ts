@@ -1,4 +1,4 @@
-/** AWS naming rules: regions, partitions, IAM role ARNs, CodeBuild names and S3 buckets and keys. */
+/** AWS naming rules: regions, partitions, IAM role ARNs, CodeBuild names, S3 buckets and keys, KMS keys. */
 import { partition } from '@aws-sdk/core/client';
 import { shown } from '../shared/shown';
 
@@ -118,3 +118,11 @@ export function bucketNameProblems(name: string): string[] {
 
 /** A reserved-capacity fleet, optionally with its version suffix. */
 export const FLEET_ARN = /^arn:(aws|aws-cn|aws-us-gov):codebuild:[a-z0-9-]+:\d{12}:fleet\/[A-Za-z0-9][A-Za-z0-9_-]{1,127}(?::[A-Za-z0-9-]+)?$/;
+
+/** A KMS key (`key/<id>`, multi-Region `mrk-…` ids too) or alias ARN; the region signing is asked in is its own. */
+export const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):\d{12}:(?:key\/[A-Za-z0-9-]{1,64}|alias\/[A-Za-z0-9/_-]{1,250})$/;
+
+/** The region of a KMS key ARN that matches KMS_KEY_ARN. */
+export function kmsKeyRegion(arn: string): string | undefined {
+  return KMS_KEY_ARN.exec(arn)?.[1];
+}

@@ -49,6 +49,7 @@ export const Inputs = {
   SkipUnchanged: 'skip_unchanged',
   RegistryCredentials: 'registry_credentials',
   EcrRegistries: 'ecr_registries',
+  SignWith: 'sign_with',
 } as const;
 export type InputName = (typeof Inputs)[keyof typeof Inputs];
 

@@ -3,7 +3,7 @@
  * inputs/ modules, plus the checks across inputs. All problems are collected and thrown together as one
  * InputError, so a user fixes the job in one round trip.
  */
-import { COMPUTE_TYPES, ENVIRONMENT_TYPES, FLEET_ARN, regionProblem } from './aws-names';
+import { COMPUTE_TYPES, ENVIRONMENT_TYPES, FLEET_ARN, KMS_KEY_ARN, regionProblem } from './aws-names';
 import { readBucket, readIdToken, readProjectName, readRegion, readRoleArn, readS3Prefix } from './aws-inputs';
 import { readBuildArgs, readSecretBuildArgs } from './build-args';
 import { readBuildKit } from './buildkit';
@@ -101,6 +101,7 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     skipUnchanged: readBoolean(p, Inputs.SkipUnchanged, get(Inputs.SkipUnchanged), false),
     localLayerCache: readBoolean(p, Inputs.LocalLayerCache, get(Inputs.LocalLayerCache), false),
     fleetArn: readPattern(p, Inputs.FleetArn, get(Inputs.FleetArn), FLEET_ARN, 'a CodeBuild fleet ARN, arn:aws:codebuild:<region>:<account>:fleet/<name>'),
+    signWith: readPattern(p, Inputs.SignWith, get(Inputs.SignWith), KMS_KEY_ARN, 'a KMS key ARN, arn:aws:kms:<region>:<account>:key/<id>, or alias ARN, arn:aws:kms:<region>:<account>:alias/<name>'),
     dotenvPrefix: readPattern(p, Inputs.DotenvPrefix, get(Inputs.DotenvPrefix), /^[A-Z_][A-Z0-9_]*$/, 'upper-case letters, digits and _, not starting with a digit, e.g. API_') ?? '',
     checkoutDir: checkout ?? '',
     gitlab,

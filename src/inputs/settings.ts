@@ -156,6 +156,8 @@ export interface Settings {
   localLayerCache: boolean;
   /** Reserved-capacity fleet, through fleetOverride. */
   fleetArn: string | undefined;
+  /** KMS key or alias ARN that signs what the job pushed, as cosign does (src/sign/); undefined: no signing. */
+  signWith: string | undefined;
 
   /** Real path of the checkout (CI_PROJECT_DIR, or the working directory). */
   checkoutDir: string;

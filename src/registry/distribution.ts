@@ -1,7 +1,8 @@
 /**
- * The OCI distribution API, as much as a multi-platform image needs: read the manifests the per-platform builds
- * pushed by digest, and put one image index over them under every tag. Registries on 127.0.0.0/8 and localhost
- * are spoken to over plain HTTP, as Docker does; every other one over HTTPS.
+ * The OCI distribution API, as much as the job's own registry work needs: read the manifests the per-platform
+ * builds pushed by digest and put one image index over them under every tag; read, check and upload the blobs of
+ * a signature (src/sign/). Registries on 127.0.0.0/8 and localhost are spoken to over plain HTTP, as Docker does;
+ * every other one over HTTPS.
  */
 import { createHash } from 'node:crypto';
 import { RegistryError } from '../shared/errors';
@@ -58,6 +59,15 @@ function normalPlatform(platform: string): string {
   return platform.replace(/^([^/]+\/arm64)\/v8$/, '$1');
 }
 
+/** BuildKit's attestation manifest inside an image index, beside the image it describes. */
+export function isAttestation(d: Descriptor): boolean {
+  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+}
+
+export function sha256Digest(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
 export function isLoopback(host: string): boolean {
   const name = host.replace(/:\d+$/, '');
   return name === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(name) || name === '[::1]';
@@ -91,7 +101,7 @@ export class RegistryClient {
     if (res.status === 404) return undefined;
     if (!res.ok) throw new RegistryError(`reading ${this.host}/${repository}@${reference}`, `the registry answered ${res.status}`);
     const bytes = Buffer.from(await res.arrayBuffer());
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = sha256Digest(bytes);
     if (reference.startsWith('sha256:') && reference !== digest) {
       throw new RegistryError(`reading ${this.host}/${repository}@${reference}`, `the registry served content with digest ${digest}`);
     }
@@ -103,10 +113,38 @@ export class RegistryClient {
   /** The platform an image manifest's config blob records. */
   async platformOf(repository: string, manifest: Manifest): Promise<Platform | undefined> {
     if (!manifest.config) return undefined;
-    const res = await this.request(repository, 'pull', `${repository}/blobs/${manifest.config.digest}`, {});
-    if (!res.ok) throw new RegistryError(`reading ${this.host}/${repository}@${manifest.config.digest}`, `the registry answered ${res.status}`);
-    const config = (await res.json()) as { os?: string; architecture?: string; variant?: string };
+    const config = JSON.parse((await this.blob(repository, manifest.config.digest)).toString('utf8')) as { os?: string; architecture?: string; variant?: string };
     return { os: config.os ?? '', architecture: config.architecture ?? '', ...(config.variant ? { variant: config.variant } : {}) };
+  }
+
+  /** A blob's bytes, verified against its digest. */
+  async blob(repository: string, digest: string): Promise<Buffer> {
+    const res = await this.request(repository, 'pull', `${repository}/blobs/${digest}`, {});
+    if (!res.ok) throw new RegistryError(`reading ${this.host}/${repository}@${digest}`, `the registry answered ${res.status}`);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const served = sha256Digest(bytes);
+    if (served !== digest) throw new RegistryError(`reading ${this.host}/${repository}@${digest}`, `the registry served content with digest ${served}`);
+    return bytes;
+  }
+
+  /**
+   * Uploads `bytes` as a blob unless the repository has it already (a monolithic upload: POST, then PUT with the
+   * digest to the Location the registry answered, which may be relative); returns its digest.
+   */
+  async pushBlob(repository: string, bytes: Buffer): Promise<string> {
+    const digest = sha256Digest(bytes);
+    const step = `uploading ${digest} to ${this.host}/${repository}`;
+    const head = await this.request(repository, 'push,pull', `${repository}/blobs/${digest}`, { method: 'HEAD' });
+    if (head.ok) return digest;
+    if (head.status !== 404) throw new RegistryError(step, `the registry answered ${head.status} to HEAD`);
+    const started = await this.request(repository, 'push,pull', `${repository}/blobs/uploads/`, { method: 'POST' });
+    const location = started.headers.get('location');
+    if (started.status !== 202 || !location) throw new RegistryError(step, `the registry answered ${started.status}${location ? '' : ' without a Location'} to POST ${repository}/blobs/uploads/`);
+    const url = new URL(location, `${this.base}/`);
+    url.searchParams.set('digest', digest);
+    const put = await this.request(repository, 'push,pull', url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
+    if (put.status !== 201) throw new RegistryError(step, `the registry answered ${put.status} ${(await put.text()).slice(0, 300)}`);
+    return digest;
   }
 
   /** Puts `bytes` as the manifest `reference` (a tag); returns the digest the registry reports. */
@@ -120,13 +158,17 @@ export class RegistryClient {
       const detail = (await res.text()).slice(0, 300);
       throw new RegistryError(`pushing ${this.host}/${repository}:${reference}`, `the registry answered ${res.status} ${detail}`);
     }
-    return res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    return res.headers.get('docker-content-digest') ?? sha256Digest(bytes);
   }
 
-  private async request(repository: string, actions: string, path: string, init: RequestInit): Promise<Response> {
-    const send = () => this.fetch(`${this.base}/${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), ...(this.authorization ? { authorization: this.authorization } : {}) } });
+  /** `target`: a path under /v2/, or a URL the registry answered (an upload's Location). */
+  private async request(repository: string, actions: string, target: string | URL, init: RequestInit): Promise<Response> {
+    const url = typeof target === 'string' ? new URL(`${this.base}/${target}`) : target;
+    // The sign-in goes to the registry's own origin only, never to a Location elsewhere.
+    const own = url.origin === new URL(this.base).origin;
+    const send = () => this.fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), ...(own && this.authorization ? { authorization: this.authorization } : {}) } });
     let res = await send();
-    if (res.status !== 401) return res;
+    if (res.status !== 401 || !own) return res;
     this.authorization = await this.authorize(res.headers.get('www-authenticate') ?? '', repository, actions);
     if (this.authorization === undefined) return res;
     res = await send();
@@ -181,7 +223,7 @@ export async function pushIndex(client: RegistryClient, repository: string, imag
   for (const image of images) {
     const m = await client.manifest(repository, image.digest);
     const entries = m.manifests ?? [await imageDescriptor(client, repository, m)];
-    const built = entries.filter((e) => e.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest').map((e) => platformString(e.platform));
+    const built = entries.filter((e) => !isAttestation(e)).map((e) => platformString(e.platform));
     if (built.length !== 1 || normalPlatform(built[0] ?? '') !== normalPlatform(image.platform)) {
       throw new RegistryError(
         `making the image index of ${client.host}/${repository}`,
@@ -191,7 +233,7 @@ export async function pushIndex(client: RegistryClient, repository: string, imag
     manifests.push(...entries);
   }
   const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }));
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = sha256Digest(bytes);
   for (const tag of tags) {
     const pushed = await client.putManifest(repository, tag, OCI_INDEX, bytes);
     if (pushed !== digest) throw new RegistryError(`pushing ${client.host}/${repository}:${tag}`, `the registry stored digest ${pushed}, not ${digest}`);

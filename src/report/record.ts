@@ -10,6 +10,7 @@ import { INDEX_TYPES } from '../registry/distribution';
 import type { Settings } from '../inputs/settings';
 import type { Upload } from '../context/upload';
 import type { Archive } from '../context/zip';
+import type { ImageSignature } from '../sign/sign-image';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** GitLab rejects dotenv reports of 5 KB or more; stay clearly below. */
@@ -54,6 +55,8 @@ export interface BuildRecord {
   platforms?: PlatformRecord[];
   /** skip_unchanged found an image built from the same inputs: it was retagged, and no build ran. */
   reused?: boolean;
+  /** With sign_with: each digest signed (the image's, and each image manifest of an index), where and with which key. */
+  signatures?: ImageSignature[];
 }
 
 /** One platform's build of a multi-platform image. */

@@ -1,7 +1,7 @@
 /** Exit codes of dist/index.js, documented in the README. */
 export const ExitCode = {
   Success: 0,
-  /** The build ran but did not succeed (FAILED, FAULT, TIMED_OUT, STOPPED). */
+  /** The build ran but did not succeed (FAILED, FAULT, TIMED_OUT, STOPPED), or its image could not be signed. */
   BuildFailed: 1,
   /** An input is invalid; nothing was sent to AWS. */
   BadInput: 2,

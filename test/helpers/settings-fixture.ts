@@ -53,6 +53,7 @@ export function settingsFixture(overrides: Partial<Settings> = {}): Settings {
     skipUnchanged: false,
     localLayerCache: false,
     fleetArn: undefined,
+    signWith: undefined,
     checkoutDir: '/builds/group/app',
     reportDir: '/builds/group/app/.codebuild-image',
     dotenvPrefix: '',

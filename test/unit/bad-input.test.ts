@@ -161,3 +161,14 @@ describe('registry credentials', () => {
     expect(requests).toBe(0);
   });
 });
+
+describe('signing', () => {
+  it('sign_with that is not a KMS key or alias ARN: one line naming it and the expected form, no AWS call', async () => {
+    const r = await runJob(jobEnv({ sign_with: 'alias/image-signing' }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([
+      'ERROR: input sign_with: "alias/image-signing" is not valid; expected a KMS key ARN, arn:aws:kms:<region>:<account>:key/<id>, or alias ARN, arn:aws:kms:<region>:<account>:alias/<name>',
+    ]);
+    expect(requests).toBe(0);
+  });
+});

@@ -512,3 +512,29 @@ describe('readSettings: platforms', () => {
     expect(problems(env({ platforms: two, environment_type: 'ARM_CONTAINER' })).map((p) => p.input)).toEqual(['environment_type']);
   });
 });
+
+describe('readSettings: sign_with', () => {
+  it('takes a KMS key ARN or alias ARN, in any partition and region, and is off when empty', () => {
+    const keys = [
+      'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      'arn:aws:kms:eu-central-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab',
+      'arn:aws:kms:eu-west-1:123456789012:alias/team/image-signing',
+      'arn:aws-us-gov:kms:us-gov-west-1:123456789012:alias/signing',
+    ];
+    for (const key of keys) expect(readSettings(env({ sign_with: key }), checkout).signWith).toBe(key);
+    expect(readSettings(env(), checkout).signWith).toBeUndefined();
+  });
+
+  it.each([
+    'alias/image-signing',
+    '1234abcd-12ab-34cd-56ef-1234567890ab',
+    'arn:aws:kms:eu-west-1:123456789012:image-signing',
+    'arn:aws:kms:eu-west-1:1234:key/1234abcd',
+    'arn:aws:iam::123456789012:role/signer',
+    'awskms:///arn:aws:kms:eu-west-1:123456789012:alias/signing',
+  ])('refuses %s in one problem naming the expected form', (value) => {
+    expect(problems(env({ sign_with: value }))).toEqual([
+      { input: 'sign_with', message: expect.stringContaining('expected a KMS key ARN, arn:aws:kms:<region>:<account>:key/<id>, or alias ARN, arn:aws:kms:<region>:<account>:alias/<name>') },
+    ]);
+  });
+});

@@ -24,7 +24,7 @@ async function backUps(path: string, code: string): Promise<string[]> {
 
 describe('stage order of src/', () => {
   it('lists the stages in the order a build passes them', () => {
-    expect(STAGES).toEqual(['shared/', 'inputs/', 'context/', 'aws/', 'registry/', 'build/', 'follow/', 'report/', 'aws-part.ts', 'commands/', 'main.ts', 'index.ts']);
+    expect(STAGES).toEqual(['shared/', 'inputs/', 'context/', 'aws/', 'registry/', 'build/', 'follow/', 'sign/', 'report/', 'aws-part.ts', 'commands/', 'main.ts', 'index.ts']);
   });
 
   it('refuses an import that runs back up, in every form', async () => {

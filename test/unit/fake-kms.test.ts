@@ -128,6 +128,8 @@ describe('fake KMS Sign and Verify', () => {
     expect(await sign({ Message: Buffer.alloc(31), MessageType: 'DIGEST' })).toBe('ValidationException');
     expect(await sign({ Message: Buffer.alloc(33), MessageType: 'DIGEST' })).toBe('ValidationException');
     expect(await sign({ MessageType: 'EXTERNAL_MU' })).toBe('ValidationException');
+    // The 4097-byte message is refused by KMS's model (Message: max 4096) before the fake's own check.
+    expect((await stack.takeViolations()).map((v) => `${v.kind} ${v.operation} ${v.path}`)).toEqual(['input Sign message']);
     const res = await fetch(stack.fake.url, { method: 'POST', headers: { 'x-amz-target': 'TrentService.Sign' }, body: '{}' });
     expect(res.status).toBe(400); // unsigned
   });

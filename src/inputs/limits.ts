@@ -2,7 +2,7 @@
  * Limits of AWS and of the build host that AWS's API models do not carry, each written down once with its source,
  * and the job's own caps that keep what it sends inside them. The input checks refuse a value that would cross one
  * before any AWS call; the fake (stack/fake-aws/limits.ts, held equal by test/unit/limits.test.ts) refuses them as
- * AWS does. docs/limits.md is the table for users.
+ * AWS does. README.md's "Limits" is the table for users.
  */
 
 export interface Limit {
@@ -75,7 +75,7 @@ export const JobLimits = {
   environmentBytes: 512 * 1024,
 } as const;
 
-/** `n` with thousands separators, as the messages and docs/limits.md write limits. */
+/** `n` with thousands separators, as the messages and the README write limits. */
 export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }

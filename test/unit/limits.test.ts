@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateBuildspec } from '../../src/build/buildspec';
 import { requestProblems } from '../../src/build/request-limits';
 import { requestVariables } from '../../src/build/variables';
-import { AwsLimits, JobLimits } from '../../src/inputs/limits';
+import { AwsLimits, formatCount, JobLimits } from '../../src/inputs/limits';
 import { MAX_PLATFORMS } from '../../src/inputs/platforms';
 import { collectSettings } from '../../src/inputs/read-settings';
 import type { Settings } from '../../src/inputs/settings';
@@ -32,6 +32,16 @@ describe('the fake refuses what AWS refuses, with the program’s numbers', () =
 
   it('follows every platform with a Live Tail session of its own, within the account’s sessions', () => {
     expect(MAX_PLATFORMS).toBeLessThanOrEqual(AwsLimits.liveTailSessions.max);
+  });
+
+  it('are the numbers and sources of the README’s Limits table', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const table = readme.slice(readme.indexOf('\n## Limits\n'), readme.indexOf('\n## Outputs\n'));
+    for (const limit of Object.values(AwsLimits)) {
+      expect(table).toContain(limit.source);
+      expect(table, limit.what).toContain(limit.max === 2 * 1024 * 1024 ? '2 MiB' : formatCount(limit.max));
+    }
+    for (const [name, cap] of Object.entries(JobLimits)) expect(table, name).toContain(cap === 512 * 1024 ? '512 KiB' : `${cap}`);
   });
 
   it('keeps the context’s key (sourceLocationOverride after the bucket) within S3’s key length', () => {

@@ -123,8 +123,9 @@ export class CodeBuildService {
 function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions, token: string | undefined): BuildSettings {
   const sourceType = enumValue(input, 'sourceTypeOverride', SOURCE_TYPES) ?? project.source?.type ?? 'NO_SOURCE';
   const location = optionalString(input, 'sourceLocationOverride') ?? project.source?.location;
-  const buildspec = optionalString(input, 'buildspecOverride') ?? project.source?.buildspec;
-  if ((optionalString(input, 'buildspecOverride') ?? '').length > FakeLimits.inlineBuildspec) {
+  const override = optionalString(input, 'buildspecOverride');
+  const buildspec = override ?? project.source?.buildspec;
+  if ((override ?? '').length > FakeLimits.inlineBuildspec) {
     // AWS's own wording for this limit is not published; this follows its message for a variable's value.
     throw new AwsError('InvalidInputException', `Buildspec should be at most ${FakeLimits.inlineBuildspec} characters`);
   }

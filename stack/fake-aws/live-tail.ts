@@ -55,6 +55,7 @@ export function startLiveTail(store: LogsStore, input: Input, res: ServerRespons
     if (!store.hasGroup(w.group)) throw new AwsError('ResourceNotFoundException', `The specified log group does not exist: ${w.id}`);
   }
   if (store.liveTailSessions >= FakeLimits.liveTailSessions) {
+    // AWS's wording for this quota is not published.
     throw new AwsError('LimitExceededException', `You have reached the maximum of ${FakeLimits.liveTailSessions} concurrent Live Tail sessions.`);
   }
   // Only events ingested after the session started.

@@ -163,22 +163,27 @@ exports_file() {
 
 build() {
   cd "\${CODEBUILD_SRC_DIR:-.}"
-  local meta progress cache_step name value_var full=false
+  local meta progress cache_step name value_var full=false docker_path docker_config home=~
   meta="$(mktemp)"
   if full_builder; then full=true; fi
-  local -a tags args
+  # Build args may be named like this shell's or docker's own variables (PATH, HOME, DOCKER_CONFIG, UID…): docker
+  # is found, and its configuration (the logins) located, before their values reach docker's environment alone.
+  docker_path="$(command -v docker)"
+  docker_config="\${DOCKER_CONFIG:-$home/.docker}"
+  local -a tags args run=(env)
   read -r -a tags <<< "$CBI_TAGS"
   args=(buildx build --progress plain --push --metadata-file "$meta" --file "$CBI_DOCKERFILE")
   for tag in "\${tags[@]}"; do args+=(--tag "$CBI_IMAGE:$tag"); done
   if [ -n "\${CBI_TARGET:-}" ]; then args+=(--target "$CBI_TARGET"); fi
   if [ -n "\${CBI_PLATFORM:-}" ]; then args+=(--platform "$CBI_PLATFORM"); fi
   if [ -n "\${CBI_BUILD_NETWORK:-}" ]; then args+=(--network "$CBI_BUILD_NETWORK"); fi
-  # Values reach docker through its environment (--build-arg NAME, --secret env=…): never on a command line.
+  # Values reach docker through its environment (--build-arg NAME, --secret env=…), never its command line. env(1)
+  # sets build args for docker alone: they never become this shell's variables (some, such as UID, are read-only).
   if [ -n "\${CBI_BUILD_ARG_NAMES:-}" ]; then
     read -r -a names <<< "$CBI_BUILD_ARG_NAMES"
     for name in "\${names[@]}"; do
       value_var="CBI_ARG_$name"
-      export "$name=\${!value_var:-}"
+      run+=("$name=\${!value_var:-}")
       args+=(--build-arg "$name")
     done
   fi
@@ -208,7 +213,7 @@ build() {
   fi
   echo "Building $CBI_IMAGE from $CBI_DOCKERFILE"
   progress="$(mktemp)"
-  if ! docker "\${args[@]}" . 2>&1 | tee "$progress"; then
+  if ! "\${run[@]}" "$docker_path" --config "$docker_config" "\${args[@]}" . 2>&1 | tee "$progress"; then
     explain_auth_failure "$progress"
     rm -f "$progress"
     exit 1

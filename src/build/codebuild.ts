@@ -8,92 +8,20 @@ import {
   type CodeBuildClient,
   type ComputeType,
   type EnvironmentType,
-  type EnvironmentVariable,
   type StartBuildCommandInput,
 } from '@aws-sdk/client-codebuild';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BuildEnv } from './buildspec';
+import { JOB_MARKER_VARIABLE, requestVariables } from './variables';
 import type { Output } from '../shared/console';
 import { AwsStepError, awsStep } from '../shared/errors';
-import { jobTokenLogin } from '../registry/job-token';
 import type { Settings } from '../inputs/settings';
+
+export { JOB_MARKER_VARIABLE } from './variables';
 
 /** Where the context archive was uploaded (structurally the Upload of src/context/upload.ts). */
 export interface SourceLocation {
   bucket: string;
   key: string;
-}
-
-/** Variables describing the GitLab job, for buildspecs that want to label images or log provenance. */
-function gitlabVariables(s: Settings): EnvironmentVariable[] {
-  const j = s.gitlab;
-  const vars: [string, string | undefined][] = [
-    ['GITLAB_COMMIT_SHA', j.commitSha],
-    ['GITLAB_REF', j.ref],
-    ['GITLAB_PROJECT_PATH', j.projectPath],
-    ['GITLAB_PIPELINE_URL', j.pipelineUrl],
-    ['GITLAB_JOB_URL', j.jobUrl],
-  ];
-  return vars.flatMap(([name, value]) => (value ? [plain(name, value)] : []));
-}
-
-function plain(name: string, value: string): EnvironmentVariable {
-  return { name, value, type: 'PLAINTEXT' };
-}
-
-/**
- * The variables the generated buildspec reads (see BuildEnv). A user buildspec gets them too.
- * Empty optional values are left out: the buildspec treats unset and empty alike.
- */
-export function buildVariables(s: Settings): EnvironmentVariable[] {
-  const args = [
-    ...s.buildArgs.filter((a) => a.value !== '').map((a) => plain(BuildEnv.buildArgPrefix + a.name, a.value)),
-    // CodeBuild resolves these in the build container; the secret never passes through this job.
-    ...s.secretBuildArgs.map((a) => ({ name: BuildEnv.buildArgPrefix + a.name, value: a.reference, type: a.type })),
-  ];
-  const bk = s.buildkit;
-  const asSecrets = bk.secretsAs === 'secret';
-  const names = [...s.buildArgs, ...(asSecrets ? [] : s.secretBuildArgs)].map((a) => a.name).join(' ');
-  const secretNames = asSecrets ? s.secretBuildArgs.map((a) => a.name).join(' ') : '';
-  const vars: EnvironmentVariable[] = [
-    plain(BuildEnv.image, s.image.name),
-    plain(BuildEnv.registry, s.image.registry),
-    plain(BuildEnv.tags, s.tags.join(' ')),
-    plain(BuildEnv.dockerfile, s.dockerfile),
-    plain(BuildEnv.digestVariable, s.digestVariable),
-    plain(BuildEnv.builder, bk.builder),
-    // Provenance (mode=max) records build-arg values: secrets passed as build args keep it off.
-    plain(BuildEnv.attestations, String(bk.attestations && (asSecrets || s.secretBuildArgs.length === 0))),
-    plain(BuildEnv.sbom, String(bk.sbom)),
-  ];
-  if (bk.buildkitImage) vars.push(plain(BuildEnv.buildkitImage, bk.buildkitImage));
-  if (s.emulation) vars.push(plain(BuildEnv.emulation, 'true'));
-  if (bk.binfmtImage) vars.push(plain(BuildEnv.binfmtImage, bk.binfmtImage));
-  if (bk.cacheRef) vars.push(plain(BuildEnv.cacheRef, bk.cacheRef));
-  if (secretNames) vars.push(plain(BuildEnv.secretNames, secretNames));
-  if (s.ecrRegistries.length > 0) vars.push(plain(BuildEnv.ecrRegistries, s.ecrRegistries.map((r) => `${r.region}=${r.registry}`).join(' ')));
-  if (s.target) vars.push(plain(BuildEnv.target, s.target));
-  if (s.platform) vars.push(plain(BuildEnv.platform, s.platform));
-  if (names) vars.push(plain(BuildEnv.buildArgNames, names));
-  return [...vars, ...args, ...loginVariables(s)];
-}
-
-/** Registry credentials as references only: CodeBuild resolves them in the build container. */
-function loginVariables(s: Settings): EnvironmentVariable[] {
-  if (s.registryLogins.length === 0) return [];
-  const jobToken = jobTokenLogin(s);
-  return [
-    plain(BuildEnv.loginRegistries, s.registryLogins.map((l) => l.registry).join(' ')),
-    ...(jobToken ? [plain(BuildEnv.jobTokenRegistry, jobToken.registry)] : []),
-    ...s.registryLogins.flatMap((l, i): EnvironmentVariable[] =>
-      l.type === 'SECRETS_MANAGER'
-        ? [
-            { name: `${BuildEnv.loginUserPrefix}${i}`, value: `${l.reference}:username`, type: l.type },
-            { name: `${BuildEnv.loginPasswordPrefix}${i}`, value: `${l.reference}:password`, type: l.type },
-          ]
-        : [{ name: `${BuildEnv.loginCredentialPrefix}${i}`, value: l.reference, type: l.type }],
-    ),
-  ];
 }
 
 /**
@@ -106,20 +34,13 @@ export function idempotencyToken(s: Settings, source: SourceLocation, requestDig
   return createHash('sha256').update(`${job}\n${source.bucket}/${source.key}\n${requestDigest}`).digest('hex');
 }
 
-/**
- * A variable every build carries with a value unique to the job run that started it (see START_FILE in
- * report/files.ts): `stop` finds the build by it when the job died before StartBuild answered.
- */
-export const JOB_MARKER_VARIABLE = 'CBI_JOB_MARKER';
-
 export function startBuildInput(s: Settings, source: SourceLocation, buildspec: string, marker?: string): StartBuildCommandInput {
-  const markers = marker ? [plain(JOB_MARKER_VARIABLE, marker)] : [];
   const input: StartBuildCommandInput = {
     projectName: s.projectName,
     sourceTypeOverride: 'S3',
     sourceLocationOverride: `${source.bucket}/${source.key}`,
     buildspecOverride: buildspec,
-    environmentVariablesOverride: [...buildVariables(s), ...gitlabVariables(s), ...markers],
+    environmentVariablesOverride: requestVariables(s, marker),
     privilegedModeOverride: true,
   };
   // readSettings validated these against CodeBuild's enums and limits; unset means the project's own.

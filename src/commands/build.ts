@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { Clients } from '../aws/clients';
 import { resolveBuildspec } from '../build/buildspec';
+import { requestProblems } from '../build/request-limits';
 import { type ContextEntry, listContext } from '../context/listing';
 import { FilePool } from '../context/pack-files';
 import type { ContextToUpload } from '../context/upload';
@@ -25,9 +26,8 @@ import { finish, finishReused } from './finish';
 export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<ExitCode> {
   const pool = new FilePool();
   try {
-    // Inputs, the buildspec file and the context are all checked before any AWS call, and reported together.
-    const { settings, entries } = await checkEverything(env, checkout, out);
-    const buildspec = resolveBuildspec(settings);
+    // Inputs, the buildspec file, the request and the context are all checked before any AWS call, and reported together.
+    const { settings, buildspec, entries } = await checkEverything(env, checkout, out);
     // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
     // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
     const marker = randomUUID();
@@ -48,9 +48,12 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
   }
 }
 
-/** Settings and the context's listing, or one InputError holding every problem found in either. */
-async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<{ settings: Settings; entries: ContextEntry[] }> {
+/** Settings, the buildspec and the context's listing, or one InputError holding every problem found in any. */
+async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<{ settings: Settings; buildspec: string; entries: ContextEntry[] }> {
   const { settings, problems } = collectSettings(env, checkout);
+  const buildspec = resolveBuildspec(settings);
+  // The whole StartBuild request, once its inputs are valid: AWS's limits on what it carries.
+  if (problems.length === 0) problems.push(...requestProblems(settings, buildspec));
   let entries: ContextEntry[] = [];
   if (settings.contextDir) {
     // The job's first line, as early as it can be; with bad input, the problems are the first lines.
@@ -63,7 +66,7 @@ async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Ou
     }
   }
   if (problems.length > 0) throw new InputError(problems);
-  return { settings, entries };
+  return { settings, buildspec, entries };
 }
 
 /**

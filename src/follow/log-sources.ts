@@ -4,6 +4,7 @@
  */
 import type { BuildPhase } from '@aws-sdk/client-codebuild';
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { AwsLimits } from '../inputs/limits';
 import type { Output } from '../shared/console';
 import { errorName } from '../shared/errors';
 import { JobLog } from './job-log';
@@ -80,7 +81,11 @@ export class LogSources {
       this.tail = await LiveTail.start(this.deps.logs, group, this.reader.stream.name);
       return true;
     } catch (e) {
-      this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); the role needs logs:StartLiveTail to follow it with fewer requests.`);
+      const name = errorName(e) ?? 'Error';
+      const why = name === 'LimitExceededException'
+        ? `the account's ${AwsLimits.liveTailSessions.max} concurrent Live Tail sessions are in use (other jobs' builds, or the console)`
+        : 'the role needs logs:StartLiveTail to follow it with fewer requests';
+      this.deps.out.info(`Following the log by polling: StartLiveTail failed (${name}); ${why}.`);
       return false;
     }
   }

@@ -2,6 +2,7 @@
 // project_name, s3_bucket and s3_prefix.
 import { bucketNameProblems, parseRoleArn, partitionOf, PROJECT_NAME, regionProblem, S3_PREFIX_CHARS } from './aws-names';
 import { idTokenProblem } from './id-token';
+import { JobLimits } from './limits';
 import { Inputs, VARIABLE_NAME } from './names';
 import type { Problems } from './problems';
 import { shown } from '../shared/shown';
@@ -76,6 +77,6 @@ export function readS3Prefix(p: Problems, raw: string): string {
   if (prefix.startsWith('/')) p.add(Inputs.S3Prefix, `${shown(raw)} starts with /, but S3 keys do not: use ${shown(prefix.replace(/^\/+/, '') || 'contexts')}`);
   else if (!S3_PREFIX_CHARS.test(prefix)) p.add(Inputs.S3Prefix, `${shown(raw)} may contain only letters, digits, / and !_.*'()-`);
   else if (segments.some((s) => s === '' || s === '.' || s === '..')) p.add(Inputs.S3Prefix, `${shown(raw)} must not contain empty, . or .. path segments`);
-  else if (prefix.length > 900) p.add(Inputs.S3Prefix, `is ${prefix.length} characters long; keep it under 900`);
+  else if (prefix.length > JobLimits.s3Prefix) p.add(Inputs.S3Prefix, `is ${prefix.length} characters long; keep it under ${JobLimits.s3Prefix}`);
   return prefix;
 }

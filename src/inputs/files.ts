@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { dirInside, fileInside, isInside, toPosix } from './checkout-paths';
+import { atMost, AwsLimits, formatCount } from './limits';
 import { type InputName, Inputs } from './names';
 import type { Problems } from './problems';
 import { shown } from '../shared/shown';
@@ -52,6 +53,9 @@ export function readBuildspec(p: Problems, given: string, checkout: string | und
   }
   if (typeof doc !== 'object' || doc === null || !('version' in doc) || !('phases' in doc)) {
     return problem(`${file} is not a CodeBuild buildspec (it needs "version" and "phases")`);
+  }
+  if (text.length > AwsLimits.inlineBuildspec.max) {
+    return problem(`${file} is ${formatCount(text.length)} characters; AWS takes ${atMost(AwsLimits.inlineBuildspec)} (the job sends it as buildspecOverride): move commands into a script of the repository that the buildspec runs`);
   }
   return { path: file, text };
 }

@@ -1,6 +1,7 @@
 // The image pushed to and its tags: image (by default the ECR repository named for the project) and tags.
 import { ecrRegistry } from './aws-names';
 import { parseImageRepository, TAG } from './docker-reference';
+import { JobLimits } from './limits';
 import { Inputs } from './names';
 import { type Problems, readList } from './problems';
 import type { ImageRepository } from './settings';
@@ -35,5 +36,9 @@ export function readTags(p: Problems, raw: string, shortSha: string | undefined)
     const hint = tag.includes('$') ? ' (a CI/CD variable was not expanded; check its name)' : '';
     p.add(Inputs.Tags, `${shown(tag)} is not a Docker tag: 1–128 of letters, digits, _ . -, not starting with . or -${hint}`);
   }
-  return [...new Set(tags)];
+  const unique = [...new Set(tags)];
+  if (unique.length > JobLimits.tags) {
+    p.add(Inputs.Tags, `lists ${unique.length} tags; the job pushes at most ${JobLimits.tags} (they travel together in one CodeBuild variable): push the others from a later job, e.g. with docker buildx imagetools create`);
+  }
+  return unique;
 }

@@ -19,7 +19,7 @@ function readPlatform(p: Problems, raw: string, generatedBuildspec: boolean): st
 }
 
 /** Platforms a GitLab dotenv report can name one digest variable each for, within its 20 variables. */
-const MAX_PLATFORMS = 8;
+export const MAX_PLATFORMS = 8;
 
 /**
  * `platform` (one platform, or a BuildKit list for a custom buildspec) or `platforms`: several platforms are built

@@ -12,13 +12,17 @@ import { parseImageReference, STAGE_NAME } from './docker-reference';
 import { readBuildspec, readContext, readDockerfile, readReportDir } from './files';
 import { readGitLabJob } from './gitlab-job';
 import { readImage, readTags } from './image';
-import { envVarName, type InputName, Inputs, VARIABLE_NAME } from './names';
+import { JobLimits } from './limits';
+import { envVarName, type InputName, Inputs } from './names';
 import { readPlatforms } from './platforms';
 import { Problems, readBoolean, readChoice, readInteger, readPattern, readTimeout } from './problems';
 import { readEcrRegistries, readRegistryLogins } from './registries';
 import type { Settings } from './settings';
 import { InputError, type InputProblem } from '../shared/errors';
 import { shown } from '../shared/shown';
+
+/** digest_variable: a variable name (VARIABLE_NAME) of at most JobLimits.variableName characters. */
+const DIGEST_VARIABLE = new RegExp(`^[A-Za-z_][A-Za-z0-9_]{0,${JobLimits.variableName - 1}}$`);
 
 /** Every input, read and checked; throws one InputError listing every problem. */
 export function readSettings(env: NodeJS.ProcessEnv, cwd: string): Settings {
@@ -58,6 +62,9 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     if (seen.has(name)) p.add(Inputs.BuildArgs, `build arg ${name} is given more than once (build_args and secret_build_args share one namespace); keep one`);
     seen.add(name);
   }
+  if (seen.size > JobLimits.buildArgs) {
+    p.add(Inputs.BuildArgs, `build_args and secret_build_args hold ${seen.size} build args; the job passes at most ${JobLimits.buildArgs} (their names travel together in one CodeBuild variable): put related values in one file of the context`);
+  }
 
   const image = readImage(p, get(Inputs.Image), account, region, gitlab.projectPath);
   const projectName = readProjectName(p, get(Inputs.ProjectName));
@@ -90,7 +97,7 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
     tags: readTags(p, get(Inputs.Tags), env.CI_COMMIT_SHORT_SHA?.trim()),
     buildspec: buildspec?.path,
     buildspecText: buildspec?.text,
-    digestVariable: readPattern(p, Inputs.DigestVariable, get(Inputs.DigestVariable) || 'IMAGE_DIGEST', VARIABLE_NAME, 'a variable name such as IMAGE_DIGEST') ?? '',
+    digestVariable: readPattern(p, Inputs.DigestVariable, get(Inputs.DigestVariable) || 'IMAGE_DIGEST', DIGEST_VARIABLE, `a variable name such as IMAGE_DIGEST, at most ${JobLimits.variableName} characters`) ?? '',
     computeType: readChoice(p, Inputs.ComputeType, get(Inputs.ComputeType), COMPUTE_TYPES),
     buildImage: readPattern(p, Inputs.BuildImage, get(Inputs.BuildImage), /^\S+$/, 'a CodeBuild image name without spaces, e.g. aws/codebuild/standard:7.0'),
     environmentType: readChoice(p, Inputs.EnvironmentType, get(Inputs.EnvironmentType), ENVIRONMENT_TYPES),

@@ -2,6 +2,7 @@
 // with the registries the image and the cache are pushed to.
 import { jobTokenParameter, SECRET_REFERENCE } from './aws-names';
 import { parseRegistry } from './docker-reference';
+import { JobLimits } from './limits';
 import { Inputs } from './names';
 import { type Problems, readList } from './problems';
 import type { GitLabJob, ImageRepository, RegistryLogin } from './settings';
@@ -25,6 +26,8 @@ export function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, pus
     const reference = source?.[2] ?? '';
     if (eq < 0 || !registry) {
       p.add(Inputs.RegistryCredentials, `item ${i + 1} is not ${REGISTRY_CREDENTIALS_USAGE}, with REGISTRY a host such as registry.gitlab.com`);
+    } else if (registry.registry.length > JobLimits.registryHost) {
+      p.add(Inputs.RegistryCredentials, hostTooLong(registry.registry));
     } else if (registry.ecr) {
       p.add(Inputs.RegistryCredentials, `${registry.registry} is an ECR registry, which the build role logs in to: remove it here and list it in ecr_registries when no image or cache names it`);
     } else if (logins.some((l) => l.registry === registry.registry)) {
@@ -47,7 +50,14 @@ export function readRegistryLogins(p: Problems, raw: string, job: GitLabJob, pus
     // Outside a GitLab job (no job token) the build goes on without a login and says what to set if refused.
     if (typeof login !== 'string') logins.push(login);
   }
+  if (logins.length > JobLimits.registryCredentials) {
+    p.add(Inputs.RegistryCredentials, `logs in to ${logins.length} registries${logins.some((l) => l.jobToken) ? ` (with ${job.registry ?? 'GitLab'}'s job token)` : ''}; the job logs in to at most ${JobLimits.registryCredentials} (their names travel together in one CodeBuild variable): pull base images through fewer registries, e.g. an ECR pull-through cache`);
+  }
   return logins;
+}
+
+function hostTooLong(host: string): string {
+  return `${shown(host)} is a registry host of ${host.length} characters; the job takes at most ${JobLimits.registryHost}`;
 }
 
 /** A login to GitLab's registry with the job token, or why there cannot be one. */
@@ -62,9 +72,14 @@ function gitlabRegistryLogin(job: GitLabJob, registry: string): RegistryLogin | 
 export function readEcrRegistries(p: Problems, raw: string, pushedTo: ImageRepository[]): { registry: string; region: string }[] {
   const found = new Map<string, string>();
   for (const repo of pushedTo) if (repo.ecr) found.set(repo.registry, repo.ecr.region);
-  for (const host of readList(p, Inputs.EcrRegistries, raw) ?? []) {
+  const listed = readList(p, Inputs.EcrRegistries, raw) ?? [];
+  if (listed.length > JobLimits.ecrRegistries) {
+    p.add(Inputs.EcrRegistries, `lists ${listed.length} registries; the job logs in to at most ${JobLimits.ecrRegistries} besides the image's and the cache's (they travel together in one CodeBuild variable)`);
+  }
+  for (const host of listed) {
     const registry = parseRegistry(host);
-    if (registry?.ecr) found.set(registry.registry, registry.ecr.region);
+    if (host.length > JobLimits.registryHost) p.add(Inputs.EcrRegistries, hostTooLong(host));
+    else if (registry?.ecr) found.set(registry.registry, registry.ecr.region);
     else p.add(Inputs.EcrRegistries, `${shown(host)} is not an ECR registry host, <account>.dkr.ecr.<region>.amazonaws.com; other registries go in registry_credentials`);
   }
   return [...found].map(([registry, region]) => ({ registry, region }));

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FakeBuild, type BuildSettings } from './builds';
+import { FakeLimits } from './limits';
 import type { EnvVar, ProjectConfig, ResolvedOptions } from './options';
 import { AwsError } from './protocol';
 import { startRun, type BuildRun, type RunnerDeps } from './runner';
@@ -122,7 +123,12 @@ export class CodeBuildService {
 function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions, token: string | undefined): BuildSettings {
   const sourceType = enumValue(input, 'sourceTypeOverride', SOURCE_TYPES) ?? project.source?.type ?? 'NO_SOURCE';
   const location = optionalString(input, 'sourceLocationOverride') ?? project.source?.location;
-  const buildspec = optionalString(input, 'buildspecOverride') ?? project.source?.buildspec;
+  const override = optionalString(input, 'buildspecOverride');
+  const buildspec = override ?? project.source?.buildspec;
+  if ((override ?? '').length > FakeLimits.inlineBuildspec) {
+    // AWS's own wording for this limit is not published; this follows its message for a variable's value.
+    throw new AwsError('InvalidInputException', `Buildspec should be at most ${FakeLimits.inlineBuildspec} characters`);
+  }
   if (sourceType === 'S3' && !location) throw new AwsError('InvalidInputException', 'Source location is required for S3 source type');
   if (sourceType === 'NO_SOURCE' && !buildspec) throw new AwsError('InvalidInputException', 'Buildspec must not be empty for NO_SOURCE');
   const timeout = intInRange(input, 'timeoutInMinutesOverride', 5, 2160) ?? project.timeoutInMinutes ?? 60;
@@ -189,6 +195,9 @@ function envOverrides(input: Input): EnvVar[] {
     const type = e['type'] ?? 'PLAINTEXT';
     if (typeof type !== 'string' || !VAR_TYPES.includes(type)) {
       throw new AwsError('InvalidInputException', `Invalid environment variable type ${String(type)} for ${e['name']}; valid: ${VAR_TYPES.join(', ')}`);
+    }
+    if (e['value'].length > FakeLimits.variableValue) {
+      throw new AwsError('InvalidInputException', `EnvironmentVariable should be at most ${FakeLimits.variableValue} characters`);
     }
     if (e['name'].startsWith('CODEBUILD_')) {
       throw new AwsError('InvalidInputException', `Invalid environment variable: ${e['name']}. Environment variable name prefix 'CODEBUILD_' is reserved`);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { EventStreamCodec } from '@smithy/core/event-streams';
 import type { LogsStore } from './logs';
+import { FakeLimits } from './limits';
 import { AwsError } from './protocol';
 
 /**
@@ -10,7 +11,8 @@ import { AwsError } from './protocol';
  * codec). First a `sessionStart` event, then a `sessionUpdate` every second with the events ingested since
  * the last one (none before the session started), at most 500 a second: above that AWS samples them and
  * says so in `sessionMetadata.sampled`. The session ends after `maxMs` (AWS: 3 hours) with a
- * SessionTimeoutException message, or when the client closes the connection.
+ * SessionTimeoutException message, or when the client closes the connection. Over the account's concurrent
+ * sessions, StartLiveTail answers LimitExceededException.
  */
 export interface LiveTailOptions {
   intervalMs?: number;
@@ -55,6 +57,10 @@ export function startLiveTail(store: LogsStore, input: Input, res: ServerRespons
   for (const w of watched) {
     if (!store.hasGroup(w.group)) throw new AwsError('ResourceNotFoundException', `The specified log group does not exist: ${w.id}`);
   }
+  if (store.liveTailSessions >= FakeLimits.liveTailSessions) {
+    // AWS's wording for this quota is not published.
+    throw new AwsError('LimitExceededException', `You have reached the maximum of ${FakeLimits.liveTailSessions} concurrent Live Tail sessions.`);
+  }
   // Only events ingested after the session started.
   const seen = new Map<string, number>();
   const key = (group: string, stream: string) => `${group}\u0000${stream}`;
@@ -91,7 +97,13 @@ export function startLiveTail(store: LogsStore, input: Input, res: ServerRespons
       stop();
     }
   };
+  store.liveTailSessions += 1;
   const timer = setInterval(update, opts.intervalMs ?? 1_000);
-  const stop = () => clearInterval(timer);
+  let open = true;
+  const stop = () => {
+    clearInterval(timer);
+    if (open) store.liveTailSessions -= 1;
+    open = false;
+  };
   res.on('close', stop);
 }

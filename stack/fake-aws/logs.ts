@@ -9,6 +9,8 @@ export interface LogEvent {
 /** CloudWatch Logs as far as CodeBuild writes and GetLogEvents reads it. */
 export class LogsStore {
   private readonly groups = new Map<string, Map<string, LogEvent[]>>();
+  /** Live Tail sessions open now (live-tail.ts), which the account's limit counts. */
+  liveTailSessions = 0;
 
   createStream(group: string, stream: string): void {
     let streams = this.groups.get(group);

@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
+import { getBlob, platformManifests } from '../../stack/registry';
 import { startStack, type Stack } from '../../stack/stack';
 import { contextObject, type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
 import { stopCheckingModels } from '../helpers/violations';
@@ -25,6 +27,19 @@ function sectionsOf(output: string): { id: string; start: number; end: number; l
     found.push({ id: m[2] as string, start: Number(m[1]), end: Number(m[4]), lines: visible(m[3] as string).split('\n') });
   }
   return found;
+}
+
+/** The text of the file `name` at the image's root, read from its layers in the registry. */
+async function fileInLayers(repository: string, layers: { digest: string }[], name: string): Promise<string | undefined> {
+  for (const layer of layers) {
+    const tar = gunzipSync(await getBlob(stack.registry, repository, layer.digest));
+    const at = tar.indexOf(`${name}\0`);
+    if (at < 0) continue;
+    // A ustar header: the size in octal at offset 124, the content in the next 512-byte block.
+    const size = parseInt(tar.subarray(at + 124, at + 136).toString('latin1'), 8);
+    return tar.subarray(at + 512, at + 512 + size).toString('utf8');
+  }
+  return undefined;
 }
 
 const fakeBuilds = () => fakeControl(stack.fakeUrl).builds();
@@ -195,6 +210,26 @@ describe('dist/index.js against the local stack', () => {
     expect(log).toContain('tags');
     expect(log).toContain('build_timeout');
     expect(await fakeCalls()).toEqual(before);
+  });
+
+  it('passes build args named PATH, HOME and DOCKER_CONFIG to the image; the build script and docker keep their own', async () => {
+    const repository = 'group/build-args';
+    const named = await job();
+    named.env.CODEBUILD_IMAGE_IMAGE = `${stack.registry}/${repository}`;
+    named.env.CODEBUILD_IMAGE_BUILD_ARGS = JSON.stringify([
+      `BASE_IMAGE=${stack.registry}/busybox:stable`, 'PATH=/opt/custom/bin', 'HOME=/custom/home', 'DOCKER_CONFIG=/custom/config',
+    ]);
+    // ARG PATH is the RUN step's PATH too: the step uses the shell's builtins only.
+    writeFileSync(
+      join(named.dir, 'Dockerfile'),
+      'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG PATH\nARG HOME\nARG DOCKER_CONFIG\nRUN echo "$PATH $HOME $DOCKER_CONFIG" > /build-args.txt\n',
+    );
+    const result = await runAction(named);
+    const log = visible(result.output);
+    // The stack's docker finds buildx in its own DOCKER_CONFIG (cli-plugins): a build arg there would lose it.
+    expect(result.code, log).toBe(0);
+    const [image] = await platformManifests(stack.registry, repository, 'latest');
+    expect(await fileInLayers(repository, image?.manifest.layers ?? [], 'build-args.txt')).toBe('/opt/custom/bin /custom/home /custom/config\n');
   });
 
   it('sends a symlink that leaves the context as a link, as docker build does, never its target', async () => {

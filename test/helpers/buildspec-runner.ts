@@ -6,13 +6,19 @@ import { parse } from 'yaml';
 
 // Fake `docker` and `aws`: record argv (one call per line, args tab-separated) to $FAKE_DIR/calls, for
 // `--build-arg NAME` the value docker would read from its environment, and for `--secret id=…,env=VAR` the
-// value of VAR. `buildx build` writes a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
+// value of VAR; docker's global `--config DIR` as a `config DIR` pseudo-call, not in argv. `buildx build` writes
+// a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
 // $FAKE_CONTAINERD_STORE=1 makes `docker info` report the containerd image store; $FAKE_CACHE_EXISTS=1 makes
 // `buildx imagetools inspect` find the cache. `login` appends `<registry>\t<password read from stdin>` to
 // $FAKE_DIR/logins; $FAKE_LOGIN_REFUSED=<registry> refuses that one as a registry answering 401 does. $FAKE_BUILD_ERROR makes
 // `buildx build` print it and fail.
-const FAKE_DOCKER = `#!/usr/bin/env bash
+// An absolute bash that ignores BASH_ENV (-p), and only builtins where build args are in the environment: the real
+// docker is no shell script, so build args such as PATH or BASH_ENV must not change how the fake runs.
+const FAKE_DOCKER = `#!/bin/bash -p
+config=""
+if [ "\${1:-}" = --config ]; then config="$2"; shift 2; fi
 line=docker; for a in "$@"; do line+=$'\\t'"$a"; done
+if [ -n "$config" ]; then line+=$'\\n'"config"$'\\t'"$config"; fi
 printf '%s\\n' "$line" >> "$FAKE_DIR/calls" # one write: concurrent fakes (pipelines) never interleave
 case "$1 \${2:-} \${3:-}" in
   "info "*)
@@ -50,7 +56,7 @@ export interface BuildspecRun {
   status: number | null;
   stdout: string;
   stderr: string;
-  /** argv of each docker/aws call, plus `env NAME=value` and `secret VAR=value` pseudo-calls. */
+  /** argv of each docker/aws call, plus `env NAME=value`, `secret VAR=value` and `config DIR` pseudo-calls. */
   calls: string[][];
   /** Values of the buildspec's exported-variables after the last command. */
   exported: Record<string, string>;

@@ -172,3 +172,29 @@ describe('signing', () => {
     expect(requests).toBe(0);
   });
 });
+
+describe("AWS's limits, refused before AWS", () => {
+  it('a build arg over 4,096 characters: one line naming build_args and the arg, never its value, no AWS call', async () => {
+    const value = 'v'.repeat(5000);
+    const r = await runJob(jobEnv({ build_args: JSON.stringify([`NOTES=${value}`]) }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: input build_args: the value of NOTES is 5,000 characters; AWS takes at most 4,096 characters in one CodeBuild environment variable: pass it as a secret build arg/)]);
+    expect(r.text).not.toContain('v'.repeat(50));
+    expect(requests).toBe(0);
+  });
+
+  it('a buildspec file over 25,600 characters: names buildspec and its length, no AWS call', async () => {
+    writeFileSync(path.join(job.checkout, 'buildspec.yml'), `version: 0.2\nphases:\n  build:\n    commands:\n${`      - echo ${'x'.repeat(91)}\n`.repeat(300)}`);
+    const r = await runJob(jobEnv({ buildspec: 'buildspec.yml' }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual(['ERROR: input buildspec: buildspec.yml is 31,544 characters; AWS takes at most 25,600 characters in an inline buildspec (the job sends it as buildspecOverride): move commands into a script of the repository that the buildspec runs']);
+    expect(requests).toBe(0);
+  });
+
+  it('a value only the whole request shows too long (a Dockerfile stage name): names its input, no AWS call, no upload', async () => {
+    const r = await runJob(jobEnv({ target: `t${'x'.repeat(4096)}` }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual(['ERROR: input target: makes the CodeBuild variable CBI_TARGET 4,097 characters long; AWS takes at most 4,096 characters in one CodeBuild environment variable: use fewer or shorter values']);
+    expect(requests).toBe(0);
+  });
+});

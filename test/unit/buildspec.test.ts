@@ -1,4 +1,5 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -54,7 +55,7 @@ describe('generateBuildspec structure', () => {
       'bash -c "$CBI_SH" build',
       '. "${TMPDIR:-/tmp}/codebuild-image-${CODEBUILD_BUILD_ID##*:}.env"',
     ]);
-    expect(doc.env.variables.CBI_SH).toContain('docker "${args[@]}" .');
+    expect(doc.env.variables.CBI_SH).toContain('"$docker_path" --config "$docker_config" "${args[@]}" .');
   });
 
   it('never writes user values into the buildspec text', () => {
@@ -155,6 +156,25 @@ describe('generated buildspec executed with fake docker and aws', () => {
       'GREETING=hello $(whoami) `id` "quoted" \'single\'',
       'EMPTY=',
     ]);
+  });
+
+  it("gives build args named like the shell's or docker's own variables to docker alone, configured as without them", () => {
+    const names = { PATH: '/opt/custom/bin', HOME: '/custom/home', DOCKER_CONFIG: '/custom/config', UID: '1000', BASH_ENV: '', LD_PRELOAD: '' };
+    const dir = mkdtempSync(join(tmpdir(), 'cbi-bash-env-'));
+    dirs.push(dir);
+    // A BASH_ENV that leaves a mark in every bash that reads it; LD_PRELOAD that the loader cannot preload.
+    writeFileSync(join(dir, 'bash-env'), `echo sourced >> ${join(dir, 'marks')}\n`);
+    const values = { ...names, BASH_ENV: join(dir, 'bash-env'), LD_PRELOAD: join(dir, 'missing.so') };
+    const s = settingsFixture({ image: LOCAL, buildArgs: Object.entries(values).map(([name, value]) => ({ name, value })) });
+    const r = run(s, WARM);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
+    expect(r.calls.filter((c) => c[0] === 'env').map((c) => c[1])).toEqual(Object.entries(values).map(([k, v]) => `${k}=${v}`));
+    // docker found by the script's PATH and given the script's own configuration, where the logins are.
+    expect(r.calls.filter((c) => c[0] === 'config')).toEqual([['config', join(r.dir, '.docker')]]);
+    expect(existsSync(join(dir, 'marks'))).toBe(false);
+    // The script's shell kept its own PATH after the build: its grep, sed and cut found the digest.
+    expect(r.stdout).toContain(`Pushed 127.0.0.1:5000/team/app@${DIGEST}`);
   });
 
   it('passes secret build args as BuildKit secrets read from the environment, never as build args', () => {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { ListBuildsForProjectCommand, StartBuildCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
+import { ListBuildsForProjectCommand, StartBuildCommand, StopBuildCommand, type StartBuildCommandInput } from '@aws-sdk/client-codebuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildspec, commandOutput, phaseList, runBuild, startStack, waitForBuild, writtenPid, type Stack } from './fake-support';
 
@@ -45,6 +45,20 @@ describe('fake CodeBuild API', () => {
       'input StartBuild timeoutInMinutesOverride',
       'input StartBuild computeTypeOverride',
     ]);
+  });
+
+  it('refuses a variable over 4,096 characters and an inline buildspec over 25,600, as CodeBuild does', async () => {
+    const send = (input: Partial<StartBuildCommandInput>) => stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', ...input })).catch((e: Error) => e);
+    const variable = (value: string) => ({ environmentVariablesOverride: [{ name: 'NOTES', value, type: 'PLAINTEXT' as const }] });
+    expect(await send(variable('n'.repeat(4097)))).toMatchObject({ name: 'InvalidInputException', message: 'EnvironmentVariable should be at most 4096 characters' });
+    const spec = (commands: number) => buildspec({ build: Array.from({ length: commands }, () => `echo ${'x'.repeat(90)}`) });
+    expect(spec(260).length).toBeGreaterThan(25_600);
+    expect(await send({ buildspecOverride: spec(260) })).toMatchObject({ name: 'InvalidInputException', message: 'Buildspec should be at most 25600 characters' });
+    // At the limits, both are taken.
+    const build = await send({ ...variable('n'.repeat(4096)), sourceTypeOverride: 'NO_SOURCE', buildspecOverride: spec(240) });
+    expect(spec(240).length).toBeLessThanOrEqual(25_600);
+    expect(build).toMatchObject({ build: { buildStatus: 'IN_PROGRESS' } });
+    await waitForBuild(stack.codebuild, (build as { build?: { id?: string } }).build?.id ?? '');
   });
 
   it('validates cacheOverride and fleetOverride as CodeBuild does, and reports them on the build', async () => {

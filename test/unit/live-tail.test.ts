@@ -65,6 +65,29 @@ describe('Live Tail', () => {
     expect((after.GetLogEvents ?? 0) - (before.GetLogEvents ?? 0)).toBeLessThanOrEqual(4);
   });
 
+  it('refuses a session over the account’s 15 at once, and follows such a build by polling, saying why', async () => {
+    const first = await start(['echo first']);
+    const group = logGroupArn(first.logs?.cloudWatchLogsArn) ?? '';
+    const open = await Promise.all(Array.from({ length: 15 }, () => LiveTail.start(clients.logs, group, first.logs?.streamName ?? '')));
+    try {
+      // The SDK retries LimitExceededException as throttling: the build outlasts the retries.
+      const build = await start(['sleep 8', 'echo polled-past-the-limit']);
+      const out = memoryOutput();
+      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, build.id ?? '');
+      expect(final.buildStatus).toBe('SUCCEEDED');
+      expect(out.lines).toContain('polled-past-the-limit');
+      expect(out.lines.filter((l) => l.includes('StartLiveTail'))).toEqual([
+        "Following the log by polling: StartLiveTail failed (LimitExceededException); the account's 15 concurrent Live Tail sessions are in use (other jobs' builds, or the console).",
+      ]);
+    } finally {
+      for (const tail of open) tail.stop();
+    }
+    // A closed session frees its place.
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await LiveTail.start(clients.logs, group, first.logs?.streamName ?? '');
+    again.stop();
+  });
+
   it('falls back to polling when the role may not use StartLiveTail', async () => {
     const denied = await startFakeAws({ workDir: stack.workDir + '-denied', liveTail: { disabled: true }, phaseDelayMs: 10, projects: [{ name: 'proj' }] });
     const saved = process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS;

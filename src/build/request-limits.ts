@@ -1,0 +1,69 @@
+/**
+ * The StartBuild request checked against AWS's limits (inputs/limits.ts) before anything is sent: each variable's
+ * value, the variables' total size, and the buildspec. The input readers refuse what they can name best (a build
+ * arg's value, the buildspec file, list lengths); this catches what only the whole request shows, naming the input
+ * a variable comes from. Every platform's request differs from this one only by shorter tags and cache references.
+ */
+import { randomUUID } from 'node:crypto';
+import { BuildEnv } from './buildspec';
+import { requestVariables } from './variables';
+import { atMost, AwsLimits, formatCount, JobLimits } from '../inputs/limits';
+import { type InputName, Inputs } from '../inputs/names';
+import type { Settings } from '../inputs/settings';
+import type { InputProblem } from '../shared/errors';
+
+/** The input each variable of BuildEnv comes from; GITLAB_* come from GitLab's CI_* variables. */
+const SOURCES: Partial<Record<string, InputName>> = {
+  [BuildEnv.image]: Inputs.Image,
+  [BuildEnv.registry]: Inputs.Image,
+  [BuildEnv.tags]: Inputs.Tags,
+  [BuildEnv.dockerfile]: Inputs.Dockerfile,
+  [BuildEnv.target]: Inputs.Target,
+  [BuildEnv.platform]: Inputs.Platform,
+  [BuildEnv.buildArgNames]: Inputs.BuildArgs,
+  [BuildEnv.secretNames]: Inputs.SecretBuildArgs,
+  [BuildEnv.ecrRegistries]: Inputs.EcrRegistries,
+  [BuildEnv.loginRegistries]: Inputs.RegistryCredentials,
+  [BuildEnv.jobTokenRegistry]: Inputs.RegistryCredentials,
+  [BuildEnv.cacheRef]: Inputs.CacheRef,
+  [BuildEnv.buildkitImage]: Inputs.BuildkitImage,
+  [BuildEnv.binfmtImage]: Inputs.BinfmtImage,
+  [BuildEnv.digestVariable]: Inputs.DigestVariable,
+};
+
+function sourceOf(name: string, s: Settings): string {
+  if (name.startsWith(BuildEnv.buildArgPrefix)) {
+    const arg = name.slice(BuildEnv.buildArgPrefix.length);
+    return s.secretBuildArgs.some((a) => a.name === arg) ? Inputs.SecretBuildArgs : Inputs.BuildArgs;
+  }
+  if (name.startsWith('CBI_LOGIN_')) return Inputs.RegistryCredentials;
+  return SOURCES[name] ?? name;
+}
+
+/** Problems of the request the settings make, each naming its input; none when it fits. */
+export function requestProblems(s: Settings, buildspec: string): InputProblem[] {
+  const problems: InputProblem[] = [];
+  const variables = requestVariables(s, randomUUID());
+  for (const { name = '', value = '' } of variables) {
+    if (value.length <= AwsLimits.variableValue.max) continue;
+    problems.push({
+      input: sourceOf(name, s),
+      message: `makes the CodeBuild variable ${name} ${formatCount(value.length)} characters long; AWS takes ${atMost(AwsLimits.variableValue)}: use fewer or shorter values`,
+    });
+  }
+  // As the build's processes hold them: NAME=value and a terminating NUL each.
+  const bytes = variables.reduce((sum, v) => sum + Buffer.byteLength(`${v.name ?? ''}=${v.value ?? ''}`) + 1, 0);
+  if (bytes > JobLimits.environmentBytes) {
+    problems.push({
+      input: Inputs.BuildArgs,
+      message: `together with the other inputs comes to ${formatCount(bytes)} bytes of CodeBuild variables; the job sends at most ${formatCount(JobLimits.environmentBytes)}, so that every process of the build can start (Linux takes ${atMost(AwsLimits.processEnvironment)}): put large values in files of the context`,
+    });
+  }
+  if (buildspec.length > AwsLimits.inlineBuildspec.max) {
+    problems.push({
+      input: Inputs.Buildspec,
+      message: `${s.buildspec ?? 'the generated buildspec'} is ${formatCount(buildspec.length)} characters; AWS takes ${atMost(AwsLimits.inlineBuildspec)}`,
+    });
+  }
+  return problems;
+}

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # openssl: the fake KMS signs and verifies DIGEST messages with `openssl pkeyutl`.
-APT_PACKAGES=(runc docker-registry apache2-utils busybox-static qemu-user-static binfmt-support rsync skopeo zip unzip git ca-certificates openssl)
+APT_PACKAGES=(runc docker-registry apache2-utils busybox-static qemu-user-static binfmt-support rsync skopeo zip unzip git ca-certificates openssl tinyproxy)
 
 # The stack's engine is CodeBuild's generation (Docker 28.5 with buildx; CodeBuild's images ship 28.5.2 and buildx
 # 0.32), which Debian 12 lacks: Debian's unstable suite has it, and its Go binaries run on Debian 12. The packages

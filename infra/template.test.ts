@@ -513,10 +513,13 @@ describe('CodeBuild projects and repositories', () => {
     })]);
     expect(r.resources.Repositorygroupapp!.DeletionPolicy).toBe('Retain');
     const other = rendered[LISTS]!;
-    // Immutable, except the layer cache tag every build moves.
+    // Immutable, except the layer cache tag every build moves and the signatures each signing key adds to.
     expect(other.resources.Repositorygroupapp!.Properties).toMatchObject({
       ImageTagMutability: 'IMMUTABLE_WITH_EXCLUSION',
-      ImageTagMutabilityExclusionFilters: [{ ImageTagMutabilityExclusionFilterType: 'WILDCARD', ImageTagMutabilityExclusionFilterValue: 'buildcache*' }],
+      ImageTagMutabilityExclusionFilters: [
+        { ImageTagMutabilityExclusionFilterType: 'WILDCARD', ImageTagMutabilityExclusionFilterValue: 'buildcache*' },
+        { ImageTagMutabilityExclusionFilterType: 'WILDCARD', ImageTagMutabilityExclusionFilterValue: 'sha256-*.sig' },
+      ],
     });
     expect(repo.ImageTagMutabilityExclusionFilters).toBeUndefined();
     expect(other.resources.Repositorygroupapp!.Properties.LifecyclePolicy).toBeUndefined();

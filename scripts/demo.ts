@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DOCKER_CLI, docker } from '../stack/docker';
-import { REPO_ROOT } from '../stack/paths';
+import { COSIGN, REPO_ROOT } from '../stack/paths';
 import { manifestDigest } from '../stack/registry';
 import { startStack, type Stack } from '../stack/stack';
 import { readDotenv } from '../test/helpers/dotenv';
@@ -23,7 +23,6 @@ const DIST = path.join(REPO_ROOT, 'dist', 'index.js');
 /** The job has no time limit of its own here; this only ends a hung gitlab-ci-local. */
 const JOB_TIMEOUT_MS = 30 * 60_000;
 /** Installed by scripts/ensure-deps.sh. */
-const COSIGN = '/opt/codebuild-image/cosign/bin/cosign';
 
 async function demo(stack: Stack, sign: boolean): Promise<number> {
   // Kept after the demo (in the stack directory) for a look at the checkout and its reports.

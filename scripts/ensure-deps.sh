@@ -95,7 +95,7 @@ ensure_engine() {
 }
 
 # AWS's own service models (botocore/data/<service>/<version>/service-2.json): the fake validates every request
-# against them (stack/fake-aws/models.ts). Pinned, so a model update is a reviewed change.
+# against them (stack/fake-aws/models/). Pinned, so a model update is a reviewed change.
 MODELS_DIR=${CBI_MODELS_DIR:-/opt/codebuild-image/botocore}
 MODELS_PACKAGES=(python3-botocore=1.43.117+repack-1)
 

@@ -161,31 +161,47 @@ exports_file() {
   printf '%s/codebuild-image-%s.env' "\${TMPDIR:-/tmp}" "\${CODEBUILD_BUILD_ID##*:}"
 }
 
+# Runs docker with the build args (CBI_BUILD_ARG_NAMES, values in CBI_ARG_<name>) in its environment alone. They
+# may be named like this shell's or docker's own variables (PATH, HOME, DOCKER_CONFIG, UID…), so docker, env(1)
+# and docker's configuration (the logins) are found first and kept in the positional parameters, then a subshell
+# exports the values and execs docker: they never become this shell's variables, and are on no command line
+# (secret_build_args_as: build-arg makes secrets of them). Names bash keeps read-only (UID, EUID, PPID) cannot be
+# exported (the subshell would exit): env(1) sets those few. __cbi_* are the only variables a build arg could clobber.
+docker_with_build_args() {
+  local home=~
+  set -- "$(command -v env)" "$(command -v docker)" --config "\${DOCKER_CONFIG:-$home/.docker}" "$@"
+  (
+    __cbi_ro=()
+    for __cbi_n in \${CBI_BUILD_ARG_NAMES:-}; do
+      __cbi_v="CBI_ARG_$__cbi_n"
+      __cbi_f="$(declare -p "$__cbi_n" 2>/dev/null || true)"
+      __cbi_f="\${__cbi_f#declare -}"
+      case "\${__cbi_f%% *}" in
+        *r*) __cbi_ro+=("$__cbi_n=\${!__cbi_v:-}") ;;
+        *) export "$__cbi_n=\${!__cbi_v:-}" ;;
+      esac
+    done
+    exec "$1" \${__cbi_ro[@]+"\${__cbi_ro[@]}"} "\${@:2}"
+  )
+}
+
 build() {
   cd "\${CODEBUILD_SRC_DIR:-.}"
-  local meta progress cache_step name value_var full=false docker_path docker_config home=~
+  local meta progress cache_step name full=false
   meta="$(mktemp)"
   if full_builder; then full=true; fi
-  # Build args may be named like this shell's or docker's own variables (PATH, HOME, DOCKER_CONFIG, UID…): docker
-  # is found, and its configuration (the logins) located, before their values reach docker's environment alone.
-  docker_path="$(command -v docker)"
-  docker_config="\${DOCKER_CONFIG:-$home/.docker}"
-  local -a tags args run=(env)
+  local -a tags args
   read -r -a tags <<< "$CBI_TAGS"
   args=(buildx build --progress plain --push --metadata-file "$meta" --file "$CBI_DOCKERFILE")
   for tag in "\${tags[@]}"; do args+=(--tag "$CBI_IMAGE:$tag"); done
   if [ -n "\${CBI_TARGET:-}" ]; then args+=(--target "$CBI_TARGET"); fi
   if [ -n "\${CBI_PLATFORM:-}" ]; then args+=(--platform "$CBI_PLATFORM"); fi
   if [ -n "\${CBI_BUILD_NETWORK:-}" ]; then args+=(--network "$CBI_BUILD_NETWORK"); fi
-  # Values reach docker through its environment (--build-arg NAME, --secret env=…), never its command line. env(1)
-  # sets build args for docker alone: they never become this shell's variables (some, such as UID, are read-only).
+  # Values reach docker through its environment (--build-arg NAME, --secret env=…), never its command line:
+  # see docker_with_build_args.
   if [ -n "\${CBI_BUILD_ARG_NAMES:-}" ]; then
     read -r -a names <<< "$CBI_BUILD_ARG_NAMES"
-    for name in "\${names[@]}"; do
-      value_var="CBI_ARG_$name"
-      run+=("$name=\${!value_var:-}")
-      args+=(--build-arg "$name")
-    done
+    for name in "\${names[@]}"; do args+=(--build-arg "$name"); done
   fi
   if [ -n "\${CBI_SECRET_NAMES:-}" ]; then
     read -r -a names <<< "$CBI_SECRET_NAMES"
@@ -213,7 +229,7 @@ build() {
   fi
   echo "Building $CBI_IMAGE from $CBI_DOCKERFILE"
   progress="$(mktemp)"
-  if ! "\${run[@]}" "$docker_path" --config "$docker_config" "\${args[@]}" . 2>&1 | tee "$progress"; then
+  if ! docker_with_build_args "\${args[@]}" . 2>&1 | tee "$progress"; then
     explain_auth_failure "$progress"
     rm -f "$progress"
     exit 1

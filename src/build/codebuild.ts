@@ -16,7 +16,6 @@ import type { Output } from '../shared/console';
 import { AwsStepError, awsStep } from '../shared/errors';
 import type { Settings } from '../inputs/settings';
 
-export { JOB_MARKER_VARIABLE } from './variables';
 
 /** Where the context archive was uploaded (structurally the Upload of src/context/upload.ts). */
 export interface SourceLocation {

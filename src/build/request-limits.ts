@@ -2,10 +2,12 @@
  * The StartBuild request checked against AWS's limits (inputs/limits.ts) before anything is sent: each variable's
  * value, the variables' total size, and the buildspec. The input readers refuse what they can name best (a build
  * arg's value, the buildspec file, list lengths); this catches what only the whole request shows, naming the input
- * a variable comes from. Every platform's request differs from this one only by shorter tags and cache references.
+ * a variable comes from. Every build's request is checked (each platform's has its own tag and cache reference), with
+ * the tag skip_unchanged adds.
  */
 import { randomUUID } from 'node:crypto';
 import { BuildEnv } from './buildspec';
+import { buildTargets } from './targets';
 import { requestVariables } from './variables';
 import { atMost, AwsLimits, formatCount, JobLimits } from '../inputs/limits';
 import { type InputName, Inputs } from '../inputs/names';
@@ -42,6 +44,20 @@ function sourceOf(name: string, s: Settings): string {
 
 /** Problems of the request the settings make, each naming its input; none when it fits. */
 export function requestProblems(s: Settings, buildspec: string): InputProblem[] {
+  // skip_unchanged adds `cbi-inputs-<40 hex>` to the tags once the context's digest is known.
+  const tags = s.skipUnchanged ? [...s.tags, `cbi-inputs-${'0'.repeat(40)}`] : s.tags;
+  const problems = buildTargets({ ...s, tags }).flatMap((t) => variableProblems(t.settings));
+  if (buildspec.length > AwsLimits.inlineBuildspec.max) {
+    problems.push({
+      input: Inputs.Buildspec,
+      message: `${s.buildspec ?? 'the generated buildspec'} is ${formatCount(buildspec.length)} characters; AWS takes ${atMost(AwsLimits.inlineBuildspec)}`,
+    });
+  }
+  // The platforms' requests share most variables: each problem once.
+  return [...new Map(problems.map((p) => [`${p.input}: ${p.message}`, p])).values()];
+}
+
+function variableProblems(s: Settings): InputProblem[] {
   const problems: InputProblem[] = [];
   const variables = requestVariables(s, randomUUID());
   for (const { name = '', value = '' } of variables) {
@@ -57,12 +73,6 @@ export function requestProblems(s: Settings, buildspec: string): InputProblem[] 
     problems.push({
       input: Inputs.BuildArgs,
       message: `together with the other inputs comes to ${formatCount(bytes)} bytes of CodeBuild variables; the job sends at most ${formatCount(JobLimits.environmentBytes)}, so that every process of the build can start (Linux takes ${atMost(AwsLimits.processEnvironment)}): put large values in files of the context`,
-    });
-  }
-  if (buildspec.length > AwsLimits.inlineBuildspec.max) {
-    problems.push({
-      input: Inputs.Buildspec,
-      message: `${s.buildspec ?? 'the generated buildspec'} is ${formatCount(buildspec.length)} characters; AWS takes ${atMost(AwsLimits.inlineBuildspec)}`,
     });
   }
   return problems;

@@ -7,35 +7,15 @@
 import type { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { consoleUrl, startBuild, startBuildInput, stopBuild } from './codebuild';
 import type { Output } from '../shared/console';
-import type { Settings } from '../inputs/settings';
 import type { SourceLocation } from './codebuild';
+import { platformSlug, type Target } from './targets';
 
-/** One build of the job: the whole image (`platform` undefined), or one platform of it. */
-export interface Target {
-  platform: string | undefined;
-  settings: Settings;
-}
+export { buildTargets, platformSlug, type Target } from './targets';
 
 /** A target whose build started: its id, and where its lines go. */
 export interface Started extends Target {
   id: string;
   out: Output;
-}
-
-/** `linux/arm64` as `linux-arm64`, for tags, cache refs, section ids and log files. */
-export function platformSlug(platform: string): string {
-  return platform.replaceAll('/', '-');
-}
-
-export function buildTargets(s: Settings): Target[] {
-  if (s.platformBuilds.length === 0) return [{ platform: undefined, settings: s }];
-  return s.platformBuilds.map(({ platform, projectName }) => {
-    const slug = platformSlug(platform);
-    const cacheRef = s.buildkit.cacheRef && `${s.buildkit.cacheRef}-${slug}`;
-    // Built natively: no --platform, so a project that builds another platform shows up when the index is made.
-    const settings: Settings = { ...s, projectName, platform: undefined, tags: [`${s.tags[0]}-${slug}`], buildkit: { ...s.buildkit, cacheRef } };
-    return { platform, settings };
-  });
 }
 
 /** Lines of one platform's build, each marked with its platform; its sections get ids of their own. */

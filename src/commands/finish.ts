@@ -14,7 +14,7 @@ import { loadAws } from './connect';
 export async function finish(settings: Settings, finished: Finished[], archive: ContextSummary, upload: Upload, clients: Clients, out: Output, tags: string[]): Promise<ExitCode> {
   const aws = await loadAws();
   const record = finished.length === 1 ? aws.buildRecord(settings, finished[0]!.build, archive, upload, aws.consoleUrl(settings.region, finished[0]!.build)) : await platformsRecord(settings, finished, archive, upload, clients, out, tags);
-  return report(settings, record, clients, out, () => {
+  return report(settings, record, await sign(settings, record, clients, out), out, () => {
     if (record.status === 'SUCCEEDED') {
       out.error(
         `The build succeeded but exported no valid ${settings.digestVariable}: ` +
@@ -33,16 +33,16 @@ export async function finishReused(settings: Settings, context: ContextToUpload,
   const aws = await loadAws();
   out.info(`Unchanged build inputs: ${settings.image.name}@${reused.digest} was built from them already; no CodeBuild build`);
   const archive = { sha256: context.digest, size: 0, fileCount: context.fileCount };
-  return report(settings, aws.reusedRecord(settings, reused, archive), clients, out, () => undefined);
+  const record = aws.reusedRecord(settings, reused, archive);
+  return report(settings, record, await sign(settings, record, clients, out), out, () => undefined);
 }
 
 /**
- * Signs the image (with sign_with), writes the reports and prints the outcome; `explainFailure` adds what went
- * wrong when there is no image.
+ * Writes the reports and prints the outcome: `unsigned` is why a pushed image is not signed; `explainFailure` adds
+ * what went wrong when there is no image.
  */
-async function report(settings: Settings, record: BuildRecord, clients: Clients, out: Output, explainFailure: () => void): Promise<ExitCode> {
+async function report(settings: Settings, record: BuildRecord, unsigned: string | undefined, out: Output, explainFailure: () => void): Promise<ExitCode> {
   const aws = await loadAws();
-  const unsigned = await sign(settings, record, clients, out);
   try {
     aws.writeReports(settings.reportDir, record, settings.dotenvPrefix);
   } catch (e) {

@@ -7,6 +7,7 @@
 import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { registryApiActions } from '../aws/permissions';
 import { AwsStepError, awsStep, errorName } from '../shared/errors';
 import { JOB_TOKEN_USER } from './job-token';
 import { RegistryClient, type RegistryCredentials } from './distribution';
@@ -59,7 +60,7 @@ async function ecrSignIn(registry: string, ecr: ECRClient): Promise<RegistryCred
     const res = await awsStep(
       `Signing in to ${registry}`,
       () => ecr.send(new GetAuthorizationTokenCommand({})),
-      () => 'The CI role needs ecr:GetAuthorizationToken, and ecr:BatchGetImage, ecr:GetDownloadUrlForLayer and ecr:PutImage on the repository.',
+      () => `The CI role needs ecr:GetAuthorizationToken, and ${registryApiActions.join(', ')} on the repository.`,
     );
     const token = res.authorizationData?.[0]?.authorizationToken ?? '';
     const [username = '', password = ''] = Buffer.from(token, 'base64').toString('utf8').split(':', 2);

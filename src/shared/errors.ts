@@ -64,7 +64,7 @@ export async function awsStep<T>(step: string, fn: () => Promise<T>, hint?: (e: 
   }
 }
 
-/** A registry refused or failed a request of the job's own (the multi-platform image index). */
+/** A registry refused or failed a request of the job's own (the multi-platform image index, a retag, a signature). */
 export class RegistryError extends AwsStepError {
   constructor(step: string, reason: string, hint?: string) {
     super(step, Object.assign(new Error(reason), { name: 'RegistryError' }), hint);

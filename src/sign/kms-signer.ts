@@ -43,7 +43,8 @@ export async function kmsSigner(kms: KMSClient, keyId: string): Promise<Signer> 
         () => kms.send(new SignCommand({ KeyId: keyArn, Message: createHash('sha256').update(payload).digest(), MessageType: 'DIGEST', SigningAlgorithm: algorithm })),
         () => 'The CI role needs kms:Sign on the key (infra grants it on SigningKeyArns), and the key must be enabled.',
       );
-      return Buffer.from(res.Signature ?? []).toString('base64');
+      if (!res.Signature?.length) throw new AwsStepError(`Signing with ${keyArn}`, Object.assign(new Error('KMS answered without a signature'), { name: 'NoSignature' }));
+      return Buffer.from(res.Signature).toString('base64');
     },
     verifies: (payload, signature) => verifiesWith(publicKey, payload, signature),
   };

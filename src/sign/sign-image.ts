@@ -55,8 +55,9 @@ export async function signImage(s: Settings, key: string, digests: string[], cli
     }
     return { signatures };
   } catch (e) {
-    if (!(e instanceof AwsStepError)) throw e;
-    const error = e.hint ? e : new AwsStepError(e.step, e.cause, REGISTRY_HINT);
+    // Whatever went wrong (an AWS or registry refusal, a dropped connection, a stored signature that is not JSON),
+    // the image is pushed: the failure is reported as such, never as an unexpected error without reports.
+    const error = !(e instanceof AwsStepError) ? new AwsStepError(`Signing ${s.image.name}@${current}`, e) : e.hint ? e : new AwsStepError(e.step, e.cause, REGISTRY_HINT);
     return { signatures, failure: { digest: current, error } };
   } finally {
     kms.destroy();

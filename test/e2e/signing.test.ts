@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { SigningKeyInfo } from '../../stack/fake-aws/server';
+import { COSIGN } from '../../stack/paths';
 import { platformManifests } from '../../stack/registry';
 import type { Stack } from '../../stack/stack';
 import { makeJob, readDotenv, runAction, visible } from './helpers';
@@ -20,7 +21,6 @@ let stack: Stack;
 const control = stackForFile('signing', { phaseDelayMs: 50, signingKeys: [{ alias: 'codebuild-image-signing' }, { alias: 'other-team' }] }, (s) => (stack = s));
 const keys = () => stack.signingKeys as [SigningKeyInfo, SigningKeyInfo];
 
-const COSIGN = '/opt/codebuild-image/cosign/bin/cosign';
 const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;
 
 interface Signature {

@@ -175,4 +175,5 @@ async function expectSigningKey(stderr: string, info: StackInfo | undefined): Pr
   const { Signature } = await kms.send(new SignCommand({ KeyId: key.aliasArn, Message: message, SigningAlgorithm: 'ECDSA_SHA_256' }));
   expect(verify('sha256', message, fs.readFileSync(key.publicKeyPem), Buffer.from(Signature ?? []))).toBe(true);
   kms.destroy();
+  expect(violationsError(await fakeControl(info.fakeUrl).violations())).toBeUndefined();
 }

@@ -52,11 +52,18 @@ printf '%s\\n' "$line" >> "$FAKE_DIR/calls"
 echo "ecr-password"
 `;
 
+// A recording env(1): its argv as an `envcmd` call (where a value on a command line would show), then the real one.
+const FAKE_ENV = `#!/bin/bash -p
+line=envcmd; for a in "$@"; do line+=$'\\t'"$a"; done
+printf '%s\\n' "$line" >> "$FAKE_DIR/calls"
+exec /usr/bin/env "$@"
+`;
+
 export interface BuildspecRun {
   status: number | null;
   stdout: string;
   stderr: string;
-  /** argv of each docker/aws call, plus `env NAME=value`, `secret VAR=value` and `config DIR` pseudo-calls. */
+  /** argv of each docker/aws/env call (env's as `envcmd`), plus `env NAME=value`, `secret VAR=value` and `config DIR` pseudo-calls. */
   calls: string[][];
   /** Values of the buildspec's exported-variables after the last command. */
   exported: Record<string, string>;
@@ -74,8 +81,8 @@ export function runBuildspec(buildspec: string, env: Record<string, string>): Bu
   spawnSync('mkdir', ['-p', bin, src]);
   writeFileSync(join(bin, 'docker'), FAKE_DOCKER);
   writeFileSync(join(bin, 'aws'), FAKE_AWS);
-  chmodSync(join(bin, 'docker'), 0o755);
-  chmodSync(join(bin, 'aws'), 0o755);
+  writeFileSync(join(bin, 'env'), FAKE_ENV);
+  for (const name of ['docker', 'aws', 'env']) chmodSync(join(bin, name), 0o755);
   writeFileSync(join(dir, 'calls'), '');
 
   const doc = parse(buildspec) as {

@@ -55,7 +55,7 @@ describe('generateBuildspec structure', () => {
       'bash -c "$CBI_SH" build',
       '. "${TMPDIR:-/tmp}/codebuild-image-${CODEBUILD_BUILD_ID##*:}.env"',
     ]);
-    expect(doc.env.variables.CBI_SH).toContain('"$docker_path" --config "$docker_config" "${args[@]}" .');
+    expect(doc.env.variables.CBI_SH).toContain('docker_with_build_args "${args[@]}" .');
   });
 
   it('never writes user values into the buildspec text', () => {
@@ -170,6 +170,8 @@ describe('generated buildspec executed with fake docker and aws', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
     expect(r.calls.filter((c) => c[0] === 'env').map((c) => c[1])).toEqual(Object.entries(values).map(([k, v]) => `${k}=${v}`));
+    // Only the read-only UID goes through env(1)'s command line; the others are exported by a subshell.
+    expect(r.calls.filter((c) => c[0] === 'envcmd').map((c) => c.slice(1, 3))).toEqual([['UID=1000', expect.stringMatching(/\/docker$/)]]);
     // docker found by the script's PATH and given the script's own configuration, where the logins are.
     expect(r.calls.filter((c) => c[0] === 'config')).toEqual([['config', join(r.dir, '.docker')]]);
     expect(existsSync(join(dir, 'marks'))).toBe(false);
@@ -202,6 +204,8 @@ describe('generated buildspec executed with fake docker and aws', () => {
     const args = buildxArgs(r)[0] ?? [];
     expect(args).not.toContain('--secret');
     expect(r.calls.filter((c) => c[0] === 'env').map((c) => c[1])).toEqual(['NPM_TOKEN=s3cr3t value']);
+    // On no command line: not docker's, not env(1)'s.
+    expect(r.calls.filter((c) => c.join('\t').includes('s3cr3t')).map((c) => c[0])).toEqual(['env']);
   });
 
   it('creates a docker-container builder from buildkit_image when asked', () => {

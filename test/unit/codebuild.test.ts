@@ -10,9 +10,10 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  concurrencyExplanation, consoleUrl, exportedVariable, findBuildByMarker, getBuild, JOB_MARKER_VARIABLE, queueLimitFailure, startBuild,
+  concurrencyExplanation, consoleUrl, exportedVariable, findBuildByMarker, getBuild, queueLimitFailure, startBuild,
   startBuildInput, stopBuild,
 } from '../../src/build/codebuild';
+import { JOB_MARKER_VARIABLE } from '../../src/build/variables';
 import { AwsStepError } from '../../src/shared/errors';
 import { memoryOutput } from '../helpers/output';
 import { settingsFixture } from '../helpers/settings-fixture';

@@ -9,10 +9,10 @@ import { promisify } from 'node:util';
 import { DescribeKeyCommand, GetPublicKeyCommand, KMSClient, SignCommand, VerifyCommand, type SignCommandInput } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveOptions } from '../../stack/fake-aws/options';
+import { COSIGN } from '../../stack/paths';
 import { startFakeAws, type SigningKeyInfo } from '../../stack/fake-aws/server';
 import { startStack, STATIC_CREDENTIALS, type Stack } from './fake-support';
 
-const COSIGN = join(process.env.CBI_COSIGN_DIR ?? '/opt/codebuild-image/cosign', 'bin', 'cosign');
 
 let stack: Stack;
 let kms: KMSClient;

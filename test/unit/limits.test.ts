@@ -37,11 +37,23 @@ describe('the fake refuses what AWS refuses, with the program’s numbers', () =
   it('are the numbers and sources of the README’s Limits table', () => {
     const readme = fs.readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
     const table = readme.slice(readme.indexOf('\n## Limits\n'), readme.indexOf('\n## Outputs\n'));
+    const binary = (n: number) => (n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : formatCount(n));
     for (const limit of Object.values(AwsLimits)) {
       expect(table).toContain(limit.source);
-      expect(table, limit.what).toContain(limit.max === 2 * 1024 * 1024 ? '2 MiB' : formatCount(limit.max));
+      expect(table, limit.what).toContain(limit === AwsLimits.processEnvironment ? binary(limit.max) : formatCount(limit.max));
     }
-    for (const [name, cap] of Object.entries(JobLimits)) expect(table, name).toContain(cap === 512 * 1024 ? '512 KiB' : `${cap}`);
+    // Each cap as the table words it, so that a cap of 10 is not found inside "1,024".
+    const phrases: Record<keyof typeof JobLimits, string> = {
+      tags: `${JobLimits.tags} \`tags\``,
+      buildArgs: `${JobLimits.buildArgs} build args`,
+      variableName: `names of at most ${JobLimits.variableName} characters`,
+      registryCredentials: `${JobLimits.registryCredentials} registries in \`registry_credentials\``,
+      ecrRegistries: `${JobLimits.ecrRegistries} in \`ecr_registries\``,
+      registryHost: `hosts of at most ${JobLimits.registryHost} characters`,
+      s3Prefix: `\`s3_prefix\` of at most ${JobLimits.s3Prefix} characters`,
+      environmentBytes: `${binary(JobLimits.environmentBytes)} of variables`,
+    };
+    for (const [name, phrase] of Object.entries(phrases)) expect(table, name).toContain(phrase);
   });
 
   it('keeps the context’s key (sourceLocationOverride after the bucket) within S3’s key length', () => {

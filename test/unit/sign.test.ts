@@ -283,6 +283,15 @@ describe('signImage', () => {
     expect(await client.find(s.image.path, signatureTag(index))).toBeUndefined();
   });
 
+  it('reports a registry it cannot reach as a failure to sign, not as an unexpected error', async () => {
+    const gone = '127.0.0.1:9'; // the discard port: nothing listens there
+    const s = settingsFixture({ image: { registry: gone, path: 'group/app', name: `${gone}/group/app` }, signWith: team.aliasArn });
+    const outcome = await signImage(s, team.aliasArn, [COSIGN_DIGEST], clients(), memoryOutput());
+    expect(outcome.signatures).toEqual([]);
+    expect(outcome.failure?.digest).toBe(COSIGN_DIGEST);
+    expect(outcome.failure?.error.message).toMatch(new RegExp(`^Signing ${gone}/group/app@${COSIGN_DIGEST} failed: TypeError: fetch failed`));
+  });
+
   it('names the registry permissions when the registry refuses the job', async () => {
     const s = { ...settings(`group/read-only-${Date.now().toString(36)}`), registryLogins: [] };
     const outcome = await signImage(s, team.aliasArn, [COSIGN_DIGEST], clients(), memoryOutput());

@@ -8,7 +8,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HttpsProxyAgent } from 'hpagent';
-import { bypassesProxy, proxyAddress } from './proxy-env';
+import { bypassesProxy, proxyAddress } from './network-env';
 
 export interface Route {
   /** The proxy for this agent's scheme, if any. */

@@ -5,7 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { HttpsProxyAgent } from 'hpagent';
 import { bypassesProxy, proxyAddress } from './network-env';
@@ -105,7 +106,11 @@ interface AgentInternals {
 
 /** http:// requests: directly, or to the proxy in absolute form (`GET http://host:port/path`). */
 export class RoutedHttpAgent extends http.Agent {
-  constructor(private readonly route: Route) {
+  constructor(
+    private readonly route: Route,
+    /** The CAs for an https:// proxy (`ca`, or Node's own store). */
+    private readonly ca: string[] | undefined,
+  ) {
     super({ ...POOL, timeout: route.idleTimeoutMs });
   }
 
@@ -131,13 +136,18 @@ export class RoutedHttpAgent extends http.Agent {
       req.path = absolute;
       if (auth) req.setHeader('proxy-authorization', auth);
     }
-    addRequest(req, { ...options, host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || 80) });
+    addRequest(req, { ...options, host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80)) });
   }
 
   override createConnection(options: http.ClientRequestArgs, callback?: Callback): Duplex | null | undefined {
-    const target = `${String(options.host ?? 'localhost')}:${Number(options.port ?? 80)}`;
-    const facts: ConnectionFacts = { target, caVariable: this.route.caVariable, ...(this.route.proxy && target === proxyAddress(this.route.proxy) ? { proxy: target } : {}) };
-    establish(this.route, facts, 'connect', (done: Opened) => done(null, super.createConnection(options) ?? undefined), callback ?? (() => undefined));
+    const host = String(options.host ?? 'localhost');
+    const target = `${isIP(host) === 6 ? `[${host}]` : host}:${Number(options.port ?? 80)}`;
+    const proxy = this.route.proxy && target === proxyAddress(this.route.proxy) ? this.route.proxy : undefined;
+    const facts: ConnectionFacts = { target, caVariable: this.route.caVariable, ...(proxy ? { proxy: target } : {}) };
+    const secure = proxy?.protocol === 'https:';
+    const tlsOptions = { ...options, ...(isIP(host) ? {} : { servername: host }), ...(this.ca ? { ca: this.ca } : {}) } as tls.ConnectionOptions;
+    const open = (done: Opened) => done(null, secure ? tls.connect(tlsOptions) : (super.createConnection(options) ?? undefined));
+    establish(this.route, facts, secure ? 'secureConnect' : 'connect', open, callback ?? (() => undefined));
     return undefined;
   }
 }

@@ -57,7 +57,7 @@ export function createNetwork(env: NodeJS.ProcessEnv, deadlines = { connectTimeo
   const { aws: awsBundle, gitlab: gitlabBundle, extra } = readCaBundles(env);
   const agents = (peer: Peer, ca: string[] | undefined): FetchAgents => {
     const route = { noProxy: proxy.noProxy, ...deadlines, caVariable: CA_VARIABLE[peer] };
-    return { httpAgent: new RoutedHttpAgent({ ...route, proxy: proxy.http }), httpsAgent: new RoutedHttpsAgent({ ...route, proxy: proxy.https }, ca) };
+    return { httpAgent: new RoutedHttpAgent({ ...route, proxy: proxy.http }, ca), httpsAgent: new RoutedHttpsAgent({ ...route, proxy: proxy.https }, ca) };
   };
   const aws = agents('aws', trusted([awsBundle], extra));
   return {

@@ -3,8 +3,9 @@
 // a direct one from 127.0.0.1.
 import http from 'node:http';
 import https from 'node:https';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -159,6 +160,23 @@ describe('through the proxy', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'sources', Key: 'context.zip', Body: Buffer.alloc(3_000_000, 1) }));
     expect(bucket.seen.at(-1)).toMatchObject({ peer: PROXY_PEER, method: 'PUT', url: '/sources/context.zip?x-id=PutObject', headers: { expect: '100-continue' } });
     expect(received).toEqual([3_000_000]);
+  });
+
+  it('speaks TLS to an https:// proxy, for https:// and http:// URLs', async () => {
+    // A TLS front on tinyproxy, its certificate from the test CA.
+    const front = tls.createServer(ca.issue(['IP:127.0.0.1']), (s) => {
+      const upstream = connect(proxy.port, '127.0.0.1');
+      s.pipe(upstream).pipe(s);
+      for (const end of [s, upstream]) end.on('error', () => (s.destroy(), upstream.destroy()));
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    stops.push(() => new Promise<void>((resolve) => front.close(() => resolve())));
+    const url = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    const net = createNetwork({ HTTPS_PROXY: url, HTTP_PROXY: url, AWS_CA_BUNDLE: ca.file });
+    for (const server of [secure, plain]) {
+      await codebuild(net, server.url).send(new BatchGetBuildsCommand({ ids: ['p:1'] }));
+      expect(server.seen.at(-1)?.peer, server.url).toBe(PROXY_PEER);
+    }
   });
 
   it('fetches for GitLab with CI_SERVER_TLS_CA_FILE and for registries with either bundle', async () => {

@@ -16,7 +16,7 @@ export const loadAws = () => import('../aws-part');
 
 export async function connect(settings: Settings, out: Output): Promise<Clients> {
   const { resolveCredentials, createClients, explainAssumeRoleFailure, network, proxyLine } = await loadAws();
-  // Reads the proxy variables and CA bundles: a bad one is reported here, before any request.
+  // The first AWS line: which proxy the job uses, if any (the variables were checked with the inputs).
   const proxy = proxyLine(network().proxy);
   if (proxy) out.info(proxy);
   const { provider, identity } = resolveCredentials(settings, out);

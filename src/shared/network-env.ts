@@ -1,12 +1,14 @@
 /**
- * The network variables: the CA bundles, and the proxy variables as curl reads them: `https_proxy`/`HTTPS_PROXY` for https:// URLs, `http_proxy`/`HTTP_PROXY`
- * for http:// ones, `all_proxy`/`ALL_PROXY` for both, the lower-case name first; and `no_proxy`/`NO_PROXY`, a comma-
- * or space-separated list of hosts that are reached directly: `*` (every host), a name (that host and every host
- * under it, with or without a leading `.` or `*.`), an IP address or CIDR range, each optionally with `:port`.
+ * The network variables: the CA bundles, and the proxy variables as curl reads them: `https_proxy`/`HTTPS_PROXY`
+ * for https:// URLs, `http_proxy`/`HTTP_PROXY` for http:// ones, `all_proxy`/`ALL_PROXY` for both, the lower-case
+ * name first; and `no_proxy`/`NO_PROXY`, a comma- or space-separated list of hosts reached directly: `*` (every
+ * host), a name (that host and every host under it, with or without a leading `.` or `*.`), an IP address or CIDR
+ * range, each optionally with `:port`.
  */
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { InputError, type InputProblem } from './errors';
+import { shown } from './shown';
 
 export interface ProxySettings {
   /** The proxy for https:// URLs (a CONNECT tunnel), if any. */
@@ -70,7 +72,7 @@ function readBundle(env: NodeJS.ProcessEnv, name: string): string | undefined {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new InputError([{ input: name, message: `cannot read the CA bundle ${file} (${code}); point it to a readable PEM file or unset it` }]);
+    throw new InputError([{ input: name, message: `cannot read the CA bundle ${shown(file)} (${code}); point it to a readable PEM file or unset it` }]);
   }
 }
 

@@ -204,7 +204,7 @@ describe('the network variables', () => {
     const missing = path.join(job.checkout, 'no-such-ca.pem');
     const r = await runJob(jobEnv({}, { AWS_CA_BUNDLE: missing }));
     expect(r.code).toBe(ExitCode.BadInput);
-    expect(r.lines).toEqual([`ERROR: input AWS_CA_BUNDLE: cannot read the CA bundle ${missing} (ENOENT); point it to a readable PEM file or unset it`]);
+    expect(r.lines).toEqual([`ERROR: input AWS_CA_BUNDLE: cannot read the CA bundle "${missing}" (ENOENT); point it to a readable PEM file or unset it`]);
     expect(requests).toBe(0);
   });
 

@@ -227,7 +227,7 @@ describe('CA bundles and TLS failures', () => {
         error = e;
       }
       expect(error).toBeInstanceOf(InputError);
-      expect((error as InputError).problems).toEqual([{ input: name, message: `cannot read the CA bundle ${missing} (ENOENT); point it to a readable PEM file or unset it` }]);
+      expect((error as InputError).problems).toEqual([{ input: name, message: `cannot read the CA bundle "${missing}" (ENOENT); point it to a readable PEM file or unset it` }]);
     }
   });
 });

@@ -38,6 +38,22 @@ type Opened = (err: Error | null, socket?: Duplex) => void;
 
 const POOL = { keepAlive: true, maxSockets: 50 } as const;
 
+/**
+ * The CAs a connection trusts: Node's own store, or one listed (`ca`) made into a TLS context once, on first use.
+ * Made per connection, as Node does from a `ca` option, Node's roots and a system bundle took 100 ms each.
+ */
+export class Trust {
+  private context: tls.SecureContext | undefined;
+  constructor(private readonly ca: string[] | undefined) {}
+
+  /** `options` with the listed CAs, if any. */
+  apply<T extends object>(options: T): T & { secureContext?: tls.SecureContext } {
+    if (!this.ca) return options;
+    this.context ??= tls.createSecureContext({ ca: this.ca });
+    return { ...options, secureContext: this.context };
+  }
+}
+
 function tagged<E extends Error>(e: E, facts: ConnectionFacts, stage: ConnectionFacts['stage'] = 'open'): E {
   return Object.assign(e, { connection: (e as { connection?: ConnectionFacts }).connection ?? { ...facts, stage } });
 }
@@ -75,17 +91,18 @@ function establish(route: Route, facts: ConnectionFacts, ready: 'connect' | 'sec
   });
 }
 
-/** https:// requests: directly or through a CONNECT tunnel, with the CAs given (`ca`, or Node's own store). */
+/** https:// requests: directly or through a CONNECT tunnel, trusting `trust`'s CAs (the proxy's too). */
 export class RoutedHttpsAgent extends https.Agent {
   private readonly tunnel: HttpsProxyAgent | undefined;
 
   constructor(
     private readonly route: Route,
-    ca: string[] | undefined,
+    private readonly trust: Trust,
   ) {
-    const options = { ...POOL, timeout: route.idleTimeoutMs, ...(ca ? { ca } : {}) };
+    const options = { ...POOL, timeout: route.idleTimeoutMs };
     super(options);
-    this.tunnel = route.proxy && new HttpsProxyAgent({ ...options, proxy: route.proxy, proxyRequestOptions: ca ? { ca } : {} });
+    // hpagent passes proxyRequestOptions on to the request to an https:// proxy; its types know `ca` only.
+    this.tunnel = route.proxy && new HttpsProxyAgent({ ...options, proxy: route.proxy, proxyRequestOptions: trust.apply({}) as { ca?: string[] } });
   }
 
   override createConnection(options: https.RequestOptions, callback?: Callback): Duplex | null | undefined {
@@ -93,7 +110,8 @@ export class RoutedHttpsAgent extends https.Agent {
     const port = Number(options.port ?? 443);
     const tunnel = this.tunnel && !bypassesProxy(this.route.noProxy, host, port) ? this.tunnel : undefined;
     const facts: ConnectionFacts = { target: `${host}:${port}`, caVariable: this.route.caVariable, ...(tunnel && this.route.proxy ? { proxy: proxyAddress(this.route.proxy) } : {}) };
-    const open = (done: Opened) => (tunnel ? tunnel.createConnection(options, done) : done(null, super.createConnection(options) ?? undefined));
+    const trusted = this.trust.apply(options);
+    const open = (done: Opened) => (tunnel ? tunnel.createConnection(trusted, done) : done(null, super.createConnection(trusted) ?? undefined));
     establish(this.route, facts, 'secureConnect', open, callback ?? (() => undefined));
     return undefined;
   }
@@ -108,8 +126,8 @@ interface AgentInternals {
 export class RoutedHttpAgent extends http.Agent {
   constructor(
     private readonly route: Route,
-    /** The CAs for an https:// proxy (`ca`, or Node's own store). */
-    private readonly ca: string[] | undefined,
+    /** The CAs an https:// proxy is trusted by. */
+    private readonly trust: Trust,
   ) {
     super({ ...POOL, timeout: route.idleTimeoutMs });
   }
@@ -145,7 +163,7 @@ export class RoutedHttpAgent extends http.Agent {
     const proxy = this.route.proxy && target === proxyAddress(this.route.proxy) ? this.route.proxy : undefined;
     const facts: ConnectionFacts = { target, caVariable: this.route.caVariable, ...(proxy ? { proxy: target } : {}) };
     const secure = proxy?.protocol === 'https:';
-    const tlsOptions = { ...options, ...(isIP(host) ? {} : { servername: host }), ...(this.ca ? { ca: this.ca } : {}) } as tls.ConnectionOptions;
+    const tlsOptions = this.trust.apply({ ...options, ...(isIP(host) ? {} : { servername: host }) } as tls.ConnectionOptions);
     const open = (done: Opened) => done(null, secure ? tls.connect(tlsOptions) : (super.createConnection(options) ?? undefined));
     establish(this.route, facts, secure ? 'secureConnect' : 'connect', open, callback ?? (() => undefined));
     return undefined;

@@ -4,7 +4,7 @@
  * registry and GitLab clients take `fetch`.
  */
 import { rootCertificates } from 'node:tls';
-import { RoutedHttpAgent, RoutedHttpsAgent } from './agents';
+import { RoutedHttpAgent, RoutedHttpsAgent, Trust } from './agents';
 import { agentFetch, type Fetch, type FetchAgents } from './agent-fetch';
 import { proxyAddress, readCaBundles, readProxySettings, type ProxySettings } from './network-env';
 import { escapeControls } from './shown';
@@ -47,17 +47,17 @@ export interface Network {
  * The CAs a peer trusts: undefined (Node's own store, NODE_EXTRA_CA_CERTS included) without a bundle; with one,
  * an explicit list replaces that store, so Node's roots and NODE_EXTRA_CA_CERTS are listed along with it.
  */
-function trusted(bundles: (string | undefined)[], extra: string | undefined): string[] | undefined {
+function trusted(bundles: (string | undefined)[], extra: string | undefined): Trust {
   const given = bundles.filter((b): b is string => b !== undefined);
-  return given.length === 0 ? undefined : [...rootCertificates, ...(extra ? [extra] : []), ...given];
+  return new Trust(given.length === 0 ? undefined : [...new Set([...rootCertificates, ...(extra ? [extra] : []), ...given])]);
 }
 
 export function createNetwork(env: NodeJS.ProcessEnv, deadlines = { connectTimeoutMs: CONNECT_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS }): Network {
   const proxy = readProxySettings(env);
   const { aws: awsBundle, gitlab: gitlabBundle, extra } = readCaBundles(env);
-  const agents = (peer: Peer, ca: string[] | undefined): FetchAgents => {
+  const agents = (peer: Peer, trust: Trust): FetchAgents => {
     const route = { noProxy: proxy.noProxy, ...deadlines, caVariable: CA_VARIABLE[peer] };
-    return { httpAgent: new RoutedHttpAgent({ ...route, proxy: proxy.http }, ca), httpsAgent: new RoutedHttpsAgent({ ...route, proxy: proxy.https }, ca) };
+    return { httpAgent: new RoutedHttpAgent({ ...route, proxy: proxy.http }, trust), httpsAgent: new RoutedHttpsAgent({ ...route, proxy: proxy.https }, trust) };
   };
   const aws = agents('aws', trusted([awsBundle], extra));
   return {

@@ -1,5 +1,7 @@
 import type { Output } from '../shared/console';
 import type { GitLabJob } from '../inputs/settings';
+import { connectionFailure } from '../shared/errors';
+import { network } from '../shared/network';
 
 export interface CancelDeps {
   out: Output;
@@ -66,7 +68,7 @@ export function watchCancellation({ out, job, pollMs = 10_000, requestTimeoutMs 
         if (!warned) {
           warned = true;
           // Never print the error object: its request carries the job token.
-          out.warn(`Cannot check the GitLab job status (${status ? `HTTP ${status}` : (e as Error).name}); will keep trying`);
+          out.warn(`Cannot check the GitLab job status (${status ? `HTTP ${status}` : (connectionFailure(e) ?? (e as Error).name)}); will keep trying`);
         }
       }
       schedule();
@@ -101,7 +103,7 @@ async function jobStatus(url: string, token: string, timeoutMs: number, track: (
   track(controller);
   const timer = setTimeout(() => controller.abort(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
   try {
-    const res = await fetch(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
+    const res = await network().fetch.gitlab(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
     if (!res.ok) {
       await res.body?.cancel();
       throw new HttpStatusError(res.status);

@@ -64,8 +64,8 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
     codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
     codebuildOnce: new CodeBuildClient({ ...config, ...once }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
-    ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...once }),
-    kms: (kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...once }),
+    ecr: perRegion((ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...once })),
+    kms: perRegion((kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...once })),
     ssm: new SSMClient({ ...config, ...once }),
     secrets: new SecretsManagerClient({ ...config, ...once }),
     credentials,
@@ -95,4 +95,17 @@ function customLogsEndpoint(): boolean {
  */
 function quietNodeVersionWarning(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
+/**
+ * One client per region, made on first use and never destroyed: every client shares the job's agents
+ * (src/shared/network.ts), and destroying one would cut the requests the others have in flight.
+ */
+function perRegion<C>(make: (region: string) => C): (region: string) => C {
+  const made = new Map<string, C>();
+  return (region) => {
+    let client = made.get(region);
+    if (!client) made.set(region, (client = make(region)));
+    return client;
+  };
 }

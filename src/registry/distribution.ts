@@ -5,7 +5,7 @@
  * every other one over HTTPS.
  */
 import { createHash } from 'node:crypto';
-import { RegistryError } from '../shared/errors';
+import { AwsStepError, RegistryError } from '../shared/errors';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
@@ -166,7 +166,7 @@ export class RegistryClient {
     const url = typeof target === 'string' ? new URL(`${this.base}/${target}`) : target;
     // The sign-in goes to the registry's own origin only, never to a Location elsewhere.
     const own = url.origin === new URL(this.base).origin;
-    const send = () => this.fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), ...(own && this.authorization ? { authorization: this.authorization } : {}) } });
+    const send = () => reach(url, () => this.fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), ...(own && this.authorization ? { authorization: this.authorization } : {}) } }));
     let res = await send();
     if (res.status !== 401 || !own) return res;
     this.authorization = await this.authorize(res.headers.get('www-authenticate') ?? '', repository, actions);
@@ -194,11 +194,20 @@ export class RegistryClient {
     const basic = await basicOf();
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', `repository:${repository}:${actions}`);
-    const res = await this.fetch(url, { headers: basic ? { authorization: basic } : {} });
+    const res = await reach(url, () => this.fetch(url, { headers: basic ? { authorization: basic } : {} }));
     if (!res.ok) throw new RegistryError(`signing in to ${this.host}`, `its token service answered ${res.status}`);
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
     return token ? `Bearer ${token}` : undefined;
+  }
+}
+
+/** A request that got no answer (refused, reset, TLS, a deadline) fails as a step, worded by errors.ts's connectionFailure. */
+async function reach(url: URL, send: () => Promise<Response>): Promise<Response> {
+  try {
+    return await send();
+  } catch (e) {
+    throw new AwsStepError(`Connecting to ${url.host}`, e);
   }
 }
 

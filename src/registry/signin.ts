@@ -57,18 +57,14 @@ async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCred
 }
 
 async function ecrSignIn(registry: string, ecr: ECRClient): Promise<RegistryCredentials> {
-  try {
-    const res = await awsStep(
-      `Signing in to ${registry}`,
-      () => ecr.send(new GetAuthorizationTokenCommand({})),
-      () => `The CI role needs ecr:GetAuthorizationToken, and ${registryApiActions.join(', ')} on the repository.`,
-    );
-    const token = res.authorizationData?.[0]?.authorizationToken ?? '';
-    const [username = '', password = ''] = Buffer.from(token, 'base64').toString('utf8').split(':', 2);
-    return { username, password };
-  } finally {
-    ecr.destroy();
-  }
+  const res = await awsStep(
+    `Signing in to ${registry}`,
+    () => ecr.send(new GetAuthorizationTokenCommand({})),
+    () => `The CI role needs ecr:GetAuthorizationToken, and ${registryApiActions.join(', ')} on the repository.`,
+  );
+  const token = res.authorizationData?.[0]?.authorizationToken ?? '';
+  const [username = '', password = ''] = Buffer.from(token, 'base64').toString('utf8').split(':', 2);
+  return { username, password };
 }
 
 async function readReference(login: RegistryLogin, clients: SignInClients): Promise<string> {

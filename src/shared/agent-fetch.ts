@@ -2,7 +2,7 @@
  * A `fetch` for the program's few small requests outside the AWS SDK (the registry API, GitLab's job status) that
  * goes through the program's agents (proxy, CAs, deadlines, src/shared/agents.ts): Node's own fetch takes no agent.
  * Bodies are read whole (manifests, tokens, job status: a few KB); redirects are followed as fetch does, without
- * the authorization header once they leave the origin.
+ * credential headers once they leave the origin.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -32,6 +32,8 @@ function bodyOf(body: RequestInit['body']): Buffer | undefined {
   throw new TypeError('agentFetch sends string and byte bodies only');
 }
 
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'job-token', 'private-token'];
+
 async function send(url: URL, init: RequestInit, agents: FetchAgents, redirects: number): Promise<Response> {
   const method = (init.method ?? 'GET').toUpperCase();
   const headers = new Headers(init.headers);
@@ -43,7 +45,8 @@ async function send(url: URL, init: RequestInit, agents: FetchAgents, redirects:
   if (redirects >= MAX_REDIRECTS) throw new TypeError(`more than ${MAX_REDIRECTS} redirects from ${url.origin}`);
   const next = new URL(location, url);
   const nextHeaders = new Headers(headers);
-  if (next.origin !== url.origin) nextHeaders.delete('authorization');
+  // Credentials belong to the origin they were meant for (GitLab's JOB-TOKEN and PRIVATE-TOKEN included).
+  if (next.origin !== url.origin) for (const name of CREDENTIAL_HEADERS) nextHeaders.delete(name);
   const asGet = res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST');
   const nextInit: RequestInit = asGet ? { ...init, method: 'GET', body: null, headers: nextHeaders } : { ...init, headers: nextHeaders };
   return send(next, nextInit, agents, redirects + 1);

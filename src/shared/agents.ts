@@ -111,7 +111,7 @@ export class RoutedHttpsAgent extends https.Agent {
     const tunnel = this.tunnel && !bypassesProxy(this.route.noProxy, host, port) ? this.tunnel : undefined;
     const facts: ConnectionFacts = { target: `${host}:${port}`, caVariable: this.route.caVariable, ...(tunnel && this.route.proxy ? { proxy: proxyAddress(this.route.proxy) } : {}) };
     const trusted = this.trust.apply(options);
-    const open = (done: Opened) => (tunnel ? tunnel.createConnection(trusted, done) : done(null, super.createConnection(trusted) ?? undefined));
+    const open = (done: Opened) => (tunnel ? tunnel.createConnection({ ...trusted, timeout: this.route.connectTimeoutMs }, done) : done(null, super.createConnection(trusted) ?? undefined));
     establish(this.route, facts, 'secureConnect', open, callback ?? (() => undefined));
     return undefined;
   }

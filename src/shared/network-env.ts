@@ -110,12 +110,13 @@ export function proxyAddress(url: URL): string {
 
 /** Whether NO_PROXY sends `host` (a name or an IP address, without brackets) on `port` directly. */
 export function bypassesProxy(noProxy: readonly string[], host: string, port: number): boolean {
+  // As curl: `*` sends every host directly only as the whole value; inside a list it matches nothing.
+  if (noProxy.length === 1 && noProxy[0] === '*') return true;
   const name = host.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
-  return noProxy.some((entry) => matches(entry.toLowerCase(), name, port));
+  return noProxy.some((entry) => entry !== '*' && matches(entry.toLowerCase(), name, port));
 }
 
 function matches(entry: string, host: string, port: number): boolean {
-  if (entry === '*') return true;
   // `host:port`, `[v6]:port`; a bare IPv6 address has colons but no port.
   const withPort = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
   const pattern = (withPort ? withPort[1]! : entry).replace(/^\[|\]$/g, '');

@@ -97,6 +97,6 @@ export function proxyLine({ https, http, noProxy }: ProxySettings): string | und
     https && http && proxyAddress(https) === proxyAddress(http)
       ? `proxy ${proxyAddress(https)}`
       : [https && `proxy ${proxyAddress(https)} for https://`, http && `proxy ${proxyAddress(http)} for http://`].filter(Boolean).join(', ');
-  const bypass = noProxy.includes('*') ? 'every host (NO_PROXY=*)' : noProxy.length > 0 ? escapeControls(noProxy.join(', ')) : 'none';
+  const bypass = noProxy.length === 1 && noProxy[0] === '*' ? 'every host (NO_PROXY=*)' : noProxy.length > 0 ? escapeControls(noProxy.join(', ')) : 'none';
   return `Network: ${used}; direct to ${bypass}`;
 }

@@ -10,7 +10,7 @@ import type { Settings } from '../inputs/settings';
 import { isAttestation, type RegistryClient, sha256Digest } from '../registry/distribution';
 import { registryClient, type SignInClients } from '../registry/signin';
 import type { Output } from '../shared/console';
-import { AwsStepError } from '../shared/errors';
+import { AwsStepError, RegistryError } from '../shared/errors';
 import { kmsSigner, type Signer } from './kms-signer';
 import { simpleSigningPayload } from './payload';
 import { OCI_MANIFEST, signatureImage, signatureLayer, signatureLayers, signatureTag, signaturesOver } from './signature-image';
@@ -57,10 +57,12 @@ export async function signImage(s: Settings, key: string, digests: string[], cli
   } catch (e) {
     // Whatever went wrong (an AWS or registry refusal, a dropped connection, a stored signature that is not JSON),
     // the image is pushed: the failure is reported as such, never as an unexpected error without reports.
-    const error = !(e instanceof AwsStepError) ? new AwsStepError(`Signing ${s.image.name}@${current}`, e) : e.hint ? e : new AwsStepError(e.step, e.cause, REGISTRY_HINT);
+    const error = !(e instanceof AwsStepError)
+      ? new AwsStepError(`Signing ${s.image.name}@${current}`, e)
+      : e instanceof RegistryError && !e.hint
+        ? new AwsStepError(e.step, e.cause, REGISTRY_HINT)
+        : e;
     return { signatures, failure: { digest: current, error } };
-  } finally {
-    kms.destroy();
   }
 }
 

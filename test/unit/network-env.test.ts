@@ -6,6 +6,9 @@ import { bypassesProxy, readProxySettings } from '../../src/shared/network-env';
 describe('NO_PROXY, as curl reads it', () => {
   const cases: [entries: string, host: string, port: number, direct: boolean][] = [
     ['*', 'logs.eu-west-1.amazonaws.com', 443, true],
+    // curl: `*` alone sends everything directly; inside a list it matches nothing.
+    ['localhost,*', 'logs.eu-west-1.amazonaws.com', 443, false],
+    ['localhost,*', 'localhost', 443, true],
     ['amazonaws.com', 'amazonaws.com', 443, true],
     ['amazonaws.com', 's3.eu-west-1.amazonaws.com', 443, true],
     ['amazonaws.com', 'notamazonaws.com', 443, false],

@@ -289,7 +289,7 @@ describe('signImage', () => {
     const outcome = await signImage(s, team.aliasArn, [COSIGN_DIGEST], clients(), memoryOutput());
     expect(outcome.signatures).toEqual([]);
     expect(outcome.failure?.digest).toBe(COSIGN_DIGEST);
-    expect(outcome.failure?.error.message).toMatch(new RegExp(`^Signing ${gone}/group/app@${COSIGN_DIGEST} failed: cannot reach ${gone} \\(ECONNREFUSED\\)`));
+    expect(outcome.failure?.error.message).toMatch(new RegExp(`^Connecting to ${gone} failed: cannot reach ${gone} \\(ECONNREFUSED\\); if this runner reaches it only through a proxy, set HTTPS_PROXY`));
   });
 
   it('names the registry permissions when the registry refuses the job', async () => {

@@ -31,6 +31,23 @@ export interface FakeAwsOptions {
   signingKeys?: { alias: string }[];
   /** StartLiveTail pacing, for tests; `{ disabled: true }` answers AccessDeniedException as for a role without logs:StartLiveTail. */
   liveTail?: LiveTailOptions & { disabled?: boolean };
+  /** Serve https with this key and certificate; `caFile` is what the fake's own S3 client trusts (s3rver over TLS). */
+  tls?: TlsFiles;
+  /**
+   * Proxy-only mode: refuse (AWS-style 403) every request whose peer is not PROXY_SOURCE_ADDRESS, the address the
+   * stack's proxy connects from, except the test control under /_fake/. The fake's own S3 downloads leave from that
+   * address too (they stand for CodeBuild inside AWS, not for the job).
+   */
+  proxyOnly?: boolean;
+}
+
+/** Where the stack's proxy (tinyproxy, `Bind`) opens its outgoing connections from. */
+export const PROXY_SOURCE_ADDRESS = '127.0.0.2';
+
+export interface TlsFiles {
+  keyFile: string;
+  certFile: string;
+  caFile: string;
 }
 
 export interface RoleConfig {
@@ -64,8 +81,8 @@ export interface EnvVar {
   type?: 'PLAINTEXT' | 'PARAMETER_STORE' | 'SECRETS_MANAGER';
 }
 
-export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail'>> &
-  Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail'> & { port: number };
+export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail' | 'tls'>> &
+  Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail' | 'tls'> & { port: number };
 
 export const DEFAULT_SIGNING_KEY_ALIAS = 'codebuild-image-signing';
 
@@ -88,6 +105,8 @@ export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
     workDir: resolve(o.workDir),
     ...(o.s3Endpoint === undefined ? {} : { s3Endpoint: o.s3Endpoint }),
     ...(o.liveTail === undefined ? {} : { liveTail: o.liveTail }),
+    ...(o.tls === undefined ? {} : { tls: o.tls }),
+    proxyOnly: o.proxyOnly ?? false,
     region: o.region ?? 'us-east-1',
     account: o.account ?? '000000000000',
     port: o.port ?? 0,

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { CodeBuildService } from './codebuild';
 import { handleControl } from './control';
 import { ModelChecks } from './models/checks';
@@ -12,7 +13,7 @@ import { Kms, type SigningKeyInfo } from './kms';
 import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
-import { resolveOptions, type FakeAwsOptions } from './options';
+import { PROXY_SOURCE_ADDRESS, resolveOptions, type FakeAwsOptions, type TlsFiles } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
 import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
@@ -45,12 +46,12 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const checks = new ModelChecks();
   const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
-  const server = createServer();
+  const server = options.tls ? createHttpsServer(await keyAndCert(options.tls)) : createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, '127.0.0.1', () => resolve());
   });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const issuer = await createIssuer(url, options.workDir);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((e: unknown) => {
@@ -63,6 +64,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const body = await readBody(req);
     if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, { faults, codebuild, checks });
+    if (options.proxyOnly && req.socket.remoteAddress !== PROXY_SOURCE_ADDRESS) return refuseDirect(req, res);
     if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);
     // GitLab's GET /job, with which a job watches its own status: always running (cancellation is a signal here).
     if (path === '/gitlab/api/v4/job' && req.method === 'GET') {
@@ -164,6 +166,19 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
         await new Promise<void>((resolve) => server.close(() => resolve()));
       })()),
   };
+}
+
+async function keyAndCert(tls: TlsFiles): Promise<{ key: Buffer; cert: Buffer }> {
+  return { key: await readFile(tls.keyFile), cert: await readFile(tls.certFile) };
+}
+
+/** Proxy-only mode's answer to a request that did not come through the stack's proxy, in the request's protocol. */
+function refuseDirect(req: IncomingMessage, res: ServerResponse): void {
+  const query = String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded');
+  const message =
+    `fake-aws runs in proxy-only mode and refuses this request from ${req.socket.remoteAddress ?? 'an unknown address'}: ` +
+    `only requests through the local stack's proxy (HTTPS_PROXY) are served`;
+  sendError(res, query ? 'query' : 'json', new AwsError(query ? 'AccessDenied' : 'AccessDeniedException', message, 403));
 }
 
 function serveIssuer(res: ServerResponse, path: string, issuer: OidcIssuer): void {

@@ -1,0 +1,106 @@
+/**
+ * The local stack behind its proxy (issue 17 item 4): tinyproxy started and stopped by PID, the fake AWS and s3rver
+ * over TLS with the stack's CA, and in proxy-only mode nothing served but through tinyproxy. No dockerd needed.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../stack/paths';
+import { groupMembers, isAlive } from '../../stack/process';
+import { startStack, type Stack } from '../../stack/stack';
+import { stopCheckingModels } from '../helpers/violations';
+
+const dir = path.join(REPO_ROOT, '.stack', 'test-stack-proxy');
+let stack: Stack | undefined;
+
+beforeAll(async () => {
+  stack = await startStack({ dir, docker: false, tls: true, proxyOnly: true });
+});
+
+afterAll(async () => {
+  await stopCheckingModels(stack);
+});
+
+function running(): Stack {
+  if (!stack) throw new Error('the stack did not start');
+  return stack;
+}
+
+/** curl's status code and body; `via` is `direct` (no proxy at all) or the proxy's URL. */
+async function curl(url: string, via: string, args: string[] = [], ca = running().caFile ?? ''): Promise<{ status: number; body: string }> {
+  const route = via === 'direct' ? ['--noproxy', '*'] : ['--proxy', via];
+  const { stdout } = await promisify(execFile)('curl', ['-sS', '--cacert', ca, ...route, ...args, '-w', '\n%{http_code}', url], { env: { PATH: process.env.PATH ?? '' } });
+  const cut = stdout.lastIndexOf('\n');
+  return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
+}
+
+function assumeRoleArgs(token: string, roleArn: string): string[] {
+  const form = new URLSearchParams({ Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: roleArn, RoleSessionName: 'stack-proxy-test', WebIdentityToken: token });
+  return ['-X', 'POST', '-H', 'content-type: application/x-www-form-urlencoded', '--data', form.toString()];
+}
+
+describe('local stack with --tls --proxy-only', () => {
+  it('gives a job the proxy, the CA and https endpoints, and keeps the registry off the proxy', () => {
+    const s = running();
+    expect(s.proxyUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(s.env).toMatchObject({ HTTPS_PROXY: s.proxyUrl, NO_PROXY: s.registry, AWS_CA_BUNDLE: s.caFile });
+    for (const [name, value] of Object.entries(s.env).filter(([n]) => n.startsWith('AWS_ENDPOINT_URL_'))) expect([name, value]).toEqual([name, expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+$/)]);
+    expect(fs.readFileSync(s.caFile ?? '', 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // The OIDC issuer's URL (what STS checks a token's iss against) follows the scheme.
+    expect(fs.readFileSync(path.join(s.fakeWorkDir, 'oidc-issuer'), 'utf8')).toBe(`${s.fakeUrl}/oidc`);
+  });
+
+  it('serves STS through tinyproxy, over TLS the stack CA vouches for', async () => {
+    const s = running();
+    const r = await curl(s.env.AWS_ENDPOINT_URL_STS ?? '', s.proxyUrl ?? '', assumeRoleArgs(await s.signToken(), s.roleArn));
+    expect(r.status).toBe(200);
+    expect(r.body).toContain('<AccessKeyId>');
+    expect(fs.readFileSync(path.join(dir, 'logs', 'proxy.log'), 'utf8')).toContain(`CONNECT ${new URL(s.fakeUrl).host}`);
+  });
+
+  it('serves S3 through tinyproxy, over TLS', async () => {
+    const s = running();
+    const r = await curl(`${s.s3Endpoint}/`, s.proxyUrl ?? '');
+    expect(r.status).toBe(200);
+    expect(r.body).toContain(`<Name>${s.bucket}</Name>`);
+  });
+
+  it('is refused by a client that does not trust the stack CA', async () => {
+    const s = running();
+    const other = path.join(dir, 'not-the-ca.pem');
+    fs.writeFileSync(other, fs.readFileSync('/etc/ssl/certs/ca-certificates.crt'));
+    await expect(curl(`${s.fakeUrl}/_fake/health`, 'direct', [], other)).rejects.toThrow(/certificate/i);
+  });
+
+  it('refuses direct requests to the fake AWS and s3rver, in their own protocols, naming proxy-only mode', async () => {
+    const s = running();
+    const sts = await curl(s.env.AWS_ENDPOINT_URL_STS ?? '', 'direct', assumeRoleArgs(await s.signToken(), s.roleArn));
+    expect(sts.status).toBe(403);
+    expect(sts.body).toMatch(/<Code>AccessDenied<\/Code><Message>fake-aws runs in proxy-only mode and refuses this request from 127\.0\.0\.1: .*HTTPS_PROXY/);
+    const codebuild = await curl(s.env.AWS_ENDPOINT_URL_CODEBUILD ?? '', 'direct', ['-X', 'POST', '-H', 'x-amz-target: CodeBuild_20161006.BatchGetBuilds', '-H', 'content-type: application/x-amz-json-1.1', '--data', '{"ids":["x"]}']);
+    expect(codebuild.status).toBe(403);
+    expect(JSON.parse(codebuild.body)).toMatchObject({ __type: 'AccessDeniedException', message: expect.stringContaining('proxy-only mode') });
+    const s3 = await curl(`${s.s3Endpoint}/`, 'direct');
+    expect(s3.status).toBe(403);
+    expect(s3.body).toContain('<Code>AccessDenied</Code><Message>s3rver runs in proxy-only mode');
+    // The test control is not AWS: it answers directly, so tests can arm faults.
+    expect((await curl(`${s.fakeUrl}/_fake/health`, 'direct')).status).toBe(200);
+  });
+
+  it('stops tinyproxy by PID with the rest of the stack', async () => {
+    const s = running();
+    expect(Object.keys(s.pids).sort()).toEqual(['fake-aws', 'proxy', 'registry', 's3rver']);
+    const proxyPid = s.pids.proxy ?? 0;
+    expect(isAlive(proxyPid)).toBe(true);
+    expect(Number(fs.readFileSync(path.join(dir, 'proxy', 'tinyproxy.pid'), 'utf8'))).toBe(proxyPid);
+    await stopCheckingModels(s);
+    stack = undefined;
+    for (const pid of Object.values(s.pids)) {
+      expect(isAlive(pid)).toBe(false);
+      expect(groupMembers(pid)).toEqual([]);
+    }
+    expect(fs.readdirSync(path.join(dir, 'pids'))).toEqual([]);
+  });
+});

@@ -1,0 +1,58 @@
+/**
+ * Issue 17's proof behind a proxy: the stack in proxy-only mode over TLS, where the fake AWS and s3rver answer only
+ * what comes through tinyproxy, and the job is given nothing but HTTPS_PROXY, NO_PROXY (the registry) and the CA
+ * as AWS_CA_BUNDLE (and CI_SERVER_TLS_CA_FILE for GitLab's API), as a runner's config.toml would pass them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Stack } from '../../stack/stack';
+import { type Job, makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
+import { stackForFile } from './stack-for-file';
+
+let stack: Stack;
+stackForFile('e2e-proxy', { tls: true, proxyOnly: true, phaseDelayMs: 200 }, (s) => (stack = s));
+
+/** A job of examples/hello that also watches its GitLab job status, on the fake's GitLab API over TLS. */
+async function proxiedJob(): Promise<Job> {
+  const job = await makeJob(stack, 'examples/hello');
+  job.env = { ...job.env, CI_API_V4_URL: `${stack.fakeUrl}/gitlab/api/v4`, CI_JOB_TOKEN: 'job-token', CI_SERVER_TLS_CA_FILE: stack.caFile ?? '' };
+  return job;
+}
+
+const proxyLog = () => readFileSync(join(stack.dir, 'logs', 'proxy.log'), 'utf8');
+
+describe('a job behind the proxy, with only the proxy as a way out', () => {
+  it('builds, pushes and streams its log through the proxy, trusting the CA from AWS_CA_BUNDLE', async () => {
+    const job = await proxiedJob();
+    expect(job.env).toMatchObject({ HTTPS_PROXY: stack.proxyUrl, NO_PROXY: stack.registry, AWS_CA_BUNDLE: stack.caFile });
+    expect(Object.keys(job.env).filter((name) => /^(NODE_EXTRA_CA_CERTS|HTTP_PROXY|ALL_PROXY)$/i.test(name))).toEqual([]);
+    const before = proxyLog().length;
+
+    const result = await runAction(job);
+    const log = visible(result.output);
+    expect(result.code, log).toBe(0);
+
+    const dotenv = readDotenv(join(job.reportDir, 'build.env'));
+    expect(dotenv.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await registryDigest(stack.registry, 'group/hello', '01234567')).toBe(dotenv.IMAGE_DIGEST);
+    // The build's own output reached the job log (Live Tail or the log stream, both through the proxy).
+    expect(log).toContain('hello from the RUN step, greeting=');
+    // Both the fake AWS and s3rver were reached through tinyproxy (the only way they answer in this mode).
+    const tunnels = proxyLog().slice(before);
+    expect(tunnels).toContain(`CONNECT ${new URL(stack.fakeUrl).host}`);
+    expect(tunnels).toContain(`CONNECT ${new URL(stack.s3Endpoint).host}`);
+  });
+
+  it('fails in one line naming the unreachable endpoint and HTTPS_PROXY when not given the proxy', async () => {
+    const job = await proxiedJob();
+    delete job.env.HTTPS_PROXY;
+    delete job.env.NO_PROXY;
+    const result = await runAction(job);
+    const log = visible(result.output);
+    expect(result.code, log).not.toBe(0);
+    const lines = log.split('\n').filter((line) => line.includes('HTTPS_PROXY'));
+    expect(lines, log).toHaveLength(1);
+    expect(lines[0]).toContain(new URL(stack.env.AWS_ENDPOINT_URL_STS ?? '').host);
+  });
+});

@@ -31,6 +31,9 @@ export async function startFake(dir: string, config: FakeAwsOptions): Promise<Fa
   );
   const { url, signingKeys } = await waitFor(daemon, 'fake AWS', async () => readJson<Omit<Fake, 'daemon'>>(readyFile));
   // The control route answers in proxy-only mode too, and over TLS with the stack's CA.
-  await waitFor(daemon, `fake AWS at ${url}`, async () => (await fakeControl(url, config.tls?.caFile).health()) && true);
+  await waitFor(daemon, `fake AWS at ${url}`, async () => {
+    await fakeControl(url, config.tls?.caFile).health();
+    return true;
+  });
   return { daemon, url, signingKeys };
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Stack } from '../../stack/stack';
+import { runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
 import { type Job, makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
 import { stackForFile } from './stack-for-file';
 
@@ -42,6 +43,19 @@ describe('a job behind the proxy, with only the proxy as a way out', () => {
     const tunnels = proxyLog().slice(before);
     expect(tunnels).toContain(`CONNECT ${new URL(stack.fakeUrl).host}`);
     expect(tunnels).toContain(`CONNECT ${new URL(stack.s3Endpoint).host}`);
+  });
+
+  it("builds and pushes through the component (gitlab-ci-local), and its digest is the registry's", async () => {
+    const run = await runOnStack(stack, { include: [{ component: SELF_COMPONENT, inputs: stackInputs(stack, 'build-image', 'group/proxied') }] });
+    try {
+      expect(run.code, run.output).toBe(0);
+      expect(run.output).toContain('hello from the RUN step');
+      const dotenv = readDotenv(join(run.dir, '.codebuild-image/build-image/build.env'));
+      expect(dotenv.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(await registryDigest(stack.registry, 'group/proxied', 'latest')).toBe(dotenv.IMAGE_DIGEST);
+    } finally {
+      run.remove();
+    }
   });
 
   it('fails in one line naming the unreachable endpoint and HTTPS_PROXY when not given the proxy', async () => {

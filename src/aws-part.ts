@@ -7,6 +7,7 @@
  */
 export { uploadContext } from './context/upload';
 export { createClients } from './aws/clients';
+export { network, proxyLine } from './shared/network';
 export { explainAssumeRoleFailure, resolveCredentials } from './aws/credentials';
 export { pushImageIndex } from './registry/image-index';
 export { deleteJobToken, putJobToken } from './registry/job-token';

@@ -8,6 +8,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { version } from '../../package.json';
+import { network, type AwsHandlerOptions } from '../shared/network';
 
 export interface Clients {
   s3: S3Client;
@@ -31,31 +32,42 @@ export interface Clients {
  * Retries for calls made once per job (AssumeRoleWithWebIdentity, StartBuild, StopBuild). Losing one fails the
  * job, so they ride out longer runs of throttling, 5xx answers and resets than the SDK's default of 3
  * attempts: 8 attempts with the SDK's backoff (exponential with jitter, at most 20 s apart, about a minute
- * of waiting in all), and each attempt cut after 30 s so a silent connection cannot hang the job. StartBuild's
- * idempotency token makes its retries safe: a retry of a request that did arrive returns the same build.
+ * of waiting in all), and each attempt cut after 30 s without an answer (`throwOnRequestTimeout`: without it the
+ * SDK only warns). StartBuild's idempotency token makes its retries safe: a retry of a request that did arrive
+ * returns the same build.
  */
-export const ONCE_PER_JOB = { maxAttempts: 8, requestHandler: { requestTimeout: 30_000 } } as const;
+export const ONCE_PER_JOB = { maxAttempts: 8 } as const;
+const ONCE_PER_JOB_REQUEST = { requestTimeout: 30_000, throwOnRequestTimeout: true } as const;
+
+/**
+ * The request handler of every AWS client: the job's proxy, CA bundle and connect and idle deadlines
+ * (src/shared/network.ts), and for the calls made once per job their 30 s cut.
+ */
+export function requestHandler(kind: 'polling' | 'once' = 'polling', net: AwsHandlerOptions = network().awsHandler) {
+  return kind === 'once' ? { ...net, ...ONCE_PER_JOB_REQUEST } : net;
+}
 
 /**
  * Builds every AWS client in one place. Endpoints come only from the SDK's standard configuration
  * (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), which the local stack uses.
  */
-export function createClients(region: string, provider: AwsCredentialIdentityProvider): Clients {
+export function createClients(region: string, provider: AwsCredentialIdentityProvider, net: AwsHandlerOptions = network().awsHandler): Clients {
   // One memoized provider for all clients, so the web identity is exchanged once, not once per client.
   const memoized = memoizeIdentityProvider(provider, isIdentityExpired, doesIdentityRequireRefresh);
   if (!memoized) throw new Error('No AWS credential provider');
   const credentials = () => memoized();
   quietNodeVersionWarning();
-  const config = { region, credentials, customUserAgent: `codebuild-image/${version}` };
+  const config = { region, credentials, customUserAgent: `codebuild-image/${version}`, requestHandler: requestHandler('polling', net) };
+  const once = { ...ONCE_PER_JOB, requestHandler: requestHandler('once', net) };
   return {
     s3: new S3Client(config),
     codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
-    codebuildOnce: new CodeBuildClient({ ...config, ...ONCE_PER_JOB }),
+    codebuildOnce: new CodeBuildClient({ ...config, ...once }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
-    ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...ONCE_PER_JOB }),
-    kms: (kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...ONCE_PER_JOB }),
-    ssm: new SSMClient({ ...config, ...ONCE_PER_JOB }),
-    secrets: new SecretsManagerClient({ ...config, ...ONCE_PER_JOB }),
+    ecr: (ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...once }),
+    kms: (kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...once }),
+    ssm: new SSMClient({ ...config, ...once }),
+    secrets: new SecretsManagerClient({ ...config, ...once }),
     credentials,
   };
 }

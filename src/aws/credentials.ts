@@ -5,7 +5,7 @@
  */
 import { fromNodeProviderChain, fromWebToken } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { ONCE_PER_JOB } from './clients';
+import { ONCE_PER_JOB, requestHandler } from './clients';
 import type { Output } from '../shared/console';
 import type { GitLabJob, Settings } from '../inputs/settings';
 
@@ -32,7 +32,8 @@ export function sessionName(job: GitLabJob): string {
 
 export function resolveCredentials(s: Settings, out: Output): { provider: AwsCredentialIdentityProvider; identity: string } {
   if (s.idToken === undefined || s.roleArn === undefined) {
-    return { provider: fromNodeProviderChain(), identity: 'default AWS credential chain' };
+    // The chain's own STS and SSO clients go through the job's network too (instance metadata is never proxied: it is no HTTP client of the SDK's).
+    return { provider: fromNodeProviderChain({ clientConfig: { requestHandler: requestHandler('once') } }), identity: 'default AWS credential chain' };
   }
   const roleSessionName = sessionName(s.gitlab);
   if (s.sessionDuration > 3600) {
@@ -44,7 +45,7 @@ export function resolveCredentials(s: Settings, out: Output): { provider: AwsCre
     roleSessionName,
     durationSeconds: s.sessionDuration,
     // The exchange happens once per job: it gets the patient retries (src/aws/clients.ts).
-    clientConfig: { region: s.region, ...ONCE_PER_JOB },
+    clientConfig: { region: s.region, ...ONCE_PER_JOB, requestHandler: requestHandler('once') },
   });
   return { provider, identity: `role ${s.roleArn}, session ${roleSessionName}` };
 }

@@ -15,7 +15,10 @@ import { awsStep } from '../shared/errors';
 export const loadAws = () => import('../aws-part');
 
 export async function connect(settings: Settings, out: Output): Promise<Clients> {
-  const { resolveCredentials, createClients, explainAssumeRoleFailure } = await loadAws();
+  const { resolveCredentials, createClients, explainAssumeRoleFailure, network, proxyLine } = await loadAws();
+  // Reads the proxy variables and CA bundles: a bad one is reported here, before any request.
+  const proxy = proxyLine(network().proxy);
+  if (proxy) out.info(proxy);
   const { provider, identity } = resolveCredentials(settings, out);
   const clients = createClients(settings.region, provider);
   await awsStep(`Getting AWS credentials (${identity})`, clients.credentials, (e) => explainAssumeRoleFailure(e, settings));

@@ -1,5 +1,6 @@
 import type { Output } from '../shared/console';
 import type { GitLabJob } from '../inputs/settings';
+import { network } from '../shared/network';
 
 export interface CancelDeps {
   out: Output;
@@ -101,7 +102,7 @@ async function jobStatus(url: string, token: string, timeoutMs: number, track: (
   track(controller);
   const timer = setTimeout(() => controller.abort(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
   try {
-    const res = await fetch(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
+    const res = await network().fetch.gitlab(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
     if (!res.ok) {
       await res.body?.cancel();
       throw new HttpStatusError(res.status);

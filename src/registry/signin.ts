@@ -11,6 +11,7 @@ import { AwsStepError, awsStep, errorName } from '../shared/errors';
 import { JOB_TOKEN_USER } from './job-token';
 import { RegistryClient, type RegistryCredentials } from './distribution';
 import type { RegistryLogin, Settings } from '../inputs/settings';
+import { network } from '../shared/network';
 
 export interface SignInClients {
   ecr: (region: string) => ECRClient;
@@ -20,7 +21,7 @@ export interface SignInClients {
 
 /** The registry API of the image's registry, signed in to on its first 401. */
 export function registryClient(s: Settings, clients: SignInClients): RegistryClient {
-  return new RegistryClient(s.image.registry, { credentials: () => signIn(s, clients) });
+  return new RegistryClient(s.image.registry, { credentials: () => signIn(s, clients), fetch: network().fetch.registry });
 }
 
 async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCredentials | undefined> {

@@ -1,3 +1,5 @@
+import type { ConnectionFacts } from './agents';
+
 /** Exit codes of dist/index.js, documented in the README. */
 export const ExitCode = {
   Success: 0,
@@ -31,8 +33,9 @@ export class AwsStepError extends Error {
     override readonly cause: unknown,
     readonly hint?: string,
   ) {
-    const reason = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
-    super(`${step} failed: ${reason}${hint ? `\n${hint}` : ''}`);
+    const network = connectionFailure(cause);
+    const reason = network ?? (cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause));
+    super(`${step} failed: ${reason}${hint && !network ? `\n${hint}` : ''}`);
     this.name = 'AwsStepError';
   }
 }
@@ -99,4 +102,41 @@ export function isTransient(e: unknown): boolean {
   const err = e as SdkError | undefined;
   const status = err?.$metadata?.httpStatusCode ?? 0;
   return Boolean(err?.$retryable) || status >= 500 || TRANSIENT_NAMES.has(err?.name ?? '') || NETWORK_CODES.has(err?.code ?? '');
+}
+
+/** Node's codes for a server certificate it did not accept. */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+const WRONG_HOST = 'ERR_TLS_CERT_ALTNAME_INVALID';
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+
+/**
+ * One line for a connection that failed before it was ready, naming the host, the proxy in between and what
+ * would fix it (a CA variable, the proxy variables); undefined for any other failure. A TLS failure is never
+ * answered by turning verification off: the fix is the CA that signs the certificate.
+ */
+export function connectionFailure(e: unknown): string | undefined {
+  const facts = (e as { connection?: ConnectionFacts } | undefined)?.connection;
+  if (!facts || facts.stage !== 'connect') return undefined;
+  const code = (e as { code?: unknown }).code;
+  const why = typeof code === 'string' ? code : e instanceof Error ? e.message : String(e);
+  const via = facts.proxy && facts.proxy !== facts.target ? ` through the proxy ${facts.proxy}` : '';
+  if (typeof code === 'string' && UNTRUSTED.has(code)) {
+    return `TLS to ${facts.target}${via}: its certificate is not signed by a CA this job trusts (${code}); give the PEM file of the CA that signs it (a TLS-intercepting proxy's own CA, for one) in ${facts.caVariable}`;
+  }
+  if (code === WRONG_HOST) {
+    return `TLS to ${facts.target}${via}: its certificate is for another host name (${code}); check the endpoint's URL, or, behind a TLS-intercepting proxy, give that proxy's CA in ${facts.caVariable}`;
+  }
+  if (facts.proxy) return `cannot reach ${facts.target}${via || ' (the proxy)'} (${why}); check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`;
+  if (typeof code === 'string' && UNREACHABLE.has(code)) {
+    return `cannot reach ${facts.target} (${why}); if this runner reaches it only through a proxy, set HTTPS_PROXY (and NO_PROXY for the hosts it reaches directly)`;
+  }
+  return undefined;
 }

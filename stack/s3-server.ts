@@ -2,17 +2,16 @@
  * Runs s3rver on 127.0.0.1 for the local stack:
  * `node --import tsx stack/s3-server.ts <directory> <bucket> <port> <ready-file> [--key FILE --cert FILE] [--proxy-only]`.
  * Writes `{"port": n}` to the ready file once listening. With --key and --cert it speaks https; with --proxy-only it
- * answers 403 AccessDenied to every request whose peer is not the stack's proxy (PROXY_SOURCE_ADDRESS).
+ * resets every connection whose peer is not the stack's proxy (PROXY_SOURCE_ADDRESS).
  *
  * s3rver only knows the access key `S3RVER`; the program signs with whatever temporary credentials the fake STS
  * issued, so every access key is mapped to s3rver's one account (it never checks SigV4 signatures anyway).
  */
 import fs from 'node:fs';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { PROXY_SOURCE_ADDRESS } from './fake-aws/options';
-import { xmlEscape } from './fake-aws/protocol';
+import { refuseDirectConnections } from './fake-aws/options';
 
 const require = createRequire(import.meta.url);
 
@@ -57,7 +56,7 @@ const server = new S3rver({
 });
 server.run().then(
   ({ port }) => {
-    if (values['proxy-only']) onlyThroughProxy(server.httpServer);
+    if (values['proxy-only']) refuseDirectConnections(server.httpServer, 's3rver');
     fs.writeFileSync(readyFile, JSON.stringify({ port }));
     console.log(`s3rver listening on 127.0.0.1:${port}, bucket ${bucket}`);
   },
@@ -67,17 +66,3 @@ server.run().then(
   },
 );
 
-/** Puts a check in front of s3rver's request handler: requests that did not come through the proxy get S3's 403. */
-function onlyThroughProxy(httpServer: Server): void {
-  const handlers = httpServer.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
-  httpServer.removeAllListeners('request');
-  httpServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (req.socket.remoteAddress === PROXY_SOURCE_ADDRESS) {
-      for (const handle of handlers) handle(req, res);
-      return;
-    }
-    const message = `s3rver runs in proxy-only mode and refuses this request from ${req.socket.remoteAddress ?? 'an unknown address'}: only requests through the local stack's proxy (HTTPS_PROXY) are served`;
-    res.writeHead(403, { 'content-type': 'application/xml' });
-    res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>${xmlEscape(message)}</Message></Error>`);
-  });
-}

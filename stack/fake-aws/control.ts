@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { CodeBuildService } from './codebuild';
 import type { Fault, Faults } from './faults';
 import type { ModelChecks, Violation } from './models/checks';
+import { PROXY_SOURCE_ADDRESS } from './options';
 
 export interface Controlled {
   faults: Faults;
@@ -72,10 +73,14 @@ export const fakeControl = (url: string, caFile?: string) => {
   };
 };
 
-/** One request with node:http(s), which (unlike Node 20's fetch) can trust a private CA. */
+/**
+ * One request with node:http(s), which (unlike Node 20's fetch) can trust a private CA, from the proxy's address,
+ * which the fake serves in proxy-only mode too.
+ */
 function send(url: string, method: string, body: string | undefined, ca: Buffer | undefined): Promise<{ ok: boolean; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = url.startsWith('https:') ? httpsRequest(url, { method, ...(ca ? { ca } : {}) }) : httpRequest(url, { method });
+    const options = { method, localAddress: PROXY_SOURCE_ADDRESS };
+    const request = url.startsWith('https:') ? httpsRequest(url, { ...options, ...(ca ? { ca } : {}) }) : httpRequest(url, options);
     request.on('error', reject);
     request.on('response', (res) => {
       const chunks: Buffer[] = [];

@@ -1,3 +1,4 @@
+import type { Server, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { LiveTailOptions } from './live-tail';
 
@@ -34,15 +35,27 @@ export interface FakeAwsOptions {
   /** Serve https with this key and certificate; `caFile` is what the fake's own S3 client trusts (s3rver over TLS). */
   tls?: TlsFiles;
   /**
-   * Proxy-only mode: refuse (AWS-style 403) every request whose peer is not PROXY_SOURCE_ADDRESS, the address the
-   * stack's proxy connects from, except the test control under /_fake/. The fake's own S3 downloads leave from that
-   * address too (they stand for CodeBuild inside AWS, not for the job).
+   * Proxy-only mode: reset every connection whose peer is not PROXY_SOURCE_ADDRESS, the address the stack's proxy
+   * connects from, as a corporate firewall refuses a direct connection. The fake's own S3 downloads and the test
+   * control (fakeControl) connect from that address too: they stand for what runs inside AWS, not for the job.
    */
   proxyOnly?: boolean;
 }
 
 /** Where the stack's proxy (tinyproxy, `Bind`) opens its outgoing connections from. */
 export const PROXY_SOURCE_ADDRESS = '127.0.0.2';
+
+/**
+ * Proxy-only mode for the fake and s3rver: a connection from anywhere but the proxy is reset before a byte is read,
+ * so a client that bypasses the proxy sees the endpoint as unreachable. One line on stderr (the daemon's log) says why.
+ */
+export function refuseDirectConnections(server: Server, name: string): void {
+  server.prependListener('connection', (socket: Socket) => {
+    if (socket.remoteAddress === PROXY_SOURCE_ADDRESS) return;
+    console.error(`${name}: proxy-only mode: reset a direct connection from ${socket.remoteAddress ?? 'an unknown address'} (only the stack's proxy, from ${PROXY_SOURCE_ADDRESS}, is served)`);
+    socket.resetAndDestroy();
+  });
+}
 
 export interface TlsFiles {
   keyFile: string;

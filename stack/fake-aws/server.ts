@@ -13,7 +13,7 @@ import { Kms, type SigningKeyInfo } from './kms';
 import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
-import { PROXY_SOURCE_ADDRESS, resolveOptions, type FakeAwsOptions, type TlsFiles } from './options';
+import { refuseDirectConnections, resolveOptions, type FakeAwsOptions, type TlsFiles } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
 import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
@@ -47,6 +47,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
   const server = options.tls ? createHttpsServer(await keyAndCert(options.tls)) : createServer();
+  if (options.proxyOnly) refuseDirectConnections(server, 'fake-aws');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, '127.0.0.1', () => resolve());
@@ -64,7 +65,6 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const body = await readBody(req);
     if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, { faults, codebuild, checks });
-    if (options.proxyOnly && req.socket.remoteAddress !== PROXY_SOURCE_ADDRESS) return refuseDirect(req, res);
     if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);
     // GitLab's GET /job, with which a job watches its own status: always running (cancellation is a signal here).
     if (path === '/gitlab/api/v4/job' && req.method === 'GET') {
@@ -170,15 +170,6 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
 
 async function keyAndCert(tls: TlsFiles): Promise<{ key: Buffer; cert: Buffer }> {
   return { key: await readFile(tls.keyFile), cert: await readFile(tls.certFile) };
-}
-
-/** Proxy-only mode's answer to a request that did not come through the stack's proxy, in the request's protocol. */
-function refuseDirect(req: IncomingMessage, res: ServerResponse): void {
-  const query = String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded');
-  const message =
-    `fake-aws runs in proxy-only mode and refuses this request from ${req.socket.remoteAddress ?? 'an unknown address'}: ` +
-    `only requests through the local stack's proxy (HTTPS_PROXY) are served`;
-  sendError(res, query ? 'query' : 'json', new AwsError(query ? 'AccessDenied' : 'AccessDeniedException', message, 403));
 }
 
 function serveIssuer(res: ServerResponse, path: string, issuer: OidcIssuer): void {

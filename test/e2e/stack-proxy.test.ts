@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROXY_SOURCE_ADDRESS } from '../../stack/fake-aws/options';
 import { REPO_ROOT } from '../../stack/paths';
 import { groupMembers, isAlive } from '../../stack/process';
 import { startStack, type Stack } from '../../stack/stack';
@@ -28,9 +29,12 @@ function running(): Stack {
   return stack;
 }
 
-/** curl's status code and body; `via` is `direct` (no proxy at all) or the proxy's URL. */
+/**
+ * curl's status code and body; `via` is `direct` (no proxy at all), `inside` (direct, from the proxy's address, as the
+ * fake's own S3 client and the test control connect) or the proxy's URL.
+ */
 async function curl(url: string, via: string, args: string[] = [], ca = running().caFile ?? ''): Promise<{ status: number; body: string }> {
-  const route = via === 'direct' ? ['--noproxy', '*'] : ['--proxy', via];
+  const route = via === 'direct' ? ['--noproxy', '*'] : via === 'inside' ? ['--noproxy', '*', '--interface', PROXY_SOURCE_ADDRESS] : ['--proxy', via];
   const { stdout } = await promisify(execFile)('curl', ['-sS', '--cacert', ca, ...route, ...args, '-w', '\n%{http_code}', url], { env: { PATH: process.env.PATH ?? '' } });
   const cut = stdout.lastIndexOf('\n');
   return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
@@ -71,22 +75,18 @@ describe('local stack with --tls --proxy-only', () => {
     const s = running();
     const other = path.join(dir, 'not-the-ca.pem');
     fs.writeFileSync(other, fs.readFileSync('/etc/ssl/certs/ca-certificates.crt'));
-    await expect(curl(`${s.fakeUrl}/_fake/health`, 'direct', [], other)).rejects.toThrow(/certificate/i);
+    await expect(curl(`${s.fakeUrl}/_fake/health`, 'inside', [], other)).rejects.toThrow(/certificate/i);
+    expect((await curl(`${s.fakeUrl}/_fake/health`, 'inside')).status).toBe(200);
   });
 
-  it('refuses direct requests to the fake AWS and s3rver, in their own protocols, naming proxy-only mode', async () => {
+  it('resets direct connections to the fake AWS and s3rver, as a firewall would, and says so in their logs', async () => {
     const s = running();
-    const sts = await curl(s.env.AWS_ENDPOINT_URL_STS ?? '', 'direct', assumeRoleArgs(await s.signToken(), s.roleArn));
-    expect(sts.status).toBe(403);
-    expect(sts.body).toMatch(/<Code>AccessDenied<\/Code><Message>fake-aws runs in proxy-only mode and refuses this request from 127\.0\.0\.1: .*HTTPS_PROXY/);
-    const codebuild = await curl(s.env.AWS_ENDPOINT_URL_CODEBUILD ?? '', 'direct', ['-X', 'POST', '-H', 'x-amz-target: CodeBuild_20161006.BatchGetBuilds', '-H', 'content-type: application/x-amz-json-1.1', '--data', '{"ids":["x"]}']);
-    expect(codebuild.status).toBe(403);
-    expect(JSON.parse(codebuild.body)).toMatchObject({ __type: 'AccessDeniedException', message: expect.stringContaining('proxy-only mode') });
-    const s3 = await curl(`${s.s3Endpoint}/`, 'direct');
-    expect(s3.status).toBe(403);
-    expect(s3.body).toContain('<Code>AccessDenied</Code><Message>s3rver runs in proxy-only mode');
-    // The test control is not AWS: it answers directly, so tests can arm faults.
-    expect((await curl(`${s.fakeUrl}/_fake/health`, 'direct')).status).toBe(200);
+    const log = (name: string) => fs.readFileSync(path.join(dir, 'logs', `${name}.log`), 'utf8');
+    const refused = 'proxy-only mode: reset a direct connection from 127.0.0.1';
+    await expect(curl(s.env.AWS_ENDPOINT_URL_STS ?? '', 'direct', assumeRoleArgs(await s.signToken(), s.roleArn))).rejects.toThrow(/reset|SSL|connection/i);
+    expect(log('fake-aws')).toContain(`fake-aws: ${refused}`);
+    await expect(curl(`${s.s3Endpoint}/`, 'direct')).rejects.toThrow(/reset|SSL|connection/i);
+    expect(log('s3rver')).toContain(`s3rver: ${refused}`);
   });
 
   it('stops tinyproxy by PID with the rest of the stack', async () => {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Stack } from '../../stack/stack';
+import { ExitCode } from '../../src/shared/errors';
 import { runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
 import { type Job, makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
 import { stackForFile } from './stack-for-file';
@@ -37,6 +38,8 @@ describe('a job behind the proxy, with only the proxy as a way out', () => {
     const dotenv = readDotenv(join(job.reportDir, 'build.env'));
     expect(dotenv.IMAGE_DIGEST).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(await registryDigest(stack.registry, 'group/hello', '01234567')).toBe(dotenv.IMAGE_DIGEST);
+    // The start line names the proxy and what bypasses it (the registry).
+    expect(log).toContain(`Network: proxy ${new URL(stack.proxyUrl ?? '').host} for https://; direct to ${stack.registry}`);
     // The build's own output reached the job log (Live Tail or the log stream, both through the proxy).
     expect(log).toContain('hello from the RUN step, greeting=');
     // Both the fake AWS and s3rver were reached through tinyproxy (the only way they answer in this mode).
@@ -64,9 +67,11 @@ describe('a job behind the proxy, with only the proxy as a way out', () => {
     delete job.env.NO_PROXY;
     const result = await runAction(job);
     const log = visible(result.output);
-    expect(result.code, log).not.toBe(0);
+    expect(result.code, log).toBe(ExitCode.AwsError);
     const lines = log.split('\n').filter((line) => line.includes('HTTPS_PROXY'));
     expect(lines, log).toHaveLength(1);
-    expect(lines[0]).toContain(new URL(stack.env.AWS_ENDPOINT_URL_STS ?? '').host);
+    // The first call (STS) finds its endpoint reset, as a firewall resets a direct connection.
+    expect(lines[0]).toContain(`cannot reach ${new URL(stack.env.AWS_ENDPOINT_URL_STS ?? '').host} (ECONNRESET)`);
+    expect(readFileSync(join(stack.dir, 'logs', 'fake-aws.log'), 'utf8')).toContain('proxy-only mode: reset a direct connection from 127.0.0.1');
   });
 });

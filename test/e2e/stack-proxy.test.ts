@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROXY_SOURCE_ADDRESS } from '../../stack/fake-aws/options';
 import { REPO_ROOT } from '../../stack/paths';
 import { groupMembers, isAlive } from '../../stack/process';
-import { startStack, type Stack } from '../../stack/stack';
+import { readStack, startStack, type Stack } from '../../stack/stack';
 import { stopCheckingModels } from '../helpers/violations';
 
 const dir = path.join(REPO_ROOT, '.stack', 'test-stack-proxy');
@@ -102,5 +102,29 @@ describe('local stack with --tls --proxy-only', () => {
       expect(groupMembers(pid)).toEqual([]);
     }
     expect(fs.readdirSync(path.join(dir, 'pids'))).toEqual([]);
+  });
+});
+
+describe('stack/cli.ts up --proxy (plain http, direct requests still served)', () => {
+  const cliDir = path.join(REPO_ROOT, '.stack', 'test-cli-proxy');
+  const cli = (args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'stack/cli.ts', ...args, '--dir', cliDir], { cwd: REPO_ROOT });
+
+  it('prints HTTP_PROXY for http endpoints, serves through tinyproxy and directly, and down stops tinyproxy', async () => {
+    const { stdout } = await cli(['up', '--no-docker', '--proxy']);
+    const proxyPid = readStack(cliDir)?.pids.proxy ?? 0;
+    try {
+      expect(isAlive(proxyPid)).toBe(true);
+      const env = Object.fromEntries([...stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1], m[2]]));
+      expect(env.HTTP_PROXY).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(env).not.toHaveProperty('HTTPS_PROXY');
+      expect(env).not.toHaveProperty('AWS_CA_BUNDLE');
+      expect(env.AWS_ENDPOINT_URL_S3).toMatch(/^http:\/\//);
+      const list = `${env.AWS_ENDPOINT_URL_S3 ?? ''}/`;
+      for (const via of [env.HTTP_PROXY ?? '', 'direct']) expect((await curl(list, via, [], '/dev/null')).status, via).toBe(200);
+      expect(fs.readFileSync(path.join(cliDir, 'logs', 'proxy.log'), 'utf8')).toContain(`Request (file descriptor`);
+    } finally {
+      await cli(['down']);
+    }
+    expect(isAlive(proxyPid)).toBe(false);
   });
 });

@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
       });
       console.error(`local stack up in ${Date.now() - started} ms (state in ${dir}; stop with: npx tsx stack/cli.ts down --dir ${dir})`);
       for (const key of stack.signingKeys) console.error(`KMS signing key alias/${key.alias}: ${key.keyArn} (public key ${key.publicKeyPem})`);
-      if (stack.proxyUrl) console.error(`tinyproxy on ${stack.proxyUrl}${stack.proxyOnly ? '; the fake AWS and s3rver refuse requests that do not come through it' : ''}`);
+      if (stack.proxyUrl) console.error(`tinyproxy on ${stack.proxyUrl}${stack.proxyOnly ? '; the fake AWS and s3rver reset connections that do not come through it' : ''}`);
       console.log(shellExports(stack));
       return;
     }

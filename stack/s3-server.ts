@@ -65,4 +65,3 @@ server.run().then(
     process.exit(1);
   },
 );
-

@@ -57,7 +57,7 @@ export interface StackOptions {
   tls?: boolean;
   /** Start tinyproxy in front of the fake AWS and s3rver (StackInfo.proxyUrl); the job's env then names it. */
   proxy?: boolean;
-  /** With the proxy (implied): the fake AWS and s3rver refuse every request that did not come through it. */
+  /** With the proxy (implied): the fake AWS and s3rver reset every connection that did not come through it. */
   proxyOnly?: boolean;
 }
 
@@ -97,7 +97,7 @@ export interface StackInfo {
   proxyUrl?: string;
   /** PEM of the stack's private CA, when the fake AWS and s3rver speak TLS (StackOptions.tls). */
   caFile?: string;
-  /** True when the fake AWS and s3rver refuse requests that did not come through the proxy. */
+  /** True when the fake AWS and s3rver reset connections that did not come through the proxy. */
   proxyOnly: boolean;
   /** The fake KMS's signing keys: alias, key and alias ARNs, and the path of the public key's PEM. */
   signingKeys: SigningKeyInfo[];

@@ -24,8 +24,9 @@ const common = {
 };
 
 // Modules both parts use at run time: the AWS part gets main's instances (errors.ts's classes must be one
-// copy for instanceof, and buildspec.ts would bring yaml along twice). Keyed by path under src/, without .ts.
-const SHARED = ['shared/errors', 'build/buildspec'];
+// copy for instanceof, buildspec.ts would bring yaml along twice, network-env.ts is read by the input check and by
+// the network). Keyed by path under src/, without .ts.
+const SHARED = ['shared/errors', 'build/buildspec', 'shared/network-env'];
 const src = path.resolve('src');
 /** The SHARED key of a relative import, or undefined. */
 const sharedKey = (a) => {

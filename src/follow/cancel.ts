@@ -1,5 +1,6 @@
 import type { Output } from '../shared/console';
 import type { GitLabJob } from '../inputs/settings';
+import { connectionFailure } from '../shared/errors';
 import { network } from '../shared/network';
 
 export interface CancelDeps {
@@ -67,7 +68,7 @@ export function watchCancellation({ out, job, pollMs = 10_000, requestTimeoutMs 
         if (!warned) {
           warned = true;
           // Never print the error object: its request carries the job token.
-          out.warn(`Cannot check the GitLab job status (${status ? `HTTP ${status}` : (e as Error).name}); will keep trying`);
+          out.warn(`Cannot check the GitLab job status (${status ? `HTTP ${status}` : (connectionFailure(e) ?? (e as Error).name)}); will keep trying`);
         }
       }
       schedule();

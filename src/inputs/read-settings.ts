@@ -19,6 +19,7 @@ import { Problems, readBoolean, readChoice, readInteger, readPattern, readTimeou
 import { readEcrRegistries, readRegistryLogins } from './registries';
 import type { Settings } from './settings';
 import { InputError, type InputProblem } from '../shared/errors';
+import { networkProblems } from '../shared/network-env';
 import { shown } from '../shared/shown';
 
 /** digest_variable: a variable name (VARIABLE_NAME) of at most JobLimits.variableName characters. */
@@ -122,5 +123,5 @@ export function collectSettings(env: NodeJS.ProcessEnv, cwd: string): { settings
       if (value) p.add(input, "applies to every platform's build: leave it empty with platforms, each platform's project has its own");
     }
   }
-  return { settings, problems: p.list };
+  return { settings, problems: [...p.list, ...networkProblems(env)] };
 }

@@ -8,7 +8,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HttpsProxyAgent } from 'hpagent';
-import { bypassesProxy, proxyAddress } from './proxy-env';
+import { bypassesProxy, proxyAddress } from './network-env';
 
 export interface Route {
   /** The proxy for this agent's scheme, if any. */
@@ -117,11 +117,16 @@ export class RoutedHttpAgent extends http.Agent {
     if (!proxy || bypassesProxy(this.route.noProxy, host, port)) return addRequest(req, options);
     const absolute = `http://${host.includes(':') ? `[${host}]` : host}:${port}${req.path}`;
     const auth = proxy.username || proxy.password ? `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}` : undefined;
-    // With `Expect: 100-continue` Node has already written the request's head (its private `_header`): it is
-    // rewritten in place; otherwise the path and header are set before the head is written.
-    const head = req as http.ClientRequest & { _header?: string | null };
-    if (head._header) {
-      head._header = head._header.replace(/^(\S+) \S+/, `$1 ${absolute}`).replace(/\r\n\r\n$/, auth ? `\r\nproxy-authorization: ${auth}\r\n\r\n` : '\r\n\r\n');
+    // With `Expect: 100-continue` (the SDK's S3 uploads of 2 MB and more) Node has already rendered the request's
+    // head (its private `_header`) and queued it (`outputData`): both are rewritten in place, as http-proxy-agent
+    // does. Otherwise the path and header are set before the head is rendered.
+    const head = req as http.ClientRequest & { _header?: string | null; outputData?: { data: unknown }[] };
+    const rendered = head._header;
+    if (rendered) {
+      const rewritten = rendered.replace(/^(\S+) \S+/, `$1 ${absolute}`).replace(/\r\n\r\n$/, auth ? `\r\nproxy-authorization: ${auth}\r\n\r\n` : '\r\n\r\n');
+      head._header = rewritten;
+      const queued = head.outputData?.[0];
+      if (queued && typeof queued.data === 'string' && queued.data.startsWith(rendered)) queued.data = rewritten + queued.data.slice(rendered.length);
     } else {
       req.path = absolute;
       if (auth) req.setHeader('proxy-authorization', auth);

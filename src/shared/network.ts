@@ -1,14 +1,12 @@
 /**
- * The one network setup every connection of the program uses: the proxy variables (src/shared/proxy-env.ts), the
+ * The one network setup every connection of the program uses: the proxy variables (src/shared/network-env.ts), the
  * CA bundles, and the connect and idle deadlines. AWS clients take `awsHandler` as their request handler; the
  * registry and GitLab clients take `fetch`.
  */
-import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { RoutedHttpAgent, RoutedHttpsAgent } from './agents';
 import { agentFetch, type Fetch, type FetchAgents } from './agent-fetch';
-import { InputError } from './errors';
-import { proxyAddress, readProxySettings, type ProxySettings } from './proxy-env';
+import { proxyAddress, readCaBundles, readProxySettings, type ProxySettings } from './network-env';
 import { escapeControls } from './shown';
 
 /**
@@ -45,18 +43,6 @@ export interface Network {
   fetch: Record<Exclude<Peer, 'aws'>, Fetch>;
 }
 
-/** A CA bundle file's PEM text; an unreadable one is bad input naming its variable. */
-function readBundle(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const file = env[name];
-  if (!file) return undefined;
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new InputError([{ input: name, message: `cannot read the CA bundle ${file} (${code}); point it to a readable PEM file or unset it` }]);
-  }
-}
-
 /**
  * The CAs a peer trusts: undefined (Node's own store, NODE_EXTRA_CA_CERTS included) without a bundle; with one,
  * an explicit list replaces that store, so Node's roots and NODE_EXTRA_CA_CERTS are listed along with it.
@@ -68,15 +54,7 @@ function trusted(bundles: (string | undefined)[], extra: string | undefined): st
 
 export function createNetwork(env: NodeJS.ProcessEnv, deadlines = { connectTimeoutMs: CONNECT_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS }): Network {
   const proxy = readProxySettings(env);
-  const awsBundle = readBundle(env, 'AWS_CA_BUNDLE');
-  const gitlabBundle = readBundle(env, 'CI_SERVER_TLS_CA_FILE');
-  // Node read it at start-up; a file it could not read was already reported by Node as a warning.
-  let extra: string | undefined;
-  try {
-    extra = env.NODE_EXTRA_CA_CERTS ? readFileSync(env.NODE_EXTRA_CA_CERTS, 'utf8') : undefined;
-  } catch {
-    extra = undefined;
-  }
+  const { aws: awsBundle, gitlab: gitlabBundle, extra } = readCaBundles(env);
   const agents = (peer: Peer, ca: string[] | undefined): FetchAgents => {
     const route = { noProxy: proxy.noProxy, ...deadlines, caVariable: CA_VARIABLE[peer] };
     return { httpAgent: new RoutedHttpAgent({ ...route, proxy: proxy.http }), httpsAgent: new RoutedHttpsAgent({ ...route, proxy: proxy.https }, ca) };
@@ -92,11 +70,24 @@ export function createNetwork(env: NodeJS.ProcessEnv, deadlines = { connectTimeo
   };
 }
 
-let current: Network | undefined;
+/** The variables a network is made from (src/shared/network-env.ts and the CA bundles). */
+export const NETWORK_VARIABLES = [
+  ...['https_proxy', 'http_proxy', 'all_proxy', 'no_proxy'].flatMap((n) => [n, n.toUpperCase()]),
+  'AWS_CA_BUNDLE',
+  'CI_SERVER_TLS_CA_FILE',
+  'NODE_EXTRA_CA_CERTS',
+];
 
-/** The job's network, from its environment, made on first use. */
-export function network(): Network {
-  return (current ??= createNetwork(process.env));
+let current: { key: string; network: Network } | undefined;
+
+/**
+ * The job's network, from the process's environment as the SDK reads its endpoints. It is made once and kept
+ * (its agents keep connections open) while those variables stay as they were.
+ */
+export function network(env: NodeJS.ProcessEnv = process.env): Network {
+  const key = JSON.stringify(NETWORK_VARIABLES.map((name) => env[name] ?? null));
+  if (current?.key !== key) current = { key, network: createNetwork(env) };
+  return current.network;
 }
 
 /** The start line naming the proxy (host:port, never its credentials) and what bypasses it; undefined without one. */

@@ -5,6 +5,7 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { ExitCode } from '../../src/shared/errors';
 import { run } from '../../src/main';
+import { NETWORK_VARIABLES } from '../../src/shared/network';
 import { memoryOutput } from './output';
 
 /** The OIDC audience (and CI_SERVER_URL) of the jobs. */
@@ -41,13 +42,17 @@ export function jobEnv(job: JobSetup, inputs: Record<string, string> = {}, extra
   return env;
 }
 
-/** The SDK's endpoint settings, and the one that keeps it off the EC2 instance metadata service. */
-const isSdkSetting = (name: string) => name.startsWith('AWS_ENDPOINT_URL') || name === 'AWS_EC2_METADATA_DISABLED';
+/**
+ * The SDK's endpoint settings, the one that keeps it off the EC2 instance metadata service, and the proxy and CA
+ * variables of the job's network (src/shared/network.ts).
+ */
+const isSdkSetting = (name: string) => name.startsWith('AWS_ENDPOINT_URL') || name === 'AWS_EC2_METADATA_DISABLED' || NETWORK_VARIABLES.includes(name);
 
 /**
  * Runs the job with `env`. The AWS SDK reads its endpoints from process.env only (src/aws/clients.ts), never
- * from `run`'s env, so `env`'s AWS_ENDPOINT_URL* (and AWS_EC2_METADATA_DISABLED) are put in process.env for
- * the run, in place of any the process had, and the process's own are put back afterwards.
+ * from `run`'s env, and so does the job's network, so `env`'s AWS_ENDPOINT_URL*, AWS_EC2_METADATA_DISABLED and
+ * network variables are put in process.env for the run, in place of any the process had, and the process's own
+ * are put back afterwards.
  */
 export async function runJob(
   env: NodeJS.ProcessEnv,

@@ -198,3 +198,21 @@ describe("AWS's limits, refused before AWS", () => {
     expect(requests).toBe(0);
   });
 });
+
+describe('the network variables', () => {
+  it('an unreadable CA bundle: one line naming AWS_CA_BUNDLE, exit 2, no AWS call', async () => {
+    const missing = path.join(job.checkout, 'no-such-ca.pem');
+    const r = await runJob(jobEnv({}, { AWS_CA_BUNDLE: missing }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([`ERROR: input AWS_CA_BUNDLE: cannot read the CA bundle ${missing} (ENOENT); point it to a readable PEM file or unset it`]);
+    expect(requests).toBe(0);
+  });
+
+  it('a proxy it cannot speak: one line naming HTTPS_PROXY, never its password, exit 2, no AWS call', async () => {
+    const r = await runJob(jobEnv({}, { HTTPS_PROXY: 'socks5://svc:pr0xy-s3cret@proxy.corp:1080' }));
+    expect(r.code).toBe(ExitCode.BadInput);
+    expect(r.lines).toEqual([expect.stringMatching(/^ERROR: input HTTPS_PROXY: uses socks5:\/\/, which this job does not speak/)]);
+    expect(r.text).not.toContain('s3cret');
+    expect(requests).toBe(0);
+  });
+});

@@ -111,3 +111,19 @@ it('sends the registry client and the GitLab job-status watch through the proxy'
   await expect(watch.cancelled).resolves.toBe('the GitLab job is canceled');
   expect(seen.at(-1)).toMatchObject({ peer: PROXY_PEER, path: '/api/v4/job' });
 });
+
+it("warns once, naming CI_SERVER_TLS_CA_FILE, when GitLab's certificate is not trusted", async () => {
+  const saved = process.env.CI_SERVER_TLS_CA_FILE;
+  delete process.env.CI_SERVER_TLS_CA_FILE;
+  try {
+    const out = memoryOutput();
+    const watch = watchCancellation({ out, job: { ...settingsFixture().gitlab, apiUrl: `https://127.0.0.1:${securePort}/api/v4`, jobToken: 'token' }, pollMs: 10 });
+    while (out.lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    watch.dispose();
+    expect(out.lines).toEqual([
+      `WARNING: Cannot check the GitLab job status (TLS to 127.0.0.1:${securePort} through the proxy ${proxy.url.slice(7)}: its certificate is not signed by a CA this job trusts (UNABLE_TO_VERIFY_LEAF_SIGNATURE); give the PEM file of the CA that signs it (a TLS-intercepting proxy's own CA, for one) in CI_SERVER_TLS_CA_FILE); will keep trying`,
+    ]);
+  } finally {
+    process.env.CI_SERVER_TLS_CA_FILE = saved;
+  }
+});

@@ -7,6 +7,7 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuild';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestHandler } from '../../src/aws/clients';
 import { AwsStepError, awsStep, InputError } from '../../src/shared/errors';
@@ -141,6 +142,23 @@ describe('through the proxy', () => {
     // tinyproxy refuses wrong credentials with 401 (not 407).
     expect(line).toBe(`Reading the build failed: cannot reach ${secure.url.slice(8)} through the proxy 127.0.0.1:${guarded.port} (Bad response: 401); check HTTPS_PROXY/HTTP_PROXY and NO_PROXY`);
     expect(line).not.toContain('s3cret');
+  });
+
+  it('sends an S3 upload of 3 MB (the SDK adds Expect: 100-continue) to the proxy in absolute form, with credentials', async () => {
+    const guarded = await startTinyproxy({ basicAuth: { user: 'svc', password: 'pr0xy-s3cret' } });
+    stops.push(() => guarded.stop());
+    const received: number[] = [];
+    const bucket = await startServer(undefined, (req, res) => {
+      received.push(Number(req.headers['content-length']));
+      res.writeHead(200, { etag: '"e"' }).end();
+      return true;
+    });
+    stops.push(() => bucket.close());
+    const net = createNetwork({ HTTP_PROXY: `http://svc:pr0xy-s3cret@127.0.0.1:${guarded.port}` });
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: bucket.url, forcePathStyle: true, credentials: CREDENTIALS, maxAttempts: 1, requestHandler: requestHandler('polling', net.awsHandler) });
+    await s3.send(new PutObjectCommand({ Bucket: 'sources', Key: 'context.zip', Body: Buffer.alloc(3_000_000, 1) }));
+    expect(bucket.seen.at(-1)).toMatchObject({ peer: PROXY_PEER, method: 'PUT', url: '/sources/context.zip?x-id=PutObject', headers: { expect: '100-continue' } });
+    expect(received).toEqual([3_000_000]);
   });
 
   it('fetches for GitLab with CI_SERVER_TLS_CA_FILE and for registries with either bundle', async () => {

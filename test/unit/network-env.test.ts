@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/shared/errors';
 import { proxyLine } from '../../src/shared/network';
-import { bypassesProxy, readProxySettings } from '../../src/shared/proxy-env';
+import { bypassesProxy, readProxySettings } from '../../src/shared/network-env';
 
 describe('NO_PROXY, as curl reads it', () => {
   const cases: [entries: string, host: string, port: number, direct: boolean][] = [

@@ -1,11 +1,12 @@
 /**
- * The proxy variables as curl reads them: `https_proxy`/`HTTPS_PROXY` for https:// URLs, `http_proxy`/`HTTP_PROXY`
+ * The network variables: the CA bundles, and the proxy variables as curl reads them: `https_proxy`/`HTTPS_PROXY` for https:// URLs, `http_proxy`/`HTTP_PROXY`
  * for http:// ones, `all_proxy`/`ALL_PROXY` for both, the lower-case name first; and `no_proxy`/`NO_PROXY`, a comma-
  * or space-separated list of hosts that are reached directly: `*` (every host), a name (that host and every host
  * under it, with or without a leading `.` or `*.`), an IP address or CIDR range, each optionally with `:port`.
  */
+import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
-import { InputError } from './errors';
+import { InputError, type InputProblem } from './errors';
 
 export interface ProxySettings {
   /** The proxy for https:// URLs (a CONNECT tunnel), if any. */
@@ -49,6 +50,55 @@ export function readProxySettings(env: NodeJS.ProcessEnv): ProxySettings {
   const http = proxyUrl(variable(env, 'http_proxy')) ?? all;
   const noProxy = (variable(env, 'no_proxy')?.value ?? '').split(/[\s,]+/).filter(Boolean);
   return { ...(https ? { https } : {}), ...(http ? { http } : {}), noProxy };
+}
+
+/** The CA bundles' PEM text, by the variable that names the file. */
+export interface CaBundles {
+  /** AWS_CA_BUNDLE: for AWS connections. */
+  aws?: string;
+  /** CI_SERVER_TLS_CA_FILE: for the GitLab API. */
+  gitlab?: string;
+  /** NODE_EXTRA_CA_CERTS: Node reads it at start-up; kept here for the connections that list their CAs. */
+  extra?: string;
+}
+
+/** A CA bundle file's PEM text; an unreadable one is bad input naming its variable. */
+function readBundle(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const file = env[name];
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new InputError([{ input: name, message: `cannot read the CA bundle ${file} (${code}); point it to a readable PEM file or unset it` }]);
+  }
+}
+
+export function readCaBundles(env: NodeJS.ProcessEnv): CaBundles {
+  const aws = readBundle(env, 'AWS_CA_BUNDLE');
+  const gitlab = readBundle(env, 'CI_SERVER_TLS_CA_FILE');
+  // A file Node could not read was already reported by Node, as a warning, and is left out here too.
+  let extra: string | undefined;
+  try {
+    extra = readBundle(env, 'NODE_EXTRA_CA_CERTS');
+  } catch {
+    extra = undefined;
+  }
+  return { ...(aws ? { aws } : {}), ...(gitlab ? { gitlab } : {}), ...(extra ? { extra } : {}) };
+}
+
+/** Every problem with the network variables, for the input check (src/inputs/read-settings.ts). */
+export function networkProblems(env: NodeJS.ProcessEnv): InputProblem[] {
+  const problems: InputProblem[] = [];
+  for (const read of [readProxySettings, readCaBundles]) {
+    try {
+      read(env);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      problems.push(...e.problems);
+    }
+  }
+  return problems;
 }
 
 /** `host:port` of a proxy, never its credentials. */

@@ -71,7 +71,7 @@ describe('a job behind the proxy, with only the proxy as a way out', () => {
     const lines = log.split('\n').filter((line) => line.includes('HTTPS_PROXY'));
     expect(lines, log).toHaveLength(1);
     // The first call (STS) finds its endpoint reset, as a firewall resets a direct connection.
-    expect(lines[0]).toContain(`cannot reach ${new URL(stack.env.AWS_ENDPOINT_URL_STS ?? '').host} (ECONNRESET)`);
+    expect(lines[0]).toContain(`cannot reach ${new URL(stack.env.AWS_ENDPOINT_URL_STS ?? '').host} (ECONNRESET); if this runner reaches it only through a proxy, set HTTPS_PROXY`);
     expect(readFileSync(join(stack.dir, 'logs', 'fake-aws.log'), 'utf8')).toContain('proxy-only mode: reset a direct connection from 127.0.0.1');
   });
 });

@@ -1,6 +1,8 @@
 /**
  * npx tsx stack/cli.ts up [--dir D] [--no-docker] [--phase-delay-ms N]   start a detached stack, print its env (and on
  *                                                                        stderr its KMS signing keys)
+ *     [--tls] [--proxy] [--proxy-only]                                   the fake AWS and s3rver over https (private CA), tinyproxy
+ *                                                                        in front of them, and nothing served but through it
  *     [--secret NAME=VALUE]… [--parameter NAME=VALUE]…                   seed the fake's Secrets Manager / Parameter Store
  *     [--auth-registry]                                                  and a registry that requires a user (stack/auth-registry)
  *     [--job-token TOKEN]                                                that also takes gitlab-ci-token:TOKEN, as GitLab's registry
@@ -15,7 +17,7 @@ import { DEFAULT_STACK_DIR } from './paths';
 import { attach, readStack, shellExports, startStack, stopStack, type StackInfo } from './stack';
 
 const USAGE =
-  'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--secret NAME=VALUE]… [--parameter NAME=VALUE]… [--auth-registry] [--job-token TOKEN] [--claims JSON]';
+  'usage: stack/cli.ts up|down|env|token [--dir DIR] [--no-docker] [--phase-delay-ms N] [--tls] [--proxy] [--proxy-only] [--secret NAME=VALUE]… [--parameter NAME=VALUE]… [--auth-registry] [--job-token TOKEN] [--claims JSON]';
 
 /** `NAME=VALUE` items as a record; the value may contain `=`. */
 function pairs(items: string[] | undefined, flag: string): Record<string, string> {
@@ -47,6 +49,9 @@ async function main(argv: string[]): Promise<void> {
       parameter: { type: 'string', multiple: true },
       'auth-registry': { type: 'boolean' },
       'job-token': { type: 'string' },
+      tls: { type: 'boolean' },
+      proxy: { type: 'boolean' },
+      'proxy-only': { type: 'boolean' },
     },
   });
   const dir = path.resolve(values.dir ?? DEFAULT_STACK_DIR);
@@ -63,10 +68,14 @@ async function main(argv: string[]): Promise<void> {
         ...(values['auth-registry'] || values['job-token'] ? { authRegistry: { username: 'builder', password: randomBytes(18).toString('base64url') } } : {}),
         // Jobs then log in with it as with a job token: CI_REGISTRY=$STACK_AUTH_REGISTRY CI_JOB_TOKEN=TOKEN.
         ...(values['job-token'] ? { authRegistryJobToken: values['job-token'] } : {}),
+        tls: values.tls ?? false,
+        proxy: values.proxy ?? false,
+        proxyOnly: values['proxy-only'] ?? false,
         detached: true,
       });
       console.error(`local stack up in ${Date.now() - started} ms (state in ${dir}; stop with: npx tsx stack/cli.ts down --dir ${dir})`);
       for (const key of stack.signingKeys) console.error(`KMS signing key alias/${key.alias}: ${key.keyArn} (public key ${key.publicKeyPem})`);
+      if (stack.proxyUrl) console.error(`tinyproxy on ${stack.proxyUrl}${stack.proxyOnly ? '; the fake AWS and s3rver reset connections that do not come through it' : ''}`);
       console.log(shellExports(stack));
       return;
     }

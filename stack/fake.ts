@@ -3,12 +3,13 @@ import path from 'node:path';
 import { startDaemon, waitFor, type Daemon } from './process';
 import { REPO_ROOT } from './paths';
 import { readJson } from './s3';
+import { fakeControl } from './fake-aws/control';
 import type { FakeAwsOptions } from './fake-aws/options';
 import type { SigningKeyInfo } from './fake-aws/kms';
 
 export interface Fake {
   daemon: Daemon;
-  /** Base URL for STS, CodeBuild, Logs, SSM, Secrets Manager and KMS; the OIDC issuer is `<url>/oidc`. */
+  /** Base URL (http or https) for STS, CodeBuild, Logs, SSM, Secrets Manager and KMS; the OIDC issuer is `<url>/oidc`. */
   url: string;
   /** The fake KMS's signing keys, as its ready file lists them. */
   signingKeys: SigningKeyInfo[];
@@ -29,8 +30,10 @@ export async function startFake(dir: string, config: FakeAwsOptions): Promise<Fa
     { cwd: REPO_ROOT },
   );
   const { url, signingKeys } = await waitFor(daemon, 'fake AWS', async () => readJson<Omit<Fake, 'daemon'>>(readyFile));
-  await waitFor(daemon, `fake AWS OIDC issuer at ${url}/oidc`, async () =>
-    (await fetch(`${url}/oidc/.well-known/openid-configuration`)).ok ? true : undefined,
-  );
+  // The control route answers in proxy-only mode too, and over TLS with the stack's CA.
+  await waitFor(daemon, `fake AWS at ${url}`, async () => {
+    await fakeControl(url, config.tls?.caFile).health();
+    return true;
+  });
   return { daemon, url, signingKeys };
 }

@@ -1,12 +1,17 @@
 /**
- * Runs s3rver on 127.0.0.1 for the local stack: `node --import tsx stack/s3-server.ts <directory> <bucket> <port> <ready-file>`.
- * Writes `{"port": n}` to the ready file once listening.
+ * Runs s3rver on 127.0.0.1 for the local stack:
+ * `node --import tsx stack/s3-server.ts <directory> <bucket> <port> <ready-file> [--key FILE --cert FILE] [--proxy-only]`.
+ * Writes `{"port": n}` to the ready file once listening. With --key and --cert it speaks https; with --proxy-only it
+ * resets every connection whose peer is not the stack's proxy (PROXY_SOURCE_ADDRESS).
  *
  * s3rver only knows the access key `S3RVER`; the program signs with whatever temporary credentials the fake STS
  * issued, so every access key is mapped to s3rver's one account (it never checks SigV4 signatures anyway).
  */
 import fs from 'node:fs';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
+import { refuseDirectConnections } from './fake-aws/options';
 
 const require = createRequire(import.meta.url);
 
@@ -19,12 +24,17 @@ interface S3rverAccountModule {
 }
 interface S3rverServer {
   run(): Promise<{ address: string; port: number }>;
+  httpServer: Server;
 }
 type S3rverClass = new (options: Record<string, unknown>) => S3rverServer;
 
-const [directory, bucket, port, readyFile] = process.argv.slice(2);
-if (!directory || !bucket || !port || !readyFile) {
-  console.error('usage: s3-server.ts <directory> <bucket> <port> <ready-file>');
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { key: { type: 'string' }, cert: { type: 'string' }, 'proxy-only': { type: 'boolean' } },
+});
+const [directory, bucket, port, readyFile] = positionals;
+if (!directory || !bucket || !port || !readyFile || Boolean(values.key) !== Boolean(values.cert)) {
+  console.error('usage: s3-server.ts <directory> <bucket> <port> <ready-file> [--key FILE --cert FILE] [--proxy-only]');
   process.exit(2);
 }
 
@@ -42,9 +52,11 @@ const server = new S3rver({
   vhostBuckets: false,
   allowMismatchedSignatures: true,
   configureBuckets: [{ name: bucket, configs: [] }],
+  ...(values.key && values.cert ? { key: fs.readFileSync(values.key), cert: fs.readFileSync(values.cert) } : {}),
 });
 server.run().then(
   ({ port }) => {
+    if (values['proxy-only']) refuseDirectConnections(server.httpServer, 's3rver');
     fs.writeFileSync(readyFile, JSON.stringify({ port }));
     console.log(`s3rver listening on 127.0.0.1:${port}, bucket ${bucket}`);
   },

@@ -1,6 +1,7 @@
 /**
  * The local stack tests and the demo run the program against: s3rver, a registry, a private dockerd and the
- * fake AWS (STS, CodeBuild, Logs, SSM, Secrets Manager, KMS, OIDC issuer), all on 127.0.0.1 with state under one directory.
+ * fake AWS (STS, CodeBuild, Logs, SSM, Secrets Manager, KMS, OIDC issuer), all on 127.0.0.1 with state under one directory;
+ * on request the fake and s3rver over TLS with a private CA, and tinyproxy in front of them (docs/local-stack.md).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,8 +12,10 @@ import type { FakeAwsOptions } from './fake-aws/options';
 import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
 import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
+import { startProxy } from './proxy';
 import { copyImage, startRegistry, type RegistryUser } from './registry';
 import { readJson, s3Endpoint, startS3 } from './s3';
+import { makeCertificates } from './tls';
 
 export const REGION = 'us-east-1';
 export const ACCOUNT = '000000000000';
@@ -50,6 +53,12 @@ export interface StackOptions {
   authRegistryJobToken?: string;
   /** KMS signing keys the fake makes, by alias name without `alias/`; the fake's default is `codebuild-image-signing`. */
   signingKeys?: { alias: string }[];
+  /** Serve the fake AWS and s3rver over https, with a certificate from a private CA the stack makes (StackInfo.caFile). */
+  tls?: boolean;
+  /** Start tinyproxy in front of the fake AWS and s3rver (StackInfo.proxyUrl); the job's env then names it. */
+  proxy?: boolean;
+  /** With the proxy (implied): the fake AWS and s3rver reset every connection that did not come through it. */
+  proxyOnly?: boolean;
 }
 
 /** The Secrets Manager secret (in the fake) with the authenticated registry's user. */
@@ -59,8 +68,9 @@ export const AUTH_REGISTRY_SECRET = 'stack/auth-registry';
 export interface StackInfo {
   dir: string;
   /**
-   * Environment for the program: region and endpoints only. No credentials: the program gets them from the fake
-   * STS with an OIDC token (see `signToken`), as in a real job.
+   * Environment for the program: region and endpoints only, and with the proxy or TLS also HTTPS_PROXY (HTTP_PROXY
+   * without TLS), NO_PROXY (the registries, which builds and jobs reach directly) and AWS_CA_BUNDLE. No
+   * credentials: the program gets them from the fake STS with an OIDC token (see `signToken`), as in a real job.
    */
   env: Record<string, string>;
   /** The CODEBUILD_IMAGE_* inputs that point the program at this stack (add image, context, tags…). */
@@ -83,6 +93,12 @@ export interface StackInfo {
   roleArn: string;
   audience: string;
   fakeUrl: string;
+  /** `http://127.0.0.1:<port>` of tinyproxy, when the stack runs it (StackOptions.proxy, proxyOnly). */
+  proxyUrl?: string;
+  /** PEM of the stack's private CA, when the fake AWS and s3rver speak TLS (StackOptions.tls). */
+  caFile?: string;
+  /** True when the fake AWS and s3rver reset connections that did not come through the proxy. */
+  proxyOnly: boolean;
   /** The fake KMS's signing keys: alias, key and alias ARNs, and the path of the public key's PEM. */
   signingKeys: SigningKeyInfo[];
   /** The fake's state directory (OIDC signing key), for `signToken` from stack/oidc.ts. */
@@ -105,7 +121,7 @@ export interface Stack extends StackInfo {
 }
 
 /** Stop order: nothing new reaches dockerd once the fake is gone; containerd goes with dockerd. */
-const STOP_ORDER = ['fake-aws', 'dockerd', 'containerd', 'registry', 'registry-auth', 's3rver'];
+const STOP_ORDER = ['proxy', 'fake-aws', 'dockerd', 'containerd', 'registry', 'registry-auth', 's3rver'];
 
 export function stackFile(dir: string): string {
   return path.join(dir, 'stack.json');
@@ -127,13 +143,17 @@ export function readStack(dir: string): StackInfo | undefined {
 export async function startStack(opts: StackOptions & { detached?: boolean } = {}): Promise<Stack> {
   const dir = path.resolve(opts.dir ?? DEFAULT_STACK_DIR);
   const withDocker = opts.docker ?? true;
+  const proxyOnly = opts.proxyOnly ?? false;
+  const withProxy = (opts.proxy ?? false) || proxyOnly;
   fs.mkdirSync(dir, { recursive: true });
   await clearLeftovers(dir);
   fs.writeFileSync(ownerFile(dir), `${process.pid}\n`);
 
   try {
-    // Everything starts at once; only the base image waits (for dockerd and the registry).
-    const endpoint = await s3Endpoint();
+    // Everything starts at once; only the base image waits (for dockerd and the registry), and the proxy (for the
+    // ports it may tunnel to).
+    const certificates = opts.tls ? makeCertificates(dir) : undefined;
+    const endpoint = await s3Endpoint(certificates ? 'https' : 'http');
     const dockerHost = withDocker ? dockerHostFor(dir) : undefined;
     const dockerConfig = dockerConfigDir(dir);
     const fakeWorkDir = path.join(dir, 'fake', 'work');
@@ -153,19 +173,26 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       buildEnv: buildEnv(dir, dockerHost, dockerConfig),
       ...(opts.phaseDelayMs === undefined ? {} : { phaseDelayMs: opts.phaseDelayMs }),
       ...(opts.signingKeys === undefined ? {} : { signingKeys: opts.signingKeys }),
+      ...(certificates ? { tls: certificates } : {}),
+      proxyOnly,
     };
     const registryStarted = startRegistry(dir);
     const authUser = opts.authRegistry;
     const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
     const authRegistryStarted = authUser ? startRegistry(dir, { name: 'registry-auth', auth: [authUser, ...jobTokenUser] }) : Promise.resolve(undefined);
     const dockerStarted = withDocker ? startDockerd(dir) : Promise.resolve(undefined);
-    const [s3, registry, dockerd, baseImage, fake, authRegistry] = await allSettled([
-      startS3(dir, BUCKET, endpoint),
+    const s3Started = startS3(dir, BUCKET, endpoint, { tls: certificates, proxyOnly });
+    const fakeStarted = startFake(dir, config);
+    const port = (url: string) => Number(new URL(url).port);
+    const proxyStarted = withProxy ? Promise.all([s3Started, fakeStarted]).then(([s, f]) => startProxy(dir, [port(s.endpoint), port(f.url)])) : Promise.resolve(undefined);
+    const [s3, registry, dockerd, baseImage, fake, authRegistry, proxy] = await allSettled([
+      s3Started,
       registryStarted,
       dockerStarted,
       Promise.all([dockerStarted, registryStarted]).then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host) : undefined)),
-      startFake(dir, config),
+      fakeStarted,
       authRegistryStarted,
+      proxyStarted,
     ]);
     let authBaseImage: string | undefined;
     if (authRegistry && authUser && baseImage) {
@@ -186,6 +213,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
         AWS_ENDPOINT_URL_KMS: fake.url,
         // Without a token the default chain must fail fast instead of probing for an EC2 instance role.
         AWS_EC2_METADATA_DISABLED: 'true',
+        ...(proxy ? { [certificates ? 'HTTPS_PROXY' : 'HTTP_PROXY']: proxy.url, NO_PROXY: [registry.host, ...(authRegistry ? [authRegistry.host] : [])].join(',') } : {}),
+        ...(certificates ? { AWS_CA_BUNDLE: certificates.caFile } : {}),
       },
       inputs: {
         CODEBUILD_IMAGE_AWS_REGION: REGION,
@@ -206,6 +235,9 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       roleArn: ROLE_ARN,
       audience: AUDIENCE,
       fakeUrl: fake.url,
+      ...(proxy ? { proxyUrl: proxy.url } : {}),
+      ...(certificates ? { caFile: certificates.caFile } : {}),
+      proxyOnly,
       signingKeys: fake.signingKeys,
       fakeWorkDir,
       dockerHost: dockerd?.host,
@@ -285,7 +317,7 @@ export async function stopStack(dir: string): Promise<void> {
  * which may contain other stacks' directories) or dockerd's exec root.
  */
 function daemonMarkers(dir: string): string[] {
-  return [...['s3', 'registry', 'registry-auth', 'docker', 'fake'].map((sub) => `${path.join(dir, sub)}/`), `${execRootFor(dir)}/`];
+  return [...['s3', 'registry', 'registry-auth', 'docker', 'fake', 'proxy'].map((sub) => `${path.join(dir, sub)}/`), `${execRootFor(dir)}/`];
 }
 
 function rank(name: string): number {

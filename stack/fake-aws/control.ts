@@ -1,7 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { CodeBuildService } from './codebuild';
 import type { Fault, Faults } from './faults';
 import type { ModelChecks, Violation } from './models/checks';
+import { PROXY_SOURCE_ADDRESS } from './options';
 
 export interface Controlled {
   faults: Faults;
@@ -50,15 +53,17 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, p
   }
 }
 
-/** Small client for tests and scripts. */
-export const fakeControl = (url: string) => {
+/** Small client for tests and scripts; `caFile` is the stack's CA when the fake speaks https (StackInfo.caFile). */
+export const fakeControl = (url: string, caFile?: string) => {
+  const ca = caFile === undefined ? undefined : readFileSync(caFile);
   const call = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${url}/_fake/${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const value: unknown = await r.json();
+    const r = await send(`${url}/_fake/${path}`, method, body === undefined ? undefined : JSON.stringify(body), ca);
+    const value: unknown = JSON.parse(r.text);
     if (!r.ok) throw new Error(`fake-aws control ${method} ${path}: ${JSON.stringify(value)}`);
     return value;
   };
   return {
+    health: () => call('GET', 'health'),
     inject: (fault: Fault) => call('POST', 'faults', fault),
     clearFaults: () => call('DELETE', 'faults'),
     calls: () => call('GET', 'calls') as Promise<Record<string, number>>,
@@ -67,3 +72,22 @@ export const fakeControl = (url: string) => {
     violations: () => call('GET', 'violations') as Promise<Violation[]>,
   };
 };
+
+/**
+ * One request with node:http(s), which (unlike Node 20's fetch) can trust a private CA, from the proxy's address,
+ * which the fake serves in proxy-only mode too.
+ */
+function send(url: string, method: string, body: string | undefined, ca: Buffer | undefined): Promise<{ ok: boolean; text: string }> {
+  return new Promise((resolve, reject) => {
+    const options = { method, localAddress: PROXY_SOURCE_ADDRESS };
+    const request = url.startsWith('https:') ? httpsRequest(url, { ...options, ...(ca ? { ca } : {}) }) : httpRequest(url, options);
+    request.on('error', reject);
+    request.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ ok: (res.statusCode ?? 0) < 300, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    request.end(body);
+  });
+}

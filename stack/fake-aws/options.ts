@@ -1,3 +1,4 @@
+import type { Server, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { LiveTailOptions } from './live-tail';
 
@@ -31,6 +32,35 @@ export interface FakeAwsOptions {
   signingKeys?: { alias: string }[];
   /** StartLiveTail pacing, for tests; `{ disabled: true }` answers AccessDeniedException as for a role without logs:StartLiveTail. */
   liveTail?: LiveTailOptions & { disabled?: boolean };
+  /** Serve https with this key and certificate; `caFile` is what the fake's own S3 client trusts (s3rver over TLS). */
+  tls?: TlsFiles;
+  /**
+   * Proxy-only mode: reset every connection whose peer is not PROXY_SOURCE_ADDRESS, the address the stack's proxy
+   * connects from, as a corporate firewall refuses a direct connection. The fake's own S3 downloads and the test
+   * control (fakeControl) connect from that address too: they stand for what runs inside AWS, not for the job.
+   */
+  proxyOnly?: boolean;
+}
+
+/** Where the stack's proxy (tinyproxy, `Bind`) opens its outgoing connections from. */
+export const PROXY_SOURCE_ADDRESS = '127.0.0.2';
+
+/**
+ * Proxy-only mode for the fake and s3rver: a connection from anywhere but the proxy is reset before a byte is read,
+ * so a client that bypasses the proxy sees the endpoint as unreachable. One line on stderr (the daemon's log) says why.
+ */
+export function refuseDirectConnections(server: Server, name: string): void {
+  server.prependListener('connection', (socket: Socket) => {
+    if (socket.remoteAddress === PROXY_SOURCE_ADDRESS) return;
+    console.error(`${name}: proxy-only mode: reset a direct connection from ${socket.remoteAddress ?? 'an unknown address'} (only the stack's proxy, from ${PROXY_SOURCE_ADDRESS}, is served)`);
+    socket.resetAndDestroy();
+  });
+}
+
+export interface TlsFiles {
+  keyFile: string;
+  certFile: string;
+  caFile: string;
 }
 
 export interface RoleConfig {
@@ -64,8 +94,8 @@ export interface EnvVar {
   type?: 'PLAINTEXT' | 'PARAMETER_STORE' | 'SECRETS_MANAGER';
 }
 
-export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail'>> &
-  Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail'> & { port: number };
+export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail' | 'tls'>> &
+  Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail' | 'tls'> & { port: number };
 
 export const DEFAULT_SIGNING_KEY_ALIAS = 'codebuild-image-signing';
 
@@ -88,6 +118,8 @@ export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
     workDir: resolve(o.workDir),
     ...(o.s3Endpoint === undefined ? {} : { s3Endpoint: o.s3Endpoint }),
     ...(o.liveTail === undefined ? {} : { liveTail: o.liveTail }),
+    ...(o.tls === undefined ? {} : { tls: o.tls }),
+    proxyOnly: o.proxyOnly ?? false,
     region: o.region ?? 'us-east-1',
     account: o.account ?? '000000000000',
     port: o.port ?? 0,

@@ -96,7 +96,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     await mkdir(join(dir, 'home'), { recursive: true });
     const { source } = build.settings;
     if (source.type === 'S3') {
-      await downloadSource(deps.options.s3Endpoint, deps.options.region, source.location ?? '', sourceZipPath(dir));
+      await downloadSource(deps.options, source.location ?? '', sourceZipPath(dir));
       check();
       await extractZip(sourceZipPath(dir), srcDir);
     }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { CodeBuildService } from './codebuild';
 import { handleControl } from './control';
 import { ModelChecks } from './models/checks';
@@ -12,7 +13,7 @@ import { Kms, type SigningKeyInfo } from './kms';
 import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
-import { resolveOptions, type FakeAwsOptions } from './options';
+import { refuseDirectConnections, resolveOptions, type FakeAwsOptions, type TlsFiles } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
 import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
@@ -45,12 +46,13 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const checks = new ModelChecks();
   const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
-  const server = createServer();
+  const server = options.tls ? createHttpsServer(await keyAndCert(options.tls)) : createServer();
+  if (options.proxyOnly) refuseDirectConnections(server, 'fake-aws');
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, '127.0.0.1', () => resolve());
   });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const issuer = await createIssuer(url, options.workDir);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((e: unknown) => {
@@ -164,6 +166,10 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
         await new Promise<void>((resolve) => server.close(() => resolve()));
       })()),
   };
+}
+
+async function keyAndCert(tls: TlsFiles): Promise<{ key: Buffer; cert: Buffer }> {
+  return { key: await readFile(tls.keyFile), cert: await readFile(tls.certFile) };
 }
 
 function serveIssuer(res: ServerResponse, path: string, issuer: OidcIssuer): void {

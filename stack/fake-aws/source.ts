@@ -1,24 +1,35 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { chmod, mkdir, symlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import yauzl from 'yauzl';
+import { PROXY_SOURCE_ADDRESS, type ResolvedOptions } from './options';
 
 /** Thrown when the source cannot be fetched or unpacked (CodeBuild: CLIENT_ERROR in DOWNLOAD_SOURCE). */
 export class SourceError extends Error {}
 
-/** Downloads `bucket/key` from the local S3 into `zipFile`. */
-export async function downloadSource(s3Endpoint: string | undefined, region: string, location: string, zipFile: string): Promise<void> {
+/**
+ * Downloads `bucket/key` from the local S3 into `zipFile`: trusting the stack's CA when s3rver speaks TLS, and in
+ * proxy-only mode from the proxy's address, which s3rver then accepts (CodeBuild reaches S3 from inside AWS).
+ */
+export async function downloadSource(
+  { s3Endpoint, region, tls, proxyOnly }: Pick<ResolvedOptions, 's3Endpoint' | 'region' | 'tls' | 'proxyOnly'>,
+  location: string,
+  zipFile: string,
+): Promise<void> {
   if (!s3Endpoint) throw new SourceError('CLIENT_ERROR: the fake has no s3Endpoint configured, cannot fetch S3 sources');
   const slash = location.indexOf('/');
   if (slash <= 0) throw new SourceError(`CLIENT_ERROR: source location ${location} is not <bucket>/<key>`);
+  const local = proxyOnly ? { localAddress: PROXY_SOURCE_ADDRESS } : {};
   const s3 = new S3Client({
     endpoint: s3Endpoint,
     region,
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestHandler: new NodeHttpHandler({ httpAgent: local, httpsAgent: { ...local, ...(tls ? { ca: readFileSync(tls.caFile) } : {}) } }),
   });
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: location.slice(0, slash), Key: location.slice(slash + 1) }));

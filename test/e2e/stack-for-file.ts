@@ -23,6 +23,6 @@ export function stackForFile(name: string, options: Omit<StackOptions, 'dir'>, s
   afterAll(async () => {
     await stopCheckingModels(stack);
   });
-  const control = () => fakeControl(stack?.fakeUrl ?? '');
+  const control = () => fakeControl(stack?.fakeUrl ?? '', stack?.caFile);
   return control;
 }

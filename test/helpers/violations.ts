@@ -17,11 +17,11 @@ export function violationsError(violations: Violation[]): Error | undefined {
  * For a file's afterAll: reads what the stack's fake recorded against AWS's models, stops the stack (whatever the
  * reading gave), then fails the file if anything was recorded.
  */
-export async function stopCheckingModels(stack: { fakeUrl: string; stop(): Promise<void> } | undefined): Promise<void> {
+export async function stopCheckingModels(stack: { fakeUrl: string; caFile?: string; stop(): Promise<void> } | undefined): Promise<void> {
   if (!stack) return;
   let violations: Violation[];
   try {
-    violations = await fakeControl(stack.fakeUrl).violations();
+    violations = await fakeControl(stack.fakeUrl, stack.caFile).violations();
   } finally {
     await stack.stop();
   }

@@ -75,8 +75,8 @@ async function follow(name: string, commands: string[]): Promise<Followed> {
   const out: Output = { info: record, warn: record, error: record, sectionStart: () => undefined, sectionEnd: () => undefined };
   const build = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, started.build?.id ?? '');
   const returnedAt = Date.now();
-  clients.codebuild.destroy();
-  clients.logs.destroy();
+  // The clients are not destroyed: every client shares the process's network agents (src/shared/network.ts), and
+  // destroying one would cut the other builds' Live Tail sessions.
   return { name, build, calls, printed, returnedAt };
 }
 

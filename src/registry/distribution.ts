@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto';
 import { AwsStepError, RegistryError } from '../shared/errors';
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 /** Media types of an image index (OCI) or manifest list (Docker). */
 export const INDEX_TYPES = [OCI_INDEX, DOCKER_LIST];
-const MANIFEST_TYPES = [OCI_INDEX, DOCKER_LIST, 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'];
+const MANIFEST_TYPES = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, 'application/vnd.docker.distribution.manifest.v2+json'];
 
 export interface Platform {
   os: string;

@@ -7,13 +7,13 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { kmsKeyRegion } from '../inputs/aws-names';
 import type { Settings } from '../inputs/settings';
-import { isAttestation, type RegistryClient, sha256Digest } from '../registry/distribution';
+import { isAttestation, OCI_MANIFEST, type RegistryClient, sha256Digest } from '../registry/distribution';
 import { registryClient, type SignInClients } from '../registry/signin';
 import type { Output } from '../shared/console';
 import { AwsStepError, RegistryError } from '../shared/errors';
 import { kmsSigner, type Signer } from './kms-signer';
 import { simpleSigningPayload } from './payload';
-import { OCI_MANIFEST, signatureImage, signatureLayer, signatureLayers, signatureTag, signaturesOver } from './signature-image';
+import { signatureImage, signatureLayer, signatureLayers, signatureTag, signaturesOver } from './signature-image';
 
 export interface SignClients extends SignInClients {
   kms: (region: string) => KMSClient;

@@ -4,11 +4,10 @@
  * annotation) and a config listing the layers, as cosign writes it. A new signature is appended to the layers
  * already there, which are kept as they are (other keys', other tools' annotations).
  */
-import { type Descriptor, sha256Digest } from '../registry/distribution';
+import { type Descriptor, OCI_MANIFEST, sha256Digest } from '../registry/distribution';
 import { SIMPLE_SIGNING } from './payload';
 
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 /** Go's zero time, which cosign writes as every creation time. */
 const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -118,9 +118,9 @@ export function references(t: JsonObject): Reference[] {
     if (!isObject(node)) return;
     for (const [key, value] of Object.entries(node)) {
       const here = `${at}.${key}`;
-      if (key === 'Ref' && typeof value === 'string') refs.push({ kind: 'Ref', name: value, at: here, locals });
+      if (key === 'Ref' && logicalName(value) !== undefined) refs.push({ kind: 'Ref', name: logicalName(value)!, at: here, locals });
       else if (key === 'Fn::GetAtt' && Array.isArray(value)) {
-        refs.push({ kind: 'GetAtt', name: String(value[0]), attribute: String(value[1]), at: here, locals });
+        refs.push({ kind: 'GetAtt', name: String(logicalName(value[0]!)), attribute: String(value[1]), at: here, locals });
       } else if (key === 'Fn::Sub') {
         const [text, vars] = typeof value === 'string' ? [value, {}] : (value as [string, JsonObject]);
         for (const v of subVariables(text)) {
@@ -150,8 +150,18 @@ export function references(t: JsonObject): Reference[] {
     }
   }
   walk(section(t, 'Conditions'), 'Conditions', []);
+  walk(section(t, 'Rules'), 'Rules', []);
   walk(section(t, 'Outputs'), 'Outputs', []);
   return refs;
+}
+
+/**
+ * The logical ID a Ref or Fn::GetAtt names: a string, or inside Fn::ForEach a Fn::Sub of loop identifiers
+ * (`!Ref {Fn::Sub: 'LogGroup&{Tenant}'}`), which the transform turns into a string.
+ */
+function logicalName(v: Json): string | undefined {
+  if (typeof v === 'string') return v;
+  return isObject(v) && typeof v['Fn::Sub'] === 'string' ? v['Fn::Sub'] : undefined;
 }
 
 /** `Name=value` overrides of each `aws cloudformation deploy` command in a Markdown text. */
@@ -248,7 +258,7 @@ export function render(t: JsonObject, values: Record<string, string | string[]>,
 
   // Fn::ForEach first (it is a template transform, applied before anything else is evaluated).
   const expanded: Record<string, JsonObject> = {};
-  const expand = (entries: JsonObject, subst: (s: string) => string): void => {
+  const expand = (entries: JsonObject, subst: (s: string) => string, into = expanded): void => {
     for (const [key, value] of Object.entries(entries)) {
       if (key.startsWith('Fn::ForEach::')) {
         const [identifier, items, fragment] = value as [string, Json, JsonObject];
@@ -259,11 +269,11 @@ export function render(t: JsonObject, values: Record<string, string | string[]>,
           const replace = (text: string) => subst(text)
             .replaceAll(`\${${identifier}}`, s)
             .replaceAll(`&{${identifier}}`, s.replace(/[^A-Za-z0-9]/g, ''));
-          expand(substituteLoopVariable(fragment, identifier, s, replace) as JsonObject, replace);
+          expand(substituteLoopVariable(fragment, identifier, s, replace) as JsonObject, replace, into);
         }
       } else {
-        if (key in expanded) throw new Error(`duplicate logical ID ${key}`);
-        expanded[key] = value as JsonObject;
+        if (key in into) throw new Error(`duplicate logical ID ${key}`);
+        into[key] = value as JsonObject;
       }
     }
   };
@@ -325,6 +335,12 @@ export function render(t: JsonObject, values: Record<string, string | string[]>,
       case 'Fn::If': return condition(String(list()[0])) ? evaluate(list()[1]!, vars) : evaluate(list()[2]!, vars);
       case 'Fn::Equals': return String(evaluate(list()[0]!, vars)) === String(evaluate(list()[1]!, vars));
       case 'Fn::Not': return !evaluate(list()[0]!, vars);
+      // Rule functions.
+      case 'Fn::Contains': return stringList(evaluate(list()[0]!, vars), fn).includes(String(evaluate(list()[1]!, vars)));
+      case 'Fn::EachMemberEquals': {
+        const expected = String(evaluate(list()[1]!, vars));
+        return stringList(evaluate(list()[0]!, vars), fn).every((v) => v === expected);
+      }
       case 'Fn::And': return list().every((c) => evaluate(c, vars) === true);
       case 'Fn::Or': return list().some((c) => evaluate(c, vars) === true);
       case 'Fn::Join': {
@@ -360,6 +376,15 @@ export function render(t: JsonObject, values: Record<string, string | string[]>,
     }
   }
 
+  // CloudFormation checks the rules before it creates anything.
+  for (const [name, rule] of Object.entries(section(t, 'Rules'))) {
+    const r = rule as JsonObject;
+    if (r.RuleCondition !== undefined && evaluate(r.RuleCondition, {}) !== true) continue;
+    for (const a of r.Assertions as JsonObject[]) {
+      if (evaluate(a.Assert!, {}) !== true) throw new Error(`rule ${name}: ${String(a.AssertDescription)}`);
+    }
+  }
+
   expand(section(t, 'Resources'), (s) => s);
   for (const [id, r] of Object.entries(expanded)) {
     if (typeof r.Condition === 'string' && !condition(r.Condition)) continue;
@@ -367,7 +392,9 @@ export function render(t: JsonObject, values: Record<string, string | string[]>,
     resources[id] = { ...rest, Type: String(r.Type), Properties: props(id) };
   }
   const outputs: Record<string, Json> = {};
-  for (const [name, o] of Object.entries(section(t, 'Outputs'))) {
+  const declaredOutputs: Record<string, JsonObject> = {};
+  expand(section(t, 'Outputs'), (s) => s, declaredOutputs);
+  for (const [name, o] of Object.entries(declaredOutputs)) {
     const out = o as JsonObject;
     if (typeof out.Condition === 'string' && !condition(out.Condition)) continue;
     outputs[name] = strip(evaluate(out.Value!, {}));
@@ -392,15 +419,27 @@ function checkParameter(name: string, d: JsonObject, value: string | string[]): 
   }
 }
 
-/** Replaces a loop identifier inside a fragment: Ref <identifier>, ${identifier} and &{identifier} in strings/keys. */
+/**
+ * Replaces a loop identifier inside a fragment: Ref <identifier>, ${identifier} and &{identifier} in strings/keys.
+ * A Fn::Sub left with no variable becomes its string, as the transform does (so `!Ref {Fn::Sub: 'X&{Id}'}` works).
+ */
 function substituteLoopVariable(node: Json, identifier: string, value: string, replace: (s: string) => string): Json {
   if (typeof node === 'string') return replace(node);
   if (Array.isArray(node)) return node.map((n) => substituteLoopVariable(n, identifier, value, replace));
   if (!isObject(node)) return node;
   if (Object.keys(node).length === 1 && node.Ref === identifier) return value;
+  if (Object.keys(node).length === 1 && typeof node['Fn::Sub'] === 'string') {
+    const text = replace(node['Fn::Sub']);
+    return /[$&]\{/.test(text) ? { 'Fn::Sub': text } : text;
+  }
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(node)) out[replace(k)] = substituteLoopVariable(v, identifier, value, replace);
   return out;
+}
+
+function stringList(v: Value, fn: string): string[] {
+  if (!Array.isArray(v)) throw new Error(`${fn} needs a list`);
+  return v.map(String);
 }
 
 /** Drops AWS::NoValue from objects and lists, as CloudFormation does. */

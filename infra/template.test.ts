@@ -97,6 +97,7 @@ const variants: Record<string, Record<string, string>> = {
   'a pull-through cache of ECR Public only, base images of another account': {
     ...base, EcrPublicCache: 'true', PullRepositoryArns: `arn:aws:ecr:${region}:210987654321:repository/base/node`,
   },
+  'two tenants': { ...base, Tenants: 'group/team-a,team-b' },
   [SIGNING]: {
     ...base,
     SigningKey: 'true',
@@ -109,8 +110,8 @@ const rendered = Object.fromEntries(Object.entries(variants).map(([k, v]) => [k,
 
 describe('cloudformation.yml structure', () => {
   it('parses with the intrinsic-function tags into long-form functions', () => {
-    const ci = section(template, 'Resources').CiRole as JsonObject;
-    expect(JSON.stringify(ci)).toContain('"Fn::Sub"');
+    const [, , tenant] = section(template, 'Resources')['Fn::ForEach::Tenants'] as [string, Json, JsonObject];
+    expect(JSON.stringify(tenant['CiRole&{Tenant}'])).toContain('"Fn::Sub"');
     expect(template.AWSTemplateFormatVersion).toBe('2010-09-09');
     expect(parseTemplate('a: !GetAtt Res.Arn\nb: !If [C, !Ref X, !Ref AWS::NoValue]\nc: !Condition D')).toEqual({
       a: { 'Fn::GetAtt': ['Res', 'Arn'] },
@@ -407,8 +408,10 @@ describe('signing', () => {
 
 describe('CI role trust policy', () => {
   it('trusts only GitLab tokens with the audience and one of the subject patterns', () => {
-    const [s, ...more] = trustOf(rendered.defaults!);
+    const [s, others, ...more] = trustOf(rendered.defaults!);
     expect(more).toEqual([]);
+    // One team: no subject is outside project_path:*/*.
+    expect(others!.Condition).toEqual({ StringNotLike: { 'gitlab.com:sub': 'project_path:*/*' } });
     expect(s).toMatchObject({
       Effect: 'Allow',
       Action: 'sts:AssumeRoleWithWebIdentity',

@@ -154,6 +154,7 @@ function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions,
     timeoutInMinutes: timeout,
     queuedTimeoutInMinutes: queued,
     serviceRole: optionalString(input, 'serviceRoleOverride') ?? project.serviceRole ?? `arn:aws:iam::${o.account}:role/service-role/codebuild-${project.name}-service-role`,
+    logGroupName: project.logGroupName ?? `/aws/codebuild/${project.name}`,
     ...(token === undefined ? {} : { idempotencyToken: token }),
   };
 }

@@ -9,6 +9,9 @@ import { assertModels } from './models/model';
 import { queryService, serviceForTarget, type ServiceInfo } from './models/services';
 import { CredentialStore } from './credentials';
 import { Faults } from './faults';
+import { Authorizer } from './iam/authorizer';
+import { accessDenied as iamDenied } from './iam/denied';
+import { iamRequests } from './iam/requests';
 import { Kms, type SigningKeyInfo } from './kms';
 import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
@@ -41,10 +44,12 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const logs = new LogsStore();
   const faults = new Faults();
   const credentials = new CredentialStore(options.region);
-  const codebuild = new CodeBuildService(options, { options, logs });
+  const iam = new Authorizer(options.iam, options);
+  const codebuild = new CodeBuildService(options, { options, logs, iam });
   assertModels();
   const checks = new ModelChecks();
-  const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
+  const kms = await Kms.create(options.signingKeys, options);
+  const names = { region: options.region, account: options.account, keyArn: (id: unknown) => kms.keyFor(id).keyArn };
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
   const server = options.tls ? createHttpsServer(await keyAndCert(options.tls)) : createServer();
   if (options.proxyOnly) refuseDirectConnections(server, 'fake-aws');
@@ -107,12 +112,12 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       if (params) {
         const invalid = checks.request(service, operation, params);
         if (invalid) throw invalid;
-        const xml = await handleSts(operation, params, req.headers, { issuer, roles: options.roles, account: options.account, credentials });
+        const xml = await handleSts(operation, params, req.headers, { issuer, iam, account: options.account, credentials });
         await checks.xmlResponse(service, operation, xml);
         sendXml(res, xml);
         return;
       }
-      credentials.authenticate(req.headers);
+      const { session } = credentials.authenticate(req.headers);
       let json: Record<string, unknown>;
       try {
         json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
@@ -121,6 +126,10 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       }
       const invalid = checks.request(service, operation, json);
       if (invalid) throw invalid;
+      if (session) {
+        const decision = await iam.decideAll(session, iamRequests(service.name, operation, json, names));
+        if (!decision.allowed) throw iamDenied(decision, 'json');
+      }
       if (service.name === 'logs' && operation === 'StartLiveTail') {
         if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');
         return startLiveTail(logs, json, res, options.liveTail, checks.stream(service, operation));

@@ -128,7 +128,12 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       if (invalid) throw invalid;
       if (session) {
         const decision = await iam.decideAll(session, iamRequests(service.name, operation, json, names));
-        if (!decision.allowed) throw iamDenied(decision, 'json');
+        if (!decision.allowed) {
+          const denied = iamDenied(decision, 'json');
+          // One line in the daemon's log, so that a test that fails on a permission shows which one.
+          console.error(`fake-aws: ${service.name}:${operation} denied: ${denied.message}`);
+          throw denied;
+        }
       }
       if (service.name === 'logs' && operation === 'StartLiveTail') {
         if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');

@@ -109,9 +109,3 @@ function getCallerIdentity(headers: IncomingHttpHeaders, deps: StsDeps): string 
     `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`
   );
 }
-
-/** IAM StringLike: `*` matches any run of characters, `?` exactly one; everything else is literal. */
-export function stringLike(pattern: string, value: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`));
-  return new RegExp(`^${re}$`, 's').test(value);
-}

@@ -217,7 +217,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       dir,
       env: {
         AWS_REGION: REGION,
-        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        // The fake in front of s3rver, which decides the program's S3 calls as IAM would.
+        AWS_ENDPOINT_URL_S3: fake.url,
         AWS_ENDPOINT_URL_STS: fake.url,
         AWS_ENDPOINT_URL_CODEBUILD: fake.url,
         AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: fake.url,

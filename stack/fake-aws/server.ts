@@ -18,6 +18,7 @@ import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
 import { refuseDirectConnections, resolveOptions, type FakeAwsOptions, type TlsFiles } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
+import { handleS3, isS3Request } from './s3-front';
 import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
 import { handleSts } from './sts';
@@ -35,8 +36,8 @@ export interface FakeAws {
 }
 
 /**
- * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager + KMS, and GitLab's OIDC issuer and
- * job status, on one 127.0.0.1 port.
+ * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager + KMS, S3 in front of s3rver, and
+ * GitLab's OIDC issuer and job status, on one 127.0.0.1 port.
  */
 export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const options = resolveOptions(input);
@@ -68,6 +69,9 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const own = path.startsWith('/_fake/') || path.startsWith('/oidc/') || path === '/gitlab/api/v4/job';
+    // Before the body is read: S3's is streamed to s3rver as it comes.
+    if (!own && isS3Request(req)) return handleS3(req, res, { options, credentials, iam });
     const body = await readBody(req);
     if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, { faults, codebuild, checks });
     if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { GetLogEventsCommand, CloudWatchLogsClient, StartLiveTailCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { BatchGetBuildsCommand, CodeBuildClient, StartBuildCommand, type Build } from '@aws-sdk/client-codebuild';
 import { KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { fromWebToken } from '@aws-sdk/credential-providers';
@@ -143,6 +144,20 @@ describe('every call of an STS session is evaluated against its role', () => {
     expect(await errorOf(sign('alias/other-team'))).toEqual(denied('kms:Sign', `arn:aws:kms:us-east-1:${ACCOUNT}:key/${OTHER_KEY}`));
   });
 
+  it('S3 (the fake in front of s3rver): objects under the context prefix only; a missing key is 403 without s3:ListBucket', async () => {
+    const bucket = `codebuild-image-${ACCOUNT}-us-east-1`;
+    await stack.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const s3 = new S3Client({ endpoint: stack.fake.url, region: 'us-east-1', forcePathStyle: true, credentials: creds, maxAttempts: 1 });
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'contexts/a.zip', Body: 'zip' }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'contexts/a.zip' }))).ContentLength).toBe(3);
+    const missing = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'contexts/none.zip' })).catch((e: { $metadata: { httpStatusCode?: number } }) => e.$metadata.httpStatusCode);
+    expect(missing).toBe(403);
+    expect(await errorOf(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'other/a.zip', Body: 'zip' })))).toEqual({
+      name: 'AccessDenied',
+      message: `User: ${CALLER} is not authorized to perform: s3:PutObject on resource: arn:aws:s3:::${bucket}/other/a.zip because no identity-based policy allows the s3:PutObject action`,
+    });
+  });
+
   it('a key the fake STS did not issue is an administrator’s: nothing is evaluated', async () => {
     const started = await stack.codebuild.send(new StartBuildCommand({ projectName: 'image-builder', buildspecOverride: buildspec({ build: ['true'] }) }));
     expect((await buildOf(started.build?.id ?? '')).buildStatus).toBe('SUCCEEDED');
@@ -193,6 +208,25 @@ describe("a build's own reads and log writes are its service role's", () => {
       `Service role ${BUILD_ROLE} does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams for build ${build.arn ?? ''}. Error message: ` +
         `User: ${buildSession(build)} is not authorized to perform: logs:CreateLogStream on resource: arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/codebuild/other:log-stream:${(build.id ?? '').split(':')[1] ?? ''} because no identity-based policy allows the logs:CreateLogStream action`,
     );
+  });
+});
+
+describe('ECR, which the stack does not serve: pushes checked on the rendered policies', () => {
+  const iam = new Authorizer(account.iam, { account: ACCOUNT, region: 'us-east-1' });
+  const repository = (name: string) => `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/${name}`;
+  const push = ['BatchCheckLayerAvailability', 'BatchGetImage', 'GetDownloadUrlForLayer', 'InitiateLayerUpload', 'UploadLayerPart', 'CompleteLayerUpload', 'PutImage'];
+  const build = { roleArn: BUILD_ROLE, sessionArn: `arn:aws:sts::${ACCOUNT}:assumed-role/codebuild-image-build-us-east-1/AWSCodeBuild-1` };
+  const job = { roleArn: CI_ROLE, sessionArn: CALLER };
+
+  it('a build logs in and pushes to the repositories of EcrRepositories, not to others', async () => {
+    expect(await iam.decide(build, { action: 'ecr:GetAuthorizationToken', resource: '*' })).toEqual({ allowed: true });
+    expect(await iam.decideAll(build, push.map((a) => ({ action: `ecr:${a}`, resource: repository('group/hello') })))).toEqual({ allowed: true });
+    expect(await iam.decide(build, { action: 'ecr:PutImage', resource: repository('other/app') })).toMatchObject({ allowed: false, why: 'implicit' });
+  });
+
+  it('a job puts an index and signatures in the same repositories only', async () => {
+    expect(await iam.decideAll(job, push.map((a) => ({ action: `ecr:${a}`, resource: repository('group/hello') })))).toEqual({ allowed: true });
+    expect(await iam.decide(job, { action: 'ecr:PutImage', resource: repository('other/app') })).toMatchObject({ allowed: false });
   });
 });
 

@@ -199,6 +199,11 @@ describe("a build's own reads and log writes are its service role's", () => {
     });
   });
 
+  it('logs to the group of logsConfigOverride, which its role must be allowed to write', async () => {
+    const build = await runBuild(stack, { projectName: 'image-builder', buildspecOverride: buildspec({ build: ['true'] }), logsConfigOverride: { cloudWatchLogs: { status: 'ENABLED', groupName: '/aws/codebuild/other' } } });
+    expect(context(build, 'PROVISIONING')?.message).toContain(`logs:CreateLogStream on resource: arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/codebuild/other:log-stream:`);
+  });
+
   it('fails at PROVISIONING, without a log, when its role may not write its project’s log group', async () => {
     const build = await runBuild(stack, { projectName: 'other', buildspecOverride: buildspec({ build: ['true'] }) });
     expect(build.buildStatus).toBe('FAILED');

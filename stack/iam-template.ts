@@ -99,14 +99,3 @@ export function projectsOf(r: Rendered): ProjectConfig[] {
     };
   });
 }
-
-/**
- * A KMS key's default key policy (the account's root may do everything, so IAM policies decide): the stack's keys
- * stand for existing keys of SigningKeyArns, made outside the template.
- */
-export function defaultKeyPolicy(ctx: RenderContext): PolicyDocument {
-  return {
-    Version: '2012-10-17',
-    Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:${ctx.partition}:iam::${ctx.accountId}:root` }, Action: 'kms:*', Resource: '*' }],
-  };
-}

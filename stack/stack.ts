@@ -11,7 +11,7 @@ import { startFake } from './fake';
 import type { SigningKeyInfo } from './fake-aws/kms';
 import { parameterArn, secretArn } from './fake-aws/iam/requests';
 import { DEFAULT_SIGNING_KEY_ALIAS, type FakeAwsOptions } from './fake-aws/options';
-import { defaultKeyPolicy, stackAccount, type StackAccount } from './iam-template';
+import { stackAccount, type StackAccount } from './iam-template';
 import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
 import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
@@ -174,10 +174,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       s3Endpoint: endpoint,
       region: REGION,
       account: ACCOUNT,
-      iam: {
-        ...account.iam,
-        resourcePolicies: { ...account.iam.resourcePolicies, ...Object.fromEntries(signingKeys.map((k) => [keyArn(k.keyId), defaultKeyPolicy(RENDER_CONTEXT)])) },
-      },
+      iam: account.iam,
       projects: account.projects,
       secrets,
       parameters,

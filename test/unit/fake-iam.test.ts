@@ -15,7 +15,7 @@ import { Authorizer } from '../../stack/fake-aws/iam/authorizer';
 import type { IamConfig } from '../../stack/fake-aws/iam/config';
 import { deniedMessage } from '../../stack/fake-aws/iam/denied';
 import { iamRequests } from '../../stack/fake-aws/iam/requests';
-import { defaultKeyPolicy, stackAccount } from '../../stack/iam-template';
+import { stackAccount } from '../../stack/iam-template';
 import { signToken, type TokenClaims } from '../../stack/oidc';
 import { AUDIENCE, RENDER_CONTEXT, templateParameters } from '../../stack/stack';
 import { buildspec, phaseList, putZip, runBuild, startStack, STATIC_CREDENTIALS, waitForBuild, type Stack } from './fake-support';
@@ -36,7 +36,7 @@ let creds: AwsCredentialIdentity;
 beforeAll(async () => {
   stack = await startStack({
     account: ACCOUNT,
-    iam: { ...account.iam, resourcePolicies: { ...account.iam.resourcePolicies, [`arn:aws:kms:us-east-1:${ACCOUNT}:key/${KEY}`]: defaultKeyPolicy(RENDER_CONTEXT) } },
+    iam: account.iam,
     // The template's projects, and one of another team's that runs with the build role but logs to a group it may not write.
     projects: [...account.projects, { name: 'other', serviceRole: BUILD_ROLE, logGroupName: '/aws/codebuild/other' }],
     secrets: { 'ci/granted': 's3cret', 'ci/other': 'n0pe' },
@@ -259,6 +259,16 @@ describe('the evaluation itself', () => {
     const decision = await iam([allowBuilds, { Effect: 'Deny', Action: 'codebuild:*', Resource: '*' }]).decide(session, startBuild[0]!);
     if (decision.allowed) throw new Error('expected a denial');
     expect(deniedMessage(decision)).toBe(`User: ${CALLER} is not authorized to perform: codebuild:StartBuild on resource: arn:aws:codebuild:us-east-1:${ACCOUNT}:project/p with an explicit deny in an identity-based policy`);
+  });
+
+  it("a KMS key has KMS's default key policy, so the role's policy decides", async () => {
+    const key = `arn:aws:kms:us-east-1:${ACCOUNT}:key/${KEY}`;
+    expect(await iam([{ Effect: 'Allow', Action: 'kms:Sign', Resource: key }]).decide(session, { action: 'kms:Sign', resource: key })).toEqual({ allowed: true });
+    expect(await iam([allowBuilds]).decide(session, { action: 'kms:Sign', resource: key })).toMatchObject({ allowed: false, why: 'implicit' });
+  });
+
+  it('refuses a condition key the action does not take, which IAM would drop quietly', async () => {
+    await expect(iam([allowBuilds]).decide(session, { ...startBuild[0]!, context: { 'kms:SigningAlgorithm': 'ECDSA_SHA_256' } })).rejects.toThrow(/does not take the condition keys kms:SigningAlgorithm/);
   });
 
   it('refuses to evaluate an ARN that names no resource of the action, instead of denying it quietly', async () => {

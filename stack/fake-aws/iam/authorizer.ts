@@ -94,6 +94,9 @@ export class Authorizer {
     if (result.resultType === 'error') {
       throw new IamConfigError(`cannot evaluate ${request.action} on ${request.resource}: ${JSON.stringify(result.errors)}`);
     }
+    // A key the fake sets that IAM does not know for the action would be dropped quietly: the fake's own mistake.
+    const ignored = (result.resultType === 'single' ? [result.result] : result.results).flatMap((r) => r.ignoredContextKeys ?? []);
+    if (ignored.length > 0) throw new IamConfigError(`${request.action} does not take the condition keys ${ignored.join(', ')}`);
     if (result.overallResult === 'Allowed') return { allowed: true };
     const analyses: RequestAnalysis[] = result.resultType === 'single' ? [result.result.analysis] : result.results.map((r) => r.analysis);
     const explicit = analyses.flatMap((a) => getDenialReasons(a)).find((d) => d.denialType === 'Explicit');
@@ -101,12 +104,20 @@ export class Authorizer {
     return { allowed: false, request, session, why };
   }
 
-  /** A resource's own policy, or its bucket's for an S3 object. */
+  /** A resource's own policy, its bucket's for an S3 object, or KMS's default key policy for a key. */
   private resourcePolicy(resource: string): { resourcePolicy?: PolicyDocument } {
     const policies = this.config.resourcePolicies;
     const bucket = resource.startsWith('arn:aws:s3:::') ? resource.slice(0, resource.indexOf('/') < 0 ? undefined : resource.indexOf('/')) : undefined;
-    const policy = policies[resource] ?? (bucket === undefined ? undefined : policies[bucket]);
+    const policy = policies[resource] ?? (bucket === undefined ? undefined : policies[bucket]) ?? (resource.startsWith('arn:aws:kms:') ? this.defaultKeyPolicy() : undefined);
     return policy === undefined ? {} : { resourcePolicy: policy };
+  }
+
+  /** KMS's default key policy: the account's root may do everything, so IAM policies decide. */
+  private defaultKeyPolicy(): PolicyDocument {
+    return {
+      Version: '2012-10-17',
+      Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${this.where.account}:root` }, Action: 'kms:*', Resource: '*' }],
+    };
   }
 
   private sessionKeys(session: Session): Record<string, string> {

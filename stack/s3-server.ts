@@ -3,25 +3,17 @@
  * `node --import tsx stack/s3-server.ts <directory> <bucket> <port> <ready-file> [--key FILE --cert FILE] [--proxy-only]`.
  * Writes `{"port": n}` to the ready file once listening. With --key and --cert it speaks https; with --proxy-only it
  * resets every connection whose peer is not the stack's proxy (PROXY_SOURCE_ADDRESS).
- *
- * s3rver only knows the access key `S3RVER`; the program signs with whatever temporary credentials the fake STS
- * issued, so every access key is mapped to s3rver's one account (it never checks SigV4 signatures anyway).
+ * Every access key is taken as s3rver's one account (stack/s3rver-keys.ts).
  */
 import fs from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { refuseDirectConnections } from './fake-aws/options';
+import { acceptAnyAccessKey } from './s3rver-keys';
 
 const require = createRequire(import.meta.url);
 
-interface S3rverAccount {
-  id: number;
-}
-interface S3rverAccountModule {
-  registry: Map<string, S3rverAccount>;
-  DUMMY_ACCOUNT: S3rverAccount;
-}
 interface S3rverServer {
   run(): Promise<{ address: string; port: number }>;
   httpServer: Server;
@@ -38,9 +30,7 @@ if (!directory || !bucket || !port || !readyFile || Boolean(values.key) !== Bool
   process.exit(2);
 }
 
-const accounts = require('s3rver/lib/models/account') as S3rverAccountModule;
-const known = accounts.registry.get.bind(accounts.registry);
-accounts.registry.get = (accessKeyId: string) => known(accessKeyId) ?? accounts.DUMMY_ACCOUNT;
+acceptAnyAccessKey();
 
 const S3rver = require('s3rver') as S3rverClass;
 fs.mkdirSync(directory, { recursive: true });

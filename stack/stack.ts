@@ -3,12 +3,15 @@
  * fake AWS (STS, CodeBuild, Logs, SSM, Secrets Manager, KMS, OIDC issuer), all on 127.0.0.1 with state under one directory;
  * on request the fake and s3rver over TLS with a private CA, and tinyproxy in front of them (docs/local-stack.md).
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DOCKER_CLI, dockerConfigDir, dockerHostFor, ensureBaseImage, execRootFor, startDockerd } from './docker';
 import { startFake } from './fake';
 import type { SigningKeyInfo } from './fake-aws/kms';
-import type { FakeAwsOptions } from './fake-aws/options';
+import { parameterArn, secretArn } from './fake-aws/iam/requests';
+import { DEFAULT_SIGNING_KEY_ALIAS, type FakeAwsOptions } from './fake-aws/options';
+import { stackAccount, type StackAccount } from './iam-template';
 import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
 import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
@@ -19,14 +22,13 @@ import { makeCertificates } from './tls';
 
 export const REGION = 'us-east-1';
 export const ACCOUNT = '000000000000';
-export const PROJECT_NAME = 'image-builder';
-export const ARM_PROJECT_NAME = `${PROJECT_NAME}-arm64`;
-export const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/gitlab-image-builder`;
 /** What the template puts in `id_tokens` aud by default: `$CI_SERVER_URL` of the (pretend) GitLab. */
 export const AUDIENCE = 'https://gitlab.example.com';
 /** The project path the default token claims; the role trusts every project under `group/`. */
 export const PROJECT_PATH = 'group/hello';
 export const SUB_PATTERNS = ['project_path:group/*'];
+/** How infra/cloudformation.yml is rendered for the stack (infra/cfn.ts): the stack's account and region. */
+export const RENDER_CONTEXT = { accountId: ACCOUNT, region: REGION, partition: 'aws', stackName: 'codebuild-image' };
 /** The program's default bucket name for the account and region, so the default is exercised too. */
 export const BUCKET = `codebuild-image-${ACCOUNT}-${REGION}`;
 
@@ -90,6 +92,8 @@ export interface StackInfo {
   /** The key s3rver knows, for tests that read the bucket directly (s3rver accepts any key for the program). */
   s3Credentials: { accessKeyId: string; secretAccessKey: string };
   projectName: string;
+  /** The CloudWatch Logs group of projectName's builds. */
+  logGroupName: string;
   roleArn: string;
   audience: string;
   fakeUrl: string;
@@ -157,25 +161,31 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     const dockerHost = withDocker ? dockerHostFor(dir) : undefined;
     const dockerConfig = dockerConfigDir(dir);
     const fakeWorkDir = path.join(dir, 'fake', 'work');
+    const secrets = {
+      ...opts.secrets,
+      ...(opts.authRegistry ? { [AUTH_REGISTRY_SECRET]: JSON.stringify(opts.authRegistry) } : {}),
+    };
+    const parameters = opts.parameters ?? {};
+    // Key ids chosen here, so that the template can grant the keys (SigningKeyArns) before the fake makes them.
+    const signingKeys = (opts.signingKeys ?? [{ alias: DEFAULT_SIGNING_KEY_ALIAS }]).map((k) => ({ ...k, keyId: randomUUID() }));
+    const account = stackAccount(templateParameters(Object.keys(secrets), Object.keys(parameters), signingKeys.map((k) => k.keyId)), RENDER_CONTEXT);
     const config: FakeAwsOptions = {
       workDir: fakeWorkDir,
       s3Endpoint: endpoint,
       region: REGION,
       account: ACCOUNT,
-      roles: [{ arn: ROLE_ARN, audience: AUDIENCE, subPatterns: SUB_PATTERNS }],
-      // As infra/cloudformation.yml makes them: <project> and <project>-arm64.
-      projects: [{ name: PROJECT_NAME }, { name: ARM_PROJECT_NAME, environment: { type: 'ARM_CONTAINER' } }],
-      secrets: {
-        ...opts.secrets,
-        ...(opts.authRegistry ? { [AUTH_REGISTRY_SECRET]: JSON.stringify(opts.authRegistry) } : {}),
-      },
-      parameters: opts.parameters ?? {},
+      iam: account.iam,
+      projects: account.projects,
+      secrets,
+      parameters,
       buildEnv: buildEnv(dir, dockerHost, dockerConfig),
       ...(opts.phaseDelayMs === undefined ? {} : { phaseDelayMs: opts.phaseDelayMs }),
-      ...(opts.signingKeys === undefined ? {} : { signingKeys: opts.signingKeys }),
+      signingKeys,
       ...(certificates ? { tls: certificates } : {}),
       proxyOnly,
     };
+    const { roleArn, projectName } = stackOutputs(account);
+    const logGroupName = account.projects.find((p) => p.name === projectName)?.logGroupName ?? `/aws/codebuild/${projectName}`;
     const registryStarted = startRegistry(dir);
     const authUser = opts.authRegistry;
     const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
@@ -204,7 +214,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       dir,
       env: {
         AWS_REGION: REGION,
-        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        // The fake in front of s3rver, which decides the program's S3 calls as IAM would.
+        AWS_ENDPOINT_URL_S3: fake.url,
         AWS_ENDPOINT_URL_STS: fake.url,
         AWS_ENDPOINT_URL_CODEBUILD: fake.url,
         AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: fake.url,
@@ -218,9 +229,9 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       },
       inputs: {
         CODEBUILD_IMAGE_AWS_REGION: REGION,
-        CODEBUILD_IMAGE_ROLE_ARN: ROLE_ARN,
+        CODEBUILD_IMAGE_ROLE_ARN: roleArn,
         CODEBUILD_IMAGE_OIDC_AUDIENCE: AUDIENCE,
-        CODEBUILD_IMAGE_PROJECT_NAME: PROJECT_NAME,
+        CODEBUILD_IMAGE_PROJECT_NAME: projectName,
         CODEBUILD_IMAGE_S3_BUCKET: BUCKET,
       },
       region: REGION,
@@ -231,8 +242,9 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       bucket: BUCKET,
       s3Endpoint: s3.endpoint,
       s3Credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      projectName: PROJECT_NAME,
-      roleArn: ROLE_ARN,
+      projectName,
+      logGroupName,
+      roleArn,
       audience: AUDIENCE,
       fakeUrl: fake.url,
       ...(proxy ? { proxyUrl: proxy.url } : {}),
@@ -252,6 +264,37 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     await stopStack(dir);
     throw e;
   }
+}
+
+/**
+ * The parameters infra/cloudformation.yml is rendered with for the stack: GitLab is the stack's OIDC issuer under the
+ * name of AUDIENCE, every project of `group/` is trusted, builds may read every secret and parameter the stack holds
+ * and jobs pass job tokens, and the CI role signs with the stack's KMS keys.
+ */
+export function templateParameters(secretIds: string[], parameterNames: string[], keyIds: string[]): Record<string, string | string[]> {
+  const list = (items: string[]) => (items.length === 0 ? '' : items);
+  return {
+    GitLabUrl: AUDIENCE,
+    AllowedSubjects: SUB_PATTERNS,
+    // The stack has no ECR: the repositories' policies are checked by the unit tests of the rendered template only.
+    EcrRepositories: PROJECT_PATH,
+    CreateEcrRepositories: 'false',
+    JobTokens: 'true',
+    // `??????`: the random suffix AWS adds to a secret's name in its ARN.
+    SecretArns: list(secretIds.map((id) => secretArn(WHERE, id).replace(/-[A-Za-z0-9]{6}$/, '-??????'))),
+    ParameterArns: list(parameterNames.map((name) => parameterArn(WHERE, name))),
+    SigningKeyArns: list(keyIds.map(keyArn)),
+  };
+}
+
+const WHERE = { region: REGION, account: ACCOUNT };
+const keyArn = (keyId: string) => `arn:aws:kms:${REGION}:${ACCOUNT}:key/${keyId}`;
+
+/** The component inputs the template's outputs give: role_arn and (x86_64) project_name. */
+function stackOutputs(account: StackAccount): { roleArn: string; projectName: string } {
+  const { RoleArn, ProjectName } = account.outputs;
+  if (typeof RoleArn !== 'string' || typeof ProjectName !== 'string') throw new Error('infra/cloudformation.yml has no RoleArn and ProjectName outputs for the stack');
+  return { roleArn: RoleArn, projectName: ProjectName };
 }
 
 /**

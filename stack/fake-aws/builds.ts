@@ -29,6 +29,8 @@ export interface BuildSettings {
   timeoutInMinutes: number;
   queuedTimeoutInMinutes: number;
   serviceRole: string;
+  /** The project's CloudWatch Logs group. */
+  logGroupName: string;
   idempotencyToken?: string;
   cache?: { type: string; modes: string[] };
   /** Recorded only: the fake has no fleets, so any fleet ARN runs on the same engine. */
@@ -63,7 +65,7 @@ export class FakeBuild {
   }
 
   get groupName(): string {
-    return `/aws/codebuild/${this.settings.projectName}`;
+    return this.settings.logGroupName;
   }
 
   get currentPhase(): PhaseType {

@@ -154,6 +154,7 @@ function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions,
     timeoutInMinutes: timeout,
     queuedTimeoutInMinutes: queued,
     serviceRole: optionalString(input, 'serviceRoleOverride') ?? project.serviceRole ?? `arn:aws:iam::${o.account}:role/service-role/codebuild-${project.name}-service-role`,
+    logGroupName: logGroupOverride(input) ?? project.logGroupName ?? `/aws/codebuild/${project.name}`,
     ...(token === undefined ? {} : { idempotencyToken: token }),
   };
 }
@@ -181,6 +182,13 @@ function fleetOverride(raw: unknown): BuildSettings['fleet'] {
   const arn = typeof raw === 'object' && raw !== null ? (raw as Input)['fleetArn'] : undefined;
   if (typeof arn !== 'string' || !FLEET_ARN.test(arn)) throw new AwsError('InvalidInputException', 'fleetOverride.fleetArn must be a fleet ARN');
   return { fleetArn: arn };
+}
+
+/** logsConfigOverride's CloudWatch Logs group, where the build then logs (as its role must be allowed to). */
+function logGroupOverride(input: Input): string | undefined {
+  const logs = input['logsConfigOverride'];
+  const cloudWatch = typeof logs === 'object' && logs !== null ? (logs as Input)['cloudWatchLogs'] : undefined;
+  return typeof cloudWatch === 'object' && cloudWatch !== null ? optionalString(cloudWatch as Input, 'groupName') : undefined;
 }
 
 function envOverrides(input: Input): EnvVar[] {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Session } from './iam/authorizer';
 import { AwsError } from './protocol';
 
 export interface IssuedCredentials {
@@ -7,7 +8,8 @@ export interface IssuedCredentials {
   secretAccessKey: string;
   sessionToken: string;
   expiration: Date;
-  assumedRoleArn: string;
+  /** The role session the credentials act as: every call made with them is evaluated against its role. */
+  session: Session;
 }
 
 /**
@@ -20,20 +22,23 @@ export class CredentialStore {
 
   constructor(private readonly region: string) {}
 
-  issue(assumedRoleArn: string, durationSeconds: number, now = Date.now()): IssuedCredentials {
+  issue(session: Session, durationSeconds: number, now = Date.now()): IssuedCredentials {
     const creds: IssuedCredentials = {
       accessKeyId: 'ASIA' + randomBytes(8).toString('hex').toUpperCase(),
       secretAccessKey: randomBytes(30).toString('base64'),
       sessionToken: randomBytes(96).toString('base64'),
       expiration: new Date(now + durationSeconds * 1000),
-      assumedRoleArn,
+      session,
     };
     this.issued.set(creds.accessKeyId, creds);
     return creds;
   }
 
-  /** The caller's identity, or the error AWS gives for a missing/unknown/expired/mis-scoped credential. */
-  authenticate(headers: IncomingHttpHeaders, now = Date.now()): { accessKeyId: string; arn?: string } {
+  /**
+   * The caller's identity, or the error AWS gives for a missing/unknown/expired/mis-scoped credential. A key the
+   * fake's STS did not issue has no session: the fake takes it as an administrator's and evaluates nothing.
+   */
+  authenticate(headers: IncomingHttpHeaders, now = Date.now()): { accessKeyId: string; session?: Session } {
     const auth = headers['authorization'];
     if (!auth) throw new AwsError('MissingAuthenticationTokenException', 'Missing Authentication Token');
     const m = /Credential=([^/,\s]+)\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/.exec(auth);
@@ -50,6 +55,6 @@ export class CredentialStore {
     if (creds.expiration.getTime() <= now) {
       throw new AwsError('ExpiredTokenException', 'The security token included in the request is expired');
     }
-    return { accessKeyId, arn: creds.assumedRoleArn };
+    return { accessKeyId, session: creds.session };
   }
 }

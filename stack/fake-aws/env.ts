@@ -67,6 +67,14 @@ export function buildEnvironment(build: FakeBuild, spec: Buildspec, o: ResolvedO
   return { env, secretValues, redacted };
 }
 
+/** The Parameter Store names and Secrets Manager ids the build's environment reads (which its role must be allowed to read). */
+export function referencedValues(build: FakeBuild, spec: Buildspec): { parameters: string[]; secrets: string[] } {
+  const vars = build.settings.environment.environmentVariables;
+  const parameters = [...Object.values(spec.parameterStore), ...vars.filter((v) => v.type === 'PARAMETER_STORE').map((v) => v.value)];
+  const secrets = [...Object.values(spec.secretsManager), ...vars.filter((v) => v.type === 'SECRETS_MANAGER').map((v) => v.value)].map((r) => splitSecretReference(r).id);
+  return { parameters: [...new Set(parameters)], secrets: [...new Set(secrets)] };
+}
+
 function resolveVar(o: ResolvedOptions, v: EnvVar): string {
   if (v.type === 'PARAMETER_STORE') return parameter(o, v.value);
   if (v.type === 'SECRETS_MANAGER') return secret(o, v.value);
@@ -86,11 +94,14 @@ export function findSecret(secrets: Record<string, string>, id: string): { name:
 }
 
 /** `secret-id[:json-key[:version-stage[:version-id]]]`, where secret-id may be an ARN (which has colons itself). */
-function secret(o: ResolvedOptions, reference: string): string {
+function splitSecretReference(reference: string): { id: string; jsonKey: string } {
   const parts = reference.split(':');
   const idParts = reference.startsWith('arn:') ? 7 : 1;
-  const id = parts.slice(0, idParts).join(':');
-  const jsonKey = parts[idParts] ?? '';
+  return { id: parts.slice(0, idParts).join(':'), jsonKey: parts[idParts] ?? '' };
+}
+
+function secret(o: ResolvedOptions, reference: string): string {
+  const { id, jsonKey } = splitSecretReference(reference);
   const { value } = findSecret(o.secrets, id);
   if (value === undefined) {
     throw new SecretError("Secrets Manager Error: ResourceNotFoundException: Secrets Manager can't find the specified secret.");

@@ -41,12 +41,14 @@ export class Kms {
     private readonly where: { region: string; account: string },
   ) {}
 
-  /** Makes one key per alias and writes its public PEM to `<workDir>/kms/<alias>.pem`. */
-  static async create(aliases: string[], where: { region: string; account: string; workDir: string }): Promise<Kms> {
+  /**
+   * Makes one key per alias (with the given key id, or a new one) and writes its public PEM to
+   * `<workDir>/kms/<alias>.pem`.
+   */
+  static async create(wanted: { alias: string; keyId?: string }[], where: { region: string; account: string; workDir: string }): Promise<Kms> {
     const keys: Key[] = [];
-    for (const alias of aliases) {
+    for (const { alias, keyId = randomUUID() } of wanted) {
       const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const keyId = randomUUID();
       const base = join(where.workDir, 'kms', alias);
       const key: Key = {
         alias,
@@ -112,6 +114,11 @@ export class Kms {
         return { KeyId: key.keyArn, SignatureValid: true, SigningAlgorithm: ALGORITHM };
       }
     }
+  }
+
+  /** The key a request's KeyId names (key id, key ARN, alias or alias ARN), or KMS's NotFoundException. */
+  keyFor(id: unknown): SigningKeyInfo {
+    return this.find(id);
   }
 
   private find(id: unknown): Key {

@@ -1,5 +1,6 @@
 import type { Server, Socket } from 'node:net';
 import { resolve } from 'node:path';
+import { simpleIam, type IamConfig, type SimpleRole } from './iam/config';
 import type { LiveTailOptions } from './live-tail';
 
 /** Configuration of the fake (also the JSON accepted by main.ts --config). */
@@ -11,7 +12,13 @@ export interface FakeAwsOptions {
   region?: string;
   account?: string;
   port?: number;
+  /** Roles that trust the fake's issuer on `aud` and `sub` and may do everything (not with `iam`). */
   roles?: RoleConfig[];
+  /**
+   * The account's IAM, evaluated for every call made with credentials of the fake's STS and for every build's own
+   * reads and log writes (stack/iam-template.ts makes it from infra/cloudformation.yml). Without it, `roles`.
+   */
+  iam?: IamConfig;
   projects?: ProjectConfig[];
   /** Secrets Manager secrets by name or ARN: SecretString values (JSON text for json-key lookups). */
   secrets?: Record<string, string>;
@@ -27,9 +34,10 @@ export interface FakeAwsOptions {
   idempotencyWindowMs?: number;
   /**
    * KMS signing keys (ECC_NIST_P256, SIGN_VERIFY) made at start, by alias name without `alias/`; each one's public
-   * PEM is written to `<workDir>/kms/<alias>.pem`. Default: one key, `codebuild-image-signing`.
+   * PEM is written to `<workDir>/kms/<alias>.pem`. `keyId` (a UUID) fixes the key's id, so that policies can name its
+   * ARN before the fake starts. Default: one key, `codebuild-image-signing`.
    */
-  signingKeys?: { alias: string }[];
+  signingKeys?: { alias: string; keyId?: string }[];
   /** StartLiveTail pacing, for tests; `{ disabled: true }` answers AccessDeniedException as for a role without logs:StartLiveTail. */
   liveTail?: LiveTailOptions & { disabled?: boolean };
   /** Serve https with this key and certificate; `caFile` is what the fake's own S3 client trusts (s3rver over TLS). */
@@ -63,15 +71,12 @@ export interface TlsFiles {
   caFile: string;
 }
 
-export interface RoleConfig {
-  arn: string;
-  /** Token audiences the role trusts (IAM condition <issuer>:aud). All roles' audiences form the provider's client ID list. */
-  audience: string | string[];
-  /** StringLike patterns (`*`, `?`) for the token's sub (IAM condition <issuer>:sub). */
-  subPatterns: string[];
-  /** MaxSessionDuration of the role in seconds (default 3600, as AWS). */
-  maxSessionDuration?: number;
-}
+/**
+ * `audience`: token audiences the role trusts (IAM condition <issuer>:aud), all roles' audiences forming the
+ * provider's client ID list; `subPatterns`: StringLike patterns (`*`, `?`) for the token's sub; `maxSessionDuration`
+ * in seconds (default 3600, as AWS).
+ */
+export type RoleConfig = SimpleRole;
 
 export interface ProjectConfig {
   name: string;
@@ -86,6 +91,8 @@ export interface ProjectConfig {
   timeoutInMinutes?: number;
   queuedTimeoutInMinutes?: number;
   serviceRole?: string;
+  /** The CloudWatch Logs group of its builds (LogsConfig); default `/aws/codebuild/<name>`, as CodeBuild's. */
+  logGroupName?: string;
 }
 
 export interface EnvVar {
@@ -94,20 +101,26 @@ export interface EnvVar {
   type?: 'PLAINTEXT' | 'PARAMETER_STORE' | 'SECRETS_MANAGER';
 }
 
-export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail' | 'tls'>> &
+export type ResolvedOptions = Required<Omit<FakeAwsOptions, 's3Endpoint' | 'port' | 'liveTail' | 'tls' | 'roles'>> &
   Pick<FakeAwsOptions, 's3Endpoint' | 'liveTail' | 'tls'> & { port: number };
+
+const DEFAULT_ACCOUNT = '000000000000';
 
 export const DEFAULT_SIGNING_KEY_ALIAS = 'codebuild-image-signing';
 
 export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
   if (!o.workDir) throw new Error('fake-aws: options.workDir is required (a writable state directory)');
-  for (const r of o.roles ?? []) {
+  if (o.iam && o.roles) throw new Error('fake-aws: give either options.iam (the account\'s IAM) or options.roles, not both');
+  for (const r of o.iam?.roles ?? o.roles ?? []) {
     if (!/^arn:aws:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(r.arn)) {
       throw new Error(`fake-aws: role arn ${JSON.stringify(r.arn)} is not arn:aws:iam::<12 digits>:role/<name>`);
     }
   }
   const signingKeys = o.signingKeys ?? [{ alias: DEFAULT_SIGNING_KEY_ALIAS }];
-  for (const [i, { alias }] of signingKeys.entries()) {
+  for (const [i, { alias, keyId }] of signingKeys.entries()) {
+    if (keyId !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(keyId)) {
+      throw new Error(`fake-aws: signing key id ${JSON.stringify(keyId)} is not a lower-case UUID, as KMS key ids are`);
+    }
     // Alias names as KMS takes them, less `:` and empty segments, so that each names a file under <workDir>/kms.
     if (!/^[\w-]+(\/[\w-]+)*$/.test(alias) || /^(alias|aws)\//.test(alias) || alias.length > 250) {
       throw new Error(`fake-aws: signing key alias ${JSON.stringify(alias)} is not a KMS alias name without "alias/" (letters, digits, _, -, /; not aws/…)`);
@@ -121,9 +134,9 @@ export function resolveOptions(o: FakeAwsOptions): ResolvedOptions {
     ...(o.tls === undefined ? {} : { tls: o.tls }),
     proxyOnly: o.proxyOnly ?? false,
     region: o.region ?? 'us-east-1',
-    account: o.account ?? '000000000000',
+    account: o.account ?? DEFAULT_ACCOUNT,
     port: o.port ?? 0,
-    roles: o.roles ?? [],
+    iam: o.iam ?? simpleIam(o.roles ?? [], o.account ?? DEFAULT_ACCOUNT),
     projects: o.projects ?? [],
     secrets: o.secrets ?? {},
     parameters: o.parameters ?? {},

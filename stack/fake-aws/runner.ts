@@ -3,7 +3,9 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BuildspecError, parseBuildspec, type Buildspec, type CommandPhase } from './buildspec';
 import type { FakeBuild, PhaseContext, PhaseStatus, PhaseType } from './builds';
-import { buildEnvironment, SecretError } from './env';
+import { buildEnvironment, referencedValues, SecretError } from './env';
+import type { Authorizer } from './iam/authorizer';
+import { BuildRole } from './iam/build-role';
 import type { LogsStore } from './logs';
 import type { ResolvedOptions } from './options';
 import { createShellSession, type ShellSession } from './shell';
@@ -12,6 +14,8 @@ import { downloadSource, extractZip, SourceError, sourceZipPath } from './source
 export interface RunnerDeps {
   options: ResolvedOptions;
   logs: LogsStore;
+  /** Decides what the build does as its service role. */
+  iam: Authorizer;
 }
 
 /** A build being executed; `finished` settles when it is COMPLETED. */
@@ -73,13 +77,17 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
 
   const dir = join(deps.options.workDir, 'builds', build.streamName);
   const srcDir = join(dir, 'src');
+  const role = new BuildRole(deps.iam, build, deps.options);
 
-  async function provision(): Promise<void> {
+  /** Through PROVISIONING into DOWNLOAD_SOURCE; CodeBuild's error instead when the role cannot write the log. */
+  async function provision(): Promise<string | undefined> {
     await pause(deps.options.phaseDelayMs);
     enter('QUEUED');
     await pause(deps.options.phaseDelayMs);
     enter('PROVISIONING');
     timer = setTimeout(() => interrupt('TIMED_OUT'), build.settings.timeoutInMinutes * deps.options.minuteMs);
+    const denied = await role.logWrites();
+    if (denied) return denied;
     deps.logs.createStream(build.groupName, build.streamName);
     build.logsStarted = true;
     container('Running on CodeBuild On-demand');
@@ -88,6 +96,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     container('Waiting for DOWNLOAD_SOURCE');
     enter('DOWNLOAD_SOURCE');
     container('Phase is DOWNLOAD_SOURCE');
+    return undefined;
   }
 
   /** DOWNLOAD_SOURCE: fetch and unpack the source, read the buildspec, resolve the environment. */
@@ -96,6 +105,8 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     await mkdir(join(dir, 'home'), { recursive: true });
     const { source } = build.settings;
     if (source.type === 'S3') {
+      const denied = await role.sourceRead(source.location ?? '');
+      if (denied) throw new SourceError(`CLIENT_ERROR: AccessDenied: ${denied} for primary source and source version ${source.location ?? ''}`);
       await downloadSource(deps.options, source.location ?? '', sourceZipPath(dir));
       check();
       await extractZip(sourceZipPath(dir), srcDir);
@@ -105,6 +116,11 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     build.buildspecText = text;
     const spec = parseBuildspec(text);
     container('Processing environment variables');
+    const references = referencedValues(build, spec);
+    const parameterDenied = await role.parameterReads(references.parameters);
+    if (parameterDenied) throw new SecretError(`Decrypted Variables Error: AccessDeniedException: ${parameterDenied}`);
+    const secretDenied = await role.secretReads(references.secrets);
+    if (secretDenied) throw new SecretError(`Secrets Manager Error: AccessDeniedException: ${secretDenied}`);
     const env = buildEnvironment(build, spec, deps.options, { src: srcDir, home: join(dir, 'home') });
     secretValues.push(...env.secretValues);
     build.receivedEnv = env.redacted;
@@ -141,18 +157,24 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     container(`Phase context status code: ${current.context?.statusCode ?? ''} Message: ${current.context?.message ?? ''}`);
   };
 
+  /** Ends the current phase FAILED with `error` (`<status code>: <message>`), and the build with it. */
+  const failNow = (error: string, logged?: PhaseType): PhaseStatus => {
+    const [statusCode, ...rest] = error.split(': ');
+    current = { status: 'FAILED', context: { statusCode: statusCode ?? 'CLIENT_ERROR', message: rest.join(': ') } };
+    if (logged) endPhase(logged);
+    enter('FINALIZING');
+    return 'FAILED';
+  };
+
   async function execute(): Promise<PhaseStatus> {
-    await provision();
+    const logDenied = await provision();
+    if (logDenied) return failNow(logDenied);
     let prepared: { spec: Buildspec; env: Record<string, string> };
     try {
       prepared = await downloadSource_();
     } catch (e) {
       if (!(e instanceof SourceError || e instanceof BuildspecError || e instanceof SecretError)) throw e;
-      const [statusCode, ...rest] = e.message.split(': ');
-      current = { status: 'FAILED', context: { statusCode: statusCode ?? 'CLIENT_ERROR', message: rest.join(': ') } };
-      endPhase('DOWNLOAD_SOURCE');
-      enter('FINALIZING');
-      return 'FAILED';
+      return failNow(e.message, 'DOWNLOAD_SOURCE');
     }
     endPhase('DOWNLOAD_SOURCE');
     const { spec, env } = prepared;

@@ -9,12 +9,16 @@ import { assertModels } from './models/model';
 import { queryService, serviceForTarget, type ServiceInfo } from './models/services';
 import { CredentialStore } from './credentials';
 import { Faults } from './faults';
+import { Authorizer } from './iam/authorizer';
+import { accessDenied as iamDenied } from './iam/denied';
+import { iamRequests } from './iam/requests';
 import { Kms, type SigningKeyInfo } from './kms';
 import { startLiveTail } from './live-tail';
 import { getLogEvents, LogsStore } from './logs';
 import { createIssuer, type OidcIssuer } from './oidc-issuer';
 import { refuseDirectConnections, resolveOptions, type FakeAwsOptions, type TlsFiles } from './options';
 import { AwsError, readBody, sendError, sendJson, sendXml, type Protocol } from './protocol';
+import { handleS3, isS3Request } from './s3-front';
 import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
 import { handleSts } from './sts';
@@ -32,8 +36,8 @@ export interface FakeAws {
 }
 
 /**
- * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager + KMS, and GitLab's OIDC issuer and
- * job status, on one 127.0.0.1 port.
+ * Starts fake STS + CodeBuild + CloudWatch Logs + Parameter Store + Secrets Manager + KMS, S3 in front of s3rver, and
+ * GitLab's OIDC issuer and job status, on one 127.0.0.1 port.
  */
 export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const options = resolveOptions(input);
@@ -41,10 +45,12 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const logs = new LogsStore();
   const faults = new Faults();
   const credentials = new CredentialStore(options.region);
-  const codebuild = new CodeBuildService(options, { options, logs });
+  const iam = new Authorizer(options.iam, options);
+  const codebuild = new CodeBuildService(options, { options, logs, iam });
   assertModels();
   const checks = new ModelChecks();
-  const kms = await Kms.create(options.signingKeys.map((k) => k.alias), options);
+  const kms = await Kms.create(options.signingKeys, options);
+  const names = { region: options.region, account: options.account, keyArn: (id: unknown) => kms.keyFor(id).keyArn };
   // The issuer URL holds the port, so requests are taken only once the server listens and the key exists.
   const server = options.tls ? createHttpsServer(await keyAndCert(options.tls)) : createServer();
   if (options.proxyOnly) refuseDirectConnections(server, 'fake-aws');
@@ -63,6 +69,9 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const own = path.startsWith('/_fake/') || path.startsWith('/oidc/') || path === '/gitlab/api/v4/job';
+    // Before the body is read: S3's is streamed to s3rver as it comes.
+    if (!own && isS3Request(req)) return handleS3(req, res, { options, credentials, iam });
     const body = await readBody(req);
     if (path.startsWith('/_fake/')) return handleControl(req, res, path, body, { faults, codebuild, checks });
     if (path.startsWith('/oidc/') && req.method === 'GET') return serveIssuer(res, path, issuer);
@@ -107,12 +116,12 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       if (params) {
         const invalid = checks.request(service, operation, params);
         if (invalid) throw invalid;
-        const xml = await handleSts(operation, params, req.headers, { issuer, roles: options.roles, account: options.account, credentials });
+        const xml = await handleSts(operation, params, req.headers, { issuer, iam, account: options.account, credentials });
         await checks.xmlResponse(service, operation, xml);
         sendXml(res, xml);
         return;
       }
-      credentials.authenticate(req.headers);
+      const { session } = credentials.authenticate(req.headers);
       let json: Record<string, unknown>;
       try {
         json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
@@ -121,6 +130,15 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
       }
       const invalid = checks.request(service, operation, json);
       if (invalid) throw invalid;
+      if (session) {
+        const decision = await iam.decideAll(session, iamRequests(service.name, operation, json, names));
+        if (!decision.allowed) {
+          const denied = iamDenied(decision, 'json');
+          // One line in the daemon's log, so that a test that fails on a permission shows which one.
+          console.error(`fake-aws: ${service.name}:${operation} denied: ${denied.message}`);
+          throw denied;
+        }
+      }
       if (service.name === 'logs' && operation === 'StartLiveTail') {
         if (options.liveTail?.disabled) throw new AwsError('AccessDeniedException', 'User is not authorized to perform: logs:StartLiveTail');
         return startLiveTail(logs, json, res, options.liveTail, checks.stream(service, operation));

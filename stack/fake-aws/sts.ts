@@ -2,18 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { compactVerify, decodeJwt, decodeProtectedHeader, errors, type JWTPayload } from 'jose';
 import type { CredentialStore } from './credentials';
+import type { Authorizer } from './iam/authorizer';
+import { roleId } from './iam/config';
 import type { OidcIssuer } from './oidc-issuer';
-import type { RoleConfig } from './options';
 import { AwsError, xmlEscape } from './protocol';
 
 export interface StsDeps {
   issuer: OidcIssuer;
-  roles: RoleConfig[];
+  iam: Authorizer;
   account: string;
   credentials: CredentialStore;
 }
 
 const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
+// AWS's words: the web identity is no principal with an ARN to name.
 const notAuthorized = () => new AwsError('AccessDenied', 'Not authorized to perform sts:AssumeRoleWithWebIdentity', 403);
 
 /** Handles one Query-protocol STS action; returns the XML body. */
@@ -40,14 +42,14 @@ async function assumeRoleWithWebIdentity(p: URLSearchParams, deps: StsDeps): Pro
 
   const claims = await verifyToken(token, deps);
   const aud = [claims.aud ?? []].flat();
-  const providerAudiences = new Set(deps.roles.flatMap((r) => [r.audience].flat()));
-  if (!aud.some((a) => providerAudiences.has(a))) throw new AwsError('InvalidIdentityToken', 'Incorrect token audience');
+  // The fake's issuer stands for the account's OIDC provider, whose client ID list must hold the audience.
+  const provider = deps.iam.config.oidcProvider;
+  if (!aud.some((a) => provider.clientIds.includes(a))) throw new AwsError('InvalidIdentityToken', 'Incorrect token audience');
 
-  const role = deps.roles.find((r) => r.arn === roleArn);
-  if (!role) throw notAuthorized();
-  const trusted = [role.audience].flat();
-  if (!aud.some((a) => trusted.includes(a))) throw notAuthorized();
-  if (!role.subPatterns.some((pattern) => stringLike(pattern, claims.sub ?? ''))) throw notAuthorized();
+  const role = deps.iam.role(roleArn);
+  const amr = claims['amr'];
+  const trustClaims = { aud, sub: claims.sub ?? '', ...(Array.isArray(amr) ? { amr: amr.map(String) } : {}) };
+  if (!role || !deps.iam.trusts(role, trustClaims)) throw notAuthorized();
   if (durationSeconds > (role.maxSessionDuration ?? 3600)) {
     throw new AwsError('ValidationError', 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.');
   }
@@ -55,12 +57,11 @@ async function assumeRoleWithWebIdentity(p: URLSearchParams, deps: StsDeps): Pro
   const roleName = roleArn.slice(roleArn.lastIndexOf('/') + 1);
   const accountId = roleArn.split(':')[4] ?? deps.account;
   const assumedArn = `arn:aws:sts::${accountId}:assumed-role/${roleName}/${sessionName}`;
-  const c = deps.credentials.issue(assumedArn, durationSeconds);
-  const roleId = 'AROA' + c.accessKeyId.slice(4);
+  const c = deps.credentials.issue({ roleArn, sessionArn: assumedArn, federatedProvider: provider.arn }, durationSeconds);
   return (
     `<AssumeRoleWithWebIdentityResponse xmlns="${NS}"><AssumeRoleWithWebIdentityResult>` +
     `<Audience>${xmlEscape(aud[0] ?? '')}</Audience>` +
-    `<AssumedRoleUser><AssumedRoleId>${roleId}:${xmlEscape(sessionName)}</AssumedRoleId><Arn>${xmlEscape(assumedArn)}</Arn></AssumedRoleUser>` +
+    `<AssumedRoleUser><AssumedRoleId>${roleId(roleArn)}:${xmlEscape(sessionName)}</AssumedRoleId><Arn>${xmlEscape(assumedArn)}</Arn></AssumedRoleUser>` +
     `<Provider>${xmlEscape(deps.issuer.issuer.replace(/^https?:\/\//, ''))}</Provider>` +
     `<Credentials><AccessKeyId>${c.accessKeyId}</AccessKeyId><SecretAccessKey>${c.secretAccessKey}</SecretAccessKey>` +
     `<SessionToken>${c.sessionToken}</SessionToken><Expiration>${c.expiration.toISOString()}</Expiration></Credentials>` +
@@ -101,16 +102,10 @@ async function verifyToken(token: string, deps: StsDeps): Promise<JWTPayload> {
 
 function getCallerIdentity(headers: IncomingHttpHeaders, deps: StsDeps): string {
   const who = deps.credentials.authenticate(headers);
-  const arn = who.arn ?? `arn:aws:iam::${deps.account}:user/fake`;
+  const arn = who.session?.sessionArn ?? `arn:aws:iam::${deps.account}:user/fake`;
   return (
     `<GetCallerIdentityResponse xmlns="${NS}"><GetCallerIdentityResult><Arn>${xmlEscape(arn)}</Arn>` +
     `<UserId>${who.accessKeyId}</UserId><Account>${arn.split(':')[4] ?? deps.account}</Account></GetCallerIdentityResult>` +
     `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`
   );
-}
-
-/** IAM StringLike: `*` matches any run of characters, `?` exactly one; everything else is literal. */
-export function stringLike(pattern: string, value: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === '*' ? '.*' : c === '?' ? '.' : `\\${c}`));
-  return new RegExp(`^${re}$`, 's').test(value);
 }

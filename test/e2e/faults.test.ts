@@ -46,7 +46,7 @@ async function storedLog(buildId: string): Promise<string[]> {
   let token: string | undefined;
   for (;;) {
     const res = await logs.send(new GetLogEventsCommand({
-      logGroupName: `/aws/codebuild/${stack.projectName}`, logStreamName: streamName, startFromHead: true,
+      logGroupName: stack.logGroupName, logStreamName: streamName, startFromHead: true,
       ...(token && { nextToken: token }),
     }));
     // The program prints a multi-line event as its lines, without the trailing newline.

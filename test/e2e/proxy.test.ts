@@ -42,10 +42,11 @@ describe('a job behind the proxy, with only the proxy as a way out', () => {
     expect(log).toContain(`Network: proxy ${new URL(stack.proxyUrl ?? '').host} for https://; direct to ${stack.registry}`);
     // The build's own output reached the job log (Live Tail or the log stream, both through the proxy).
     expect(log).toContain('hello from the RUN step, greeting=');
-    // Both the fake AWS and s3rver were reached through tinyproxy (the only way they answer in this mode).
+    // The fake AWS was reached through tinyproxy (the only way it answers in this mode), S3 calls too: the fake
+    // decides them and passes them to s3rver itself, which the job never reaches.
     const tunnels = proxyLog().slice(before);
     expect(tunnels).toContain(`CONNECT ${new URL(stack.fakeUrl).host}`);
-    expect(tunnels).toContain(`CONNECT ${new URL(stack.s3Endpoint).host}`);
+    expect(tunnels).not.toContain(`CONNECT ${new URL(stack.s3Endpoint).host}`);
   });
 
   it("builds and pushes through the component (gitlab-ci-local), and its digest is the registry's", async () => {

@@ -6,7 +6,9 @@ import { verify } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { fromWebToken } from '@aws-sdk/credential-providers';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, execRootFor } from '../../stack/docker';
@@ -90,6 +92,19 @@ describe('local stack', () => {
     // The role trusts projects under group/ only.
     const denied = await assume(await s.signToken({ project_path: 'evil/app' }));
     expect(await denied.text()).toMatch(/<Code>AccessDenied<\/Code>/);
+  });
+
+  it("evaluates the template's policies: the CI role starts builds of its own projects only", async () => {
+    const s = running();
+    const credentials = fromWebToken({ roleArn: s.roleArn, webIdentityToken: await s.signToken(), roleSessionName: 'smoke', clientConfig: { region: s.region, endpoint: s.fakeUrl } });
+    const codebuild = new CodeBuildClient({ region: s.region, endpoint: s.fakeUrl, credentials, maxAttempts: 1 });
+    const refused = await codebuild.send(new StartBuildCommand({ projectName: 'another-team' })).catch((e: Error) => e);
+    codebuild.destroy();
+    expect(refused).toMatchObject({
+      name: 'AccessDeniedException',
+      message: `User: arn:aws:sts::${s.account}:assumed-role/${s.roleArn.split('/')[1] ?? ''}/smoke is not authorized to perform: codebuild:StartBuild on resource: ` +
+        `arn:aws:codebuild:${s.region}:${s.account}:project/another-team because no identity-based policy allows the codebuild:StartBuild action`,
+    });
   });
 
   it('refuses a second stack in the same directory while this one runs', async () => {

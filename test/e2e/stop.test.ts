@@ -133,7 +133,9 @@ describe('index.js stop after a killed job', () => {
     const result = await runAction(job);
     const log = visible(result.output);
     expect(result.code, log).toBe(3);
-    expect(log).toContain('ResourceNotFoundException');
+    // IAM refuses it before CodeBuild looks for the project: the CI role may start builds of its own projects only.
+    expect(log).toContain('AccessDeniedException');
+    expect(log).toContain('The role needs codebuild:StartBuild on the project no-such-project');
     expect(log).toContain(`Deleted the job token's SecureString /codebuild-image/job-tokens/5/${job.env.CI_JOB_ID}`);
     expect(await stackParameter(stack, `/codebuild-image/job-tokens/5/${job.env.CI_JOB_ID}`)).toBe('ParameterNotFound');
   });

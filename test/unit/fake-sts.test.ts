@@ -3,7 +3,6 @@ import { fromWebToken } from '@aws-sdk/credential-providers';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken, type TokenClaims } from '../../stack/oidc';
-import { stringLike } from '../../stack/fake-aws/sts';
 import { startStack, type Stack } from './fake-support';
 
 const ROLE = 'arn:aws:iam::000000000000:role/gitlab-builder';
@@ -123,15 +122,5 @@ describe('fake OIDC issuer', () => {
     expect(discovery.issuer).toBe(stack.fake.issuer);
     const { payload } = await jwtVerify(await token({ project_path: 'a/b' }), createRemoteJWKSet(new URL(discovery.jwks_uri)), { issuer: discovery.issuer, audience: AUD });
     expect(payload).toMatchObject({ sub: 'project_path:a/b:ref_type:branch:ref:main', namespace_path: 'a', project_path: 'a/b', ref: 'main', ref_type: 'branch' });
-  });
-});
-
-describe('stringLike', () => {
-  it('matches * and ? like IAM StringLike, everything else literally', () => {
-    expect(stringLike('project_path:g/*:ref_type:branch:ref:main', 'project_path:g/p:ref_type:branch:ref:main')).toBe(true);
-    expect(stringLike('ref:v?', 'ref:v1')).toBe(true);
-    expect(stringLike('ref:v?', 'ref:v10')).toBe(false);
-    expect(stringLike('a.c', 'abc')).toBe(false);
-    expect(stringLike('*', '')).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import yazl from 'yazl';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { startFakeAws, type FakeAws, type FakeAwsOptions } from '../../stack/fake-aws/server';
+import { acceptAnyAccessKey } from '../../stack/s3rver-keys';
 import type { Violation } from '../../stack/fake-aws/models/checks';
 import { startS3rver } from '../helpers/s3rver-instance';
 import { violationsError } from '../helpers/violations';
@@ -35,6 +36,8 @@ export async function startStack(options: Partial<FakeAwsOptions> = {}): Promise
   const workDir = mkdtempSync(join(tmpdir(), 'fake-aws-test-'));
   const stops: (() => Promise<unknown>)[] = [];
   try {
+    // As the stack's s3rver: the fake passes S3 calls signed with its STS's keys on.
+    acceptAnyAccessKey();
     const s3rver = await startS3rver(BUCKET);
     stops.push(() => s3rver.close());
     const s3Endpoint = s3rver.endpoint;

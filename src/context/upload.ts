@@ -71,7 +71,7 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   uploading.catch((e: unknown) => body.destroy(e instanceof Error ? e : new Error(String(e))));
   let archive: Archive;
   try {
-    archive = await context.write({ write: (b) => write(body, b) });
+    archive = await context.write({ write: (buffers) => write(body, buffers) });
   } catch (e) {
     // Packing failed (a file changed, or the upload failed first): no object may appear under this key.
     body.destroy();
@@ -89,9 +89,10 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   return { bucket, key, uploaded: true, size: archive.size };
 }
 
-async function write(body: PassThrough, b: Buffer): Promise<void> {
+/** Copies `buffers` into the stream (the packer reuses them), which holds them until a part is full. */
+async function write(body: PassThrough, buffers: Buffer[]): Promise<void> {
   if (body.errored) throw body.errored;
-  if (!body.write(b)) await once(body, 'drain'); // rejects when the upload fails meanwhile
+  if (!body.write(Buffer.concat(buffers))) await once(body, 'drain'); // rejects when the upload fails meanwhile
 }
 
 /** The size of the content-addressed object if it is already in the bucket. */

@@ -16,7 +16,7 @@ import { gzipSync } from 'node:zlib';
 export type ContextName = 'small' | 'mixed' | 'app' | 'monorepo' | 'huge' | 'incompressible';
 
 /** Bump when a generator changes: bench/pack.ts keeps generated contexts under a name with this version. */
-export const CONTEXTS_VERSION = 1;
+export const CONTEXTS_VERSION = 2;
 
 export interface Generated {
   dir: string;
@@ -174,8 +174,8 @@ const GENERATORS: Record<Exclude<ContextName, 'app' | 'monorepo'>, (put: Put) =>
     const text = textPool(rand);
     const random = fastRandom(13);
     put('Dockerfile', Buffer.from('FROM alpine\nCOPY . /app\n'));
-    // 199,959 text files log-normal around 5 KiB (about 1.25 GiB) and 40 binaries of 19 MiB.
-    for (let i = 0; i < 199_959; i++) put(`src/p${i % 400}/m${i % 23}/f${i}.ts`, text(logNormal(rand, 5 * KB, 16, 1 * MB)));
+    // 199,959 text files log-normal around 4 KiB (about 1.25 GiB) and 40 binaries of 19 MiB.
+    for (let i = 0; i < 199_959; i++) put(`src/p${i % 400}/m${i % 23}/f${i}.ts`, text(logNormal(rand, 4 * KB, 16, 1 * MB)));
     for (let i = 0; i < 40; i++) put(`bin/tool${i}.bin`, random(19 * MB));
   },
   incompressible: (put) => {

@@ -29,6 +29,8 @@ export interface ContextToUpload {
   maxSize: number;
   /** Packs the archive into `target`; called only when the object is not in the bucket yet. */
   write(target: ArchiveTarget): Promise<Archive>;
+  /** Says the archive is not needed (packing may have started early, see early.ts). */
+  cancel(): Promise<void>;
 }
 
 const MIN_PART_SIZE = 8 * 1024 * 1024;
@@ -47,6 +49,7 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   out.info(`Build context: ${context.fileCount} files, sha256 ${context.digest}`);
   const stored = await awsStep(step, () => storedSize(s3, bucket, key, out), hint);
   if (stored !== undefined) {
+    await context.cancel();
     out.info(`Unchanged context, upload skipped: ${url} already exists (${humanSize(stored)}).`);
     return { bucket, key, uploaded: false, size: stored };
   }

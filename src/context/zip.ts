@@ -46,7 +46,10 @@ export interface PackOptions {
   streamThreshold?: number;
   /** Write ZIP64 records even when not needed (tests). */
   forceZip64?: boolean;
-  /** Worker threads reading and deflating files (0: all on this thread); default one per core. Ignored with `pool`. */
+  /**
+   * Worker threads reading and deflating files (0: all on this thread); default one per core, or none for a
+   * context under 4 MiB. Ignored with `pool`.
+   */
   workers?: number;
   /** A pool to use (and leave open), e.g. the one hashContext used. */
   pool?: FilePool;
@@ -100,7 +103,7 @@ export async function packContext(entries: ContextEntry[], outFile: string, opti
 export async function packContextTo(entries: ContextEntry[], target: ArchiveTarget, options: PackOptions = {}): Promise<Archive> {
   const { pool: given, workers, ...rest } = options;
   const opts: Options = { level: DEFAULT_LEVEL, streamThreshold: 2 * 1024 * 1024, forceZip64: false, ...rest };
-  const pool = given ?? new FilePool(workers);
+  const pool = given ?? new FilePool(workers ?? (contentBytes(entries) < SERIAL_BELOW ? 0 : undefined));
   try {
     const sink = new Sink(target);
     const central = new Slabs();
@@ -120,6 +123,11 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
     if (!given) await pool.close();
   }
 }
+
+/** Below this many bytes of files, packing on this thread is done before worker threads would have started (about 80 ms each). */
+const SERIAL_BELOW = 4 * 1024 * 1024;
+
+const contentBytes = (entries: ContextEntry[]): number => entries.reduce((n, e) => n + e.size, 0);
 
 /**
  * An upper bound of the archive size: contents (stored when deflate does not shrink them; a streamed deflate

@@ -199,7 +199,9 @@ function addEntry(walk: Walk, rel: string, at: string): void {
     walk.backslashNames.push(rel);
     return;
   }
-  const absPath = path.join(walk.root, rel);
+  // Not path.join: `root` is a real path and `rel` names from readdir, so there is nothing to normalize, and
+  // normalize's sliced strings kept about 450 bytes per entry alive (90 MB for 200,000 files).
+  const absPath = walk.root === '/' ? `/${rel}` : `${walk.root}/${rel}`;
   let st: Stats;
   try {
     st = lstatSync(at);

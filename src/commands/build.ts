@@ -109,7 +109,7 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
   if (inputsTag) {
     const reused = await aws.reuseUnchanged(settings, inputsTag, clients);
     if (reused) {
-      await context.cancel();
+      void context.cancel(); // awaited before the workers stop, in buildCommand
       return finishReused(settings, context, reused, clients, out);
     }
     out.info(`No image was built from these inputs yet (${inputsTag}): building one`);

@@ -1,14 +1,22 @@
 /**
  * The benchmark's deterministic build contexts: the same bytes on every run and machine (seeded PRNG).
  *
+ * - small: 1 MiB in 50 files (text and a few binaries).
+ * - mixed: 40 MiB in 2,000 files, half of them random bytes, sizes log-normal around 20 KiB.
  * - app: about 70 MB in about 3,000 files, 55% of the bytes random (binaries, images, tarballs).
  * - monorepo: about 400 MB in about 40,000 files.
+ * - huge: 2 GiB in 200,000 files, mostly small text, with 40 large binaries.
+ * - incompressible: four random files of 256 MiB.
  */
+import { createCipheriv } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-export type ContextName = 'app' | 'monorepo';
+export type ContextName = 'small' | 'mixed' | 'app' | 'monorepo' | 'huge' | 'incompressible';
+
+/** Bump when a generator changes: bench/pack.ts keeps generated contexts under a name with this version. */
+export const CONTEXTS_VERSION = 2;
 
 export interface Generated {
   dir: string;
@@ -72,16 +80,13 @@ interface Mix {
   bigBlobs: number;
 }
 
-const MIXES: Record<ContextName, Mix> = {
+const MIXES: Record<'app' | 'monorepo', Mix> = {
   app: { sources: 2_400, sourceSpanKB: 20, configs: 480, blobs: 36, images: 60, tarballs: 20, logs: 1, bigBlobs: 1 },
   monorepo: { sources: 28_000, sourceSpanKB: 10, configs: 11_330, blobs: 160, images: 400, tarballs: 100, logs: 6, bigBlobs: 4 },
 };
 
 /** Writes the named context into `dir` (which must not exist yet). */
 export function generateContext(name: ContextName, dir: string): Generated {
-  const mix = MIXES[name];
-  const rand = prng(42);
-  const text = textGenerator(rand);
   let bytes = 0;
   let files = 0;
   const put = (rel: string, data: Buffer): void => {
@@ -91,6 +96,16 @@ export function generateContext(name: ContextName, dir: string): Generated {
     bytes += data.length;
     files++;
   };
+  if (name === 'app' || name === 'monorepo') generateMix(MIXES[name], put);
+  else GENERATORS[name](put);
+  return { dir, bytes, files };
+}
+
+type Put = (rel: string, data: Buffer) => void;
+
+function generateMix(mix: Mix, put: Put): void {
+  const rand = prng(42);
+  const text = textGenerator(rand);
   put('Dockerfile', Buffer.from('FROM alpine\nCOPY . /app\n'));
   for (let i = 0; i < mix.sources; i++) put(`src/m${i % 60}/file${i}.ts`, text(2 * KB + Math.floor(rand() * mix.sourceSpanKB * KB)));
   for (let i = 0; i < mix.configs; i++) put(`config/d${i % 40}/f${i}.json`, text(50 + Math.floor(rand() * 550)));
@@ -100,5 +115,72 @@ export function generateContext(name: ContextName, dir: string): Generated {
   for (let i = 0; i < mix.tarballs; i++) put(`vendor/pkg${i}.tar.gz`, gzipSync(text(900 * KB), { level: 9 }));
   for (let i = 0; i < mix.logs; i++) put(`logs/big${i}.log`, text(4 * MB));
   for (let i = 0; i < mix.bigBlobs; i++) put(`data/big${i}.dat`, randomBytes(rand, 8 * MB));
-  return { dir, bytes, files };
 }
+
+/**
+ * Random bytes at memory speed for the large contexts: AES-128-CTR over zeros, keyed by `seed` (the PRNG above
+ * makes about 100 MB/s, too slow for gigabytes).
+ */
+function fastRandom(seed: number): (n: number) => Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32LE(seed);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return (n) => cipher.update(Buffer.alloc(n));
+}
+
+/** A size drawn log-normally around `median` (sigma 1 in log space), within [min, max]. */
+function logNormal(rand: () => number, median: number, min: number, max: number): number {
+  const gauss = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  return Math.max(min, Math.min(max, Math.round(median * Math.exp(gauss))));
+}
+
+/**
+ * Text files cut from one 16 MiB pool of source-like text at random offsets: as compressible as the text
+ * generator's (each file is deflated on its own), and fast enough for a gigabyte.
+ */
+function textPool(rand: () => number): (n: number) => Buffer {
+  const pool = textGenerator(rand)(16 * MB);
+  return (n) => {
+    const at = Math.floor(rand() * (pool.length - n));
+    return pool.subarray(at, at + n);
+  };
+}
+
+const GENERATORS: Record<Exclude<ContextName, 'app' | 'monorepo'>, (put: Put) => void> = {
+  small: (put) => {
+    const rand = prng(7);
+    const text = textPool(rand);
+    const random = fastRandom(7);
+    put('Dockerfile', Buffer.from('FROM alpine\nCOPY . /app\n'));
+    // 45 text files and 4 binaries: 1 MiB in all.
+    for (let i = 0; i < 45; i++) put(`src/file${i}.ts`, text(16 * KB));
+    for (let i = 0; i < 4; i++) put(`bin/blob${i}.bin`, random(MB / 4 - (45 * 16 * KB) / 4 - 6));
+  },
+  mixed: (put) => {
+    const rand = prng(11);
+    const text = textPool(rand);
+    const random = fastRandom(11);
+    put('Dockerfile', Buffer.from('FROM alpine\nCOPY . /app\n'));
+    // Sizes log-normal around 20 KiB, scaled so the 1,999 files hold 40 MiB; odd files random (by a neutral name).
+    const sizes = Array.from({ length: 1_999 }, () => logNormal(rand, 20 * KB, 64, 4 * MB));
+    const scale = (40 * MB) / sizes.reduce((a, b) => a + b, 0);
+    sizes.forEach((size, i) => {
+      const n = Math.max(1, Math.round(size * scale));
+      put(i % 2 ? `data/d${i % 50}/f${i}.dat` : `src/m${i % 50}/f${i}.ts`, i % 2 ? random(n) : text(n));
+    });
+  },
+  huge: (put) => {
+    const rand = prng(13);
+    const text = textPool(rand);
+    const random = fastRandom(13);
+    put('Dockerfile', Buffer.from('FROM alpine\nCOPY . /app\n'));
+    // 199,959 text files log-normal around 4 KiB (about 1.25 GiB) and 40 binaries of 19 MiB.
+    for (let i = 0; i < 199_959; i++) put(`src/p${i % 400}/m${i % 23}/f${i}.ts`, text(logNormal(rand, 4 * KB, 16, 1 * MB)));
+    for (let i = 0; i < 40; i++) put(`bin/tool${i}.bin`, random(19 * MB));
+  },
+  incompressible: (put) => {
+    const random = fastRandom(17);
+    put('Dockerfile', Buffer.from('FROM alpine\nCOPY . /data\n'));
+    for (let i = 0; i < 4; i++) put(`data/disk${i}.img`, random(256 * MB));
+  },
+};

@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'})`,
     `- Node: ${process.version}`,
+    '- Commands: `npm run bench` for every row; `BENCH_ONLY=pack npm run bench` for one module, and `BENCH_PACK=small,mixed` for some packing contexts (kept in /tmp/codebuild-image-bench, generated on the first run)',
     `- Whole run: ${minutes.toFixed(1)} min; load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after: other work on the machine slows both sides of every ratio, and the parallel packer most`,
     '',
     '| area | metric | measured | target | met |',

@@ -10,6 +10,7 @@ import { resolveBuildspec } from '../build/buildspec';
 import { requestProblems } from '../build/request-limits';
 import { type ContextEntry, listContext } from '../context/listing';
 import { FilePool } from '../context/pack-files';
+import { EarlyPacking } from '../context/early';
 import type { ContextToUpload } from '../context/upload';
 import { hashContext } from '../context/prepare';
 import { archiveSizeBound, packContextTo } from '../context/zip';
@@ -25,6 +26,7 @@ import { finish, finishReused } from './finish';
 
 export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<ExitCode> {
   const pool = new FilePool();
+  let context: ContextToUpload | undefined;
   try {
     // Inputs, the buildspec file, the request and the context are all checked before any AWS call, and reported together.
     const { settings, buildspec, entries } = await checkEverything(env, checkout, out);
@@ -39,11 +41,13 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
       await naming.catch(() => undefined);
       throw e;
     }
-    const context = await naming;
+    context = await naming;
     out.sectionEnd('context');
     for (const line of secretArgHints(settings)) out.warn(line);
     return await build(settings, buildspec, context, marker, await connect(settings, out), out);
   } finally {
+    // Packing started early and not needed (or an error on the way) stops before its workers do.
+    await context?.cancel();
     await pool.close();
   }
 }
@@ -81,25 +85,33 @@ function reportDirsIn(s: Settings): string[] {
 
 /**
  * Hashes every file of the listing on the workers (reading them all, so an unreadable file is bad input found
- * before any AWS call). The digest names the archive; it is packed later, only if not uploaded yet, while
- * uploading.
+ * before any AWS call). The digest names the archive. Packing starts right away (early.ts): what it packs
+ * waits on this machine until S3 is found not to hold the archive yet, and is then uploaded as the rest is packed.
  */
 async function nameContext(entries: ContextEntry[], pool: FilePool): Promise<ContextToUpload> {
   const { digest, fileHashes } = await hashContext(entries, pool);
+  const early = new EarlyPacking((target) => packContextTo(entries, target, { pool, expected: fileHashes }), PACKED_AHEAD);
   return {
     digest,
     fileCount: entries.filter((e) => e.kind !== 'directory').length,
     maxSize: archiveSizeBound(entries),
-    write: (target) => packContextTo(entries, target, { pool, expected: fileHashes }),
+    write: (target) => early.write(target),
+    cancel: () => early.cancel(),
   };
 }
+
+/** Archive bytes packed before the upload starts, at most (they are held in memory meanwhile). */
+const PACKED_AHEAD = 16 * 1024 * 1024;
 
 async function build(settings: Settings, buildspec: string, context: ContextToUpload, marker: string, clients: Clients, out: Output): Promise<ExitCode> {
   const aws = await loadAws();
   const inputsTag = settings.skipUnchanged ? aws.inputsTag(settings, context.digest) : undefined;
   if (inputsTag) {
     const reused = await aws.reuseUnchanged(settings, inputsTag, clients);
-    if (reused) return finishReused(settings, context, reused, clients, out);
+    if (reused) {
+      void context.cancel(); // awaited before the workers stop, in buildCommand
+      return finishReused(settings, context, reused, clients, out);
+    }
     out.info(`No image was built from these inputs yet (${inputsTag}): building one`);
   }
   // The build's own tags: with skip_unchanged also the inputs tag, which records its inputs on the image.

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ContextEntry } from './listing';
 
 /** Bump when the packer's output changes for the same input (entry layout, store/deflate rule). */
-const FORMAT = 'codebuild-image zip 2';
+const FORMAT = 'codebuild-image zip 3';
 
 export class ContextDigest {
   private readonly hash;

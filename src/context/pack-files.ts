@@ -35,15 +35,23 @@ export interface Batch {
 
 /**
  * Reads, hashes and deflates (or stores) each file; see the module comment for the rules this code follows.
- * Files are read into `scratch` when they fit, and bodies are copied into one buffer per batch, so a batch
- * allocates little besides what deflate returns: per-file buffers made memory grow with the workers' garbage.
+ * Files are read into `scratch` when they fit, and bodies are copied into one buffer per batch (from
+ * `bodiesFor`, which reuses the buffers of batches already written), so a batch allocates little besides
+ * what deflate returns: per-file buffers made memory grow with the workers' garbage.
  */
-function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib, nodeCrypto: typeof crypto, scratch: Buffer): Batch {
+function prepareFiles(
+  jobs: FileJob[],
+  nodeFs: typeof fs,
+  nodeZlib: typeof zlib,
+  nodeCrypto: typeof crypto,
+  scratch: Buffer,
+  incompressible: typeof looksIncompressible,
+  bodiesFor: (capacity: number) => Buffer,
+): Batch {
   const done: FileDone[] = [];
   let capacity = 0;
   for (const job of jobs) if (!job.hashOnly) capacity += job.size;
-  // Its own ArrayBuffer (not the shared pool's), so a worker can transfer it.
-  const bodies = Buffer.allocUnsafeSlow(capacity);
+  const bodies = bodiesFor(capacity);
   let offset = 0;
   for (const job of jobs) {
     let fd: number;
@@ -99,18 +107,14 @@ function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib,
     const content = data.subarray(0, total);
     let body = content;
     let method = 0;
-    if (job.level >= 0 && total > 0) {
-      // Over 64 KiB a file is deflated only when deflating its first 64 KiB saves 2% (as zip.ts's streamed files).
-      const sampled = total > 65536 ? nodeZlib.deflateRawSync(content.subarray(0, 65536), { level: job.level }) : undefined;
-      if (!sampled || sampled.length < 65536 * 0.98) {
-        // A window larger than the file gains nothing; an output chunk sized to the file avoids regrowing.
-        const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(total))));
-        const deflated = nodeZlib.deflateRawSync(content, { level: job.level, windowBits, chunkSize: Math.max(64, total + 64) });
-        // Stored when deflate does not shrink the data, as Info-ZIP does.
-        if (deflated.length < total) {
-          body = deflated;
-          method = 8;
-        }
+    if (job.level >= 0 && total > 0 && !incompressible(content, total, job.level, nodeZlib)) {
+      // A window larger than the file gains nothing; an output chunk sized to the file avoids regrowing.
+      const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(total))));
+      const deflated = nodeZlib.deflateRawSync(content, { level: job.level, windowBits, chunkSize: Math.max(64, total + 64) });
+      // Stored when deflate does not shrink the data, as Info-ZIP does.
+      if (deflated.length < total) {
+        body = deflated;
+        method = 8;
       }
     }
     body.copy(bodies, offset);
@@ -118,6 +122,25 @@ function prepareFiles(jobs: FileJob[], nodeFs: typeof fs, nodeZlib: typeof zlib,
     offset += body.length;
   }
   return { done, bodies: bodies.subarray(0, offset) };
+}
+
+/**
+ * The store/deflate rule's shortcut: whether a file of `size` bytes starting with `start` (at least its first
+ * 4 KiB) is stored without deflating it whole. Deflating random data costs as much as deflating text and gains
+ * nothing, and mixed contexts hold many such files. Files of 4 KiB or less are always tried whole. Larger ones
+ * are decided by their first 4 KiB: under 7.5 bits of entropy per byte (text and most binaries hold 4–6;
+ * random, compressed or encrypted data about 7.95), deflated; otherwise stored unless deflating those 4 KiB
+ * saves 2% (data with short repeats).
+ * Runs in the workers too, so it follows prepareFiles's rules (hence the literal numbers, and no inner function).
+ */
+export function looksIncompressible(start: Buffer, size: number, level: number, nodeZlib: typeof zlib): boolean {
+  if (size <= 4096) return false;
+  const counts = new Uint32Array(256);
+  for (let i = 0; i < 4096; i++) counts[start[i]!]!++;
+  let bits = 0;
+  for (let b = 0; b < 256; b++) if (counts[b]! > 0) bits -= counts[b]! * Math.log2(counts[b]! / 4096);
+  if (bits < 7.5 * 4096) return false;
+  return nodeZlib.deflateRawSync(start.subarray(0, 4096), { level, windowBits: 12 }).length >= 4096 * 0.98;
 }
 
 /** Files up to this size are read into a reused buffer; zip.ts streams files over 2 MiB, so most fit. */
@@ -128,21 +151,44 @@ const QUEUED_PER_WORKER = 3;
 
 type Pending = { resolve: (b: Batch) => void; reject: (e: unknown) => void };
 
+/**
+ * A batch's bodies buffer, reused when one given back is large enough. Each buffer is its own ArrayBuffer (not
+ * the shared pool's), so a worker can transfer it. Fresh memory costs a page fault per 4 KiB touched, which
+ * took a tenth of the packer's time. Source text for the workers too, like prepareFiles.
+ */
+function takeBodies(spare: ArrayBuffer[], capacity: number): Buffer {
+  if (capacity === 0) return Buffer.allocUnsafeSlow(0);
+  const i = spare.findIndex((b) => b.byteLength >= capacity);
+  if (i < 0) return Buffer.allocUnsafeSlow(Math.max(capacity, 3 * 1024 * 1024));
+  return Buffer.from(spare.splice(i, 1)[0]!, 0, capacity);
+}
+
+/** Bodies buffers kept for reuse per thread: enough for the batches in flight. */
+const SPARE_BODIES = 4;
+
 /** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
 export class FilePool {
   /** Each worker with its batches in the order sent; a worker answers them in that order. */
   private readonly workers = new Map<Worker, Pending[]>();
   private readonly queue: (Pending & { jobs: FileJob[] })[] = [];
   private scratch: Buffer | undefined;
+  /** Bodies given back, for batches run on this thread. */
+  private readonly spare: ArrayBuffer[] = [];
+  private next = 0;
 
   /** One worker per core by default: the main thread mostly waits (it writes the archive). */
   constructor(readonly size = availableParallelism()) {
     const source =
       `const { parentPort } = require('node:worker_threads');\n` +
       `const prepareFiles = (${prepareFiles.toString()});\n` +
+      `const looksIncompressible = (${looksIncompressible.toString()});\n` +
+      `const takeBodies = (${takeBodies.toString()});\n` +
       `const scratch = Buffer.allocUnsafeSlow(${SCRATCH});\n` +
+      `const spare = [];\n` +
+      `const bodiesFor = (capacity) => takeBodies(spare, capacity);\n` +
       `parentPort.on('message', (jobs) => {\n` +
-      `  const batch = prepareFiles(jobs, require('node:fs'), require('node:zlib'), require('node:crypto'), scratch);\n` +
+      `  if (jobs instanceof ArrayBuffer) return void (spare.length < ${SPARE_BODIES} && spare.push(jobs));\n` +
+      `  const batch = prepareFiles(jobs, require('node:fs'), require('node:zlib'), require('node:crypto'), scratch, looksIncompressible, bodiesFor);\n` +
       `  const b = batch.bodies;\n` +
       `  parentPort.postMessage({ done: batch.done, bodies: b.buffer, length: b.length }, [b.buffer]);\n` +
       `});\n`;
@@ -161,11 +207,26 @@ export class FilePool {
   }
 
   run(jobs: FileJob[]): Promise<Batch> {
-    if (this.size === 0) return new Promise((resolve) => resolve(prepareFiles(jobs, fs, zlib, crypto, (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH)))));
+    if (this.size === 0) {
+      const scratch = (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH));
+      return new Promise((resolve) => resolve(prepareFiles(jobs, fs, zlib, crypto, scratch, looksIncompressible, (n) => takeBodies(this.spare, n))));
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ jobs, resolve, reject });
       this.dispatch();
     });
+  }
+
+  /** Takes back a batch's bodies once they are written and no longer referenced (the buffer is detached). */
+  recycle(bodies: Buffer): void {
+    const buffer = bodies.buffer as ArrayBuffer;
+    if (buffer.byteLength === 0) return;
+    if (this.size === 0) {
+      if (this.spare.length < SPARE_BODIES) this.spare.push(buffer);
+      return;
+    }
+    const workers = [...this.workers.keys()];
+    workers[this.next++ % workers.length]!.postMessage(buffer, [buffer]);
   }
 
   async close(): Promise<void> {

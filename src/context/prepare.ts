@@ -71,9 +71,12 @@ export async function hashContext(entries: ContextEntry[], pool: FilePool, level
   return { digest: digest.hex(), fileHashes };
 }
 
-/** An entry ready to write: whole body in memory, or a file to stream. */
+/**
+ * An entry ready to write: whole body in memory, or a file to stream. The last entry of a batch carries
+ * `release`, to call once every body of the batch is written and let go (its buffer is then reused).
+ */
 export type Prepared =
-  | { entry: ContextEntry; method: number; crc: number; size: number; body: Buffer; sha256?: string }
+  | { entry: ContextEntry; method: number; crc: number; size: number; body: Buffer; sha256?: string; release?: () => void }
   | { entry: ContextEntry; streamed: true; index: number };
 
 /**
@@ -102,7 +105,12 @@ export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOpti
         bytes += e.size;
       }
       const last = next;
-      const ready = (jobs.length > 0 ? pool.run(jobs) : Promise.resolve(undefined)).then((batch) => toPrepared(entries, first, last, batch, opts.expected));
+      const ready = (jobs.length > 0 ? pool.run(jobs) : Promise.resolve(undefined)).then((batch) => {
+        const prepared = toPrepared(entries, first, last, batch, opts.expected);
+        const end = prepared.at(-1);
+        if (batch && end && !('streamed' in end)) end.release = () => pool.recycle(batch.bodies);
+        return prepared;
+      });
       ready.catch(() => undefined); // rejections surface when awaited in order below
       ahead.push({ bytes, ready });
       aheadBytes += bytes;

@@ -29,6 +29,8 @@ export interface ContextToUpload {
   maxSize: number;
   /** Packs the archive into `target`; called only when the object is not in the bucket yet. */
   write(target: ArchiveTarget): Promise<Archive>;
+  /** Says the archive is not needed (packing may have started early, see early.ts). */
+  cancel(): Promise<void>;
 }
 
 const MIN_PART_SIZE = 8 * 1024 * 1024;
@@ -47,6 +49,7 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   out.info(`Build context: ${context.fileCount} files, sha256 ${context.digest}`);
   const stored = await awsStep(step, () => storedSize(s3, bucket, key, out), hint);
   if (stored !== undefined) {
+    void context.cancel(); // not awaited: the batches in flight finish on the workers meanwhile
     out.info(`Unchanged context, upload skipped: ${url} already exists (${humanSize(stored)}).`);
     return { bucket, key, uploaded: false, size: stored };
   }
@@ -71,7 +74,7 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   uploading.catch((e: unknown) => body.destroy(e instanceof Error ? e : new Error(String(e))));
   let archive: Archive;
   try {
-    archive = await context.write({ write: (b) => write(body, b) });
+    archive = await context.write({ write: (buffers) => write(body, buffers) });
   } catch (e) {
     // Packing failed (a file changed, or the upload failed first): no object may appear under this key.
     body.destroy();
@@ -89,9 +92,10 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   return { bucket, key, uploaded: true, size: archive.size };
 }
 
-async function write(body: PassThrough, b: Buffer): Promise<void> {
+/** Copies `buffers` into the stream (the packer reuses them), which holds them until a part is full. */
+async function write(body: PassThrough, buffers: Buffer[]): Promise<void> {
   if (body.errored) throw body.errored;
-  if (!body.write(b)) await once(body, 'drain'); // rejects when the upload fails meanwhile
+  if (!body.write(Buffer.concat(buffers))) await once(body, 'drain'); // rejects when the upload fails meanwhile
 }
 
 /** The size of the content-addressed object if it is already in the bucket. */

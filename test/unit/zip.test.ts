@@ -151,6 +151,24 @@ describe('packContext', () => {
     execFileSync('unzip', ['-tq', archive.file]);
   });
 
+  it.each<[string, PackOptions]>([
+    ['whole-file path', {}],
+    ['streaming path', { streamThreshold: 1000 }],
+  ])('decides store or deflate from the first 4 KiB without deflating random data whole (%s)', async (_name, options) => {
+    const dir = await tempDir();
+    const block = randomBytes(1024);
+    await writeFile(path.join(dir, 'random.dat'), randomBytes(50_000));
+    // As random as it gets byte by byte, but it repeats: the trial on the first 4 KiB finds that out.
+    await writeFile(path.join(dir, 'repeats.dat'), Buffer.concat(Array.from({ length: 50 }, () => block)));
+    await writeFile(path.join(dir, 'text-then-random.dat'), Buffer.concat([text(8192), randomBytes(50_000)]));
+    const { archive } = await pack(dir, options);
+    const byName = new Map((await readZip(archive.file)).map((e) => [e.name, e]));
+    expect(byName.get('random.dat')!.method).toBe(0);
+    expect(byName.get('repeats.dat')!.method).toBe(8);
+    expect(byName.get('text-then-random.dat')!.method).toBe(8);
+    for (const f of ['random.dat', 'repeats.dat', 'text-then-random.dat']) expect(byName.get(f)!.data.equals(await readFile(path.join(dir, f)))).toBe(true);
+  });
+
   it('is deterministic: same files give the same bytes, whatever the mtimes; sha256 is the file hash', async () => {
     const dir = await sampleContext();
     const first = await pack(dir);

@@ -8,6 +8,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
           testTimeout: 60_000,
+          // vitest's default on 2 cores is 1: the files spend much of their time waiting on servers and processes.
+          maxWorkers: 2,
         },
       },
       {
@@ -16,7 +18,10 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          fileParallelism: false,
+          // Two lanes, each with its own stack that its files share one after another (test/e2e/lanes.ts).
+          maxWorkers: 2,
+          globalSetup: ['test/e2e/lanes.ts'],
+          sequence: { groupOrder: 1 },
         },
       },
     ],

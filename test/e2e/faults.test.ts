@@ -10,13 +10,13 @@ import { MAX_FAILED_POLLS } from '../../src/follow/pace';
 import type { Fault } from '../../stack/fake-aws/faults';
 import type { Stack } from '../../stack/stack';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
-import { stackForFile } from './stack-for-file';
+import { sharedStack } from './stack-for-file';
 
 const REPOSITORY = 'group/hello';
 const NUMBERED = Array.from({ length: 50 }, (_, i) => `line-${String(i + 1).padStart(3, '0')}`);
 
 let stack: Stack;
-const control = stackForFile('e2e-faults', { phaseDelayMs: 200 }, (s) => (stack = s));
+const control = sharedStack((s) => (stack = s));
 
 /**
  * The job's Dockerfile prints 50 numbered lines, which BuildKit's plain progress shows as `#N 0.123 line-001`.

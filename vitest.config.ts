@@ -1,5 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Files run this many at a time, unit and end-to-end together (the same number for both puts them in one queue,
+ * longest first): the end-to-end files spend most of their time waiting on builds, and the unit files fill the
+ * cores meanwhile. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
+ */
+const WORKERS = 3;
+
 export default defineConfig({
   test: {
     projects: [
@@ -8,8 +15,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
           testTimeout: 60_000,
-          // vitest's default on 2 cores is 1: the files spend much of their time waiting on servers and processes.
-          maxWorkers: 2,
+          maxWorkers: WORKERS,
         },
       },
       {
@@ -18,10 +24,8 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          // Two lanes, each with its own stack that its files share one after another (test/e2e/lanes.ts).
-          maxWorkers: 2,
+          maxWorkers: WORKERS,
           globalSetup: ['test/e2e/lanes.ts'],
-          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -15,6 +15,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
           testTimeout: 60_000,
+          // Clean-ups too (zip.test.ts removes 70,000 files): the cores are shared with the end-to-end lanes.
+          hookTimeout: 60_000,
           maxWorkers: WORKERS,
         },
       },

@@ -1,5 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Files run this many at a time, unit and end-to-end together (the same number for both puts them in one queue,
+ * longest first): the end-to-end files spend most of their time waiting on builds, and the unit files fill the
+ * cores meanwhile. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
+ */
+const WORKERS = 3;
+
 export default defineConfig({
   test: {
     projects: [
@@ -8,6 +15,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
           testTimeout: 60_000,
+          // Clean-ups too (zip.test.ts removes 70,000 files): the cores are shared with the end-to-end lanes.
+          hookTimeout: 60_000,
+          maxWorkers: WORKERS,
         },
       },
       {
@@ -16,7 +26,8 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          fileParallelism: false,
+          maxWorkers: WORKERS,
+          globalSetup: ['test/e2e/lanes.ts'],
         },
       },
     ],

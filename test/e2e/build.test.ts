@@ -2,22 +2,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { getBlob, platformManifests } from '../../stack/registry';
-import { startStack, type Stack } from '../../stack/stack';
+import type { Stack } from '../../stack/stack';
 import { contextObject, type Job, makeJob, nodes, readDotenv, registryDigest, runAction, visible } from './helpers';
-import { stopCheckingModels } from '../helpers/violations';
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startStack({ phaseDelayMs: 200 });
-});
-
-afterAll(async () => {
-  await stopCheckingModels(stack);
-});
+sharedStack((s) => (stack = s));
 
 /** The GitLab sections of a raw job log: id, marker times (Unix seconds) and the visible lines inside. */
 function sectionsOf(output: string): { id: string; start: number; end: number; lines: string[] }[] {

@@ -6,25 +6,19 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { docker, emptyEngine } from '../../stack/docker';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { getBlob, getManifest, platformManifests } from '../../stack/registry';
-import { startStack, type Stack } from '../../stack/stack';
-import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
+import type { Stack } from '../../stack/stack';
+import { runOnStack, SELF_COMPONENT, stackInputs } from '../helpers/gitlab-ci-local';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
-import { stopCheckingModels } from '../helpers/violations';
+import { NPM_TOKEN } from './lanes';
+import { sharedStack } from './stack-for-file';
 
-const SECRET = 'tok-5ecret-v4lue-9f2c';
+const SECRET = NPM_TOKEN.value;
 let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startStack({ dir: join(repoRoot, '.stack', 'buildkit'), phaseDelayMs: 50, secrets: { 'ci/npm-token': SECRET } });
-});
-
-afterAll(async () => {
-  await stopCheckingModels(stack);
-});
+sharedStack((s) => (stack = s));
 
 /** The stack's registry outlives a run: a repository of this run's own starts without a cache. */
 const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;
@@ -124,7 +118,7 @@ describe('BuildKit through the component on the local stack', () => {
     const repository = fresh('group/secret');
     const job = await makeJob(stack, 'test/fixtures/secret-mount', {
       CODEBUILD_IMAGE_IMAGE: `${stack.registry}/${repository}`,
-      CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify(['NPM_TOKEN=secretsmanager:ci/npm-token']),
+      CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify([`NPM_TOKEN=secretsmanager:${NPM_TOKEN.name}`]),
     });
     const result = await runAction(job);
     const log = visible(result.output);

@@ -6,22 +6,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../stack/stack';
-import { repoRoot, runOnStack, SELF_COMPONENT, stackInputs, type StackRun } from '../helpers/gitlab-ci-local';
+import { describe, expect, it } from 'vitest';
+import type { Stack } from '../../stack/stack';
+import { runOnStack, SELF_COMPONENT, stackInputs, type StackRun } from '../helpers/gitlab-ci-local';
 import { readDotenv, registryDigest } from './helpers';
-import { stopCheckingModels } from '../helpers/violations';
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-
-beforeAll(async () => {
-  // Its own state directory, so a demo or `cli.ts up` stack in .stack/ is left alone.
-  stack = await startStack({ dir: join(repoRoot, '.stack', 'gitlab-ci-local'), phaseDelayMs: 50 });
-});
-
-afterAll(async () => {
-  await stopCheckingModels(stack);
-});
+sharedStack((s) => (stack = s));
 
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.v2+json',

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Stack } from '../../stack/stack';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
-import { stackForFile } from './stack-for-file';
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-const control = stackForFile('e2e-load', { phaseDelayMs: 200 }, (s) => (stack = s));
+const control = sharedStack((s) => (stack = s));
 
 /** Runs `count` jobs at once, each pushing its own repository, and checks every one of them end to end. */
 async function jobsAtOnce(count: number, name: string): Promise<void> {

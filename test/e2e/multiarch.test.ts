@@ -6,23 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { getBlob, getManifest, platformManifests } from '../../stack/registry';
-import { startStack, type Stack } from '../../stack/stack';
-import { repoRoot } from '../helpers/gitlab-ci-local';
+import type { Stack } from '../../stack/stack';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
-import { stopCheckingModels } from '../helpers/violations';
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startStack({ dir: join(repoRoot, '.stack', 'multiarch'), phaseDelayMs: 50 });
-});
-
-afterAll(async () => {
-  await stopCheckingModels(stack);
-});
+sharedStack((s) => (stack = s));
 
 const PLATFORMS = JSON.stringify(['linux/amd64', 'linux/arm64']);
 const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;

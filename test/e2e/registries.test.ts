@@ -11,14 +11,15 @@ import { basicCredentials, manifestDigest, platformManifests } from '../../stack
 import { AUTH_REGISTRY_SECRET, type Stack } from '../../stack/stack';
 import { runOnStack, SELF_COMPONENT, type StackRun, stackInputs } from '../helpers/gitlab-ci-local';
 import { contextObject, readDotenv, stackParameter, visible } from './helpers';
-import { stackForFile } from './stack-for-file';
+import { AUTH_REGISTRY_JOB_TOKEN, AUTH_REGISTRY_USER } from './lanes';
+import { sharedStack } from './stack-for-file';
 
-const USER = { username: 'reg-user-7q', password: 'Pw-4uth-r3gistry-c81d' };
-const JOB_TOKEN = 'glcbt-64_J0b-t0ken-e2e-5b1d';
+const USER = AUTH_REGISTRY_USER;
+const JOB_TOKEN = AUTH_REGISTRY_JOB_TOKEN;
 let stack: Stack;
 let registry: string;
 
-const control = stackForFile('registries', { phaseDelayMs: 50, authRegistry: USER, authRegistryJobToken: JOB_TOKEN }, (s) => {
+const control = sharedStack((s) => {
   stack = s;
   registry = s.authRegistry ?? '';
 });

@@ -4,24 +4,16 @@
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pushIndex, RegistryClient } from '../../src/registry/distribution';
 import { docker } from '../../stack/docker';
 import { getManifest, platformManifests } from '../../stack/registry';
-import { startStack, type Stack } from '../../stack/stack';
-import { repoRoot } from '../helpers/gitlab-ci-local';
+import type { Stack } from '../../stack/stack';
 import { registryDigest } from './helpers';
-import { stopCheckingModels } from '../helpers/violations';
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-
-beforeAll(async () => {
-  stack = await startStack({ dir: join(repoRoot, '.stack', 'registry'), phaseDelayMs: 50 });
-});
-
-afterAll(async () => {
-  await stopCheckingModels(stack);
-});
+sharedStack((s) => (stack = s));
 
 /**
  * Builds a small image for one platform and pushes it under a tag of its own, as a platform's build does

@@ -15,10 +15,10 @@ import { COSIGN } from '../../stack/paths';
 import { platformManifests } from '../../stack/registry';
 import type { Stack } from '../../stack/stack';
 import { makeJob, readDotenv, runAction, visible } from './helpers';
-import { stackForFile } from './stack-for-file';
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-const control = stackForFile('signing', { phaseDelayMs: 50, signingKeys: [{ alias: 'codebuild-image-signing' }, { alias: 'other-team' }] }, (s) => (stack = s));
+const control = sharedStack((s) => (stack = s));
 const keys = () => stack.signingKeys as [SigningKeyInfo, SigningKeyInfo];
 
 const fresh = (name: string) => `${name}-${Date.now().toString(36)}`;

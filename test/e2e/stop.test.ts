@@ -1,7 +1,8 @@
 /**
  * `index.js stop`, as the template's after_script runs it after the job was killed: it must reach StopBuild
  * while BatchGetBuilds is throttled, and find a build whose StartBuild answer never arrived.
- * The stack runs without dockerd: the builds only need to stay in progress for a while.
+ * The stack runs without dockerd: the builds that must still run when `stop` comes run a buildspec that waits
+ * until stopped, however long the killed job and `stop` take on a busy machine.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -13,9 +14,14 @@ import { type Job, makeJob, runAction, stackParameter, visible } from './helpers
 import { stackForFile } from './stack-for-file';
 
 let stack: Stack;
-// Without dockerd every build fails once it reaches PRE_BUILD; 5 s a phase keeps the builds these tests stop
-// running for 20 s, longer than a StopBuild that rides out 4 throttles needs.
-const control = stackForFile('e2e-stop', { docker: false, phaseDelayMs: 5000 }, (s) => (stack = s));
+const control = stackForFile('e2e-stop', { docker: false, phaseDelayMs: 50 }, (s) => (stack = s));
+
+/** A job whose build runs until it is stopped (the generated buildspec fails at once without dockerd). */
+async function runningJob(): Promise<Job> {
+  const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_BUILDSPEC: 'buildspec-until-stopped.yml' });
+  writeFileSync(join(job.dir, 'buildspec-until-stopped.yml'), 'version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 600\n');
+  return job;
+}
 
 /**
  * Runs the job's build and SIGKILLs the program (no signal handler, no cleanup) once `killWhen` holds;
@@ -57,7 +63,7 @@ async function waitForStatus(buildId: string, status: string): Promise<void> {
 
 describe('index.js stop after a killed job', () => {
   it('reaches StopBuild while BatchGetBuilds is throttled, and rides out 4 throttled StopBuild calls', async () => {
-    const job = await makeJob(stack, 'examples/hello');
+    const job = await runningJob();
     const log = await killedJob(job, (all) => /CodeBuild build \S+:\S+/.test(all));
     const buildId = /CodeBuild build (\S+:\S+)/.exec(log)?.[1] ?? '';
     expect(existsSync(join(job.reportDir, 'build-id'))).toBe(true);
@@ -75,7 +81,7 @@ describe('index.js stop after a killed job', () => {
   });
 
   it('stops a build whose StartBuild answer never arrived (SIGKILL during StartBuild)', async () => {
-    const job = await makeJob(stack, 'examples/hello');
+    const job = await runningJob();
     const buildsBefore = (await control().builds()).length;
     const startsBefore = (await control().calls()).StartBuild ?? 0;
     // StartBuild reaches the fake, which answers only after 3 s: the job is killed while it waits.

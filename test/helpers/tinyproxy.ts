@@ -2,7 +2,7 @@
 // 127.0.0.2 so a server can tell a proxied request (peer 127.0.0.2) from a direct one (127.0.0.1).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -43,10 +43,14 @@ export async function startTinyproxy(options: { basicAuth?: { user: string; pass
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   for (let i = 0; ; i++) {
+    // Connecting, not binding: a probe that binds the port could take it from tinyproxy starting at that moment.
     const up = await new Promise<boolean>((resolve) => {
-      const probe = createServer();
-      probe.once('error', () => resolve(true));
-      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+      const probe = connect(port, '127.0.0.1');
+      probe.once('connect', () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.once('error', () => resolve(false));
     });
     if (up) break;
     if (child.exitCode !== null || i > 100) throw new Error(`tinyproxy did not start: ${stderr}`);

@@ -20,7 +20,9 @@ describe('fake-aws CLI', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ workDir: join(dir, 'work'), phaseDelayMs: 10, projects: [{ name: 'p', source: { type: 'NO_SOURCE', buildspec: `version: 0.2\nphases:\n  build:\n    commands:\n      - echo $$ > ${pidFile}; sleep 30\n` } }] }));
     child = spawn(process.execPath, ['--import', 'tsx', 'stack/fake-aws/main.ts', '--config', join(dir, 'config.json'), '--ready-file', readyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => resolve(code)));
-    for (let i = 0; i < 300 && !existsSync(readyFile); i++) await new Promise((r) => setTimeout(r, 50));
+    // Until the file holds its JSON (it exists, empty, for a moment); tsx takes a while on a busy machine.
+    const ready = () => (existsSync(readyFile) && readFileSync(readyFile, 'utf8').trim() !== '');
+    for (let i = 0; i < 1000 && !ready(); i++) await new Promise((r) => setTimeout(r, 50));
     const { url } = JSON.parse(readFileSync(readyFile, 'utf8')) as { url: string };
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(readFileSync(join(dir, 'work', 'oidc-issuer'), 'utf8')).toBe(`${url}/oidc`);

@@ -1,83 +1,18 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stripVTControlCharacters } from 'node:util';
-import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { fromWebToken } from '@aws-sdk/credential-providers';
 import { describe, expect, it } from 'vitest';
 import { POLLING_RETRY } from '../../src/aws/clients';
 import { MAX_FAILED_POLLS } from '../../src/follow/pace';
 import type { Fault } from '../../stack/fake-aws/faults';
 import type { Stack } from '../../stack/stack';
+import { expectBuildLogOnce, numbered, NUMBERED, numberedDockerfile, storedLog } from './build-log';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
 import { stackForFile } from './stack-for-file';
 
 const REPOSITORY = 'group/hello';
-const NUMBERED = Array.from({ length: 50 }, (_, i) => `line-${String(i + 1).padStart(3, '0')}`);
 
 let stack: Stack;
 const control = stackForFile('e2e-faults', { phaseDelayMs: 200 }, (s) => (stack = s));
-
-/**
- * The job's Dockerfile prints 50 numbered lines, which BuildKit's plain progress shows as `#N 0.123 line-001`.
- * The nonce keeps the layer cache from replaying the step silently; the step's own text (shown in
- * `#N [2/2] RUN ...`) holds no `line-NNN`.
- */
-function numberedDockerfile(): string {
-  return [
-    'ARG BASE_IMAGE=busybox:stable',
-    'FROM ${BASE_IMAGE}',
-    `RUN echo "nonce ${randomUUID()}" && i=1 && while [ $i -le 50 ]; do printf 'line-%03d\\n' $i; i=$((i+1)); done`,
-    '',
-  ].join('\n');
-}
-
-/** The build's CloudWatch log as the fake stores it, read with the real SDK and credentials from the fake STS. */
-async function storedLog(buildId: string): Promise<string[]> {
-  const credentials = fromWebToken({
-    roleArn: stack.roleArn,
-    roleSessionName: 'faults-test',
-    webIdentityToken: await stack.signToken(),
-    clientConfig: { region: stack.region, endpoint: stack.fakeUrl },
-  });
-  const logs = new CloudWatchLogsClient({ region: stack.region, endpoint: stack.fakeUrl, credentials });
-  const streamName = buildId.slice(buildId.indexOf(':') + 1);
-  const lines: string[] = [];
-  let token: string | undefined;
-  for (;;) {
-    const res = await logs.send(new GetLogEventsCommand({
-      logGroupName: `/aws/codebuild/${stack.projectName}`, logStreamName: streamName, startFromHead: true,
-      ...(token && { nextToken: token }),
-    }));
-    // The program prints a multi-line event as its lines, without the trailing newline.
-    // Compared with the job log as a reader sees it: colours (BuildKit colours its warnings) stripped.
-    for (const e of res.events ?? []) lines.push(...stripVTControlCharacters(e.message ?? '').replace(/\r?\n$/, '').split('\n'));
-    if (!res.nextForwardToken || res.nextForwardToken === token) break;
-    token = res.nextForwardToken;
-  }
-  logs.destroy();
-  return lines;
-}
-
-/** The Dockerfile's numbered lines, out of BuildKit's `#N <seconds> <line>` progress lines. */
-const numbered = (lines: string[]) => lines.flatMap((l) => /^#\d+ \d+\.\d+ (line-\d{3})$/.exec(l)?.[1] ?? []);
-
-/** Every stored line appears in the job log as often as in the build log (once, for non-blank lines), in order. */
-function expectBuildLogOnce(jobLines: string[], buildLines: string[]): void {
-  const count = (lines: string[]) => {
-    const counts = new Map<string, number>();
-    for (const l of lines) if (l.trim() !== '') counts.set(l, (counts.get(l) ?? 0) + 1);
-    return counts;
-  };
-  const inJob = count(jobLines);
-  const wrong = [...count(buildLines)].filter(([line, n]) => inJob.get(line) !== n)
-    .map(([line, n]) => `${JSON.stringify(line)}: ${inJob.get(line) ?? 0} in the job log, ${n} in the build log`);
-  expect(wrong).toEqual([]);
-
-  let next = 0;
-  for (const l of jobLines) if (next < buildLines.length && l === buildLines[next]) next++;
-  expect(buildLines.slice(next, next + 3), 'first build-log line missing from the job log in order').toEqual([]);
-}
 
 const cases: { name: string; faults: Fault[]; operation: string; consumed: number }[] = [
   { name: 'GetLogEvents throttled for the next 5 calls', faults: [{ kind: 'throttle', operation: 'GetLogEvents', count: 5 }], operation: 'GetLogEvents', consumed: 5 },
@@ -126,7 +61,7 @@ describe('dist/index.js under injected AWS faults', () => {
       expect(jobLines.filter((l) => l.endsWith(`Entering phase ${phase}`))).toHaveLength(1);
     }
     expect(jobLines.filter((l) => l.startsWith(`Pushed ${stack.registry}/${REPOSITORY}@sha256:`))).toHaveLength(1);
-    const buildLines = await storedLog(buildId);
+    const buildLines = await storedLog(stack, buildId);
     expect(numbered(buildLines)).toEqual(NUMBERED);
     expectBuildLogOnce(jobLines, buildLines);
   });
@@ -145,11 +80,12 @@ describe('dist/index.js under injected AWS faults', () => {
     expect((await control().builds()).find((b) => b.id === buildId)?.buildStatus).toBe('STOPPED');
   });
 
-  it('polls the whole log when StartLiveTail keeps failing', async () => {
+  it('polls the whole log when StartLiveTail fails', async () => {
     const job = await makeJob(stack, 'examples/hello', { CODEBUILD_IMAGE_TAGS: JSON.stringify(['faults-no-tail']) });
     // Long enough for the follower to see the log stream before the build ends, and so to try Live Tail.
     writeFileSync(join(job.dir, 'Dockerfile'), `${numberedDockerfile()}RUN sleep 8\n`);
-    await control().inject({ kind: 'throttle', operation: 'StartLiveTail', count: POLLING_RETRY.maxAttempts });
+    // Asked for once (Clients.liveTail makes one attempt): one refusal and the job polls.
+    await control().inject({ kind: 'throttle', operation: 'StartLiveTail', count: 1 });
     const result = await runAction(job);
     await control().clearFaults();
     const log = visible(result.output);
@@ -158,6 +94,6 @@ describe('dist/index.js under injected AWS faults', () => {
     const { buildId } = JSON.parse(readFileSync(join(job.reportDir, 'build.json'), 'utf8')) as { buildId: string };
     const jobLines = log.split('\n');
     expect(numbered(jobLines)).toEqual(NUMBERED);
-    expectBuildLogOnce(jobLines, await storedLog(buildId));
+    expectBuildLogOnce(jobLines, await storedLog(stack, buildId));
   });
 });

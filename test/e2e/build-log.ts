@@ -10,15 +10,16 @@ import type { Stack } from '../../stack/stack';
 export const NUMBERED = Array.from({ length: 50 }, (_, i) => `line-${String(i + 1).padStart(3, '0')}`);
 
 /**
- * The job's Dockerfile prints 50 numbered lines, which BuildKit's plain progress shows as `#N 0.123 line-001`.
- * The nonce keeps the layer cache from replaying the step silently; the step's own text (shown in
- * `#N [2/2] RUN ...`) holds no `line-NNN`.
+ * The job's Dockerfile prints 50 numbered lines, which BuildKit's plain progress shows as `#N 0.123 line-001`,
+ * after `sleep` seconds and `every` seconds apart. The nonce keeps the layer cache from replaying the step silently
+ * (the sleeps are in that step too); the step's own text (shown in `#N [2/2] RUN ...`) holds no `line-NNN`.
  */
-export function numberedDockerfile(): string {
+export function numberedDockerfile(opts: { sleep?: number | undefined; every?: number | undefined } = {}): string {
+  const pause = (s: number | undefined) => (s ? `sleep ${s} && ` : '');
   return [
     'ARG BASE_IMAGE=busybox:stable',
     'FROM ${BASE_IMAGE}',
-    `RUN echo "nonce ${randomUUID()}" && i=1 && while [ $i -le 50 ]; do printf 'line-%03d\\n' $i; i=$((i+1)); done`,
+    `RUN echo "nonce ${randomUUID()}" && ${pause(opts.sleep)}i=1 && while [ $i -le 50 ]; do printf 'line-%03d\\n' $i; ${pause(opts.every)}i=$((i+1)); done`,
     '',
   ].join('\n');
 }

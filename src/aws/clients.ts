@@ -16,6 +16,8 @@ export interface Clients {
   /** CodeBuild for the calls made once per job (StartBuild, StopBuild, finding a build): more patient retries. */
   codebuildOnce: CodeBuildClient;
   logs: CloudWatchLogsClient;
+  /** Logs for StartLiveTail alone: one attempt, as polling takes over when a session cannot start. */
+  liveTail: CloudWatchLogsClient;
   /** ECR in the image registry's region, for the multi-platform index and the skip_unchanged retag (src/registry/signin.ts). */
   ecr: (region: string) => ECRClient;
   /** KMS in the signing key's region (sign_with, src/sign/kms-signer.ts). */
@@ -44,7 +46,8 @@ const ONCE_PER_JOB_REQUEST = { requestTimeout: 30_000, throwOnRequestTimeout: tr
  * (src/shared/network.ts), and for the calls made once per job their 30 s cut.
  */
 export function requestHandler(kind: 'polling' | 'once' = 'polling', net: AwsHandlerOptions = network().awsHandler) {
-  return kind === 'once' ? { ...net, ...ONCE_PER_JOB_REQUEST } : net;
+  // A request may set its own `requestTimeout` (StartLiveTail does); it is then an error the SDK retries, not a warning.
+  return kind === 'once' ? { ...net, ...ONCE_PER_JOB_REQUEST } : { ...net, throwOnRequestTimeout: true };
 }
 
 /**
@@ -64,6 +67,7 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
     codebuild: new CodeBuildClient({ ...config, ...POLLING_RETRY }),
     codebuildOnce: new CodeBuildClient({ ...config, ...once }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
+    liveTail: new CloudWatchLogsClient({ ...config, maxAttempts: 1, disableHostPrefix: customLogsEndpoint() }),
     ecr: perRegion((ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...once })),
     kms: perRegion((kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...once })),
     ssm: new SSMClient({ ...config, ...once }),

@@ -13,6 +13,7 @@ import {
 import { setTimeout as delay } from 'node:timers/promises';
 import { JOB_MARKER_VARIABLE, requestVariables } from './variables';
 import type { Output } from '../shared/console';
+import { withDeadline } from '../shared/deadline';
 import { AwsStepError, awsStep } from '../shared/errors';
 import type { Settings } from '../inputs/settings';
 
@@ -138,6 +139,8 @@ export function consoleUrl(region: string, build: Build): string {
 export interface StopOptions {
   /** How long to wait for CodeBuild to report the build stopped; default 60 s. */
   timeoutMs?: number;
+  /** How long StopBuild itself may take, its retries included; default the client's own retries. */
+  requestMs?: number;
   /** Client for the checks after StopBuild (polling, with ordinary retries); default the one that stops. */
   checkWith?: CodeBuildClient;
   pollMs?: number;
@@ -152,7 +155,12 @@ export interface StopOptions {
 export async function stopBuild(cb: CodeBuildClient, buildId: string, out: Output, opts: StopOptions = {}): Promise<Build> {
   const { timeoutMs = 60_000, pollMs = 2_000, sleep = (ms) => delay(ms), now = Date.now, checkWith = cb } = opts;
   out.info(`Stopping CodeBuild build ${buildId}`);
-  const stopped = await awsStep(`Stopping CodeBuild build ${buildId}`, () => cb.send(new StopBuildCommand({ id: buildId })));
+  const command = new StopBuildCommand({ id: buildId });
+  const { requestMs } = opts;
+  // Within a deadline each attempt gets a third of it, so one attempt that never answers leaves room for a retry.
+  const send = requestMs === undefined ? () => cb.send(command)
+    : () => withDeadline(requestMs, undefined, 'StopBuild', (abortSignal) => cb.send(command, { abortSignal, requestTimeout: Math.floor(requestMs / 3) }));
+  const stopped = await awsStep(`Stopping CodeBuild build ${buildId}`, send);
   let build = stopped.build ?? { id: buildId };
   const deadline = now() + timeoutMs;
   let warned = false;
@@ -163,7 +171,8 @@ export async function stopBuild(cb: CodeBuildClient, buildId: string, out: Outpu
     }
     await sleep(pollMs);
     try {
-      const res = await checkWith.send(new BatchGetBuildsCommand({ ids: [buildId] }));
+      const res = await withDeadline(Math.max(deadline - now(), 1), undefined, 'BatchGetBuilds', (abortSignal) =>
+        checkWith.send(new BatchGetBuildsCommand({ ids: [buildId] }), { abortSignal }));
       build = res.builds?.[0] ?? build;
     } catch (e) {
       if (!warned) out.warn(`StopBuild was accepted, but checking build ${buildId} failed (${(e as Error).name}); will keep checking`);

@@ -143,7 +143,7 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
       );
       const abort = new AbortController();
       void watcher.cancelled.then((reason) => abort.abort(reason));
-      const deps = { codebuild: clients.codebuild, codebuildOnce: clients.codebuildOnce, logs: clients.logs, reportDir: settings.reportDir };
+      const deps = { codebuild: clients.codebuild, codebuildOnce: clients.codebuildOnce, logs: clients.logs, liveTail: clients.liveTail, reportDir: settings.reportDir };
       finished = await aws.followBuilds(deps, started, abort.signal).catch((e: unknown) => abandon(clients, started.map((s) => s.id), e, out));
     } finally {
       // The builds have ended (or never started): they no longer need the job token.

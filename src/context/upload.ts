@@ -9,6 +9,7 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload as MultipartUpload } from '@aws-sdk/lib-storage';
 import type { Output } from '../shared/console';
 import { awsStep, AwsStepError, ContextError } from '../shared/errors';
+import { CALL_DEADLINE_MS } from '../shared/network';
 import type { Archive, ArchiveTarget } from './zip';
 
 export interface Upload {
@@ -101,7 +102,7 @@ async function write(body: PassThrough, buffers: Buffer[]): Promise<void> {
 /** The size of the content-addressed object if it is already in the bucket. */
 async function storedSize(s3: S3Client, bucket: string, key: string, out: Output): Promise<number | undefined> {
   try {
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { requestTimeout: CALL_DEADLINE_MS });
     return head.ContentLength ?? 0;
   } catch (e) {
     const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;

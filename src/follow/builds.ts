@@ -15,10 +15,17 @@ export interface Finished extends Target {
   build: Build;
 }
 
+/**
+ * Stopping builds when the job is cancelled fits in the time a signal leaves (SIGNAL_EXIT_MS in cancel.ts):
+ * StopBuild gets 3 s, and the check that the build stopped 1 s more; it then stops in the background.
+ */
+const CANCELLED_STOP = { requestMs: 3_000, timeoutMs: 1_000, pollMs: 500 };
+
 interface FollowAllDeps {
   codebuild: CodeBuildClient;
   codebuildOnce: CodeBuildClient;
   logs: CloudWatchLogsClient;
+  liveTail: CloudWatchLogsClient;
   reportDir: string;
 }
 
@@ -37,7 +44,7 @@ export async function followBuilds(deps: FollowAllDeps, started: Started[], canc
     started.map(async (s, i) => {
       const logFile = join(deps.reportDir, s.platform ? `build-${platformSlug(s.platform)}.log` : BUILD_LOG_FILE);
       try {
-        const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, out: s.out, logFile }, s.id, controllers[i]!.signal);
+        const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, tailWith: deps.liveTail, out: s.out, logFile }, s.id, controllers[i]!.signal);
         if (build.buildComplete && build.buildStatus !== 'SUCCEEDED') {
           stopAll(`The ${s.platform ?? ''} build ended ${build.buildStatus ?? ''}`);
         }
@@ -57,7 +64,12 @@ export async function followBuilds(deps: FollowAllDeps, started: Started[], canc
       let build = finals[i]!;
       if (!build.buildComplete) {
         s.out.warn(`${String(controllers[i]!.signal.reason)}: stopping build ${s.id}`);
-        build = await stopBuild(deps.codebuildOnce, s.id, s.out, { checkWith: deps.codebuild });
+        build = await stopBuild(deps.codebuildOnce, s.id, s.out, { checkWith: deps.codebuild, ...(cancelled.aborted && CANCELLED_STOP) }).catch((e: unknown) => {
+          if (!cancelled.aborted) throw e;
+          // The job ends now either way: after_script's `stop` tries again.
+          s.out.error(`Build ${s.id} may still be running: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+          return build;
+        });
         // The follower left before this phase ended, so it did not print it (it does for every other failure).
         const interrupted = failedPhase(build);
         if (interrupted) s.out.error(phaseFailure(interrupted));

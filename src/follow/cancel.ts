@@ -1,6 +1,6 @@
 import type { Output } from '../shared/console';
 import type { GitLabJob } from '../inputs/settings';
-import { connectionFailure } from '../shared/errors';
+import { connectionFailure, ExitCode } from '../shared/errors';
 import { network } from '../shared/network';
 
 export interface CancelDeps {
@@ -10,7 +10,17 @@ export interface CancelDeps {
   pollMs?: number;
   /** How long one status request may take; default 10 s. */
   requestTimeoutMs?: number;
+  /** How long the job may go on after a signal; default SIGNAL_EXIT_MS. */
+  signalExitMs?: number;
+  /** Ends the process when that time has passed; default process.exit. */
+  exit?: (code: number) => void;
 }
+
+/**
+ * After SIGTERM or SIGINT the job has this long (ms) to stop its builds and exit, whatever hangs; then it exits
+ * anyway. GitLab Runner kills the job soon after its signal, and its after_script's `stop` stops what is left.
+ */
+export const SIGNAL_EXIT_MS = 4_500;
 
 export interface CancellationWatch {
   /** Resolves with a printable reason once the job should stop; never rejects. */
@@ -28,15 +38,23 @@ const TOKEN_GONE = new Set([401, 403, 404]);
  * $CI_API_V4_URL/job with CI_JOB_TOKEN) turning canceling/canceled, or the token being revoked. After it
  * resolves, a second signal has its default effect again, so an impatient Ctrl-C still ends the process.
  */
-export function watchCancellation({ out, job, pollMs = 10_000, requestTimeoutMs = 10_000 }: CancelDeps): CancellationWatch {
+export function watchCancellation({ out, job, pollMs = 10_000, requestTimeoutMs = 10_000, signalExitMs = SIGNAL_EXIT_MS, exit = (code) => process.exit(code) }: CancelDeps): CancellationWatch {
   let resolve!: (reason: string) => void;
   const cancelled = new Promise<string>((r) => (resolve = r));
   let done = false;
   let timer: NodeJS.Timeout | undefined;
   let inflight: AbortController | undefined;
 
-  const onSigterm = () => finish('received SIGTERM');
-  const onSigint = () => finish('received SIGINT');
+  const onSignal = (name: string) => () => {
+    finish(`received ${name}`);
+    // Not cleared by dispose(): what follows the signal (stopping the builds, the reports) must not hang either.
+    setTimeout(() => {
+      out.error(`The job did not end within ${signalExitMs / 1000} s of ${name}: exiting now; the template's after_script stops a build still running.`);
+      exit(ExitCode.BuildFailed);
+    }, signalExitMs).unref();
+  };
+  const onSigterm = onSignal('SIGTERM');
+  const onSigint = onSignal('SIGINT');
   process.on('SIGTERM', onSigterm);
   process.on('SIGINT', onSigint);
 

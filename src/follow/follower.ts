@@ -4,7 +4,9 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { BatchGetBuildsCommand, type Build, type CodeBuildClient } from '@aws-sdk/client-codebuild';
-import { AwsStepError } from '../shared/errors';
+import { withDeadline } from '../shared/deadline';
+import { CALL_DEADLINE_MS } from '../shared/network';
+import { AwsStepError, isThrottling, isTransient } from '../shared/errors';
 import { LogSources, type LogSourcesDeps } from './log-sources';
 import { Pace, Pacer } from './pace';
 import { formatDuration, queueSummary } from './phases';
@@ -12,7 +14,6 @@ import { formatDuration, queueSummary } from './phases';
 export interface FollowDeps extends LogSourcesDeps {
   codebuild: CodeBuildClient;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  now?: () => number;
 }
 
 /** BatchGetBuilds answers "not found" this many times in a row: the build is gone. */
@@ -38,6 +39,10 @@ class Follower {
   private readonly step: string;
   private build: Build | undefined;
   private statusAt = -Infinity;
+  /** After a failed status read while a session runs: the next is not before this. */
+  private statusRetryAt = -Infinity;
+  /** The last status read failed. */
+  private statusFailed = false;
   private missing = 0;
   private queueNoted = false;
 
@@ -66,6 +71,11 @@ class Follower {
         } catch (e) {
           if (this.signal?.aborted) return this.aborted();
           wait = this.pace.failedPoll(e);
+          // While a session runs or starts, only what failed waits: its lines and the status keep their pace.
+          if (this.log.tailing || this.log.tailStarting) {
+            if (this.statusFailed) this.statusRetryAt = this.now() + wait;
+            wait = Pace.tail;
+          }
         }
         try {
           await sleep(wait, this.signal);
@@ -79,27 +89,39 @@ class Follower {
     }
   }
 
-  /** One poll; returns how long to wait before the next, or undefined once the build is complete and drained. */
+  /**
+   * One poll; returns how long to wait before the next, or undefined once the build is complete and drained.
+   * While a session runs, the status is read on its own schedule and reads go on in the background, so neither
+   * waits for the other or for the session.
+   */
   private async poll(): Promise<number | undefined> {
     const t = this.now();
-    const statusDue = !this.log.readable || t - this.statusAt >= this.pace.statusEvery(t, this.log.ending);
+    const statusDue = t >= this.statusRetryAt && (!this.log.readable || t - this.statusAt >= this.pace.statusEvery(t, this.log.ending));
     this.log.dropEndedTail();
     if (this.log.tailing) {
-      await this.log.catchUp();
+      const failed = this.log.takeReadFailure();
+      // Throttled or passing failures are retried in the background; any other ends following.
+      if (failed !== undefined && !isThrottling(failed) && !isTransient(failed)) throw failed;
       const wasEnding = this.log.ending;
       if (this.log.takeTail() > 0) this.pace.linesArrived(this.now());
-      // The lines just shown tell the last phase ended: ask for the status now.
-      if ((statusDue || this.log.ending !== wasEnding) && (await this.finished())) return undefined;
       // With each status, one read keeps the reader in step with the session: the lines both delivered are
       // forgotten (memory stays small), and a line the session dropped still shows within seconds.
-      if (statusDue && !this.log.ending) await this.log.read(false);
+      this.log.readInBackground(statusDue && !this.log.ending);
+      // The lines just shown tell the last phase ended: ask for the status now.
+      const endShown = this.log.ending !== wasEnding && t >= this.statusRetryAt;
+      if ((statusDue || endShown) && (await this.finished())) return undefined;
       return Pace.tail;
     }
     if (statusDue && (await this.finished())) return undefined;
     // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
     if (this.log.ending) return Pace.ending;
     if (!this.log.readable) return this.pace.silent();
-    if (await this.log.startTail(this.build?.logs?.cloudWatchLogsArn)) return this.poll();
+    this.log.startTail(this.build?.logs?.cloudWatchLogsArn);
+    // While a session starts, reads go on in the background: a slow one must not hold back the session's lines.
+    if (this.log.tailStarting) {
+      this.log.readInBackground(true);
+      return Pace.tail;
+    }
     const lines = await this.log.read(false);
     // The lines just read show the last phase ended: ask for the status now rather than a second later.
     if (this.log.ending) return (await this.finished()) ? undefined : Pace.ending;
@@ -119,7 +141,11 @@ class Follower {
   }
 
   private async readStatus(): Promise<Build | undefined> {
-    const res = await this.deps.codebuild.send(new BatchGetBuildsCommand({ ids: [this.buildId] }), this.signal ? { abortSignal: this.signal } : {});
+    this.statusFailed = true;
+    const res = await withDeadline(CALL_DEADLINE_MS, this.signal, 'BatchGetBuilds', (abortSignal) =>
+      this.deps.codebuild.send(new BatchGetBuildsCommand({ ids: [this.buildId] }), { abortSignal }),
+    );
+    this.statusFailed = false;
     this.statusAt = this.now();
     const build = res.builds?.[0];
     if (!build) {

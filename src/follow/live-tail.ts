@@ -1,5 +1,10 @@
 import { StartLiveTailCommand, type CloudWatchLogsClient, type StartLiveTailResponseStream } from '@aws-sdk/client-cloudwatch-logs';
+import { withDeadline } from '../shared/deadline';
+import { CALL_DEADLINE_MS } from '../shared/network';
 import type { LogEvent } from './phases';
+
+/** How long a new session may take to deliver its first message, and how long a running one may go silent (ms). */
+export const LIVE_TAIL_DEADLINES = { firstMessage: 5_000, silence: 10_000 };
 
 /**
  * A CloudWatch Logs Live Tail session on one log stream: one request whose answer stays open, with an
@@ -7,6 +12,10 @@ import type { LogEvent } from './phases';
  * costs one request for up to 3 hours, where polling costs one every few seconds. It needs
  * `logs:StartLiveTail`; the caller falls back to polling when starting fails, the session ends early
  * (`ended`), or AWS sampled the events (over 500 a second: `sampled`).
+ *
+ * AWS sends its first message at once and an update every second, events or not: a session whose first message
+ * is not there within 5 s (a proxy that hands on each answer only once it is complete holds it for good), or that
+ * is silent for 10 s, is not delivering, and the caller follows by polling instead.
  */
 export class LiveTail {
   private queue: LogEvent[] = [];
@@ -14,15 +23,29 @@ export class LiveTail {
   sampled = false;
   /** Why the session ended before it was stopped, when it did. */
   reason: string | undefined;
+  private readonly watchdog: NodeJS.Timeout;
 
-  private constructor(private readonly abort: AbortController) {}
+  private constructor(private readonly abort: AbortController, silenceMs: number) {
+    this.watchdog = setTimeout(() => this.end(`no update for ${silenceMs / 1000} s`), silenceMs).unref();
+  }
 
-  /** Starts a session; throws what StartLiveTail threw (e.g. AccessDeniedException). */
-  static async start(logs: CloudWatchLogsClient, groupArn: string, streamName: string): Promise<LiveTail> {
+  /**
+   * Starts a session and waits for its first message; throws what StartLiveTail threw, or a TimeoutError. Each
+   * attempt the SDK makes must be answered within the first-message deadline, all of them within CALL_DEADLINE_MS.
+   */
+  static async start(logs: CloudWatchLogsClient, groupArn: string, streamName: string, deadlines = LIVE_TAIL_DEADLINES): Promise<LiveTail> {
     const abort = new AbortController();
-    const res = await logs.send(new StartLiveTailCommand({ logGroupIdentifiers: [groupArn], logStreamNames: [streamName] }), { abortSignal: abort.signal });
-    const tail = new LiveTail(abort);
-    void tail.consume(res.responseStream);
+    const bounded = <T>(ms: number, fn: () => Promise<T>) =>
+      withDeadline(ms, undefined, 'StartLiveTail', (signal) => {
+        signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+        return fn();
+      });
+    const command = new StartLiveTailCommand({ logGroupIdentifiers: [groupArn], logStreamNames: [streamName] });
+    const res = await bounded(CALL_DEADLINE_MS, () => logs.send(command, { abortSignal: abort.signal, requestTimeout: deadlines.firstMessage }));
+    const messages = (res.responseStream ?? emptyStream())[Symbol.asyncIterator]();
+    const first = await bounded(deadlines.firstMessage, () => messages.next());
+    const tail = new LiveTail(abort, deadlines.silence);
+    void tail.consume(first, messages);
     return tail;
   }
 
@@ -35,12 +58,21 @@ export class LiveTail {
 
   stop(): void {
     this.ended = true;
+    clearTimeout(this.watchdog);
     this.abort.abort();
   }
 
-  private async consume(stream: AsyncIterable<StartLiveTailResponseStream> | undefined): Promise<void> {
+  /** Ends the session for `reason` (it was not stopped by the caller). */
+  private end(reason: string): void {
+    this.reason ??= reason;
+    this.stop();
+  }
+
+  private async consume(first: IteratorResult<StartLiveTailResponseStream>, rest: AsyncIterator<StartLiveTailResponseStream>): Promise<void> {
     try {
-      for await (const m of stream ?? []) {
+      for (let next = first; !next.done; next = await rest.next()) {
+        const m = next.value;
+        this.watchdog.refresh();
         if (m.sessionUpdate) {
           if (m.sessionUpdate.sessionMetadata?.sampled) this.sampled = true;
           for (const e of m.sessionUpdate.sessionResults ?? []) this.queue.push({ timestamp: e.timestamp ?? 0, message: e.message ?? '' });
@@ -54,9 +86,12 @@ export class LiveTail {
       if (!this.abort.signal.aborted) this.reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     } finally {
       this.ended = true;
+      clearTimeout(this.watchdog);
     }
   }
 }
+
+async function* emptyStream(): AsyncGenerator<StartLiveTailResponseStream> {}
 
 /** `arn:aws:logs:R:A:log-group:G` from a build's `arn:…:log-group:G:log-stream:S`. */
 export function logGroupArn(streamArn: string | undefined): string | undefined {

@@ -1,4 +1,5 @@
 import { GetLogEventsCommand, type CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { withDeadline } from '../shared/deadline';
 import { errorName } from '../shared/errors';
 import type { LogEvent } from './phases';
 
@@ -33,7 +34,8 @@ export class LogReader {
     readonly stream: LogStream,
   ) {}
 
-  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal }): Promise<ReadResult> {
+  /** Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). */
+  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number }): Promise<ReadResult> {
     const events: LogEvent[] = [];
     let calls = 0;
     if (this.denied) return { events, calls };
@@ -41,10 +43,8 @@ export class LogReader {
       let res;
       calls++;
       try {
-        res = await this.logs.send(new GetLogEventsCommand({
-          logGroupName: this.stream.group, logStreamName: this.stream.name, startFromHead: true,
-          ...(this.token && { nextToken: this.token }),
-        }), opts.signal ? { abortSignal: opts.signal } : {});
+        const input = { logGroupName: this.stream.group, logStreamName: this.stream.name, startFromHead: true, ...(this.token && { nextToken: this.token }) };
+        res = await withDeadline(opts.callMs, opts.signal, 'GetLogEvents', (abortSignal) => this.logs.send(new GetLogEventsCommand(input), { abortSignal }));
       } catch (e) {
         // CodeBuild names the stream a little before it creates it.
         if (errorName(e) === 'ResourceNotFoundException') break;

@@ -6,30 +6,61 @@ import type { BuildPhase } from '@aws-sdk/client-codebuild';
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { AwsLimits } from '../inputs/limits';
 import type { Output } from '../shared/console';
+import { withDeadline } from '../shared/deadline';
+import { CALL_DEADLINE_MS } from '../shared/network';
 import { errorName } from '../shared/errors';
 import { JobLog } from './job-log';
-import { EventSet, LiveTail, logGroupArn } from './live-tail';
+import { EventSet, LIVE_TAIL_DEADLINES, LiveTail, logGroupArn } from './live-tail';
 import { LogReader } from './log-reader';
+import { Pace } from './pace';
 import { PhaseRenderer, type LogEvent } from './phases';
 
 export interface LogSourcesDeps {
   logs: CloudWatchLogsClient;
+  /** The client that starts Live Tail sessions (Clients.liveTail: one attempt); default `logs`. */
+  tailWith?: CloudWatchLogsClient;
   out: Output;
   /** The build.log artifact; without it the full log is not written. */
   logFile?: string;
   /** Bytes of build log the job log may hold (default STREAMED_LOG_LIMIT). */
   jobLogLimit?: number;
+  now?: () => number;
+  /** Live Tail's deadlines (default LIVE_TAIL_DEADLINES). */
+  liveTail?: typeof LIVE_TAIL_DEADLINES;
 }
 
-/** Reads, tails and shows one build's log. */
+/** A new session's lines wait this long (ms) for the read of what the log held before it; then they are shown. */
+export const CATCH_UP_WAIT_MS = 4_000;
+/** With a session to fall back on, the final read gets this long (ms): the build's end is not held up by it. */
+export const TAILED_DRAIN_MS = 2_000;
+/** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
+const READ_RETRY_MS = 1_000;
+
+/**
+ * Reads, tails and shows one build's log. Reads go one at a time, in the background while a session runs, so a
+ * read that is throttled or slow never holds back the session's lines; a session is started in the background,
+ * so a slow StartLiveTail never holds back the reads.
+ */
 export class LogSources {
   private readonly renderer = new PhaseRenderer();
   private readonly jobLog: JobLog;
+  private readonly now: () => number;
   private reader: LogReader | undefined;
   private tail: LiveTail | undefined;
-  private tailTried = false;
-  /** The lines from before the session started were read. */
+  /** The session's start, once tried (only once). */
+  private tailStart: { at: number; settled: boolean } | undefined;
+  private stopped = false;
+  /** When the running session started. */
+  private tailSince = 0;
+  /** A read that began after the session started has ended: the lines from before it were shown. */
   private caughtUp = false;
+  private gapNoted = false;
+  private readsOk = 0;
+  /** Why the last read failed, while no read has succeeded since. */
+  private readFailure: unknown;
+  /** The read in flight: reads go one at a time (they share the reader's position). */
+  private reading: Promise<number> | undefined;
+  private background: { failures: number; retryAt: number; error?: unknown } = { failures: 0, retryAt: 0 };
   /** Lines the reader printed that Live Tail may deliver again, and lines Live Tail printed that a read will. */
   private readonly fromReads = new EventSet();
   private readonly fromTail = new EventSet();
@@ -41,6 +72,7 @@ export class LogSources {
     private readonly phases: () => BuildPhase[],
     private readonly signal: AbortSignal | undefined,
   ) {
+    this.now = deps.now ?? Date.now;
     this.jobLog = new JobLog(deps.out, { ...(deps.logFile && { file: deps.logFile }), ...(deps.jobLogLimit && { limit: deps.jobLogLimit }) });
   }
 
@@ -59,6 +91,11 @@ export class LogSources {
     return this.tail !== undefined;
   }
 
+  /** A Live Tail session was asked for and has not answered yet. */
+  get tailStarting(): boolean {
+    return this.tailStart !== undefined && !this.tailStart.settled;
+  }
+
   /** The build named its stream: the reader reads it from here on (the first name counts). */
   useStream(group: string, name: string): void {
     if (!this.reader) this.reader = new LogReader(this.deps.logs, { group, name });
@@ -71,61 +108,131 @@ export class LogSources {
     this.deps.out.warn(`CloudWatch Logs are disabled for this CodeBuild project, so the build log is not shown here${deepLink ? `: ${deepLink}` : ''}`);
   }
 
-  /** Tried once: a Live Tail session on the build's stream (`streamArn` from the build); true when it runs. */
-  async startTail(streamArn: string | undefined): Promise<boolean> {
-    if (this.tailTried) return false;
-    this.tailTried = true;
+  /** Tried once, in the background: a Live Tail session on the build's stream (`streamArn` from the build). */
+  startTail(streamArn: string | undefined): void {
     const group = logGroupArn(streamArn);
-    if (!group || !this.reader) return false;
-    try {
-      this.tail = await LiveTail.start(this.deps.logs, group, this.reader.stream.name);
-      return true;
-    } catch (e) {
-      const name = errorName(e) ?? 'Error';
-      const why = name === 'LimitExceededException'
-        ? `the account's ${AwsLimits.liveTailSessions.max} concurrent Live Tail sessions are in use (other jobs' builds, or the console)`
-        : 'the role needs logs:StartLiveTail to follow it with fewer requests';
-      this.deps.out.info(`Following the log by polling: StartLiveTail failed (${name}); ${why}.`);
-      return false;
-    }
+    if (this.tailStart || !group || !this.reader) return;
+    const start = { at: this.now(), settled: false };
+    this.tailStart = start;
+    LiveTail.start(this.deps.tailWith ?? this.deps.logs, group, this.reader.stream.name, this.deps.liveTail).then(
+      (tail) => {
+        start.settled = true;
+        if (this.stopped) return tail.stop();
+        this.tail = tail;
+        this.tailSince = this.now();
+        this.caughtUp = false;
+      },
+      (e: unknown) => {
+        start.settled = true;
+        if (!this.stopped) this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); ${tailFailure(e)}.`);
+      },
+    );
   }
 
   /** A session that ended or sampled the lines is dropped, with one line on why: reads follow the log from here. */
   dropEndedTail(): void {
     if (!this.tail || !(this.tail.ended || this.tail.sampled)) return;
     this.deps.out.info(`Following the log by polling from here: Live Tail ${this.tail.sampled ? 'sampled the lines (over 500 a second)' : `ended (${this.tail.reason ?? 'closed'})`}.`);
+    this.takeTail();
     this.tail.stop();
     this.tail = undefined;
   }
 
-  /** Once a session runs: first what the log held before it started (the session's lines wait in its queue). */
-  async catchUp(): Promise<void> {
-    if (this.caughtUp) return;
-    await this.read(false);
-    this.caughtUp = true;
+  /**
+   * Shows what Live Tail pushed since the last call; returns how many lines were new. Until the lines from before
+   * the session are read they wait, CATCH_UP_WAIT_MS at most: then one line marks the gap, and they are shown.
+   */
+  takeTail(): number {
+    if (!this.tail) return 0;
+    if (!this.caughtUp && !this.gapNoted) {
+      if (this.now() - this.tailSince < CATCH_UP_WAIT_MS) return 0;
+      this.gapNoted = true;
+      const why = this.readFailure === undefined ? 'no answer yet' : `${errorName(this.readFailure) ?? 'Error'}`;
+      this.deps.out.warn(`The build's earlier lines are not read yet (GetLogEvents: ${why}): showing Live Tail's lines meanwhile; the earlier ones follow when a read succeeds.`);
+    }
+    return this.show(this.tail.take(), 'tail');
   }
 
-  /** Shows what Live Tail pushed since the last call; returns how many lines were new. */
-  takeTail(): number {
-    return this.tail ? this.show(this.tail.take(), 'tail') : 0;
+  /**
+   * While a session runs: starts a read in the background unless one is in flight or a failed one waits for its
+   * retry. `due` asks for a read now (the catch-up, and one with each status, which keeps the reader in step).
+   */
+  readInBackground(due: boolean): void {
+    if (this.reading || !this.readable || this.now() < this.background.retryAt) return;
+    if (!due && this.caughtUp) return;
+    void this.read(false).then(
+      () => (this.background = { failures: 0, retryAt: 0 }),
+      (e: unknown) => {
+        const failures = this.background.failures + 1;
+        this.background = { failures, retryAt: this.now() + Math.min(READ_RETRY_MS * 2 ** (failures - 1), Pace.silent.at(-1) as number), error: e };
+      },
+    );
+  }
+
+  /** The last background read's failure, once: the follower decides whether following can go on. */
+  takeReadFailure(): unknown {
+    const { error } = this.background;
+    if (error === undefined) return undefined;
+    this.background = { ...this.background, error: undefined };
+    return error;
   }
 
   /** Reads the stream where the last read ended (a drain: to its very end) and shows the new lines; returns how many. */
-  async read(drain: boolean): Promise<number> {
+  async read(drain: boolean, signal = this.signal): Promise<number> {
     if (!this.reader) return 0;
-    const { events } = await this.reader.read({ drain, maxPages: drain ? Infinity : 20, ...(this.signal && { signal: this.signal }) });
-    if (this.reader.denied && !this.logsOff) {
-      this.logsOff = true;
-      this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${this.reader.stream.group}. Following the build status only.`);
+    while (this.reading && !signal?.aborted) await Promise.race([this.reading.catch(() => undefined), abortOf(signal)]);
+    signal?.throwIfAborted();
+    const startedAfterTail = this.tailing;
+    const reading = this.readOnce(this.reader, drain, signal, this.gapNoted && !this.caughtUp);
+    this.reading = reading;
+    try {
+      const shown = await reading;
+      this.readsOk++;
+      this.readFailure = undefined;
+      if (startedAfterTail) this.caughtUp = true;
+      return shown;
+    } catch (e) {
+      this.readFailure = e;
+      throw e;
+    } finally {
+      if (this.reading === reading) this.reading = undefined;
     }
-    return this.show(events, 'read');
   }
 
-  /** The build is complete: the session ends, and the stream is read to its end. */
+  /** One read; `late` when Live Tail's lines were shown before these (a gap was marked). */
+  private async readOnce(reader: LogReader, drain: boolean, signal: AbortSignal | undefined, late: boolean): Promise<number> {
+    const { events } = await reader.read({ drain, maxPages: drain ? Infinity : 20, callMs: CALL_DEADLINE_MS, ...(signal && { signal }) });
+    if (reader.denied && !this.logsOff) {
+      this.logsOff = true;
+      this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
+    }
+    return this.show(events, 'read', late ? "The build's earlier lines, read only now:" : undefined);
+  }
+
+  /**
+   * The build is complete: the session ends, and the stream is read to its end. With a session that ran to the end
+   * and left nothing unread (or when no read has ever succeeded), that read gets TAILED_DRAIN_MS and a failure is
+   * one line; otherwise a failure is thrown, and the follower tries again at its pace.
+   */
   async drain(): Promise<void> {
-    this.tail?.stop();
-    this.tail = undefined;
-    await this.read(true);
+    const tailed = this.tail !== undefined && !this.tail.ended && (this.caughtUp || this.readsOk === 0);
+    if (this.tail) {
+      this.caughtUp = true;
+      this.takeTail();
+      this.tail.stop();
+      this.tail = undefined;
+    }
+    if (!tailed) {
+      await this.read(true);
+      return;
+    }
+    try {
+      await withDeadline(TAILED_DRAIN_MS, this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
+    } catch (e) {
+      if (this.signal?.aborted) throw e;
+      const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
+      this.deps.out.warn(`The build's last lines may be missing here: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
+    }
   }
 
   /** After the drain: closes the sections and adds the phases that wrote nothing. */
@@ -135,23 +242,50 @@ export class LogSources {
 
   /** Following stopped early: the session ends, and the open section closes where the log stopped. */
   abort(): void {
-    this.tail?.stop();
+    this.stop();
     this.jobLog.show(this.renderer.abort());
   }
 
-  /** Ends the session, if one runs (following ended, however it ended). */
+  /** Ends the session, if one runs or is starting (following ended, however it ended). */
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     this.tail?.stop();
+    const start = this.tailStart;
+    const waited = start && !start.settled ? this.now() - start.at : 0;
+    if (waited > (this.deps.liveTail ?? LIVE_TAIL_DEADLINES).firstMessage) {
+      this.deps.out.info(`Followed the log by polling: StartLiveTail had not answered after ${Math.round(waited / 1000)} s, ${BUFFERING_PROXY}.`);
+    }
   }
 
   /** Prints the events no other source printed; returns how many. */
-  private show(events: LogEvent[], from: 'tail' | 'read'): number {
+  private show(events: LogEvent[], from: 'tail' | 'read', heading?: string): number {
     const [mine, other] = from === 'tail' ? [this.fromTail, this.fromReads] : [this.fromReads, this.fromTail];
     const fresh = events.filter((e) => !other.remove(e));
+    if (heading && fresh.length > 0) this.deps.out.info(heading);
     // Only while a session runs may the other source deliver the same lines again.
     if (this.tail) for (const e of fresh) mine.add(e);
     this.jobLog.record(fresh);
     this.jobLog.show(this.renderer.render(fresh, this.phases()));
     return fresh.length;
   }
+}
+
+/** Settles when `signal` aborts; never, without one. */
+function abortOf(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => (signal?.aborted ? resolve() : signal?.addEventListener('abort', () => resolve(), { once: true })));
+}
+
+/** What holds a Live Tail session's messages back where AWS sends them at once. */
+const BUFFERING_PROXY = 'as behind a proxy that hands on each answer only once it is complete';
+
+/** Why a session could not start, and what that means. */
+function tailFailure(e: unknown): string {
+  const name = errorName(e);
+  if (name === 'LimitExceededException') return `the account's ${AwsLimits.liveTailSessions.max} concurrent Live Tail sessions are in use (other jobs' builds, or the console)`;
+  if (name === 'TimeoutError') {
+    return `its first message did not arrive in time, ${BUFFERING_PROXY}`;
+  }
+  if (name === 'AccessDeniedException') return 'the role needs logs:StartLiveTail to follow it with fewer requests';
+  return 'polling costs more requests, and shows lines a few seconds later';
 }

@@ -23,6 +23,13 @@ export const CONNECT_TIMEOUT_MS = 10_000;
  */
 export const IDLE_TIMEOUT_MS = 30_000;
 
+/**
+ * How long a request whose answer is small may wait for it: each BatchGetBuilds, GetLogEvents and StartLiveTail of
+ * the follow loop, the SDK's retries included, and each attempt of S3's HeadObject. One that never answers is then
+ * a failure like any other, retried or reported, well before the idle deadline would end it.
+ */
+export const CALL_DEADLINE_MS = 10_000;
+
 /** Who is reached: each kind trusts its own CA bundle on top of Node's. */
 export type Peer = 'aws' | 'gitlab' | 'registry';
 

@@ -153,6 +153,8 @@ export class FakeBuild {
       projectName: this.settings.projectName,
       buildStatus: this.buildStatus,
       currentPhase: this.currentPhase,
+      /** When the build completed (ms since the epoch), or null while it runs. */
+      endTime: this.endTime?.getTime() ?? null,
       source: this.settings.source,
       environment: this.settings.environment,
       timeoutInMinutes: this.settings.timeoutInMinutes,

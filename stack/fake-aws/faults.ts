@@ -42,11 +42,13 @@ export class Faults {
     this.calls.clear();
   }
 
-  /** Counts the call and consumes the faults that apply to it: every matching delay, then one failure. */
+  /**
+   * Counts the call and consumes the faults that apply to it: every matching delay, then one failure. A quota
+   * admits `rps` calls in any second; like AWS's token buckets, a call it refuses does not count against it.
+   */
   onCall(operation: string, now = Date.now()): Verdict {
     this.calls.set(operation, (this.calls.get(operation) ?? 0) + 1);
     const window = (this.recent.get(operation) ?? []).filter((t) => t > now - 1000);
-    window.push(now);
     this.recent.set(operation, window);
 
     const verdict: Verdict = { delayMs: 0 };
@@ -58,7 +60,7 @@ export class Faults {
         a.remaining--;
       } else if (verdict.action === undefined) {
         if (f.kind === 'quota') {
-          if (window.length > f.rps) verdict.action = 'throttle';
+          if (window.length >= f.rps) verdict.action = 'throttle';
           continue;
         }
         verdict.action = f.kind === 'status' ? f.status : f.kind;
@@ -66,6 +68,7 @@ export class Faults {
       }
     }
     this.armed = this.armed.filter((a) => a.remaining > 0);
+    if (verdict.action !== 'throttle') window.push(now);
     return verdict;
   }
 }

@@ -72,7 +72,8 @@ describe('watchCancellation', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)('resolves on %s and removes its handlers', async (signal) => {
     const before = { SIGTERM: process.listeners('SIGTERM') as Listener[], SIGINT: process.listeners('SIGINT') as Listener[] };
     const out = memoryOutput();
-    const w = watch({ out, job: job() });
+    const exits: number[] = [];
+    const w = watch({ out, job: job(), signalExitMs: 50, exit: (code) => exits.push(code) });
     const ours = added(signal, before[signal]);
     expect(ours).toHaveLength(1);
     ours[0]?.(signal);
@@ -81,6 +82,11 @@ describe('watchCancellation', () => {
     expect(added('SIGTERM', before.SIGTERM)).toEqual([]);
     expect(added('SIGINT', before.SIGINT)).toEqual([]);
     expect(out.lines).toEqual(['Not watching the GitLab job status: CI_API_V4_URL or CI_JOB_TOKEN is not set']);
+    // Whatever hangs after the signal, the process exits once its time is up, even after dispose().
+    w.dispose();
+    while (exits.length === 0) await delay(10);
+    expect(exits).toEqual([1]);
+    expect(out.lines.at(-1)).toBe(`ERROR: The job did not end within 0.05 s of ${signal}: exiting now; the template's after_script stops a build still running.`);
   });
 
   it('resolves when GitLab reports the job canceled, authenticating with the job token', async () => {

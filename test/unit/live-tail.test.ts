@@ -1,9 +1,12 @@
 // Live Tail end to end at unit scale: the fake's StartLiveTail event stream, decoded by the real SDK
 // (createClients, as the program builds it), and followBuild on a running fake build.
 import { rmSync } from 'node:fs';
-import { StartBuildCommand } from '@aws-sdk/client-codebuild';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClients, type Clients } from '../../src/aws/clients';
+import { createClients, requestHandler, type Clients } from '../../src/aws/clients';
 import { followBuild } from '../../src/follow/follower';
 import { LiveTail, logGroupArn } from '../../src/follow/live-tail';
 import { startFakeAws } from '../../stack/fake-aws/server';
@@ -54,7 +57,7 @@ describe('Live Tail', () => {
     const build = await start(['sleep 1', 'for i in $(seq 1 20); do echo line-$i; sleep 0.1; done']);
     const before = await stack.control.calls();
     const out = memoryOutput();
-    const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, build.id ?? '');
+    const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, build.id ?? '');
     expect(final.buildStatus).toBe('SUCCEEDED');
     expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 20 }, (_, i) => `line-${i + 1}`));
     expect(out.lines.filter((l) => l.includes('Entering phase BUILD'))).toHaveLength(1);
@@ -70,10 +73,10 @@ describe('Live Tail', () => {
     const group = logGroupArn(first.logs?.cloudWatchLogsArn) ?? '';
     const open = await Promise.all(Array.from({ length: 15 }, () => LiveTail.start(clients.logs, group, first.logs?.streamName ?? '')));
     try {
-      // The SDK retries LimitExceededException as throttling: the build outlasts the retries.
-      const build = await start(['sleep 8', 'echo polled-past-the-limit']);
+      // The session is asked for once (Clients.liveTail makes one attempt): polling takes over at once.
+      const build = await start(['sleep 3', 'echo polled-past-the-limit']);
       const out = memoryOutput();
-      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, out }, build.id ?? '');
+      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, build.id ?? '');
       expect(final.buildStatus).toBe('SUCCEEDED');
       expect(out.lines).toContain('polled-past-the-limit');
       expect(out.lines.filter((l) => l.includes('StartLiveTail'))).toEqual([
@@ -86,6 +89,67 @@ describe('Live Tail', () => {
     await new Promise((r) => setTimeout(r, 200));
     const again = await LiveTail.start(clients.logs, group, first.logs?.streamName ?? '');
     again.stop();
+  });
+
+  it('gives up on a session whose first message does not come, and drops one that goes silent', async () => {
+    // A server that takes the request and never answers, as a proxy that holds each answer until it completes.
+    const held: ServerResponse[] = [];
+    const silentServer = createServer((_req, res) => held.push(res));
+    await new Promise<void>((resolve) => silentServer.listen(0, '127.0.0.1', resolve));
+    const logs = new CloudWatchLogsClient({
+      region: 'us-east-1', credentials: STATIC_CREDENTIALS, endpoint: `http://127.0.0.1:${(silentServer.address() as AddressInfo).port}`,
+      disableHostPrefix: true, requestHandler: requestHandler(), maxAttempts: 1,
+    });
+    try {
+      const err = await LiveTail.start(logs, 'arn:aws:logs:us-east-1:123456789012:log-group:g', 's', { firstMessage: 300, silence: 500 }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'TimeoutError' });
+      expect(held.length).toBeGreaterThanOrEqual(1);
+    } finally {
+      logs.destroy();
+      silentServer.closeAllConnections();
+      silentServer.close();
+    }
+
+    // The fake's sessions send their first message at once and then nothing for a minute.
+    const quiet = await startFakeAws({ workDir: stack.workDir + '-quiet', liveTail: { intervalMs: 60_000 }, phaseDelayMs: 10, projects: [{ name: 'proj' }] });
+    const quietLogs = new CloudWatchLogsClient({ region: 'us-east-1', credentials: STATIC_CREDENTIALS, endpoint: quiet.url, disableHostPrefix: true });
+    const quietBuilds = new CodeBuildClient({ region: 'us-east-1', credentials: STATIC_CREDENTIALS, endpoint: quiet.url });
+    try {
+      const started = await quietBuilds.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 2'] }) }));
+      const build = await waitForBuild(quietBuilds, started.build?.id ?? '', (b) => Boolean(b.logs?.streamName));
+      const tail = await LiveTail.start(quietLogs, logGroupArn(build.logs?.cloudWatchLogsArn) ?? '', build.logs?.streamName ?? '', { firstMessage: 2_000, silence: 300 });
+      expect(tail.ended).toBe(false);
+      while (!tail.ended) await new Promise((r) => setTimeout(r, 50));
+      expect(tail.reason).toBe('no update for 0.3 s');
+    } finally {
+      quietLogs.destroy();
+      quietBuilds.destroy();
+      await quiet.stop();
+      rmSync(`${stack.workDir}-quiet`, { recursive: true, force: true });
+    }
+  });
+
+  it('follows by polling once a session goes silent, every line once and in order', async () => {
+    const quiet = await startFakeAws({ workDir: stack.workDir + '-quiet2', liveTail: { intervalMs: 60_000 }, phaseDelayMs: 10, projects: [{ name: 'proj' }] });
+    const saved = { logs: process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, codebuild: process.env.AWS_ENDPOINT_URL_CODEBUILD };
+    process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = quiet.url;
+    process.env.AWS_ENDPOINT_URL_CODEBUILD = quiet.url;
+    const c = createClients('us-east-1', async () => STATIC_CREDENTIALS);
+    try {
+      const started = await c.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 2', 'for i in $(seq 1 10); do echo line-$i; sleep 0.2; done'] }) }));
+      const out = memoryOutput();
+      const final = await followBuild({ codebuild: c.codebuild, logs: c.logs, out, liveTail: { firstMessage: 2_000, silence: 500 } }, started.build?.id ?? '');
+      expect(final.buildStatus).toBe('SUCCEEDED');
+      expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 10 }, (_, i) => `line-${i + 1}`));
+      expect(out.lines.filter((l) => l.includes('Live Tail'))).toEqual(['Following the log by polling from here: Live Tail ended (no update for 0.5 s).']);
+    } finally {
+      process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = saved.logs;
+      process.env.AWS_ENDPOINT_URL_CODEBUILD = saved.codebuild;
+      c.logs.destroy();
+      c.codebuild.destroy();
+      await quiet.stop();
+      rmSync(`${stack.workDir}-quiet2`, { recursive: true, force: true });
+    }
   });
 
   it('falls back to polling when the role may not use StartLiveTail', async () => {

@@ -20,10 +20,10 @@ function reader(opts: { emptyAt?: number[]; createdAt?: number; pageSize?: numbe
 describe('LogReader', () => {
   it('stops at a page that is not full, without asking for the empty page that would confirm the end', async () => {
     const { r, fake } = reader({ pageSize: 10 });
-    const first = await r.read({ drain: false });
+    const first = await r.read({ drain: false, callMs: 10_000 });
     expect(first.events.map((e) => e.message)).toEqual(lines.map((l) => `${l.message}\n`));
     expect(first.calls).toBe(1);
-    const again = await r.read({ drain: false });
+    const again = await r.read({ drain: false, callMs: 10_000 });
     expect(again).toEqual({ events: [], calls: 1 });
     expect(fake.requests.map((q) => q.nextToken)).toEqual([undefined, 'f/7']);
     expect(fake.requests.every((q) => q.startFromHead === true && q.logGroupName === stream.group && q.logStreamName === stream.name)).toBe(true);
@@ -32,16 +32,16 @@ describe('LogReader', () => {
   it('reads on through full pages, and through empty pages that bring a new token', async () => {
     const { r } = reader({ pageSize: 3, emptyAt: [3] });
     // The fake's pages of 3 count as "not full" for the real 10,000-event limit, so one read takes one page...
-    expect((await r.read({ drain: false })).events).toHaveLength(3);
+    expect((await r.read({ drain: false, callMs: 10_000 })).events).toHaveLength(3);
     // ...and an empty page with a new token is not the end: the same read continues.
-    const next = await r.read({ drain: false });
+    const next = await r.read({ drain: false, callMs: 10_000 });
     expect(next.events.map((e) => e.message)).toEqual(['line 3\n', 'line 4\n', 'line 5\n']);
     expect(next.calls).toBe(2);
   });
 
   it('drains a finished stream until the forward token stops changing', async () => {
     const { r } = reader({ pageSize: 3, emptyAt: [0, 0, 6] });
-    const all = await r.read({ drain: true, maxPages: Infinity });
+    const all = await r.read({ drain: true, maxPages: Infinity, callMs: 10_000 });
     expect(all.events.map((e) => e.message)).toEqual(lines.map((l) => `${l.message}\n`));
     // 2 empty pages, 3 pages of lines (one after an empty page), and the confirming page.
     expect(all.calls).toBe(7);
@@ -49,20 +49,20 @@ describe('LogReader', () => {
 
   it('treats a stream that does not exist yet as empty, and notes a denied read once', async () => {
     const { r, clock } = reader({ createdAt: 5_000 });
-    expect(await r.read({ drain: false })).toEqual({ events: [], calls: 1 });
+    expect(await r.read({ drain: false, callMs: 10_000 })).toEqual({ events: [], calls: 1 });
     clock.elapsed = 6_000;
-    expect((await r.read({ drain: false })).events).toHaveLength(3);
+    expect((await r.read({ drain: false, callMs: 10_000 })).events).toHaveLength(3);
 
     logsMock.reset();
     logsMock.on(GetLogEventsCommand).rejects(Object.assign(new Error('not allowed'), { name: 'AccessDeniedException' }));
     const denied = new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream);
-    expect(await denied.read({ drain: false })).toEqual({ events: [], calls: 1 });
+    expect(await denied.read({ drain: false, callMs: 10_000 })).toEqual({ events: [], calls: 1 });
     expect(denied.denied).toBe(true);
-    expect(await denied.read({ drain: true })).toEqual({ events: [], calls: 0 });
+    expect(await denied.read({ drain: true, callMs: 10_000 })).toEqual({ events: [], calls: 0 });
   });
 
   it('lets other failures reach the follow loop', async () => {
     logsMock.on(GetLogEventsCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
-    await expect(new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream).read({ drain: false })).rejects.toThrow('Rate exceeded');
+    await expect(new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream).read({ drain: false, callMs: 10_000 })).rejects.toThrow('Rate exceeded');
   });
 });

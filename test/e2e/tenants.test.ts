@@ -11,6 +11,7 @@ import { BatchGetBuildsCommand, CodeBuildClient, StopBuildCommand } from '@aws-s
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { fromWebToken } from '@aws-sdk/credential-providers';
 import { describe, expect, it } from 'vitest';
+import { parameterArn, secretArn } from '../../stack/fake-aws/iam/requests';
 import type { Stack, TenantInfo } from '../../stack/stack';
 import { contextObject, type Job, makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
 import { stackForFile } from './stack-for-file';
@@ -66,10 +67,11 @@ const contextDigest = (log: string) => /Build context: \d+ files, sha256 ([0-9a-
 describe('two tenants on one stack', () => {
   const contextOfB: { key?: string; body?: Buffer } = {};
 
-  it.each(['team-a', 'team-b'])('builds and pushes the image of %s with its own role, project and prefix', async (group) => {
-    const job = await tenantJob(group);
+  it.each(['team-a', 'team-b'])('builds and pushes the image of %s with its own role, project, prefix and secret', async (group) => {
+    const job = await tenantJob(group, tenant(group), { CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify([`NPM=secretsmanager:codebuild-image/${group}/npm`]) });
     const { code, log, builds } = await run(job);
     expect(code, log).toBe(0);
+    expect(log).not.toContain(`npm-of-${group}`);
     const dotenv = readDotenv(join(job.reportDir, 'build.env'));
     expect(await registryDigest(stack.registry, `${group}/hello`, 'latest')).toBe(dotenv.IMAGE_DIGEST);
     expect(builds.map((b) => `${b.projectName} ${b.buildStatus}`)).toEqual([`${tenant(group).projectName} SUCCEEDED`]);
@@ -120,16 +122,18 @@ describe('two tenants on one stack', () => {
   });
 
   it.each([
-    ['secret', `NPM=secretsmanager:${SECRET_B}`, 'secretsmanager:GetSecretValue'],
-    ['parameter', `NPM=ssm:${PARAMETER_B}`, 'ssm:GetParameters'],
-  ])("fails team-a's build that reads team-b's %s, which its build role may not", async (_what, arg, action) => {
-    const job = await tenantJob('team-a', tenant('team-a'), { CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify([arg]) });
-    const { code, log, builds } = await run(job);
-    console.log(log);
-    expect(code, log).not.toBe(0);
-    expect(log).toContain(action);
+    ['secret', `NPM=secretsmanager:${SECRET_B}`, 'Secrets Manager', 'secretsmanager:GetSecretValue', () => secretArn(stack, SECRET_B)],
+    ['parameter', `NPM=ssm:${PARAMETER_B}`, 'Decrypted Variables', 'ssm:GetParameters', () => parameterArn(stack, PARAMETER_B)],
+  ])("fails team-a's build that reads team-b's %s, which its build role may not (exit 1)", async (_what, arg, source, action, resource) => {
+    const a = tenant('team-a');
+    const job = await tenantJob('team-a', a, { CODEBUILD_IMAGE_SECRET_BUILD_ARGS: JSON.stringify([arg]) });
+    const { code, log, lines, builds } = await run(job);
+    expect(code, log).toBe(1);
+    expect(builds.map((b) => `${b.projectName} ${b.buildStatus}`)).toEqual([`${a.projectName} FAILED`]);
+    const buildSession = `AWSCodeBuild-${builds[0]?.id.split(':')[1] ?? ''}`;
+    const buildRole = `codebuild-image-build-team-a-${stack.region}`;
+    expect(lines).toContain(`ERROR: Phase DOWNLOAD_SOURCE FAILED: ${source} Error: ${denied(buildRole, buildSession, action, resource())}`);
     expect(log).not.toContain('of-team-b');
-    expect(builds.map((b) => b.projectName)).toEqual([tenant('team-a').projectName]);
   });
 
   it("refuses team-a's role team-b's builds and their logs (the SDK with team-a's credentials)", async () => {

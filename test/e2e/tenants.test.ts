@@ -136,7 +136,7 @@ describe('two tenants on one stack', () => {
     expect(log).not.toContain('of-team-b');
   });
 
-  it("refuses team-a's role team-b's builds and their logs (the SDK with team-a's credentials)", async () => {
+  it("refuses team-a's credentials team-b's builds and logs (BatchGetBuilds, StopBuild, GetLogEvents through the SDK)", async () => {
     const [a, b] = [tenant('team-a'), tenant('team-b')];
     const build = (await control().builds()).find((x) => x.projectName === b.projectName);
     if (!build) throw new Error("team-b's build is not in the fake");

@@ -61,6 +61,23 @@ export interface StackOptions {
   proxy?: boolean;
   /** With the proxy (implied): the fake AWS and s3rver reset every connection that did not come through it. */
   proxyOnly?: boolean;
+  /**
+   * GitLab groups, one tenant each: the template is rendered with `Tenants=<groups>` (StackInfo.tenants) instead of
+   * one trusted team. Secrets, parameters and signing keys are then not granted by ARN (the template refuses
+   * `SecretArns`, `ParameterArns`, `SigningKeyArns` and `JobTokens` with tenants): a tenant reads its own
+   * `codebuild-image/<group>/…`.
+   */
+  tenants?: string[];
+}
+
+/** One tenant of a stack started with `tenants`: its component inputs, from the template's outputs. */
+export interface TenantInfo {
+  group: string;
+  roleArn: string;
+  projectName: string;
+  s3Prefix: string;
+  /** The CloudWatch Logs group of projectName's builds. */
+  logGroupName: string;
 }
 
 /** The Secrets Manager secret (in the fake) with the authenticated registry's user. */
@@ -95,6 +112,11 @@ export interface StackInfo {
   /** The CloudWatch Logs group of projectName's builds. */
   logGroupName: string;
   roleArn: string;
+  /**
+   * With StackOptions.tenants: each tenant's inputs; projectName, roleArn, logGroupName and inputs are then the first
+   * tenant's, and tokens claim `<first group>/hello` by default.
+   */
+  tenants?: TenantInfo[];
   audience: string;
   fakeUrl: string;
   /** `http://127.0.0.1:<port>` of tinyproxy, when the stack runs it (StackOptions.proxy, proxyOnly). */
@@ -168,7 +190,10 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     const parameters = opts.parameters ?? {};
     // Key ids chosen here, so that the template can grant the keys (SigningKeyArns) before the fake makes them.
     const signingKeys = (opts.signingKeys ?? [{ alias: DEFAULT_SIGNING_KEY_ALIAS }]).map((k) => ({ ...k, keyId: randomUUID() }));
-    const account = stackAccount(templateParameters(Object.keys(secrets), Object.keys(parameters), signingKeys.map((k) => k.keyId)), RENDER_CONTEXT);
+    const account = stackAccount(
+      opts.tenants ? tenantParameters(opts.tenants) : templateParameters(Object.keys(secrets), Object.keys(parameters), signingKeys.map((k) => k.keyId)),
+      RENDER_CONTEXT,
+    );
     const config: FakeAwsOptions = {
       workDir: fakeWorkDir,
       s3Endpoint: endpoint,
@@ -184,8 +209,8 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       ...(certificates ? { tls: certificates } : {}),
       proxyOnly,
     };
-    const { roleArn, projectName } = stackOutputs(account);
-    const logGroupName = account.projects.find((p) => p.name === projectName)?.logGroupName ?? `/aws/codebuild/${projectName}`;
+    const tenants = opts.tenants?.map((group) => tenantOutputs(account, group));
+    const { roleArn, projectName, logGroupName } = tenants?.[0] ?? stackOutputs(account);
     const registryStarted = startRegistry(dir);
     const authUser = opts.authRegistry;
     const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
@@ -233,6 +258,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
         CODEBUILD_IMAGE_OIDC_AUDIENCE: AUDIENCE,
         CODEBUILD_IMAGE_PROJECT_NAME: projectName,
         CODEBUILD_IMAGE_S3_BUCKET: BUCKET,
+        ...(tenants?.[0] ? { CODEBUILD_IMAGE_S3_PREFIX: tenants[0].s3Prefix } : {}),
       },
       region: REGION,
       account: ACCOUNT,
@@ -245,6 +271,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       projectName,
       logGroupName,
       roleArn,
+      ...(tenants ? { tenants } : {}),
       audience: AUDIENCE,
       fakeUrl: fake.url,
       ...(proxy ? { proxyUrl: proxy.url } : {}),
@@ -287,14 +314,42 @@ export function templateParameters(secretIds: string[], parameterNames: string[]
   };
 }
 
+/**
+ * The parameters for `groups` as tenants: `AllowedSubjects` lets in every project of every group (each tenant's role
+ * then trusts only its own group's), and the lists every tenant would share stay empty, as the template's Rules
+ * require. The stack has no ECR (see templateParameters).
+ */
+export function tenantParameters(groups: string[]): Record<string, string | string[]> {
+  return {
+    GitLabUrl: AUDIENCE,
+    AllowedSubjects: groups.map((g) => `project_path:${g}/*`),
+    Tenants: groups,
+    EcrRepositories: groups.map((g) => `${g}/hello`),
+    CreateEcrRepositories: 'false',
+    JobTokens: 'false',
+  };
+}
+
 const WHERE = { region: REGION, account: ACCOUNT };
 const keyArn = (keyId: string) => `arn:aws:kms:${REGION}:${ACCOUNT}:key/${keyId}`;
 
-/** The component inputs the template's outputs give: role_arn and (x86_64) project_name. */
-function stackOutputs(account: StackAccount): { roleArn: string; projectName: string } {
-  const { RoleArn, ProjectName } = account.outputs;
-  if (typeof RoleArn !== 'string' || typeof ProjectName !== 'string') throw new Error('infra/cloudformation.yml has no RoleArn and ProjectName outputs for the stack');
-  return { roleArn: RoleArn, projectName: ProjectName };
+/** The component inputs the template's outputs give: role_arn and (x86_64) project_name, and its log group. */
+function stackOutputs(account: StackAccount, suffix = ''): { roleArn: string; projectName: string; logGroupName: string } {
+  const roleArn = account.outputs[`RoleArn${suffix}`];
+  const projectName = account.outputs[`ProjectName${suffix}`];
+  if (typeof roleArn !== 'string' || typeof projectName !== 'string') {
+    throw new Error(`infra/cloudformation.yml has no RoleArn${suffix} and ProjectName${suffix} outputs for the stack`);
+  }
+  const logGroupName = account.projects.find((p) => p.name === projectName)?.logGroupName ?? `/aws/codebuild/${projectName}`;
+  return { roleArn, projectName, logGroupName };
+}
+
+/** A tenant's inputs, from the outputs `Fn::ForEach` names with the group's letters and digits (`team-a` → `teama`). */
+function tenantOutputs(account: StackAccount, group: string): TenantInfo {
+  const suffix = group.replace(/[^A-Za-z0-9]/g, '');
+  const s3Prefix = account.outputs[`S3Prefix${suffix}`];
+  if (typeof s3Prefix !== 'string') throw new Error(`infra/cloudformation.yml has no S3Prefix${suffix} output for tenant ${group}`);
+  return { group, ...stackOutputs(account, suffix), s3Prefix };
 }
 
 /**
@@ -317,9 +372,12 @@ export function attach(info: StackInfo): Stack {
   };
 }
 
-/** Claims of a GitLab job in project group/hello on branch main (the rest are stack/oidc.ts defaults). */
-export function defaultClaims(info: Pick<StackInfo, 'audience'>): TokenClaims {
-  return { aud: info.audience, project_path: PROJECT_PATH };
+/**
+ * Claims of a GitLab job in project group/hello (`<first tenant's group>/hello` with tenants) on branch main (the rest
+ * are stack/oidc.ts defaults).
+ */
+export function defaultClaims(info: Pick<StackInfo, 'audience' | 'tenants'>): TokenClaims {
+  return { aud: info.audience, project_path: info.tenants?.[0] ? `${info.tenants[0].group}/hello` : PROJECT_PATH };
 }
 
 function buildEnv(dir: string, dockerHost: string | undefined, dockerConfig: string): Record<string, string> {

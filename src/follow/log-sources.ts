@@ -2,13 +2,14 @@
  * The build log's two sources, a Live Tail session and the GetLogEvents reader: each line either delivers is
  * shown once, through the phase renderer into the job log and build.log. The follower decides when to ask them.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { BuildPhase } from '@aws-sdk/client-codebuild';
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { AwsLimits } from '../inputs/limits';
 import type { Output } from '../shared/console';
 import { withDeadline } from '../shared/deadline';
 import { CALL_DEADLINE_MS } from '../shared/network';
-import { errorName } from '../shared/errors';
+import { errorName, isThrottling, isTransient } from '../shared/errors';
 import { JobLog } from './job-log';
 import { EventSet, LIVE_TAIL_DEADLINES, LiveTail, logGroupArn } from './live-tail';
 import { LogReader } from './log-reader';
@@ -31,8 +32,13 @@ export interface LogSourcesDeps {
 
 /** A new session's lines wait this long (ms) for the read of what the log held before it; then they are shown. */
 export const CATCH_UP_WAIT_MS = 4_000;
-/** With a session to fall back on, the final read gets this long (ms): the build's end is not held up by it. */
+/** After a session that ran to the end and left nothing unread, the final read gets this long (ms). */
 export const TAILED_DRAIN_MS = 2_000;
+/**
+ * With a gap before the session's lines (they were never read), the final read is tried for this long (ms): under an
+ * account-wide quota a read gets through within seconds; GetLogEvents refused for good does not hold the job longer.
+ */
+export const GAP_DRAIN_MS = 30_000;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
@@ -221,10 +227,10 @@ export class LogSources {
    * one line; otherwise a failure is thrown, and the follower tries again at its pace.
    */
   async drain(): Promise<void> {
-    const tailed = this.tail !== undefined && !this.tail.ended && (this.caughtUp || this.readsOk === 0);
+    const tailed = this.tail !== undefined && !this.tail.ended;
     // Caught up, the session's lines come first; otherwise the read does, and the session's leftovers after it.
     if (this.tail && this.caughtUp) this.takeTail();
-    if (tailed) await this.tailedDrain();
+    if (tailed) await this.drainWithin(this.caughtUp ? TAILED_DRAIN_MS : GAP_DRAIN_MS);
     else await this.read(true);
     if (this.tail) {
       this.caughtUp = true;
@@ -234,14 +240,26 @@ export class LogSources {
     }
   }
 
-  /** The final read after a session that ran to the end: TAILED_DRAIN_MS, then one line on what may be missing. */
-  private async tailedDrain(): Promise<void> {
-    try {
-      await withDeadline(TAILED_DRAIN_MS, this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
-    } catch (e) {
-      if (this.signal?.aborted) throw e;
-      const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
-      this.deps.out.warn(`The build's last lines may be missing here: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
+  /**
+   * The final read after a session that ran to the end, tried again for `ms` while it fails for a passing reason:
+   * then one line on what may be missing. Caught up, only the last second is at stake; with a gap, its lines are.
+   */
+  private async drainWithin(ms: number): Promise<void> {
+    const until = this.now() + ms;
+    for (;;) {
+      try {
+        await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
+        return;
+      } catch (e) {
+        if (this.signal?.aborted) throw e;
+        if (this.now() + READ_RETRY_MS >= until || !(isThrottling(e) || isTransient(e))) {
+          const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
+          const what = this.caughtUp ? "The build's last lines may be missing here" : "The build's first lines are missing here";
+          this.deps.out.warn(`${what}: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
+          return;
+        }
+        await delay(READ_RETRY_MS, undefined, this.signal ? { signal: this.signal } : {});
+      }
     }
   }
 

@@ -46,7 +46,7 @@ const ONCE_PER_JOB_REQUEST = { requestTimeout: 30_000, throwOnRequestTimeout: tr
  * (src/shared/network.ts), and for the calls made once per job their 30 s cut.
  */
 export function requestHandler(kind: 'polling' | 'once' = 'polling', net: AwsHandlerOptions = network().awsHandler) {
-  // A request may set its own `requestTimeout` (StartLiveTail does); it is then an error the SDK retries, not a warning.
+  // A request may set its own `requestTimeout` (HeadObject, StopBuild on cancellation): an error, not a warning.
   return kind === 'once' ? { ...net, ...ONCE_PER_JOB_REQUEST } : { ...net, throwOnRequestTimeout: true };
 }
 

@@ -66,7 +66,8 @@ class Follower {
         try {
           const next = await this.poll();
           if (next === undefined) return this.build as Build;
-          this.pace.succeeded();
+          // A poll that skipped a failed status read has not shown that the failure passed.
+          if (!this.statusFailed) this.pace.succeeded();
           wait = next;
         } catch (e) {
           if (this.signal?.aborted) return this.aborted();

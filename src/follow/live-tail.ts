@@ -1,6 +1,5 @@
 import { StartLiveTailCommand, type CloudWatchLogsClient, type StartLiveTailResponseStream } from '@aws-sdk/client-cloudwatch-logs';
 import { withDeadline } from '../shared/deadline';
-import { CALL_DEADLINE_MS } from '../shared/network';
 import type { LogEvent } from './phases';
 
 /** How long a new session may take to deliver its first message, and how long a running one may go silent (ms). */
@@ -30,22 +29,20 @@ export class LiveTail {
   }
 
   /**
-   * Starts a session and waits for its first message; throws what StartLiveTail threw, or a TimeoutError. Each
-   * attempt the SDK makes must be answered within the first-message deadline, all of them within CALL_DEADLINE_MS.
+   * Starts a session and waits for its first message, all within the first-message deadline; throws what
+   * StartLiveTail threw, or a TimeoutError.
    */
   static async start(logs: CloudWatchLogsClient, groupArn: string, streamName: string, deadlines = LIVE_TAIL_DEADLINES): Promise<LiveTail> {
     const abort = new AbortController();
-    const bounded = <T>(ms: number, fn: () => Promise<T>) =>
-      withDeadline(ms, undefined, 'StartLiveTail', (signal) => {
-        signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
-        return fn();
-      });
     const command = new StartLiveTailCommand({ logGroupIdentifiers: [groupArn], logStreamNames: [streamName] });
-    const res = await bounded(CALL_DEADLINE_MS, () => logs.send(command, { abortSignal: abort.signal, requestTimeout: deadlines.firstMessage }));
-    const messages = (res.responseStream ?? emptyStream())[Symbol.asyncIterator]();
-    const first = await bounded(deadlines.firstMessage, () => messages.next());
+    const first = await withDeadline(deadlines.firstMessage, undefined, 'StartLiveTail', async (signal) => {
+      signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+      const res = await logs.send(command, { abortSignal: abort.signal });
+      const messages = (res.responseStream ?? emptyStream())[Symbol.asyncIterator]();
+      return { messages, message: await messages.next() };
+    });
     const tail = new LiveTail(abort, deadlines.silence);
-    void tail.consume(first, messages);
+    void tail.consume(first.message, first.messages);
     return tail;
   }
 

@@ -2,13 +2,14 @@
  * The build log's two sources, a Live Tail session and the GetLogEvents reader: each line either delivers is
  * shown once, through the phase renderer into the job log and build.log. The follower decides when to ask them.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { BuildPhase } from '@aws-sdk/client-codebuild';
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { AwsLimits } from '../inputs/limits';
 import type { Output } from '../shared/console';
 import { withDeadline } from '../shared/deadline';
 import { CALL_DEADLINE_MS } from '../shared/network';
-import { errorName } from '../shared/errors';
+import { errorName, isThrottling, isTransient } from '../shared/errors';
 import { JobLog } from './job-log';
 import { EventSet, LIVE_TAIL_DEADLINES, LiveTail, logGroupArn } from './live-tail';
 import { LogReader } from './log-reader';
@@ -31,8 +32,13 @@ export interface LogSourcesDeps {
 
 /** A new session's lines wait this long (ms) for the read of what the log held before it; then they are shown. */
 export const CATCH_UP_WAIT_MS = 4_000;
-/** With a session to fall back on, the final read gets this long (ms): the build's end is not held up by it. */
+/** After a session that ran to the end and left nothing unread, the final read gets this long (ms). */
 export const TAILED_DRAIN_MS = 2_000;
+/**
+ * With a gap before the session's lines (they were never read), the final read is tried for this long (ms): under an
+ * account-wide quota a read gets through within seconds; GetLogEvents refused for good does not hold the job longer.
+ */
+export const GAP_DRAIN_MS = 30_000;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
@@ -65,6 +71,10 @@ export class LogSources {
   private readonly fromReads = new EventSet();
   private readonly fromTail = new EventSet();
   private logsOff = false;
+  /** The sections are closed: a read still in flight shows nothing. */
+  private done = false;
+  /** Aborts background reads once following ends (and when the follower's signal does). */
+  private readonly quit = new AbortController();
 
   constructor(
     private readonly deps: LogSourcesDeps,
@@ -73,6 +83,8 @@ export class LogSources {
     private readonly signal: AbortSignal | undefined,
   ) {
     this.now = deps.now ?? Date.now;
+    if (signal?.aborted) this.quit.abort();
+    else signal?.addEventListener('abort', () => this.quit.abort(), { once: true });
     this.jobLog = new JobLog(deps.out, { ...(deps.logFile && { file: deps.logFile }), ...(deps.jobLogLimit && { limit: deps.jobLogLimit }) });
   }
 
@@ -160,7 +172,7 @@ export class LogSources {
   readInBackground(due: boolean): void {
     if (this.reading || !this.readable || this.now() < this.background.retryAt) return;
     if (!due && this.caughtUp) return;
-    void this.read(false).then(
+    void this.read(false, this.quit.signal).then(
       () => (this.background = { failures: 0, retryAt: 0 }),
       (e: unknown) => {
         const failures = this.background.failures + 1;
@@ -180,7 +192,7 @@ export class LogSources {
   /** Reads the stream where the last read ended (a drain: to its very end) and shows the new lines; returns how many. */
   async read(drain: boolean, signal = this.signal): Promise<number> {
     if (!this.reader) return 0;
-    while (this.reading && !signal?.aborted) await Promise.race([this.reading.catch(() => undefined), abortOf(signal)]);
+    while (this.reading && !signal?.aborted) await settledOrAborted(this.reading, signal);
     signal?.throwIfAborted();
     const startedAfterTail = this.tailing;
     const reading = this.readOnce(this.reader, drain, signal, this.gapNoted && !this.caughtUp);
@@ -215,29 +227,47 @@ export class LogSources {
    * one line; otherwise a failure is thrown, and the follower tries again at its pace.
    */
   async drain(): Promise<void> {
-    const tailed = this.tail !== undefined && !this.tail.ended && (this.caughtUp || this.readsOk === 0);
+    const tailed = this.tail !== undefined && !this.tail.ended;
+    // Caught up, the session's lines come first; otherwise the read does, and the session's leftovers after it.
+    if (this.tail && this.caughtUp) this.takeTail();
+    if (tailed) await this.drainWithin(this.caughtUp ? TAILED_DRAIN_MS : GAP_DRAIN_MS);
+    else await this.read(true);
     if (this.tail) {
       this.caughtUp = true;
       this.takeTail();
       this.tail.stop();
       this.tail = undefined;
     }
-    if (!tailed) {
-      await this.read(true);
-      return;
-    }
-    try {
-      await withDeadline(TAILED_DRAIN_MS, this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
-    } catch (e) {
-      if (this.signal?.aborted) throw e;
-      const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
-      this.deps.out.warn(`The build's last lines may be missing here: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
+  }
+
+  /**
+   * The final read after a session that ran to the end, tried again for `ms` while it fails for a passing reason:
+   * then one line on what may be missing. Caught up, only the last second is at stake; with a gap, its lines are.
+   */
+  private async drainWithin(ms: number): Promise<void> {
+    const until = this.now() + ms;
+    for (;;) {
+      try {
+        await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
+        return;
+      } catch (e) {
+        if (this.signal?.aborted) throw e;
+        if (this.now() + READ_RETRY_MS >= until || !(isThrottling(e) || isTransient(e))) {
+          const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
+          const what = this.caughtUp ? "The build's last lines may be missing here" : "The build's first lines are missing here";
+          this.deps.out.warn(`${what}: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
+          return;
+        }
+        await delay(READ_RETRY_MS, undefined, this.signal ? { signal: this.signal } : {});
+      }
     }
   }
 
-  /** After the drain: closes the sections and adds the phases that wrote nothing. */
+  /** After the drain: closes the sections and adds the phases that wrote nothing; nothing is shown after this. */
   finish(phases: BuildPhase[], buildStatus: string | undefined): void {
     this.jobLog.show(this.renderer.finish(phases, buildStatus));
+    this.done = true;
+    this.quit.abort();
   }
 
   /** Following stopped early: the session ends, and the open section closes where the log stopped. */
@@ -250,41 +280,52 @@ export class LogSources {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.quit.abort();
     this.tail?.stop();
     const start = this.tailStart;
     const waited = start && !start.settled ? this.now() - start.at : 0;
     if (waited > (this.deps.liveTail ?? LIVE_TAIL_DEADLINES).firstMessage) {
-      this.deps.out.info(`Followed the log by polling: StartLiveTail had not answered after ${Math.round(waited / 1000)} s, ${BUFFERING_PROXY}.`);
+      this.deps.out.info(`Followed the log by polling: StartLiveTail had not answered after ${Math.round(waited / 1000)} s (${BUFFERING_PROXY}).`);
     }
   }
 
   /** Prints the events no other source printed; returns how many. */
   private show(events: LogEvent[], from: 'tail' | 'read', heading?: string): number {
+    if (this.done) return 0;
     const [mine, other] = from === 'tail' ? [this.fromTail, this.fromReads] : [this.fromReads, this.fromTail];
     const fresh = events.filter((e) => !other.remove(e));
     if (heading && fresh.length > 0) this.deps.out.info(heading);
-    // Only while a session runs may the other source deliver the same lines again.
-    if (this.tail) for (const e of fresh) mine.add(e);
+    // Only while a session runs or starts may the other source deliver the same lines again.
+    if (this.tail || this.tailStarting) for (const e of fresh) mine.add(e);
     this.jobLog.record(fresh);
     this.jobLog.show(this.renderer.render(fresh, this.phases()));
     return fresh.length;
   }
 }
 
-/** Settles when `signal` aborts; never, without one. */
-function abortOf(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => (signal?.aborted ? resolve() : signal?.addEventListener('abort', () => resolve(), { once: true })));
+/** Resolves when `work` settles or `signal` aborts, whichever comes first. */
+async function settledOrAborted(work: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  let onAbort = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = () => resolve();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([work.catch(() => undefined), aborted]);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /** What holds a Live Tail session's messages back where AWS sends them at once. */
-const BUFFERING_PROXY = 'as behind a proxy that hands on each answer only once it is complete';
+const BUFFERING_PROXY = 'a slow answer, or a proxy that hands on each answer only once it is complete';
 
 /** Why a session could not start, and what that means. */
 function tailFailure(e: unknown): string {
   const name = errorName(e);
   if (name === 'LimitExceededException') return `the account's ${AwsLimits.liveTailSessions.max} concurrent Live Tail sessions are in use (other jobs' builds, or the console)`;
   if (name === 'TimeoutError') {
-    return `its first message did not arrive in time, ${BUFFERING_PROXY}`;
+    return `its first message did not arrive in time (${BUFFERING_PROXY})`;
   }
   if (name === 'AccessDeniedException') return 'the role needs logs:StartLiveTail to follow it with fewer requests';
   return 'polling costs more requests, and shows lines a few seconds later';

@@ -1,5 +1,6 @@
 import type { Output } from '../shared/console';
 import type { GitLabJob } from '../inputs/settings';
+import { withDeadline } from '../shared/deadline';
 import { connectionFailure, ExitCode } from '../shared/errors';
 import { network } from '../shared/network';
 
@@ -111,24 +112,17 @@ class HttpStatusError extends Error {
   }
 }
 
-/**
- * The job's status from GET /job. Each request has its own timer: on Node 20, AbortSignal.any over an
- * AbortSignal.timeout stops firing once garbage collection has run, and a first request that never
- * answered then blocked the watch for good.
- */
+/** The job's status from GET /job, within `timeoutMs`; `track` gets the request's controller, so dispose() can abort it. */
 async function jobStatus(url: string, token: string, timeoutMs: number, track: (c: AbortController) => void): Promise<string> {
   const controller = new AbortController();
   track(controller);
-  const timer = setTimeout(() => controller.abort(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
-  try {
-    const res = await network().fetch.gitlab(url, { headers: { 'JOB-TOKEN': token }, signal: controller.signal });
+  return withDeadline(timeoutMs, controller.signal, 'GET /job', async (signal) => {
+    const res = await network().fetch.gitlab(url, { headers: { 'JOB-TOKEN': token }, signal });
     if (!res.ok) {
       await res.body?.cancel();
       throw new HttpStatusError(res.status);
     }
     const body = (await res.json()) as { status?: unknown };
     return String(body.status ?? '');
-  } finally {
-    clearTimeout(timer);
-  }
+  });
 }

@@ -43,6 +43,8 @@ class Follower {
   private statusRetryAt = -Infinity;
   /** The last status read failed. */
   private statusFailed = false;
+  /** When the last background read was asked for while a session started. */
+  private readAt = -Infinity;
   private missing = 0;
   private queueNoted = false;
 
@@ -120,7 +122,11 @@ class Follower {
     this.log.startTail(this.build?.logs?.cloudWatchLogsArn);
     // While a session starts, reads go on in the background: a slow one must not hold back the session's lines.
     if (this.log.tailStarting) {
-      this.log.readInBackground(true);
+      // At the pace of flowing lines: a start that takes seconds must not multiply the reads.
+      if (t - this.readAt >= Pace.flowing) {
+        this.readAt = t;
+        this.log.readInBackground(true);
+      }
       return Pace.tail;
     }
     const lines = await this.log.read(false);

@@ -1,7 +1,7 @@
 /**
  * A deadline for one call: `fn` gets a signal that aborts when `ms` pass or `outer` aborts, whichever comes first.
  * Each call has its own timer: on Node 20, AbortSignal.any over AbortSignal.timeout stops firing once garbage
- * collection has run (see follow/cancel.ts), so neither is used here.
+ * collection has run (a GitLab status request that never answered once blocked the job-status watch for good).
  */
 export async function withDeadline<T>(ms: number, outer: AbortSignal | undefined, what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();

@@ -64,6 +64,7 @@ describe('dist/index.js under injected AWS faults', () => {
     expect(jobLines.filter((l) => l.startsWith(`Pushed ${stack.registry}/${REPOSITORY}@sha256:`))).toHaveLength(1);
     const buildLines = await storedLog(stack, buildId);
     expect(numbered(buildLines)).toEqual(NUMBERED);
-    expectBuildLogOnce(jobLines, buildLines);
+    // In order, unless the job marked a gap before Live Tail's lines (a throttled first read): then once each.
+    expectBuildLogOnce(jobLines, buildLines, { inOrder: !log.includes("The build's earlier lines are not read yet") });
   });
 });

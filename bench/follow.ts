@@ -73,7 +73,7 @@ async function follow(name: string, commands: string[]): Promise<Followed> {
   const printed: { at: number; text: string }[] = [];
   const record = (text: string) => printed.push({ at: Date.now(), text });
   const out: Output = { info: record, warn: record, error: record, sectionStart: () => undefined, sectionEnd: () => undefined };
-  const build = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, started.build?.id ?? '');
+  const build = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, started.build ?? {});
   const returnedAt = Date.now();
   // The clients are not destroyed: every client shares the process's network agents (src/shared/network.ts), and
   // destroying one would cut the other builds' Live Tail sessions.

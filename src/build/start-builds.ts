@@ -4,7 +4,7 @@
  * pushed under a tag of its own (`<first tag>-<os>-<arch>`: BuildKit's docker driver cannot push by digest alone);
  * the job then puts one image index over them under every tag (src/registry/image-index.ts).
  */
-import type { CodeBuildClient } from '@aws-sdk/client-codebuild';
+import type { Build, CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { consoleUrl, startBuild, startBuildInput, stopBuild } from './codebuild';
 import type { Output } from '../shared/console';
 import type { SourceLocation } from './codebuild';
@@ -15,6 +15,8 @@ export { buildTargets, platformSlug, type Target } from './targets';
 /** A target whose build started: its id, and where its lines go. */
 export interface Started extends Target {
   id: string;
+  /** StartBuild's answer. */
+  build: Build;
   out: Output;
 }
 
@@ -54,6 +56,6 @@ export async function startBuilds(
     const targetOut = target.platform ? platformOutput(out, target.platform) : out;
     targetOut.info(`CodeBuild build ${build.id ?? ''}`);
     targetOut.info(`Console: ${consoleUrl(target.settings.region, build)}`);
-    return { ...target, id: build.id ?? '', out: targetOut };
+    return { ...target, id: build.id ?? '', build, out: targetOut };
   });
 }

@@ -44,7 +44,7 @@ export async function followBuilds(deps: FollowAllDeps, started: Started[], canc
     started.map(async (s, i) => {
       const logFile = join(deps.reportDir, s.platform ? `build-${platformSlug(s.platform)}.log` : BUILD_LOG_FILE);
       try {
-        const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, tailWith: deps.liveTail, out: s.out, logFile }, s.id, controllers[i]!.signal);
+        const build = await followBuild({ codebuild: deps.codebuild, logs: deps.logs, tailWith: deps.liveTail, out: s.out, logFile }, s.build, controllers[i]!.signal);
         if (build.buildComplete && build.buildStatus !== 'SUCCEEDED') {
           stopAll(`The ${s.platform ?? ''} build ended ${build.buildStatus ?? ''}`);
         }

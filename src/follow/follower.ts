@@ -7,6 +7,7 @@ import { BatchGetBuildsCommand, type Build, type CodeBuildClient } from '@aws-sd
 import { withDeadline } from '../shared/deadline';
 import { CALL_DEADLINE_MS } from '../shared/network';
 import { AwsStepError, isThrottling, isTransient } from '../shared/errors';
+import { plannedStream } from './live-tail';
 import { LogSources, type LogSourcesDeps } from './log-sources';
 import { Pace, Pacer } from './pace';
 import { formatDuration, queueSummary } from './phases';
@@ -20,15 +21,17 @@ export interface FollowDeps extends LogSourcesDeps {
 const MAX_MISSING = 3;
 /** A build queued this long gets one line on why. */
 const QUEUE_NOTICE_MS = 60_000;
+/** Phases before CodeBuild begins the build's log stream. */
+const BEFORE_LOG = new Set(['SUBMITTED', 'QUEUED', 'PROVISIONING']);
 
 /**
- * Follows a CodeBuild build until it completes: each phase in a collapsible section holding its log
- * lines, stamped with CodeBuild's own times, and the log drained to its end. Returns the final Build, or
- * the last one seen (not complete) as soon as `signal` aborts. Throws AwsStepError when it cannot go on;
- * the build then still runs, and the caller decides what to do with it.
+ * Follows a CodeBuild build (`started`: StartBuild's answer) until it completes: each phase in a collapsible section
+ * holding its log lines, stamped with CodeBuild's own times, and the log drained to its end. Returns the final Build,
+ * or the last one seen (not complete) as soon as `signal` aborts. Throws AwsStepError when it cannot go on; the
+ * build then still runs, and the caller decides what to do with it.
  */
-export async function followBuild(deps: FollowDeps, buildId: string, signal?: AbortSignal): Promise<Build> {
-  return new Follower(deps, buildId, signal).run();
+export async function followBuild(deps: FollowDeps, started: Build, signal?: AbortSignal): Promise<Build> {
+  return new Follower(deps, started, signal).run();
 }
 
 /** The follow loop: the build's status, and when to ask the log sources for lines. */
@@ -37,8 +40,11 @@ class Follower {
   private readonly pace: Pacer;
   private readonly log: LogSources;
   private readonly step: string;
+  private readonly buildId: string;
   private build: Build | undefined;
   private statusAt = -Infinity;
+  /** When the last status read that answered was sent. */
+  private statusSentAt = -Infinity;
   /** After a failed status read while a session runs: the next is not before this. */
   private statusRetryAt = -Infinity;
   /** The last status read failed. */
@@ -50,17 +56,20 @@ class Follower {
 
   constructor(
     private readonly deps: FollowDeps,
-    private readonly buildId: string,
+    private readonly started: Build,
     private readonly signal: AbortSignal | undefined,
   ) {
     this.now = deps.now ?? Date.now;
-    this.step = `Following CodeBuild build ${buildId}`;
+    this.buildId = started.id ?? '';
+    this.step = `Following CodeBuild build ${this.buildId}`;
     this.pace = new Pacer(deps.out, this.step, this.now());
     this.log = new LogSources(deps, () => this.build?.phases ?? [], signal);
   }
 
   async run(): Promise<Build> {
     const sleep = this.deps.sleep ?? ((ms, s) => delay(ms, undefined, s ? { signal: s } : {}));
+    // Started now, the session usually runs before the build's stream begins: no line comes before it.
+    this.log.startPlannedTail(plannedStream(this.started));
     try {
       for (;;) {
         if (this.signal?.aborted) return this.aborted();
@@ -99,7 +108,7 @@ class Follower {
    */
   private async poll(): Promise<number | undefined> {
     const t = this.now();
-    const statusDue = t >= this.statusRetryAt && (!this.log.readable || t - this.statusAt >= this.pace.statusEvery(t, this.log.ending));
+    const statusDue = t >= this.statusRetryAt && (this.statusOwed() || t - this.statusAt >= this.statusEvery(t));
     this.log.dropEndedTail();
     if (this.log.tailing) {
       const failed = this.log.takeReadFailure();
@@ -118,7 +127,8 @@ class Follower {
     if (statusDue && (await this.finished())) return undefined;
     // While it ends there is nothing to wait for but the status; the final drain reads the last lines.
     if (this.log.ending) return Pace.ending;
-    if (!this.log.readable) return this.pace.silent();
+    // A session that started (or starts) before the stream is named takes the tailing branch from the next poll.
+    if (!this.log.readable) return this.log.tailStarting || this.log.tailing ? Pace.tail : this.pace.silent();
     this.log.startTail(this.build?.logs?.cloudWatchLogsArn);
     // While a session starts, reads go on in the background: a slow one must not hold back the session's lines.
     if (this.log.tailStarting) {
@@ -136,6 +146,18 @@ class Follower {
     return this.pace.flowing(this.now());
   }
 
+  /** How often the status is read now. */
+  private statusEvery(t: number): number {
+    if (this.log.readable || this.log.tailing) return this.pace.statusEvery(t, this.log.ending);
+    // The stream is not named yet: each poll reads the status, at the silent pace, or every few polls while a session starts.
+    return this.log.tailStarting ? (Pace.silent[0] as number) : 0;
+  }
+
+  /** A session's lines wait, and a status read sent after it started may show that the stream had not begun. */
+  private statusOwed(): boolean {
+    return this.log.catchingUp && !this.log.readable && this.statusSentAt < this.log.tailStartedAt;
+  }
+
   /** Reads the status; once the build is complete, drains its log and prints the end. */
   private async finished(): Promise<boolean> {
     const build = await this.readStatus();
@@ -149,11 +171,13 @@ class Follower {
 
   private async readStatus(): Promise<Build | undefined> {
     this.statusFailed = true;
+    const sentAt = this.now();
     const res = await withDeadline(CALL_DEADLINE_MS, this.signal, 'BatchGetBuilds', (abortSignal) =>
       this.deps.codebuild.send(new BatchGetBuildsCommand({ ids: [this.buildId] }), { abortSignal }),
     );
     this.statusFailed = false;
     this.statusAt = this.now();
+    this.statusSentAt = sentAt;
     const build = res.builds?.[0];
     if (!build) {
       if (++this.missing >= MAX_MISSING) {
@@ -163,6 +187,7 @@ class Follower {
     }
     this.missing = 0;
     this.build = build;
+    if (!build.logs?.streamName && BEFORE_LOG.has(build.currentPhase ?? '')) this.log.streamNotBegunAt(sentAt);
     this.noteStream(build);
     this.noteQueue(build);
     return build;
@@ -172,6 +197,8 @@ class Follower {
     const since = build.currentPhase === 'QUEUED' ? build.phases?.find((p) => p.phaseType === 'QUEUED')?.startTime : undefined;
     if (!since || this.queueNoted || this.now() - since.getTime() < QUEUE_NOTICE_MS) return;
     this.queueNoted = true;
+    // A session costs by the minute: it starts again when the build leaves the queue.
+    this.log.dropQueuedTail();
     this.deps.out.info(
       `The build is still queued after ${formatDuration((this.now() - since.getTime()) / 1000)}: CodeBuild starts it when one of the account's ` +
         'concurrent builds for this compute type ends. Queue time counts against queued_timeout, not build_timeout.',

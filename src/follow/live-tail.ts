@@ -1,3 +1,4 @@
+import type { Build } from '@aws-sdk/client-codebuild';
 import { StartLiveTailCommand, type CloudWatchLogsClient, type StartLiveTailResponseStream } from '@aws-sdk/client-cloudwatch-logs';
 import { withDeadline } from '../shared/deadline';
 import type { LogEvent } from './phases';
@@ -89,6 +90,26 @@ export class LiveTail {
 }
 
 async function* emptyStream(): AsyncGenerator<StartLiveTailResponseStream> {}
+
+/** A log stream a session can watch: its group's ARN and its name. */
+export interface TailTarget {
+  groupArn: string;
+  name: string;
+}
+
+/**
+ * Where a build will log, from StartBuild's answer, before its stream exists: a session started on it then misses
+ * no line. The group is the one the build's LogsConfig names, else CodeBuild's default `/aws/codebuild/<project>`;
+ * the stream is the build id's UUID, after the LogsConfig's stream prefix if it has one.
+ */
+export function plannedStream(build: Build): TailTarget | undefined {
+  const arn = /^arn:([^:]+):codebuild:([^:]+):(\d+):build\/([^:]+):(.+)$/.exec(build.arn ?? '');
+  const config = build.logs?.cloudWatchLogs;
+  if (!arn || config?.status === 'DISABLED') return undefined;
+  const [partition, region, account, project, uuid] = arn.slice(1) as [string, string, string, string, string];
+  const group = config?.groupName ?? `/aws/codebuild/${project}`;
+  return { groupArn: `arn:${partition}:logs:${region}:${account}:log-group:${group}`, name: config?.streamName ? `${config.streamName}/${uuid}` : uuid };
+}
 
 /** `arn:aws:logs:R:A:log-group:G` from a build's `arn:…:log-group:G:log-stream:S`. */
 export function logGroupArn(streamArn: string | undefined): string | undefined {

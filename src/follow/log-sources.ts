@@ -11,7 +11,7 @@ import { withDeadline } from '../shared/deadline';
 import { CALL_DEADLINE_MS } from '../shared/network';
 import { errorName, isThrottling, isTransient } from '../shared/errors';
 import { JobLog } from './job-log';
-import { EventSet, LIVE_TAIL_DEADLINES, LiveTail, logGroupArn } from './live-tail';
+import { EventSet, LIVE_TAIL_DEADLINES, LiveTail, logGroupArn, type TailTarget } from './live-tail';
 import { LogReader } from './log-reader';
 import { Pace } from './pace';
 import { PhaseRenderer, type LogEvent } from './phases';
@@ -28,6 +28,8 @@ export interface LogSourcesDeps {
   now?: () => number;
   /** Live Tail's deadlines (default LIVE_TAIL_DEADLINES). */
   liveTail?: typeof LIVE_TAIL_DEADLINES;
+  /** How long the final read of a gap is tried (default GAP_DRAIN_MS). */
+  gapDrainMs?: number;
 }
 
 /** A new session's lines wait this long (ms) for the read of what the log held before it; then they are shown. */
@@ -36,9 +38,9 @@ export const CATCH_UP_WAIT_MS = 4_000;
 export const TAILED_DRAIN_MS = 2_000;
 /**
  * With a gap before the session's lines (they were never read), the final read is tried for this long (ms): under an
- * account-wide quota a read gets through within seconds; GetLogEvents refused for good does not hold the job longer.
+ * account-wide quota shared by many jobs a read gets through, if slowly; throttled for good, the job ends after this.
  */
-export const GAP_DRAIN_MS = 30_000;
+export const GAP_DRAIN_MS = 120_000;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
@@ -53,8 +55,11 @@ export class LogSources {
   private readonly now: () => number;
   private reader: LogReader | undefined;
   private tail: LiveTail | undefined;
-  /** The session's start, once tried (only once). */
-  private tailStart: { at: number; settled: boolean } | undefined;
+  /**
+   * The session's start, once tried: only once, except that a start on the stream StartBuild's answer planned
+   * (`planned`) that fails, or that the build's own stream name contradicts, is tried again on that name.
+   */
+  private tailStart: { at: number; settled: boolean; target: TailTarget; planned: boolean } | undefined;
   private stopped = false;
   /** When the running session started. */
   private tailSince = 0;
@@ -108,9 +113,36 @@ export class LogSources {
     return this.tailStart !== undefined && !this.tailStart.settled;
   }
 
-  /** The build named its stream: the reader reads it from here on (the first name counts). */
+  /** When the running session started. */
+  get tailStartedAt(): number {
+    return this.tailSince;
+  }
+
+  /** The session's lines wait for the lines from before it (a read, or a status showing there were none). */
+  get catchingUp(): boolean {
+    return this.tail !== undefined && !this.caughtUp;
+  }
+
+  /**
+   * The build named its stream: the reader reads it from here on (the first name counts). A session planned on
+   * another stream has missed nothing there; it ends, and one starts on this name.
+   */
   useStream(group: string, name: string): void {
     if (!this.reader) this.reader = new LogReader(this.deps.logs, { group, name });
+    const start = this.tailStart;
+    if (start?.planned && start.target.name !== name && !this.stopped) {
+      this.tail?.stop();
+      this.tail = undefined;
+      this.tailStart = undefined;
+    }
+  }
+
+  /**
+   * A status read sent at `sentAt` found the build's stream not begun: a session that had started by then holds
+   * every line, and they are shown as they come, with no read of what came before.
+   */
+  streamNotBegunAt(sentAt: number): void {
+    if (this.tail && this.tailSince <= sentAt) this.caughtUp = true;
   }
 
   /** The project writes no CloudWatch log: says so once, with the build's link to its logs. */
@@ -122,23 +154,49 @@ export class LogSources {
 
   /** Tried once, in the background: a Live Tail session on the build's stream (`streamArn` from the build). */
   startTail(streamArn: string | undefined): void {
-    const group = logGroupArn(streamArn);
-    if (this.tailStart || !group || !this.reader) return;
-    const start = { at: this.now(), settled: false };
+    const groupArn = logGroupArn(streamArn);
+    if (groupArn && this.reader) this.startTailOn({ groupArn, name: this.reader.stream.name }, false);
+  }
+
+  /**
+   * Right after StartBuild, on the stream its answer plans (live-tail.ts plannedStream): a session that starts
+   * before the stream does leaves no gap to read. If it fails, it is tried again once the build names its stream.
+   */
+  startPlannedTail(target: TailTarget | undefined): void {
+    if (target) this.startTailOn(target, true);
+  }
+
+  private startTailOn(target: TailTarget, planned: boolean): void {
+    if (this.tailStart || this.stopped) return;
+    const start = { at: this.now(), settled: false, target, planned };
     this.tailStart = start;
-    LiveTail.start(this.deps.tailWith ?? this.deps.logs, group, this.reader.stream.name, this.deps.liveTail).then(
+    LiveTail.start(this.deps.tailWith ?? this.deps.logs, target.groupArn, target.name, this.deps.liveTail).then(
       (tail) => {
         start.settled = true;
-        if (this.stopped) return tail.stop();
+        if (this.stopped || this.tailStart !== start) return tail.stop();
         this.tail = tail;
         this.tailSince = this.now();
         this.caughtUp = false;
       },
       (e: unknown) => {
         start.settled = true;
-        if (!this.stopped) this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); ${tailFailure(e)}.`);
+        if (this.stopped || this.tailStart !== start) return;
+        // The planned group may not exist yet, or not be the one the build logs to; a session that did not answer in time is not asked twice.
+        if (planned && errorName(e) !== 'TimeoutError') {
+          this.tailStart = undefined;
+          return;
+        }
+        this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); ${tailFailure(e)}.`);
       },
     );
+  }
+
+  /** Ends a session started while the build waits in the queue; it starts again once the build names its stream. */
+  dropQueuedTail(): void {
+    if (!this.tailStart?.planned || this.stopped) return;
+    this.tail?.stop();
+    this.tail = undefined;
+    this.tailStart = undefined;
   }
 
   /** A session that ended or sampled the lines is dropped, with one line on why: reads follow the log from here. */
@@ -222,16 +280,15 @@ export class LogSources {
   }
 
   /**
-   * The build is complete: the session ends, and the stream is read to its end. With a session that ran to the end
-   * and left nothing unread (or when no read has ever succeeded), that read gets TAILED_DRAIN_MS and a failure is
-   * one line; otherwise a failure is thrown, and the follower tries again at its pace.
+   * The build is complete: the session ends, and the stream is read to its end. After a session that ran to the end
+   * and left nothing unread, that read gets TAILED_DRAIN_MS; otherwise (lines before the session, or since the last
+   * poll, were never read) GAP_DRAIN_MS. Then a failure is one line, and following ends.
    */
   async drain(): Promise<void> {
     const tailed = this.tail !== undefined && !this.tail.ended;
     // Caught up, the session's lines come first; otherwise the read does, and the session's leftovers after it.
     if (this.tail && this.caughtUp) this.takeTail();
-    if (tailed) await this.drainWithin(this.caughtUp ? TAILED_DRAIN_MS : GAP_DRAIN_MS);
-    else await this.read(true);
+    await this.drainWithin(tailed && this.caughtUp ? TAILED_DRAIN_MS : (this.deps.gapDrainMs ?? GAP_DRAIN_MS), tailed);
     if (this.tail) {
       this.caughtUp = true;
       this.takeTail();
@@ -241,24 +298,26 @@ export class LogSources {
   }
 
   /**
-   * The final read after a session that ran to the end, tried again for `ms` while it fails for a passing reason:
-   * then one line on what may be missing. Caught up, only the last second is at stake; with a gap, its lines are.
+   * The final read, tried again for `ms` while it fails for a passing reason (more slowly each time: an account-wide
+   * quota is shared), then one line on what is missing: after a caught-up session only its last second, after a gap
+   * the lines before it, and when polling the lines since the last read.
    */
-  private async drainWithin(ms: number): Promise<void> {
+  private async drainWithin(ms: number, tailed: boolean): Promise<void> {
     const until = this.now() + ms;
-    for (;;) {
+    for (let retry = READ_RETRY_MS; ; retry = Math.min(retry * 2, Pace.silent.at(-1) as number)) {
       try {
         await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
         return;
       } catch (e) {
         if (this.signal?.aborted) throw e;
-        if (this.now() + READ_RETRY_MS >= until || !(isThrottling(e) || isTransient(e))) {
+        if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
-          const what = this.caughtUp ? "The build's last lines may be missing here" : "The build's first lines are missing here";
+          const what = !tailed ? "The build's lines since the last read are missing here"
+            : this.caughtUp ? "The build's last lines may be missing here" : "The build's first lines are missing here";
           this.deps.out.warn(`${what}: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
           return;
         }
-        await delay(READ_RETRY_MS, undefined, this.signal ? { signal: this.signal } : {});
+        await delay(retry, undefined, this.signal ? { signal: this.signal } : {});
       }
     }
   }

@@ -31,6 +31,8 @@ export interface BuildSettings {
   serviceRole: string;
   /** The project's CloudWatch Logs group. */
   logGroupName: string;
+  /** Whether the project's LogsConfig (or logsConfigOverride) names that group, rather than CodeBuild's default. */
+  logGroupNamed: boolean;
   idempotencyToken?: string;
   cache?: { type: string; modes: string[] };
   /** Recorded only: the fake has no fleets, so any fleet ARN runs on the same engine. */
@@ -95,18 +97,20 @@ export class FakeBuild {
 
   toApi() {
     const s = this.settings;
+    // The build's LogsConfig, as StartBuild already answers it: the group only where the project names one.
+    const cloudWatchLogs = { status: 'ENABLED', ...(s.logGroupNamed && { groupName: this.groupName }) };
     const logs = this.logsStarted
       ? {
           groupName: this.groupName,
           streamName: this.streamName,
           deepLink: `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#logsV2:log-groups/log-group/${encodeURIComponent(this.groupName)}/log-events/${this.streamName}`,
           cloudWatchLogsArn: `arn:aws:logs:${this.region}:${this.account}:log-group:${this.groupName}:log-stream:${this.streamName}`,
-          cloudWatchLogs: { status: 'ENABLED' },
+          cloudWatchLogs,
           s3Logs: { status: 'DISABLED', encryptionDisabled: false },
         }
       : {
           deepLink: `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#logEvent:group=null;stream=null`,
-          cloudWatchLogs: { status: 'ENABLED' },
+          cloudWatchLogs,
           s3Logs: { status: 'DISABLED', encryptionDisabled: false },
         };
     return {

@@ -155,6 +155,7 @@ function buildSettings(project: ProjectConfig, input: Input, o: ResolvedOptions,
     queuedTimeoutInMinutes: queued,
     serviceRole: optionalString(input, 'serviceRoleOverride') ?? project.serviceRole ?? `arn:aws:iam::${o.account}:role/service-role/codebuild-${project.name}-service-role`,
     logGroupName: logGroupOverride(input) ?? project.logGroupName ?? `/aws/codebuild/${project.name}`,
+    logGroupNamed: (logGroupOverride(input) ?? project.logGroupName) !== undefined,
     ...(token === undefined ? {} : { idempotencyToken: token }),
   };
 }

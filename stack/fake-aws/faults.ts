@@ -6,7 +6,12 @@ export type Fault =
   /** AccessDeniedException, as IAM answers a call the caller's policies do not allow. */
   | { kind: 'denied'; operation: string; count?: number }
   | { kind: 'delay'; operation: string; ms: number; count?: number }
-  | { kind: 'quota'; operation: string; rps: number };
+  | { kind: 'quota'; operation: string; rps: number }
+  /**
+   * The next `count` builds started spend `ms` in PROVISIONING before their log stream begins, as CodeBuild's on-demand
+   * hosts take seconds (the fake's phases otherwise last phaseDelayMs). Its operation is StartBuild.
+   */
+  | { kind: 'provisioning'; operation: 'StartBuild'; ms: number; count?: number };
 
 /** What to do with one call, decided before it is handled. */
 export interface Verdict {
@@ -42,6 +47,15 @@ export class Faults {
     this.calls.clear();
   }
 
+  /** How long a build started now spends in PROVISIONING, when a `provisioning` fault says (consuming it). */
+  takeProvisioning(): number | undefined {
+    const a = this.armed.find((x) => x.fault.kind === 'provisioning' && x.remaining > 0);
+    if (!a || a.fault.kind !== 'provisioning') return undefined;
+    a.remaining--;
+    this.armed = this.armed.filter((x) => x.remaining > 0);
+    return a.fault.ms;
+  }
+
   /**
    * Counts the call and consumes the faults that apply to it: every matching delay, then one failure. A quota
    * admits `rps` calls in any second; like AWS's token buckets, a call it refuses does not count against it.
@@ -53,7 +67,7 @@ export class Faults {
 
     const verdict: Verdict = { delayMs: 0 };
     for (const a of this.armed) {
-      if (a.remaining <= 0 || (a.fault.operation !== '*' && a.fault.operation !== operation)) continue;
+      if (a.remaining <= 0 || a.fault.kind === 'provisioning' || (a.fault.operation !== '*' && a.fault.operation !== operation)) continue;
       const f = a.fault;
       if (f.kind === 'delay') {
         verdict.delayMs += f.ms;
@@ -80,12 +94,13 @@ function validateFault(f: Fault): void {
     ((f.kind === 'throttle' || f.kind === 'reset' || f.kind === 'denied') ||
       (f.kind === 'status' && (f.status === 500 || f.status === 503)) ||
       (f.kind === 'delay' && Number.isFinite(f.ms) && f.ms >= 0) ||
-      (f.kind === 'quota' && Number.isFinite(f.rps) && f.rps >= 0));
+      (f.kind === 'quota' && Number.isFinite(f.rps) && f.rps >= 0) ||
+      (f.kind === 'provisioning' && f.operation === 'StartBuild' && Number.isFinite(f.ms) && f.ms >= 0));
   const count = 'count' in f ? f.count : undefined;
   if (!ok || (count !== undefined && !(Number.isInteger(count) && count > 0))) {
     throw new Error(
       `invalid fault ${JSON.stringify(f)}: expected {kind:"throttle"|"reset"|"denied", operation, count?} | {kind:"status", status:500|503, operation, count?} | ` +
-        '{kind:"delay", ms, operation, count?} | {kind:"quota", rps, operation}',
+        '{kind:"delay", ms, operation, count?} | {kind:"quota", rps, operation} | {kind:"provisioning", operation:"StartBuild", ms, count?}',
     );
   }
 }

@@ -12,9 +12,14 @@ export class LogsStore {
   /** Live Tail sessions open now (live-tail.ts), which the account's limit counts. */
   liveTailSessions = 0;
 
-  createStream(group: string, stream: string): void {
+  createGroup(group: string): Map<string, LogEvent[]> {
     let streams = this.groups.get(group);
     if (!streams) this.groups.set(group, (streams = new Map()));
+    return streams;
+  }
+
+  createStream(group: string, stream: string): void {
+    const streams = this.createGroup(group);
     if (!streams.has(stream)) streams.set(stream, []);
   }
 

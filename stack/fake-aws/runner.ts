@@ -16,6 +16,8 @@ export interface RunnerDeps {
   logs: LogsStore;
   /** Decides what the build does as its service role. */
   iam: Authorizer;
+  /** How long a build started now spends in PROVISIONING, where a test says (default phaseDelayMs). */
+  provisioningMs?: () => number | undefined;
 }
 
 /** A build being executed; `finished` settles when it is COMPLETED. */
@@ -48,6 +50,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
   let wake: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
   const secretValues: string[] = [];
+  const provisioningMs = deps.provisioningMs?.();
 
   const interrupt = (status: 'STOPPED' | 'TIMED_OUT') => {
     if (interrupted || build.done) return;
@@ -88,6 +91,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     timer = setTimeout(() => interrupt('TIMED_OUT'), build.settings.timeoutInMinutes * deps.options.minuteMs);
     const denied = await role.logWrites();
     if (denied) return denied;
+    if (provisioningMs !== undefined) await pause(provisioningMs);
     deps.logs.createStream(build.groupName, build.streamName);
     build.logsStarted = true;
     container('Running on CodeBuild On-demand');

@@ -46,7 +46,9 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
   const faults = new Faults();
   const credentials = new CredentialStore(options.region);
   const iam = new Authorizer(options.iam, options);
-  const codebuild = new CodeBuildService(options, { options, logs, iam });
+  // The stack's template creates the groups its projects name; CodeBuild creates `/aws/codebuild/<project>` itself.
+  for (const p of options.projects) if (p.logGroupName) logs.createGroup(p.logGroupName);
+  const codebuild = new CodeBuildService(options, { options, logs, iam, provisioningMs: () => faults.takeProvisioning() });
   assertModels();
   const checks = new ModelChecks();
   const kms = await Kms.create(options.signingKeys, options);

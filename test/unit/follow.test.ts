@@ -99,7 +99,7 @@ describe('followBuild', () => {
     // The report directory exists by the time the build is followed (the build ids are written there first).
     const logFile = join(mkdtempSync(join(tmpdir(), 'follow-')), 'build.log');
     const { out, deps, lines } = scenario({ logFile });
-    const build = await followBuild(deps, BUILD_ID);
+    const build = await followBuild(deps, { id: BUILD_ID });
     expect(build).toMatchObject({ buildComplete: true, buildStatus: 'SUCCEEDED' });
     expect(printed(out, lines)).toEqual(lines.map((l) => l.message));
     const sections = linesBySection(out.lines);
@@ -119,7 +119,7 @@ describe('followBuild', () => {
     const flowing = Array.from({ length: 30 }, (_, i) => ({ at: 20_000 + i * 2_000, message: `tick ${i}` }));
     const buildEnd = 200_000;
     const { deps, out, callsBetween } = scenario({ phases: phasesWithBuild(buildEnd), lines: logWith(flowing, buildEnd) });
-    await followBuild(deps, BUILD_ID);
+    await followBuild(deps, { id: BUILD_ID });
     expect(printed(out, flowing)).toHaveLength(30);
     expect(callsBetween(20_000, 80_000)).toBeLessThanOrEqual(30);
     expect(callsBetween(20_000, 80_000)).toBeGreaterThanOrEqual(20);
@@ -128,7 +128,7 @@ describe('followBuild', () => {
 
   it('notices the end within a second or two once the log shows the last phase ended', async () => {
     const { deps, clock } = scenario();
-    await followBuild(deps, BUILD_ID);
+    await followBuild(deps, { id: BUILD_ID });
     // COMPLETED starts at 43 s; once POST_BUILD's end is read the status is polled every second.
     expect(clock.elapsed).toBeGreaterThanOrEqual(43_000);
     expect(clock.elapsed).toBeLessThanOrEqual(43_000 + Pace.ending);
@@ -148,7 +148,7 @@ describe('followBuild', () => {
       if (clock.elapsed > 15_000 && clock.elapsed < 600_000) throw throttle;
       return logs.handler(input);
     });
-    const build = await followBuild(deps, BUILD_ID);
+    const build = await followBuild(deps, { id: BUILD_ID });
     expect(build.buildComplete).toBe(true);
     expect(printed(out, lines)).toEqual(lines.map((l) => l.message));
     expect(out.lines.filter((l) => l.startsWith('WARNING'))).toEqual([
@@ -162,7 +162,7 @@ describe('followBuild', () => {
   it('gives up after repeated failed polls, and at once on errors that will not pass', async () => {
     const a = scenario();
     cbMock.on(BatchGetBuildsCommand).rejects(Object.assign(new Error('boom'), { name: 'InternalFailure', $metadata: { httpStatusCode: 500 } }));
-    const err = await followBuild(a.deps, BUILD_ID).catch((e: unknown) => e);
+    const err = await followBuild(a.deps, { id: BUILD_ID }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AwsStepError);
     expect((err as AwsStepError).hint).toBe(`AWS or the network failed ${MAX_FAILED_POLLS} polls in a row.`);
     expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(MAX_FAILED_POLLS);
@@ -171,7 +171,7 @@ describe('followBuild', () => {
     cbMock.reset();
     const b = scenario();
     cbMock.on(BatchGetBuildsCommand).rejects(Object.assign(new Error('no'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } }));
-    const denied = await followBuild(b.deps, BUILD_ID).catch((e: unknown) => e);
+    const denied = await followBuild(b.deps, { id: BUILD_ID }).catch((e: unknown) => e);
     expect((denied as AwsStepError).hint).toContain('codebuild:BatchGetBuilds');
     expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(1);
   });
@@ -180,7 +180,7 @@ describe('followBuild', () => {
     const phases = phasesWithBuild(40_000).map((p) => ({ ...p, start: p.type === 'SUBMITTED' || p.type === 'QUEUED' ? p.start : p.start + 120_000, ...(p.end !== undefined && { end: p.type === 'SUBMITTED' ? p.end : p.end + 120_000 }) }));
     const lines = logWith(STEPS, 40_000).map((l) => ({ ...l, at: l.at + 120_000, ...(l.visible !== undefined && { visible: l.visible + 120_000 }) }));
     const { deps, out } = scenario({ phases, lines });
-    await followBuild(deps, BUILD_ID);
+    await followBuild(deps, { id: BUILD_ID });
     const notices = out.lines.filter((l) => l.startsWith('The build is still queued'));
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatch(/^The build is still queued after 1m 0\ds: CodeBuild starts it when one of the account's concurrent builds/);
@@ -190,7 +190,7 @@ describe('followBuild', () => {
   it('fails when the build disappears', async () => {
     const { deps } = scenario();
     cbMock.on(BatchGetBuildsCommand).resolves({ builds: [], buildsNotFound: [BUILD_ID] });
-    await expect(followBuild(deps, BUILD_ID)).rejects.toThrow(
+    await expect(followBuild(deps, { id: BUILD_ID })).rejects.toThrow(
       `Following CodeBuild build ${BUILD_ID} failed: Error: BatchGetBuilds no longer finds the build\nThe build was deleted`,
     );
     expect(cbMock.commandCalls(BatchGetBuildsCommand)).toHaveLength(3);
@@ -211,7 +211,7 @@ describe('followBuild', () => {
       agentLine(4_900, 'Phase context status code: COMMAND_EXECUTION_ERROR Message: Error while executing command: docker build. Reason: exit status 1'),
     ];
     const { deps, out } = scenario({ phases, lines, status: 'FAILED' });
-    const build = await followBuild(deps, BUILD_ID);
+    const build = await followBuild(deps, { id: BUILD_ID });
     expect(build.buildStatus).toBe('FAILED');
     expect(linesBySection(out.lines).get('codebuild_phase_6_build')?.slice(1, 2)).toEqual(['boom']);
     expect(out.lines).toContain('BUILD FAILED (3s)');
@@ -226,7 +226,7 @@ describe('followBuild', () => {
       if (clock.elapsed > 20_000) abort.abort('job cancelled');
       return sleep(ms, signal);
     };
-    const build = await followBuild(deps, BUILD_ID, abort.signal);
+    const build = await followBuild(deps, { id: BUILD_ID }, abort.signal);
     expect(build.buildComplete).toBe(false);
     expect(build.currentPhase).toBe('BUILD');
     expect(out.lines.at(-1)).toBe('[end codebuild_phase_6_build]');
@@ -238,7 +238,7 @@ describe('followBuild', () => {
       const b = buildAt(phasesWithBuild(40_000), clock.elapsed);
       return { builds: [{ ...b, logs: { cloudWatchLogs: { status: 'DISABLED' }, deepLink: 'https://console/x' } }] };
     });
-    await followBuild(deps, BUILD_ID);
+    await followBuild(deps, { id: BUILD_ID });
     expect(out.lines.filter((l) => l.startsWith('WARNING'))).toEqual([
       'WARNING: CloudWatch Logs are disabled for this CodeBuild project, so the build log is not shown here: https://console/x',
     ]);
@@ -249,7 +249,7 @@ describe('followBuild', () => {
   it('near the job-log cap, says where the whole log is and keeps showing the phases', async () => {
     const logFile = join(mkdtempSync(join(tmpdir(), 'follow-')), 'build.log');
     const { deps, out, lines } = scenario({ logFile, jobLogLimit: 600 });
-    await followBuild(deps, BUILD_ID);
+    await followBuild(deps, { id: BUILD_ID });
     const warnings = out.lines.filter((l) => l.startsWith('WARNING'));
     expect(warnings).toEqual([`WARNING: The job log nears GitLab's 4 MiB limit: from here on it shows only the phases; the whole build log is in the job artifact ${logFile}.`]);
     expect(printed(out, lines).length).toBeLessThan(lines.length);

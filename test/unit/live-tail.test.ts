@@ -8,7 +8,7 @@ import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients, requestHandler, type Clients } from '../../src/aws/clients';
 import { followBuild } from '../../src/follow/follower';
-import { LiveTail, logGroupArn } from '../../src/follow/live-tail';
+import { LiveTail, logGroupArn, plannedStream } from '../../src/follow/live-tail';
 import { startFakeAws } from '../../stack/fake-aws/server';
 import { memoryOutput } from '../helpers/output';
 import { buildspec, startStack, STATIC_CREDENTIALS, waitForBuild, type Stack } from './fake-support';
@@ -18,6 +18,8 @@ let clients: Clients;
 beforeAll(async () => {
   stack = await startStack({ liveTail: { intervalMs: 200, maxPerUpdate: 50 } });
   clients = createClients('us-east-1', async () => STATIC_CREDENTIALS);
+  // CodeBuild makes a project's default log group with its first build; a session needs the group.
+  await start(['true']);
 });
 afterAll(async () => {
   clients?.logs.destroy();
@@ -57,7 +59,7 @@ describe('Live Tail', () => {
     const build = await start(['sleep 1', 'for i in $(seq 1 20); do echo line-$i; sleep 0.1; done']);
     const before = await stack.control.calls();
     const out = memoryOutput();
-    const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, build.id ?? '');
+    const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, build);
     expect(final.buildStatus).toBe('SUCCEEDED');
     expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 20 }, (_, i) => `line-${i + 1}`));
     expect(out.lines.filter((l) => l.includes('Entering phase BUILD'))).toHaveLength(1);
@@ -68,15 +70,62 @@ describe('Live Tail', () => {
     expect((after.GetLogEvents ?? 0) - (before.GetLogEvents ?? 0)).toBeLessThanOrEqual(4);
   });
 
+  it('starts the session right after StartBuild, before the stream: with GetLogEvents throttled throughout, every line from Live Tail', async () => {
+    // CodeBuild's hosts take seconds to provision; the session is there before the first line.
+    await stack.control.inject({ kind: 'provisioning', operation: 'StartBuild', ms: 1_500 });
+    await stack.control.inject({ kind: 'throttle', operation: 'GetLogEvents', count: 100_000 });
+    try {
+      const started = await clients.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['for i in $(seq 1 10); do echo line-$i; sleep 0.1; done'] }) }));
+      const out = memoryOutput();
+      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, started.build ?? {});
+      expect(final.buildStatus).toBe('SUCCEEDED');
+      expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 10 }, (_, i) => `line-${i + 1}`));
+      // The agent's first line too, which a session started after the stream would have missed.
+      expect(out.lines.filter((l) => l.includes('Running on CodeBuild On-demand'))).toHaveLength(1);
+      expect(out.lines.filter((l) => /earlier lines|polling/.test(l))).toEqual([]);
+    } finally {
+      await stack.control.clearFaults();
+    }
+  });
+
+  it('with a session that started after the stream and GetLogEvents throttled for good: one line on the gap, one on the missing lines, and it ends', async () => {
+    await stack.control.inject({ kind: 'delay', operation: 'StartLiveTail', ms: 1_000, count: 1 });
+    await stack.control.inject({ kind: 'throttle', operation: 'GetLogEvents', count: 100_000 });
+    try {
+      const started = await clients.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 2', 'for i in $(seq 1 10); do echo line-$i; sleep 0.1; done'] }) }));
+      const out = memoryOutput();
+      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out, gapDrainMs: 1_500 }, started.build ?? {});
+      expect(final.buildStatus).toBe('SUCCEEDED');
+      expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 10 }, (_, i) => `line-${i + 1}`));
+      expect(out.lines.filter((l) => l.includes('earlier lines are not read yet'))).toHaveLength(1);
+      expect(out.lines.filter((l) => l.includes("The build's first lines are missing here: the final read of its log failed ("))).toHaveLength(1);
+    } finally {
+      await stack.control.clearFaults();
+    }
+  });
+
+  it('plans the stream from StartBuild\'s answer: the LogsConfig\'s group and stream prefix, else CodeBuild\'s default group', () => {
+    const arn = 'arn:aws:codebuild:eu-west-1:123456789012:build/image-builder:0b6f1f52-6f0d-4c1c-9b1e-2a3c4d5e6f70';
+    expect(plannedStream({ arn, logs: { cloudWatchLogs: { status: 'ENABLED' } } })).toEqual({
+      groupArn: 'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/codebuild/image-builder', name: '0b6f1f52-6f0d-4c1c-9b1e-2a3c4d5e6f70',
+    });
+    expect(plannedStream({ arn: arn.replace('arn:aws:', 'arn:aws-cn:'), logs: { cloudWatchLogs: { status: 'ENABLED', groupName: '/codebuild-image/b', streamName: 'jobs' } } })).toEqual({
+      groupArn: 'arn:aws-cn:logs:eu-west-1:123456789012:log-group:/codebuild-image/b', name: 'jobs/0b6f1f52-6f0d-4c1c-9b1e-2a3c4d5e6f70',
+    });
+    expect(plannedStream({ arn, logs: { cloudWatchLogs: { status: 'DISABLED' } } })).toBeUndefined();
+    expect(plannedStream({ id: 'image-builder:0b6f1f52' })).toBeUndefined();
+  });
+
   it('refuses a session over the account’s 15 at once, and follows such a build by polling, saying why', async () => {
     const first = await start(['echo first']);
     const group = logGroupArn(first.logs?.cloudWatchLogsArn) ?? '';
-    const open = await Promise.all(Array.from({ length: 15 }, () => LiveTail.start(clients.logs, group, first.logs?.streamName ?? '')));
+    // On the sessions' own client: the polling client's adaptive retry slows it after the throttling tests above.
+    const open = await Promise.all(Array.from({ length: 15 }, () => LiveTail.start(clients.liveTail, group, first.logs?.streamName ?? '')));
     try {
       // The session is asked for once (Clients.liveTail makes one attempt): polling takes over at once.
       const build = await start(['sleep 3', 'echo polled-past-the-limit']);
       const out = memoryOutput();
-      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, build.id ?? '');
+      const final = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out }, build);
       expect(final.buildStatus).toBe('SUCCEEDED');
       expect(out.lines).toContain('polled-past-the-limit');
       expect(out.lines.filter((l) => l.includes('StartLiveTail'))).toEqual([
@@ -138,7 +187,7 @@ describe('Live Tail', () => {
     try {
       const started = await c.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 2', 'for i in $(seq 1 10); do echo line-$i; sleep 0.2; done'] }) }));
       const out = memoryOutput();
-      const final = await followBuild({ codebuild: c.codebuild, logs: c.logs, out, liveTail: { firstMessage: 2_000, silence: 500 } }, started.build?.id ?? '');
+      const final = await followBuild({ codebuild: c.codebuild, logs: c.logs, out, liveTail: { firstMessage: 2_000, silence: 500 } }, started.build ?? {});
       expect(final.buildStatus).toBe('SUCCEEDED');
       expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 10 }, (_, i) => `line-${i + 1}`));
       expect(out.lines.filter((l) => l.includes('Live Tail'))).toEqual(['Following the log by polling from here: Live Tail ended (no update for 0.5 s).']);
@@ -162,7 +211,7 @@ describe('Live Tail', () => {
     try {
       const started = await c.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 5', 'echo polled'] }) }));
       const out = memoryOutput();
-      await followBuild({ codebuild: c.codebuild, logs: c.logs, out }, started.build?.id ?? '');
+      await followBuild({ codebuild: c.codebuild, logs: c.logs, out }, started.build ?? {});
       expect(out.lines).toContain('polled');
       expect(out.lines.filter((l) => l.includes('StartLiveTail'))).toEqual([
         'Following the log by polling: StartLiveTail failed (AccessDeniedException); the role needs logs:StartLiveTail to follow it with fewer requests.',

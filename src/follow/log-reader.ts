@@ -28,14 +28,20 @@ export class LogReader {
   private token: string | undefined;
   /** Set when the role may not read the log; the caller says so once and follows the status only. */
   denied = false;
+  /** Pages answered so far: a read that fails after some pages has still moved on. */
+  pages = 0;
 
   constructor(
     private readonly logs: CloudWatchLogsClient,
     readonly stream: LogStream,
   ) {}
 
-  /** Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). */
-  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number }): Promise<ReadResult> {
+  /**
+   * Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). With
+   * `onPage`, each page's events go there as it arrives (and are not returned): a later page that fails then loses
+   * none of them, although the position has moved past them.
+   */
+  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number; onPage?: (events: LogEvent[]) => void }): Promise<ReadResult> {
     const events: LogEvent[] = [];
     let calls = 0;
     if (this.denied) return { events, calls };
@@ -54,12 +60,15 @@ export class LogReader {
         }
         throw e;
       }
+      this.pages++;
       let bytes = 0;
+      const received: LogEvent[] = opts.onPage ? [] : events;
       for (const e of res.events ?? []) {
         const message = e.message ?? '';
         bytes += message.length + 26;
-        events.push({ timestamp: e.timestamp ?? 0, message });
+        received.push({ timestamp: e.timestamp ?? 0, message });
       }
+      opts.onPage?.(received);
       const count = res.events?.length ?? 0;
       const next = res.nextForwardToken;
       const previous = this.token;

@@ -37,8 +37,9 @@ export const CATCH_UP_WAIT_MS = 4_000;
 /** After a session that ran to the end and left nothing unread, the final read gets this long (ms). */
 export const TAILED_DRAIN_MS = 2_000;
 /**
- * With a gap before the session's lines (they were never read), the final read is tried for this long (ms): under an
- * account-wide quota shared by many jobs a read gets through, if slowly; throttled for good, the job ends after this.
+ * With lines never read (before a late session, or since the last poll), the final read is tried until this long (ms)
+ * has passed without a page read: under an account-wide quota shared by many jobs the pages get through, if slowly;
+ * throttled for good, the job ends after this.
  */
 export const GAP_DRAIN_MS = 120_000;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
@@ -269,14 +270,18 @@ export class LogSources {
     }
   }
 
-  /** One read; `late` when Live Tail's lines were shown before these (a gap was marked). */
+  /** One read, each page shown as it arrives; `late` when Live Tail's lines were shown before these (a gap was marked). */
   private async readOnce(reader: LogReader, drain: boolean, signal: AbortSignal | undefined, late: boolean): Promise<number> {
-    const { events } = await reader.read({ drain, maxPages: drain ? Infinity : 20, callMs: CALL_DEADLINE_MS, ...(signal && { signal }) });
+    let shown = 0;
+    const onPage = (events: LogEvent[]) => {
+      shown += this.show(events, 'read', late && shown === 0 ? "The build's earlier lines, read only now:" : undefined);
+    };
+    await reader.read({ drain, maxPages: drain ? Infinity : 20, callMs: CALL_DEADLINE_MS, onPage, ...(signal && { signal }) });
     if (reader.denied && !this.logsOff) {
       this.logsOff = true;
       this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
     }
-    return this.show(events, 'read', late ? "The build's earlier lines, read only now:" : undefined);
+    return shown;
   }
 
   /**
@@ -298,18 +303,25 @@ export class LogSources {
   }
 
   /**
-   * The final read, tried again for `ms` while it fails for a passing reason (more slowly each time: an account-wide
-   * quota is shared), then one line on what is missing: after a caught-up session only its last second, after a gap
-   * the lines before it, and when polling the lines since the last read.
+   * The final read, tried again while it fails for a passing reason until `ms` pass without a page read (more slowly
+   * each time: an account-wide quota is shared), then one line on what is missing: after a caught-up session only its
+   * last second, after a gap the lines before it, and when polling the lines since the last read.
    */
   private async drainWithin(ms: number, tailed: boolean): Promise<void> {
-    const until = this.now() + ms;
+    let until = this.now() + ms;
+    let pages = this.reader?.pages ?? 0;
     for (let retry = READ_RETRY_MS; ; retry = Math.min(retry * 2, Pace.silent.at(-1) as number)) {
       try {
         await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
         return;
       } catch (e) {
         if (this.signal?.aborted) throw e;
+        // Pages got through before this failure: the log is being read, if slowly, so the wait starts again.
+        if ((this.reader?.pages ?? 0) > pages) {
+          pages = this.reader?.pages ?? 0;
+          until = this.now() + ms;
+          retry = READ_RETRY_MS;
+        }
         if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
           const what = !tailed ? "The build's lines since the last read are missing here"

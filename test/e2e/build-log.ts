@@ -56,6 +56,8 @@ export const numbered = (lines: string[]) => lines.flatMap((l) => /^#\d+ \d+\.\d
 
 /** Every stored line appears in the job log as often as in the build log (once, for non-blank lines); in order unless told. */
 export function expectBuildLogOnce(jobLines: string[], buildLines: string[], opts = { inOrder: true }): void {
+  // On failure, the job's own lines about its log (gaps, Live Tail, polling) say what happened.
+  const notes = jobLines.filter((l) => /WARNING|Live Tail|polling|earlier lines|missing/.test(l)).join('\n');
   const count = (lines: string[]) => {
     const counts = new Map<string, number>();
     for (const l of lines) if (l.trim() !== '') counts.set(l, (counts.get(l) ?? 0) + 1);
@@ -64,7 +66,7 @@ export function expectBuildLogOnce(jobLines: string[], buildLines: string[], opt
   const inJob = count(jobLines);
   const wrong = [...count(buildLines)].filter(([line, n]) => inJob.get(line) !== n)
     .map(([line, n]) => `${JSON.stringify(line)}: ${inJob.get(line) ?? 0} in the job log, ${n} in the build log`);
-  expect(wrong).toEqual([]);
+  expect(wrong, notes).toEqual([]);
   if (!opts.inOrder) return;
 
   let next = 0;

@@ -61,6 +61,25 @@ describe('LogReader', () => {
     expect(await denied.read({ drain: true, callMs: 10_000 })).toEqual({ events: [], calls: 0 });
   });
 
+  it('hands each page over as it arrives: a later page that fails loses none of the earlier ones', async () => {
+    const { fake } = reader({ pageSize: 3 });
+    let page = 0;
+    logsMock.reset();
+    logsMock.on(GetLogEventsCommand).callsFake((input) => {
+      if (++page === 3) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      return fake.handler(input);
+    });
+    const r = new LogReader(new CloudWatchLogsClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }), stream);
+    const got: string[] = [];
+    const onPage = (events: { message: string }[]) => got.push(...events.map((e) => e.message));
+    await expect(r.read({ drain: true, maxPages: Infinity, callMs: 10_000, onPage })).rejects.toThrow('Rate exceeded');
+    expect(got).toEqual(['line 0\n', 'line 1\n', 'line 2\n', 'line 3\n', 'line 4\n', 'line 5\n']);
+    // The next read goes on from there: every line once.
+    const rest = await r.read({ drain: true, maxPages: Infinity, callMs: 10_000, onPage });
+    expect(rest.events).toEqual([]);
+    expect(got).toEqual(lines.map((l) => `${l.message}\n`));
+  });
+
   it('lets other failures reach the follow loop', async () => {
     logsMock.on(GetLogEventsCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     await expect(new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream).read({ drain: false, callMs: 10_000 })).rejects.toThrow('Rate exceeded');

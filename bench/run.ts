@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: runs every bench module's measure() in turn and writes bench/RESULTS.md, one row per
- * figure beside its target. Add a module by adding it to MODULES.
+ * figure beside its target and the run that measured it. Add a module by adding it to MODULES.
  *
- * Env: BENCH_ONLY=pack,bundle runs only those modules (RESULTS.md then holds only their rows).
+ * Env: BENCH_ONLY=pack,bundle runs only those modules: their rows are replaced, the other modules' rows are kept
+ * as their own runs wrote them.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import type { BenchRow } from './rows';
@@ -20,37 +21,55 @@ const MODULES: Record<string, () => Promise<Module>> = {
   follow: () => import('./follow'),
 };
 
+const RESULTS = path.join(__dirname, 'RESULTS.md');
+const cell = (s: string) => s.replace(/\|/g, '\\|');
+
+/** The table rows of the last RESULTS.md, by the module named in their run cell (`BENCH_ONLY=<module>`). */
+function previousRows(): Map<string, string[]> {
+  const byModule = new Map<string, string[]>();
+  if (!existsSync(RESULTS)) return byModule;
+  for (const line of readFileSync(RESULTS, 'utf8').split('\n')) {
+    const module = /\| `BENCH_ONLY=([\w-]+) npm run bench`/.exec(line)?.[1];
+    if (module) byModule.set(module, [...(byModule.get(module) ?? []), line]);
+  }
+  return byModule;
+}
+
 async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
   const started = performance.now();
-  const loadBefore = loadavg()[0]!;
-  const rows: BenchRow[] = [];
+  const kept = previousRows();
+  const table: string[] = [];
   for (const [name, load] of Object.entries(MODULES)) {
-    if (only && !only.includes(name)) continue;
+    if (only && !only.includes(name)) {
+      table.push(...(kept.get(name) ?? []));
+      continue;
+    }
     process.stderr.write(`bench ${name} …\n`);
     const t = performance.now();
-    rows.push(...(await (await load()).measure()));
-    process.stderr.write(`bench ${name}: ${((performance.now() - t) / 1000).toFixed(0)} s\n`);
+    const loadBefore = loadavg()[0]!;
+    const rows = await (await load()).measure();
+    const minutes = (performance.now() - t) / 60_000;
+    const run = `\`BENCH_ONLY=${name} npm run bench\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes.toFixed(1)} min, load ${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`;
+    table.push(...rows.map((r) => `| ${cell(r.group)} | ${cell(r.metric)} | ${cell(r.value)} | ${cell(r.target)} | ${r.met ? 'yes' : '**no**'} | ${run} |`));
+    process.stderr.write(`bench ${name}: ${(minutes * 60).toFixed(0)} s\n`);
   }
-  const minutes = (performance.now() - started) / 60_000;
-  const cell = (s: string) => s.replace(/\|/g, '\\|');
   const lines = [
     '# Benchmark results',
     '',
     'Written by `npm run bench` (bench/run.ts); do not edit by hand.',
     '',
-    `- Date: ${new Date().toISOString()}`,
-    `- Machine: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'})`,
-    `- Node: ${process.version}`,
-    '- Commands: `npm run bench` for every row; `BENCH_ONLY=pack npm run bench` for one module, and `BENCH_PACK=small,mixed` for some packing contexts (kept in /tmp/codebuild-image-bench, generated on the first run)',
-    `- Whole run: ${minutes.toFixed(1)} min; load average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after: other work on the machine slows both sides of every ratio, and the parallel packer most`,
+    `- Machine: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}); Node ${process.version}`,
+    '- Commands: `npm run bench` for every row; `BENCH_ONLY=pack npm run bench` for one module (its rows are replaced, the others kept), and `BENCH_PACK=small,mixed` for some packing contexts (kept in /tmp/codebuild-image-bench, generated on the first run)',
+    '- Each row names the run that measured it and the load average (1 min) before and after: other work on the machine slows both sides of every ratio, and the parallel packer most',
+    `- Last run: ${((performance.now() - started) / 60_000).toFixed(1)} min`,
     '',
-    '| area | metric | measured | target | met |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${cell(r.group)} | ${cell(r.metric)} | ${cell(r.value)} | ${cell(r.target)} | ${r.met ? 'yes' : '**no**'} |`),
+    '| area | metric | measured | target | met | run |',
+    '|---|---|---|---|---|---|',
+    ...table,
     '',
   ];
-  writeFileSync(path.join(__dirname, 'RESULTS.md'), lines.join('\n'));
+  writeFileSync(RESULTS, lines.join('\n'));
   process.stdout.write(lines.join('\n'));
 }
 

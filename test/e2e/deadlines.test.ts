@@ -3,6 +3,7 @@
  * whole build, calls that never answer, and SIGTERM while they hang. The job always learns that its build ended,
  * ends soon after it, and never leaves a build running.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -142,6 +143,28 @@ describe('deadlines', () => {
       expect(proxy.held.filter((h) => h.startsWith('HEAD '))).toHaveLength(1);
       expect(proxy.held.filter((h) => h.startsWith('GET ')), log).toHaveLength(1);
       await expectWholeLog(log, buildId);
+    } finally {
+      await proxy.close();
+    }
+  });
+  it('S3 PutObject and UploadPart that never answer: cut at the idle deadline and retried, exit 0', async () => {
+    const proxy = await startMeddlingProxy({
+      hold: (req, url) =>
+        req.method === 'PUT' && (url.searchParams.has('partNumber') ? proxyHeld(url, 'UploadPart') : !url.searchParams.has('uploadId') && proxyHeld(url, 'PutObject')),
+    });
+    try {
+      const small = await numberedJob('deadline-put-object', 0);
+      // Random bytes the archive stores as they are: over the 8 MiB part size, so the context goes up in parts.
+      const large = await numberedJob('deadline-upload-part', 0);
+      writeFileSync(join(large.dir, 'blob.bin'), randomBytes(12 * 1024 * 1024));
+      for (const job of [small, large]) job.env = { ...job.env, HTTP_PROXY: proxy.url };
+      const runs = await Promise.all([small, large].map((job) => runAndTime(job)));
+      for (const { result, log, buildId } of runs) {
+        expect(result.code, log).toBe(0);
+        await expectWholeLog(log, buildId);
+      }
+      expect(proxy.held.map((h) => h.split(' ')[0])).toEqual(['PUT', 'PUT']);
+      expect(proxy.held.filter((h) => h.includes('partNumber='))).toHaveLength(1);
     } finally {
       await proxy.close();
     }

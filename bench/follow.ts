@@ -141,7 +141,8 @@ function afterSilenceRow(label: string, ms: number, polling: boolean): BenchRow 
   const every = (Pace.silent.at(-1) as number) / 1000;
   const needed = 60 / 2;
   return {
-    group: GROUP, metric, target: '≤ 2 s, or why polling cannot within its call budget', met: true,
+    // Met when the end is seen within one silent read's interval of the build's end, as the reason says.
+    group: GROUP, metric, target: '≤ 2 s, or why polling cannot within its call budget', met: ms <= every * 1000 + 2_000,
     value: `${value}: a silent log is read every ${every} s (${60 / every} reads a minute, with the status within the budget of 10), so the end is seen ${every / 2} s late on average; seeing it within 2 s needs a read every 2 s, ${needed} reads a minute, ${needed / 10}× the budget. Live Tail sees it at once (row above)`,
   };
 }
@@ -150,17 +151,17 @@ export async function measure(): Promise<BenchRow[]> {
   const tail = await run(false);
   const poll = await run(true);
   const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  const rows = (label: string, f: Figures, ref?: Figures): BenchRow[] => {
+  const rows = (label: string, f: Figures, ref?: Figures, polling = false): BenchRow[] => {
     const vs = (x: number, r: number | undefined) => (ref && r ? ` (${(x / r).toFixed(2)}× polling)` : '');
     return [
       { group: GROUP, metric: `API calls per build-minute while lines flow, ${label}`, value: `${f.flowRate.toFixed(1)}${vs(f.flowRate, ref?.flowRate)}`, target: '≤ 30', met: f.flowRate <= 30 },
       { group: GROUP, metric: `API calls per build-minute while silent (worst of 7 builds), ${label}`, value: `${f.silentRate.toFixed(1)}${vs(f.silentRate, ref?.silentRate)}`, target: '≤ 10', met: f.silentRate <= 10 },
       { group: GROUP, metric: `log latency, median, ${label}`, value: `${seconds(f.latency)}${vs(f.latency, ref?.latency)}`, target: '≤ 3 s', met: f.latency <= 3_000 },
       { group: GROUP, metric: `build end → exit, median of 5 short builds, ${label}`, value: seconds(f.short), target: '≤ 2 s', met: f.short <= 2_000 },
-      afterSilenceRow(label, f.afterSilence, ref === undefined),
+      afterSilenceRow(label, f.afterSilence, polling),
     ];
   };
-  return [...rows('Live Tail', tail, poll), ...rows('polling fallback', poll)];
+  return [...rows('Live Tail', tail, poll), ...rows('polling fallback', poll, undefined, true)];
 }
 
 if (require.main === module) {

@@ -24,12 +24,12 @@ const MODULES: Record<string, () => Promise<Module>> = {
 const RESULTS = path.join(__dirname, 'RESULTS.md');
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 
-/** The table rows of the last RESULTS.md, by the module named in their run cell (`BENCH_ONLY=<module>`). */
+/** The table rows of the last RESULTS.md, by the module named in their run cell. */
 function previousRows(): Map<string, string[]> {
   const byModule = new Map<string, string[]>();
   if (!existsSync(RESULTS)) return byModule;
   for (const line of readFileSync(RESULTS, 'utf8').split('\n')) {
-    const module = /\| `BENCH_ONLY=([\w-]+) npm run bench`/.exec(line)?.[1];
+    const module = /\| module `([\w-]+)`/.exec(line)?.[1];
     if (module) byModule.set(module, [...(byModule.get(module) ?? []), line]);
   }
   return byModule;
@@ -50,7 +50,8 @@ async function main(): Promise<void> {
     const loadBefore = loadavg()[0]!;
     const rows = await (await load()).measure();
     const minutes = (performance.now() - t) / 60_000;
-    const run = `\`BENCH_ONLY=${name} npm run bench\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes.toFixed(1)} min, load ${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`;
+    const command = only ? `BENCH_ONLY=${only.join(',')} npm run bench` : 'npm run bench';
+    const run = `module \`${name}\`, \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes.toFixed(1)} min, load ${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`;
     table.push(...rows.map((r) => `| ${cell(r.group)} | ${cell(r.metric)} | ${cell(r.value)} | ${cell(r.target)} | ${r.met ? 'yes' : '**no**'} | ${run} |`));
     process.stderr.write(`bench ${name}: ${(minutes * 60).toFixed(0)} s\n`);
   }

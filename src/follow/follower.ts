@@ -148,9 +148,9 @@ class Follower {
 
   /** How often the status is read now. */
   private statusEvery(t: number): number {
-    if (this.log.readable || this.log.tailing) return this.pace.statusEvery(t, this.log.ending);
-    // The stream is not named yet: each poll reads the status, at the silent pace, or every few polls while a session starts.
-    return this.log.tailStarting ? (Pace.silent[0] as number) : 0;
+    if (this.log.readable || this.log.ending) return this.pace.statusEvery(t, this.log.ending);
+    // The stream is not named yet: with a session (running or starting) at the slowest silent pace, else at each poll.
+    return this.log.tailing || this.log.tailStarting ? (Pace.silent.at(-1) as number) : 0;
   }
 
   /** A session's lines wait, and a status read sent after it started may show that the stream had not begun. */
@@ -197,8 +197,8 @@ class Follower {
     const since = build.currentPhase === 'QUEUED' ? build.phases?.find((p) => p.phaseType === 'QUEUED')?.startTime : undefined;
     if (!since || this.queueNoted || this.now() - since.getTime() < QUEUE_NOTICE_MS) return;
     this.queueNoted = true;
-    // A session costs by the minute: it starts again when the build leaves the queue.
-    this.log.dropQueuedTail();
+    // A session costs by the minute: it starts again once the build names its stream.
+    this.log.dropPlannedTail();
     this.deps.out.info(
       `The build is still queued after ${formatDuration((this.now() - since.getTime()) / 1000)}: CodeBuild starts it when one of the account's ` +
         'concurrent builds for this compute type ends. Queue time counts against queued_timeout, not build_timeout.',

@@ -45,6 +45,16 @@ export const GAP_DRAIN_MS = 120_000;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
+/** A session asked for: when, on which stream, whether on the planned one, and how it went. */
+interface TailStart {
+  at: number;
+  settled: boolean;
+  target: TailTarget;
+  planned: boolean;
+  /** Why a planned start failed, until the build names its stream. */
+  failure?: unknown;
+}
+
 /**
  * Reads, tails and shows one build's log. Reads go one at a time, in the background while a session runs, so a
  * read that is throttled or slow never holds back the session's lines; a session is started in the background,
@@ -60,7 +70,7 @@ export class LogSources {
    * The session's start, once tried: only once, except that a start on the stream StartBuild's answer planned
    * (`planned`) that fails, or that the build's own stream name contradicts, is tried again on that name.
    */
-  private tailStart: { at: number; settled: boolean; target: TailTarget; planned: boolean } | undefined;
+  private tailStart: TailStart | undefined;
   private stopped = false;
   /** When the running session started. */
   private tailSince = 0;
@@ -130,12 +140,8 @@ export class LogSources {
    */
   useStream(group: string, name: string): void {
     if (!this.reader) this.reader = new LogReader(this.deps.logs, { group, name });
-    const start = this.tailStart;
-    if (start?.planned && start.target.name !== name && !this.stopped) {
-      this.tail?.stop();
-      this.tail = undefined;
-      this.tailStart = undefined;
-    }
+    const target = this.tailStart?.target;
+    if (target && (target.name !== name || !target.groupArn.endsWith(`:log-group:${group}`))) this.dropPlannedTail();
   }
 
   /**
@@ -153,15 +159,26 @@ export class LogSources {
     this.deps.out.warn(`CloudWatch Logs are disabled for this CodeBuild project, so the build log is not shown here${deepLink ? `: ${deepLink}` : ''}`);
   }
 
-  /** Tried once, in the background: a Live Tail session on the build's stream (`streamArn` from the build). */
+  /**
+   * Tried once, in the background: a Live Tail session on the build's stream (`streamArn` from the build). After a
+   * planned start that failed on this very stream, only a group that did not exist yet (CodeBuild makes its default
+   * group with a project's first build) is worth asking again; any other failure is said now.
+   */
   startTail(streamArn: string | undefined): void {
     const groupArn = logGroupArn(streamArn);
-    if (groupArn && this.reader) this.startTailOn({ groupArn, name: this.reader.stream.name }, false);
+    if (!groupArn || !this.reader) return;
+    const planned = this.tailStart;
+    if (planned?.planned && planned.failure !== undefined) {
+      planned.planned = false;
+      if (errorName(planned.failure) !== 'ResourceNotFoundException') return this.tailFailed(planned.failure);
+      this.tailStart = undefined;
+    }
+    this.startTailOn({ groupArn, name: this.reader.stream.name }, false);
   }
 
   /**
    * Right after StartBuild, on the stream its answer plans (live-tail.ts plannedStream): a session that starts
-   * before the stream does leaves no gap to read. If it fails, it is tried again once the build names its stream.
+   * before the stream does leaves no gap to read. If it fails, startTail decides once the build names its stream.
    */
   startPlannedTail(target: TailTarget | undefined): void {
     if (target) this.startTailOn(target, true);
@@ -169,7 +186,7 @@ export class LogSources {
 
   private startTailOn(target: TailTarget, planned: boolean): void {
     if (this.tailStart || this.stopped) return;
-    const start = { at: this.now(), settled: false, target, planned };
+    const start: TailStart = { at: this.now(), settled: false, target, planned };
     this.tailStart = start;
     LiveTail.start(this.deps.tailWith ?? this.deps.logs, target.groupArn, target.name, this.deps.liveTail).then(
       (tail) => {
@@ -182,18 +199,20 @@ export class LogSources {
       (e: unknown) => {
         start.settled = true;
         if (this.stopped || this.tailStart !== start) return;
-        // The planned group may not exist yet, or not be the one the build logs to; a session that did not answer in time is not asked twice.
-        if (planned && errorName(e) !== 'TimeoutError') {
-          this.tailStart = undefined;
-          return;
-        }
-        this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); ${tailFailure(e)}.`);
+        // The planned group may not exist yet, or not be the one the build logs to: the build's stream name tells.
+        // A session that did not answer in time is not asked twice.
+        if (planned && errorName(e) !== 'TimeoutError') start.failure = e;
+        else this.tailFailed(e);
       },
     );
   }
 
-  /** Ends a session started while the build waits in the queue; it starts again once the build names its stream. */
-  dropQueuedTail(): void {
+  private tailFailed(e: unknown): void {
+    this.deps.out.info(`Following the log by polling: StartLiveTail failed (${errorName(e) ?? 'Error'}); ${tailFailure(e)}.`);
+  }
+
+  /** Ends a session started on the planned stream (one running or starting); it starts again once the build names its stream. */
+  dropPlannedTail(): void {
     if (!this.tailStart?.planned || this.stopped) return;
     this.tail?.stop();
     this.tail = undefined;
@@ -218,8 +237,9 @@ export class LogSources {
     if (!this.caughtUp && !this.gapNoted) {
       if (this.now() - this.tailSince < CATCH_UP_WAIT_MS) return 0;
       this.gapNoted = true;
-      const why = this.readFailure === undefined ? 'no answer yet' : `${errorName(this.readFailure) ?? 'Error'}`;
-      this.deps.out.warn(`The build's earlier lines are not read yet (GetLogEvents: ${why}): showing Live Tail's lines meanwhile; the earlier ones follow when a read succeeds.`);
+      const why = !this.reader ? 'the build status does not name its stream yet'
+        : `GetLogEvents: ${this.readFailure === undefined ? 'no answer yet' : (errorName(this.readFailure) ?? 'Error')}`;
+      this.deps.out.warn(`The build's earlier lines, if any, are not read yet (${why}): showing Live Tail's lines meanwhile; the earlier ones follow when a read succeeds.`);
     }
     return this.show(this.tail.take(), 'tail');
   }
@@ -324,9 +344,10 @@ export class LogSources {
         }
         if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
-          const what = !tailed ? "The build's lines since the last read are missing here"
-            : this.caughtUp ? "The build's last lines may be missing here" : "The build's first lines are missing here";
-          this.deps.out.warn(`${what}: the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`);
+          const failed = `the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`;
+          // After a caught-up session only Live Tail's last second is unconfirmed: that is no warning.
+          if (tailed && this.caughtUp) this.deps.out.info(`Could not confirm the build's last second of log lines: ${failed}`);
+          else this.deps.out.warn(`${tailed ? "The build's first lines are missing here" : "The build's lines since the last read are missing here"}: ${failed}`);
           return;
         }
         await delay(retry, undefined, this.signal ? { signal: this.signal } : {});

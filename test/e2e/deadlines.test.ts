@@ -77,6 +77,7 @@ describe('deadlines', () => {
     expect(result.code, log).toBe(0);
     expect(log).not.toContain('earlier lines');
     expect(log).not.toContain('by polling');
+    expect(log).not.toContain('missing');
     await expectWholeLog(log, buildId);
     expect(afterEndMs, log).toBeLessThan(WITHIN_MS);
   });

@@ -34,8 +34,11 @@ export class LogReader {
     readonly stream: LogStream,
   ) {}
 
-  /** Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). */
-  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number }): Promise<ReadResult> {
+  /**
+   * Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). With
+   * `onPage`, each page's events go there as it arrives and are not kept: a loud build's pages are not all held.
+   */
+  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number; onPage?: (events: LogEvent[]) => void }): Promise<ReadResult> {
     const events: LogEvent[] = [];
     let calls = 0;
     if (this.denied) return { events, calls };
@@ -55,15 +58,17 @@ export class LogReader {
         throw e;
       }
       let bytes = 0;
+      const page: LogEvent[] = opts.onPage ? [] : events;
       for (const e of res.events ?? []) {
         const message = e.message ?? '';
         bytes += message.length + 26;
-        events.push({ timestamp: e.timestamp ?? 0, message });
+        page.push({ timestamp: e.timestamp ?? 0, message });
       }
       const count = res.events?.length ?? 0;
       const next = res.nextForwardToken;
       const previous = this.token;
       if (next) this.token = next;
+      if (opts.onPage && page.length > 0) opts.onPage(page);
       if (!next || next === previous) break;
       if (opts.drain) continue;
       // Caught up: a page that is not full, or an empty first page. Only an empty page with a new token means more.

@@ -41,6 +41,11 @@ export const TAILED_DRAIN_MS = 2_000;
  * account-wide quota shared by many jobs a read gets through, if slowly; throttled for good, the job ends after this.
  */
 export const GAP_DRAIN_MS = 120_000;
+/**
+ * Pages a read asks for before the loop waits (a drain reads to the end): the wait grows with the pages read
+ * (pace.ts), so a loud build's backlog is read at the budget's pace and the status stays on its schedule.
+ */
+const READ_PAGES = 4;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
@@ -76,6 +81,8 @@ export class LogSources {
   private readonly fromReads = new EventSet();
   private readonly fromTail = new EventSet();
   private logsOff = false;
+  /** GetLogEvents requests the last read that succeeded made. */
+  readCalls = 0;
   /** The sections are closed: a read still in flight shows nothing. */
   private done = false;
   /** Aborts background reads once following ends (and when the follower's signal does). */
@@ -206,6 +213,8 @@ export class LogSources {
     this.takeTail();
     this.tail.stop();
     this.tail = undefined;
+    // No session delivers the reads' lines again; the session's lines stay until the reads pass them.
+    this.fromReads.clear();
   }
 
   /**
@@ -269,14 +278,28 @@ export class LogSources {
     }
   }
 
-  /** One read; `late` when Live Tail's lines were shown before these (a gap was marked). */
+  /**
+   * One read, each page shown as it arrives (a loud build's pages are never all held); `late` when Live Tail's lines
+   * were shown before these (a gap was marked).
+   */
   private async readOnce(reader: LogReader, drain: boolean, signal: AbortSignal | undefined, late: boolean): Promise<number> {
-    const { events } = await reader.read({ drain, maxPages: drain ? Infinity : 20, callMs: CALL_DEADLINE_MS, ...(signal && { signal }) });
-    if (reader.denied && !this.logsOff) {
-      this.logsOff = true;
-      this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
+    let shown = 0;
+    let heading = late ? "The build's earlier lines, read only now:" : undefined;
+    const onPage = (events: LogEvent[]) => {
+      const n = this.show(events, 'read', heading);
+      if (n > 0) heading = undefined;
+      shown += n;
+    };
+    try {
+      const { calls } = await reader.read({ drain, maxPages: drain ? Infinity : READ_PAGES, callMs: CALL_DEADLINE_MS, onPage, ...(signal && { signal }) });
+      this.readCalls = calls;
+    } finally {
+      if (reader.denied && !this.logsOff) {
+        this.logsOff = true;
+        this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
+      }
     }
-    return this.show(events, 'read', late ? "The build's earlier lines, read only now:" : undefined);
+    return shown;
   }
 
   /**

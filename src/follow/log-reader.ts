@@ -38,12 +38,21 @@ export class LogReader {
    * Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). With
    * `onPage`, each page's events go there as it arrives and are not kept: a loud build's pages are not all held.
    */
-  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number; onPage?: (events: LogEvent[]) => void }): Promise<ReadResult> {
+  async read(opts: {
+    drain: boolean;
+    maxPages?: number;
+    signal?: AbortSignal;
+    callMs: number;
+    onPage?: (events: LogEvent[]) => void;
+    /** Awaited before each page after the first (`page` counts from 0): a long drain keeps to the budget. */
+    beforePage?: (page: number) => Promise<void> | undefined;
+  }): Promise<ReadResult> {
     const events: LogEvent[] = [];
     let calls = 0;
     if (this.denied) return { events, calls };
     for (let page = 0; page < (opts.maxPages ?? 20); page++) {
       let res;
+      if (page > 0) await opts.beforePage?.(page);
       calls++;
       try {
         const input = { logGroupName: this.stream.group, logStreamName: this.stream.name, startFromHead: true, ...(this.token && { nextToken: this.token }) };
@@ -58,17 +67,17 @@ export class LogReader {
         throw e;
       }
       let bytes = 0;
-      const page: LogEvent[] = opts.onPage ? [] : events;
+      const got: LogEvent[] = opts.onPage ? [] : events;
       for (const e of res.events ?? []) {
         const message = e.message ?? '';
         bytes += message.length + 26;
-        page.push({ timestamp: e.timestamp ?? 0, message });
+        got.push({ timestamp: e.timestamp ?? 0, message });
       }
       const count = res.events?.length ?? 0;
       const next = res.nextForwardToken;
       const previous = this.token;
       if (next) this.token = next;
-      if (opts.onPage && page.length > 0) opts.onPage(page);
+      if (opts.onPage && got.length > 0) opts.onPage(got);
       if (!next || next === previous) break;
       if (opts.drain) continue;
       // Caught up: a page that is not full, or an empty first page. Only an empty page with a new token means more.

@@ -83,6 +83,8 @@ export class LogSources {
   private logsOff = false;
   /** GetLogEvents requests the last read that succeeded made. */
   readCalls = 0;
+  /** Pages with events read so far: a drain that reads on is not cut by its time limit. */
+  private pagesRead = 0;
   /** The sections are closed: a read still in flight shows nothing. */
   private done = false;
   /** Aborts background reads once following ends (and when the follower's signal does). */
@@ -286,12 +288,15 @@ export class LogSources {
     let shown = 0;
     let heading = late ? "The build's earlier lines, read only now:" : undefined;
     const onPage = (events: LogEvent[]) => {
+      this.pagesRead++;
       const n = this.show(events, 'read', heading);
       if (n > 0) heading = undefined;
       shown += n;
     };
     try {
-      const { calls } = await reader.read({ drain, maxPages: drain ? Infinity : READ_PAGES, callMs: CALL_DEADLINE_MS, onPage, ...(signal && { signal }) });
+      // A drain reads to the end, READ_PAGES at a time at the budget's pace.
+      const beforePage = (page: number) => (page % READ_PAGES === 0 ? delay(Pace.page * READ_PAGES, undefined, signal ? { signal } : {}) : undefined);
+      const { calls } = await reader.read({ drain, maxPages: drain ? Infinity : READ_PAGES, callMs: CALL_DEADLINE_MS, onPage, ...(drain && { beforePage }), ...(signal && { signal }) });
       this.readCalls = calls;
     } finally {
       if (reader.denied && !this.logsOff) {
@@ -326,13 +331,16 @@ export class LogSources {
    * the lines before it, and when polling the lines since the last read.
    */
   private async drainWithin(ms: number, tailed: boolean): Promise<void> {
-    const until = this.now() + ms;
+    let until = this.now() + ms;
     for (let retry = READ_RETRY_MS; ; retry = Math.min(retry * 2, Pace.silent.at(-1) as number)) {
+      const pages = this.pagesRead;
       try {
         await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
         return;
       } catch (e) {
         if (this.signal?.aborted) throw e;
+        // A loud build's backlog, read at the budget's pace, takes longer than the limit: it ends where reads fail.
+        if (this.pagesRead > pages) until = this.now() + ms;
         if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
           const what = !tailed ? "The build's lines since the last read are missing here"

@@ -19,6 +19,7 @@ const MODULES: Record<string, () => Promise<Module>> = {
   skip: () => import('./skip'),
   'warm-rebuild': () => import('./warm-rebuild'),
   follow: () => import('./follow'),
+  loud: () => import('./loud'),
 };
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');

@@ -143,7 +143,7 @@ class Follower {
     // The lines just read show the last phase ended: ask for the status now rather than a second later.
     if (this.log.ending) return (await this.finished()) ? undefined : Pace.ending;
     if (lines === 0) return this.pace.silent();
-    return this.pace.flowing(this.now());
+    return this.pace.flowing(this.now(), this.log.readCalls);
   }
 
   /** How often the status is read now. */

@@ -12,6 +12,16 @@ export const BUILD_LOG_FILE = 'build.log';
 export const STREAMED_LOG_LIMIT = 3.5 * 1024 * 1024;
 
 /**
+ * CodeBuild writes an output line longer than an event may be (256 KiB with CloudWatch's 26 bytes of overhead) as
+ * several events; all but the last are this long, give or take a UTF-8 sequence, and end without a newline.
+ */
+const PIECE_BYTES = 262_144 - 26;
+
+function isPiece(message: string): boolean {
+  return message.length * 3 >= PIECE_BYTES - 3 && Buffer.byteLength(message) >= PIECE_BYTES - 3;
+}
+
+/**
  * Where followed lines go: every CloudWatch event into build.log, and the rendered lines into the job log
  * until they near the runner's limit. Past it, the job log keeps the phase sections, their status and
  * errors, and says once where the rest is.
@@ -32,10 +42,10 @@ export class JobLog {
     this.write((file) => writeFileSync(file, ''));
   }
 
-  /** Appends the events, as CloudWatch holds them, to build.log. */
+  /** Appends the events, as CloudWatch holds them, to build.log: one line each, a long line's pieces joined again. */
   record(events: LogEvent[]): void {
     if (events.length === 0) return;
-    this.write((file) => appendFileSync(file, events.map((e) => (e.message.endsWith('\n') ? e.message : `${e.message}\n`)).join('')));
+    this.write((file) => appendFileSync(file, events.map((e) => (e.message.endsWith('\n') || isPiece(e.message) ? e.message : `${e.message}\n`)).join('')));
   }
 
   private write(op: (file: string) => void): void {

@@ -73,6 +73,8 @@ export class LiveTail {
         this.watchdog.refresh();
         if (m.sessionUpdate) {
           if (m.sessionUpdate.sessionMetadata?.sampled) this.sampled = true;
+          // A sampled update, and any after it, leave lines out: reads show them, after the lines queued so far.
+          if (this.sampled) continue;
           for (const e of m.sessionUpdate.sessionResults ?? []) this.queue.push({ timestamp: e.timestamp ?? 0, message: e.message ?? '' });
         } else if (m.SessionTimeoutException || m.SessionStreamingException) {
           this.reason = (m.SessionTimeoutException ?? m.SessionStreamingException)?.message;
@@ -124,6 +126,10 @@ export class EventSet {
   add(e: LogEvent): void {
     const k = `${e.timestamp}\u0000${e.message}`;
     this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+  }
+
+  clear(): void {
+    this.counts.clear();
   }
 
   /** Removes one occurrence of `e`; false when there was none. */

@@ -28,8 +28,6 @@ export class LogReader {
   private token: string | undefined;
   /** Set when the role may not read the log; the caller says so once and follows the status only. */
   denied = false;
-  /** Pages answered so far: a read that fails after some pages has still moved on. */
-  pages = 0;
 
   constructor(
     private readonly logs: CloudWatchLogsClient,
@@ -38,15 +36,23 @@ export class LogReader {
 
   /**
    * Reads on from where the last read ended; each page's request gets `callMs` to answer (a TimeoutError then). With
-   * `onPage`, each page's events go there as it arrives (and are not returned): a later page that fails then loses
-   * none of them, although the position has moved past them.
+   * `onPage`, each page's events go there as it arrives and are not kept: a loud build's pages are not all held.
    */
-  async read(opts: { drain: boolean; maxPages?: number; signal?: AbortSignal; callMs: number; onPage?: (events: LogEvent[]) => void }): Promise<ReadResult> {
+  async read(opts: {
+    drain: boolean;
+    maxPages?: number;
+    signal?: AbortSignal;
+    callMs: number;
+    onPage?: (events: LogEvent[]) => void;
+    /** Awaited before each page after the first (`page` counts from 0): a long drain keeps to the budget. */
+    beforePage?: (page: number) => Promise<void> | undefined;
+  }): Promise<ReadResult> {
     const events: LogEvent[] = [];
     let calls = 0;
     if (this.denied) return { events, calls };
     for (let page = 0; page < (opts.maxPages ?? 20); page++) {
       let res;
+      if (page > 0) await opts.beforePage?.(page);
       calls++;
       try {
         const input = { logGroupName: this.stream.group, logStreamName: this.stream.name, startFromHead: true, ...(this.token && { nextToken: this.token }) };
@@ -60,19 +66,18 @@ export class LogReader {
         }
         throw e;
       }
-      this.pages++;
       let bytes = 0;
-      const received: LogEvent[] = opts.onPage ? [] : events;
+      const got: LogEvent[] = opts.onPage ? [] : events;
       for (const e of res.events ?? []) {
         const message = e.message ?? '';
         bytes += message.length + 26;
-        received.push({ timestamp: e.timestamp ?? 0, message });
+        got.push({ timestamp: e.timestamp ?? 0, message });
       }
-      opts.onPage?.(received);
       const count = res.events?.length ?? 0;
       const next = res.nextForwardToken;
       const previous = this.token;
       if (next) this.token = next;
+      if (opts.onPage && got.length > 0) opts.onPage(got);
       if (!next || next === previous) break;
       if (opts.drain) continue;
       // Caught up: a page that is not full, or an empty first page. Only an empty page with a new token means more.

@@ -42,6 +42,11 @@ export const TAILED_DRAIN_MS = 2_000;
  * throttled for good, the job ends after this.
  */
 export const GAP_DRAIN_MS = 120_000;
+/**
+ * Pages a read asks for before the loop waits (a drain reads to the end): the wait grows with the pages read
+ * (pace.ts), so a loud build's backlog is read at the budget's pace and the status stays on its schedule.
+ */
+const READ_PAGES = 4;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
@@ -87,6 +92,10 @@ export class LogSources {
   private readonly fromReads = new EventSet();
   private readonly fromTail = new EventSet();
   private logsOff = false;
+  /** GetLogEvents requests the last read that succeeded made. */
+  readCalls = 0;
+  /** Pages with events read so far: a drain that reads on is not cut by its time limit. */
+  private pagesRead = 0;
   /** The sections are closed: a read still in flight shows nothing. */
   private done = false;
   /** Aborts background reads once following ends (and when the follower's signal does). */
@@ -226,6 +235,8 @@ export class LogSources {
     this.takeTail();
     this.tail.stop();
     this.tail = undefined;
+    // No session delivers the reads' lines again; the session's lines stay until the reads pass them.
+    this.fromReads.clear();
   }
 
   /**
@@ -290,16 +301,29 @@ export class LogSources {
     }
   }
 
-  /** One read, each page shown as it arrives; `late` when Live Tail's lines were shown before these (a gap was marked). */
+  /**
+   * One read, each page shown as it arrives (a loud build's pages are never all held); `late` when Live Tail's lines
+   * were shown before these (a gap was marked).
+   */
   private async readOnce(reader: LogReader, drain: boolean, signal: AbortSignal | undefined, late: boolean): Promise<number> {
     let shown = 0;
+    let heading = late ? "The build's earlier lines, read only now:" : undefined;
     const onPage = (events: LogEvent[]) => {
-      shown += this.show(events, 'read', late && shown === 0 ? "The build's earlier lines, read only now:" : undefined);
+      this.pagesRead++;
+      const n = this.show(events, 'read', heading);
+      if (n > 0) heading = undefined;
+      shown += n;
     };
-    await reader.read({ drain, maxPages: drain ? Infinity : 20, callMs: CALL_DEADLINE_MS, onPage, ...(signal && { signal }) });
-    if (reader.denied && !this.logsOff) {
-      this.logsOff = true;
-      this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
+    try {
+      // A drain reads to the end, READ_PAGES at a time at the budget's pace.
+      const beforePage = (page: number) => (page % READ_PAGES === 0 ? delay(Pace.page * READ_PAGES, undefined, signal ? { signal } : {}) : undefined);
+      const { calls } = await reader.read({ drain, maxPages: drain ? Infinity : READ_PAGES, callMs: CALL_DEADLINE_MS, onPage, ...(drain && { beforePage }), ...(signal && { signal }) });
+      this.readCalls = calls;
+    } finally {
+      if (reader.denied && !this.logsOff) {
+        this.logsOff = true;
+        this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
+      }
     }
     return shown;
   }
@@ -329,19 +353,15 @@ export class LogSources {
    */
   private async drainWithin(ms: number, tailed: boolean): Promise<void> {
     let until = this.now() + ms;
-    let pages = this.reader?.pages ?? 0;
     for (let retry = READ_RETRY_MS; ; retry = Math.min(retry * 2, Pace.silent.at(-1) as number)) {
+      const pages = this.pagesRead;
       try {
         await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
         return;
       } catch (e) {
         if (this.signal?.aborted) throw e;
-        // Pages got through before this failure: the log is being read, if slowly, so the wait starts again.
-        if ((this.reader?.pages ?? 0) > pages) {
-          pages = this.reader?.pages ?? 0;
-          until = this.now() + ms;
-          retry = READ_RETRY_MS;
-        }
+        // Pages got through (a loud build's backlog read at the budget's pace, or a quota letting some by): the wait starts again.
+        if (this.pagesRead > pages) until = this.now() + ms;
         if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
           const failed = `the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`;

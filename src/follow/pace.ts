@@ -8,12 +8,16 @@ import { AwsStepError, errorName, isThrottling, isTransient } from '../shared/er
 /**
  * The pace of the loop (ms). The budget is account-wide (GetLogEvents allows 10 requests a second per
  * account and region): at most 30 requests a build-minute while lines flow and 10 while the build is
- * silent. With Live Tail the log costs one request a session, and the status and one read of the log follow
+ * silent. A read of several pages (a loud build: 10,000 lines or 1 MB a page) waits 3 s for each, and so does
+ * the final drain between every four: 20 pages a minute and the status, about 3,300 lines a second.
+ * With Live Tail the log costs one request a session, and the status and one read of the log follow
  * every 15 s (every minute when silent). Polling reads the log every 2.5 s while lines flow and slows to every 8 s
  * when silent. Once the log shows the last phase ended, the status is read every second until done.
  */
 export const Pace = {
   flowing: 2_500,
+  /** A read of several pages (a loud build's backlog) waits this long a page, status reads included in the budget. */
+  page: 3_000,
   /** Silent polls slow down through these steps. */
   silent: [3_000, 5_000, 8_000],
   /** The build's status at least this often while its log is read... */
@@ -35,6 +39,8 @@ export class Pacer {
   /** When lines last arrived. */
   private linesAt: number;
   private silentStep = 0;
+  /** The wait after the last read that brought lines. */
+  private flowWait: number = Pace.flowing;
   private failed = 0;
   /** The wait after the last throttled poll; 0 when the last poll was not throttled. */
   private throttled = 0;
@@ -50,7 +56,8 @@ export class Pacer {
 
   /** How often the status is due at `t`: every second once the log shows the end, less often while it is silent. */
   statusEvery(t: number, ending: boolean): number {
-    const silent = t - this.linesAt > Pace.flowing * 2;
+    // Silent once a poll past the one after the last lines found nothing (that wait is longer after a long read).
+    const silent = t - this.linesAt > this.flowWait + Pace.flowing;
     return ending ? Pace.ending * 0.9 : silent ? Pace.silentStatus : Pace.status;
   }
 
@@ -59,11 +66,15 @@ export class Pacer {
     this.linesAt = t;
   }
 
-  /** A read brought lines at `t`: the wait while they flow. */
-  flowing(t: number): number {
+  /**
+   * A read of `calls` pages brought lines at `t`: the wait while they flow; Pace.page a page after a read of several,
+   * so that a loud build's backlog keeps to the budget too.
+   */
+  flowing(t: number, calls = 1): number {
     this.linesAt = t;
     this.silentStep = 0;
-    return Pace.flowing;
+    this.flowWait = calls > 1 ? Pace.page * calls : Pace.flowing;
+    return this.flowWait;
   }
 
   /** Nothing new: the next of the silent steps. */

@@ -1,5 +1,42 @@
 import { AwsError } from './protocol';
 
+/**
+ * CloudWatch Logs' size limits (PutLogEvents, GetLogEvents): an event's size is its message's UTF-8 bytes plus 26,
+ * a GetLogEvents page holds at most 1 MB of them (and 10,000 events).
+ */
+export const EVENT_OVERHEAD = 26;
+export const PAGE_BYTES = 1_048_576;
+/**
+ * The largest event CodeBuild's agent writes: 256 KiB with the overhead. CloudWatch documented 256 KB per event
+ * (PutLogEvents, cloudwatch_limits_cwl.md) until April 2025, 1 MB since (InputLogEvent); a longer output line
+ * is split by the agent into several events in order, the last one ending the line. AWS does not document the
+ * agent's splitting: this is what we know of it (issue 21, FIELD-NOTES), and the 256 KiB cut is the older, smaller
+ * limit, so the follower is tested against the most pieces a line can become.
+ */
+export const MAX_EVENT_BYTES = 262_144;
+
+/** `line` (ending in a newline) as the events CodeBuild writes for it: pieces of at most MAX_EVENT_BYTES. */
+export function splitLine(line: string): string[] {
+  const max = MAX_EVENT_BYTES - EVENT_OVERHEAD;
+  if (Buffer.byteLength(line) <= max) return [line];
+  const pieces: string[] = [];
+  let piece = '';
+  let bytes = 0;
+  // By code point, so that no piece ends inside a UTF-8 sequence.
+  for (const ch of line) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > max) {
+      pieces.push(piece);
+      piece = '';
+      bytes = 0;
+    }
+    piece += ch;
+    bytes += n;
+  }
+  if (piece) pieces.push(piece);
+  return pieces;
+}
+
 export interface LogEvent {
   timestamp: number;
   message: string;
@@ -23,9 +60,11 @@ export class LogsStore {
     if (!streams.has(stream)) streams.set(stream, []);
   }
 
+  /** Writes one output line (ending in a newline) as CodeBuild does: one event, or several for a long line. */
   put(group: string, stream: string, message: string, timestamp = Date.now()): void {
     this.createStream(group, stream);
-    this.groups.get(group)?.get(stream)?.push({ timestamp, message, ingestionTime: Date.now() });
+    const events = this.groups.get(group)?.get(stream);
+    for (const piece of splitLine(message)) events?.push({ timestamp, message: piece, ingestionTime: Date.now() });
   }
 
   hasGroup(group: string): boolean {
@@ -88,6 +127,20 @@ export function getLogEvents(store: LogsStore, input: GetLogEventsInput) {
     [from, to] = [0, Math.min(events.length, limit)];
   } else {
     [from, to] = [Math.max(0, events.length - limit), events.length];
+  }
+  // At most 1 MB of events a page (forward; backward pages keep their newest events).
+  let bytes = 0;
+  const forward = input.nextToken === undefined ? input.startFromHead === true : input.nextToken.startsWith('f');
+  if (forward) {
+    for (let i = from; i < to; i++) {
+      bytes += Buffer.byteLength((events[i] as LogEvent).message) + EVENT_OVERHEAD;
+      if (bytes > PAGE_BYTES && i > from) to = i;
+    }
+  } else {
+    for (let i = to - 1; i >= from; i--) {
+      bytes += Buffer.byteLength((events[i] as LogEvent).message) + EVENT_OVERHEAD;
+      if (bytes > PAGE_BYTES && i < to - 1) from = i + 1;
+    }
   }
   return {
     events: events.slice(from, to),

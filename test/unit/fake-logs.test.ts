@@ -1,7 +1,7 @@
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildspec, runBuild, startStack, type Stack } from './fake-support';
-import { getLogEvents, LogsStore } from '../../stack/fake-aws/logs';
+import { getLogEvents, LogsStore, MAX_EVENT_BYTES } from '../../stack/fake-aws/logs';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -63,5 +63,26 @@ describe('LogsStore tokens', () => {
     expect(drained.nextForwardToken).toBe(head.nextForwardToken);
     store.put('g', 's', 'e', 2);
     expect(getLogEvents(store, { logGroupName: 'g', logStreamName: 's', nextToken: drained.nextForwardToken }).events.map((e) => e.message)).toEqual(['e']);
+  });
+
+  it('writes a line longer than an event as pieces of at most 256 KiB, and pages at most 1 MB of events', () => {
+    const store = new LogsStore();
+    const line = `${'é'.repeat(300_000)}\n`;
+    store.put('g', 's', line, 1);
+    const pieces = store.events('g', 's').map((e) => e.message);
+    expect(pieces.join('')).toBe(line);
+    expect(pieces.length).toBe(Math.ceil(Buffer.byteLength(line) / (MAX_EVENT_BYTES - 26)));
+    expect(pieces.every((p) => Buffer.byteLength(p) + 26 <= MAX_EVENT_BYTES)).toBe(true);
+    for (let i = 0; i < 8; i++) store.put('g', 's', `${'y'.repeat(200_000)}\n`, 2);
+    const seen: string[] = [];
+    let token: string | undefined;
+    for (;;) {
+      const page = getLogEvents(store, { logGroupName: 'g', logStreamName: 's', startFromHead: true, ...(token && { nextToken: token }) });
+      expect(page.events.reduce((n, e) => n + Buffer.byteLength(e.message) + 26, 0)).toBeLessThanOrEqual(1_048_576);
+      seen.push(...page.events.map((e) => e.message));
+      if (page.nextForwardToken === token) break;
+      token = page.nextForwardToken;
+    }
+    expect(seen).toEqual(store.events('g', 's').map((e) => e.message));
   });
 });

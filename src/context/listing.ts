@@ -225,6 +225,8 @@ function addEntry(walk: Walk, rel: string, at: string): void {
     throw new ContextError(`Cannot read ${rel} in the build context: ${(e as Error).message}`, { cause: e });
   }
   const mode = st.mode;
+  // One flat string per path: `${dir}/${name}` is a cons string of both, and sorting adds a flat copy to it.
+  rel = Buffer.from(rel).toString();
   if (st.isFile()) {
     walk.entries.push(new Listed(walk.root, rel, 'file', mode, st.size));
   } else if (st.isDirectory()) {

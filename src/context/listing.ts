@@ -225,6 +225,8 @@ function addEntry(walk: Walk, rel: string, at: string): void {
     throw new ContextError(`Cannot read ${rel} in the build context: ${(e as Error).message}`, { cause: e });
   }
   const mode = st.mode;
+  // One flat string per path: `${dir}/${name}` is a cons string of both, and sorting adds a flat copy to it.
+  rel = Buffer.from(rel).toString();
   if (st.isFile()) {
     walk.entries.push(new Listed(walk.root, rel, 'file', mode, st.size));
   } else if (st.isDirectory()) {
@@ -291,8 +293,15 @@ export function assertOpenedInside(fd: number, entry: ContextEntry): void {
   }
 }
 
-/** Byte order of the UTF-8 paths (JS string order differs for characters outside the BMP). */
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * Byte order of the UTF-8 paths. JS string order (UTF-16 code units) is the same order unless a path holds a
+ * character outside the BMP (a surrogate pair), so only then are the paths sorted by their bytes: a Buffer per
+ * path cost more than the rest of the sort.
+ */
 function sortByPath(entries: ContextEntry[]): ContextEntry[] {
+  if (!entries.some((e) => SURROGATE.test(e.path))) return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const keyed = entries.map((e) => ({ e, key: Buffer.from(e.path) }));
   keyed.sort((a, b) => Buffer.compare(a.key, b.key));
   return keyed.map((k) => k.e);

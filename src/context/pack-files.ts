@@ -74,20 +74,20 @@ function prepareFiles(
       done.push({ failed: 'changed', code: 'MOVED', message: `opened ${opened}` });
       continue;
     }
-    const hash = nodeCrypto.createHash('sha256');
     // One byte more than listed reveals a file that grew. Hashing alone reads in scratch-sized chunks.
     const data = job.hashOnly || job.size < scratch.length ? scratch : Buffer.allocUnsafe(job.size + 1);
     const room = job.hashOnly ? data.length : job.size + 1;
+    // A file read whole is hashed in one call at the end; only chunked hashing needs a Hash object.
+    const hash = job.hashOnly ? nodeCrypto.createHash('sha256') : undefined;
     let total = 0;
-    let crc = 0;
     try {
-      for (let got = -1; got !== 0 && total <= job.size; ) {
+      for (;;) {
         const at = job.hashOnly ? 0 : total;
-        got = nodeFs.readSync(fd, data, at, room - at, total);
-        const chunk = data.subarray(at, at + got);
-        hash.update(chunk);
-        if (!job.hashOnly) crc = nodeZlib.crc32(chunk, crc);
+        const got = nodeFs.readSync(fd, data, at, room - at, total);
+        hash?.update(data.subarray(at, at + got));
         total += got;
+        // A short read that ends at the listed size is the end of the file: no further read just to see 0.
+        if (got === 0 || total > job.size || (total === job.size && got < room - at)) break;
       }
     } catch (e) {
       done.push({ failed: 'unreadable', code: String((e as NodeJS.ErrnoException).code), message: (e as Error).message });
@@ -99,12 +99,13 @@ function prepareFiles(
       done.push({ failed: 'changed', code: 'SIZE', message: `size ${total}, listed ${job.size}` });
       continue;
     }
-    const sha256 = hash.digest('hex');
-    if (job.hashOnly) {
-      done.push({ method: 0, crc: 0, sha256, start: offset, end: offset });
+    if (hash) {
+      done.push({ method: 0, crc: 0, sha256: hash.digest('hex'), start: offset, end: offset });
       continue;
     }
     const content = data.subarray(0, total);
+    const sha256 = nodeCrypto.hash('sha256', content, 'hex');
+    const crc = nodeZlib.crc32(content);
     let body = content;
     let method = 0;
     if (job.level >= 0 && total > 0 && !incompressible(content, total, job.level, nodeZlib)) {

@@ -80,10 +80,11 @@ export type Prepared =
   | { entry: ContextEntry; streamed: true; index: number };
 
 /**
- * Yields entries in order while later ones are read, hashed and deflated in batches on the pool (at most two
- * batches per worker and AHEAD_BYTES of files in flight). Files over the stream threshold go alone, streamed.
+ * Yields entries in order, a batch at a time, while later ones are read, hashed and deflated in batches on the
+ * pool (at most two batches per worker and AHEAD_BYTES of files in flight). Files over the stream threshold go
+ * alone, streamed.
  */
-export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOptions, pool: FilePool): AsyncGenerator<Prepared> {
+export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOptions, pool: FilePool): AsyncGenerator<Prepared[]> {
   const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
   const maxBatches = Math.max(2, 2 * pool.size);
   const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
@@ -121,7 +122,7 @@ export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOpti
     const prepared = await item.ready;
     aheadBytes -= item.bytes;
     fill();
-    yield* prepared;
+    yield prepared;
   }
 }
 

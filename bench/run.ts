@@ -18,6 +18,7 @@ const MODULES: Record<string, () => Promise<Module>> = {
   skip: () => import('./skip'),
   'warm-rebuild': () => import('./warm-rebuild'),
   follow: () => import('./follow'),
+  jobs: () => import('./jobs'),
 };
 
 async function main(): Promise<void> {

@@ -125,15 +125,17 @@ interface Round {
   fakeLatency: number[];
 }
 
-/** Samples how long the fake takes to answer its health check, every second until stopped: how loaded it is. */
+/**
+ * Samples how long the fake takes to answer its health check, every second until stopped: how loaded it is. A check
+ * that fails (a kept-alive connection the fake closed while this loop waited its turn) is not a sample.
+ */
 function sampleLatency(control: Control): { stop: () => Promise<number[]> } {
   const samples: number[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
       const t = performance.now();
-      await control.health();
-      samples.push(performance.now() - t);
+      if (await control.health().then(() => true, () => false)) samples.push(performance.now() - t);
       await new Promise((r) => setTimeout(r, 1_000));
     }
   })();
@@ -195,7 +197,7 @@ async function round(stack: Stack, control: Control, root: string, count: number
 }
 
 /** `median m, longest x` of one phase over the jobs, in seconds. */
-const spread = (xs: number[]) => `median ${fixed(median(xs), 1)} s, longest ${fixed(Math.max(...xs), 1)} s`;
+const spread = (xs: number[]) => xs.length === 0 ? 'no sample' : `median ${fixed(median(xs), 1)} s, longest ${fixed(Math.max(...xs), 1)} s`;
 
 export async function measure(): Promise<BenchRow[]> {
   const root = mkdtempSync(path.join(tmpdir(), 'bench-jobs-'));

@@ -40,19 +40,22 @@ interface Ran {
   name: string;
   code: number | null;
   output: string;
-  /** Epoch ms: spawned (spawn blocks the bench's loop, so 100 spawns take a while) and ended. */
+  /**
+   * Epoch ms: started, and ended by GNU time's elapsed time. Each spawn blocks this process until the child runs, so
+   * while the last jobs are spawned this loop cannot see the first ones end: their end is not taken from 'close'.
+   */
   spawnedAt: number;
   endedAt: number;
   /** Peak RSS of the job's process in MB (GNU time's %M). */
   rssMb: number;
 }
 
-/** Runs dist/index.js as the template's job does (runAction), under GNU time for its peak RSS. */
+/** Runs dist/index.js as the template's job does (runAction), under GNU time for its peak RSS and elapsed time. */
 function run(job: Job, name: string, root: string): Promise<Ran> {
   const rssFile = path.join(root, `${name}.rss`);
   return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', '%M %e', '-o', rssFile, nodes.node20, distIndex], { cwd: job.dir, env: job.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const spawnedAt = Date.now();
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, nodes.node20, distIndex], { cwd: job.dir, env: job.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const take = (chunk: Buffer) => {
       output += chunk.toString();
@@ -61,8 +64,10 @@ function run(job: Job, name: string, root: string): Promise<Ran> {
     child.stderr.on('data', take);
     child.on('error', reject);
     child.on('close', (code) => {
-      const endedAt = Date.now();
-      const rssMb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)) / 1024;
+      // After "Command exited with non-zero status N", when it did.
+      const [rssKb, elapsed] = readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number];
+      const endedAt = spawnedAt + elapsed * 1000;
+      const rssMb = rssKb / 1024;
       if (KEEP_LOGS) writeFileSync(path.join(KEEP_LOGS, `${name}.log`), output);
       resolve({ job, name, code, output, spawnedAt, endedAt, rssMb });
     });

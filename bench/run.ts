@@ -20,6 +20,7 @@ const MODULES: Record<string, () => Promise<Module>> = {
   'warm-rebuild': () => import('./warm-rebuild'),
   follow: () => import('./follow'),
   loud: () => import('./loud'),
+  jobs: () => import('./jobs'),
 };
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');

@@ -157,6 +157,8 @@ export class FakeBuild {
       projectName: this.settings.projectName,
       buildStatus: this.buildStatus,
       currentPhase: this.currentPhase,
+      /** When StartBuild started the build (ms since the epoch). */
+      startTime: this.startTime.getTime(),
       /** When the build completed (ms since the epoch), or null while it runs. */
       endTime: this.endTime?.getTime() ?? null,
       source: this.settings.source,

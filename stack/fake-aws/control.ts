@@ -15,7 +15,8 @@ export interface Controlled {
 /**
  * Test control under /_fake/:
  *   POST /_fake/faults {Fault}       arm a fault        DELETE /_fake/faults   disarm all
- *   GET  /_fake/calls                per-operation call counts   DELETE /_fake/calls  reset them
+ *   GET  /_fake/calls                per-operation call counts   DELETE /_fake/calls  reset them (and the refusals)
+ *   GET  /_fake/refusals             calls refused over a quota, by operation and error code (ThrottlingException, ...)
  *   GET  /_fake/builds               builds with status, settings and (redacted) environment
  *   GET  /_fake/violations           what broke AWS's models since the start (nothing clears it)
  *   GET  /_fake/health
@@ -41,6 +42,8 @@ export async function handleControl(req: IncomingMessage, res: ServerResponse, p
       return send(200, { ok: true });
     case 'GET /_fake/calls':
       return send(200, faults.callCounts());
+    case 'GET /_fake/refusals':
+      return send(200, faults.refusalCounts());
     case 'DELETE /_fake/calls':
       faults.resetCalls();
       return send(200, { ok: true });
@@ -68,6 +71,7 @@ export const fakeControl = (url: string, caFile?: string) => {
     clearFaults: () => call('DELETE', 'faults'),
     calls: () => call('GET', 'calls') as Promise<Record<string, number>>,
     resetCalls: () => call('DELETE', 'calls'),
+    refusals: () => call('GET', 'refusals') as Promise<Record<string, Record<string, number>>>,
     builds: () => call('GET', 'builds') as Promise<ReturnType<import('./builds').FakeBuild['toControl']>[]>,
     violations: () => call('GET', 'violations') as Promise<Violation[]>,
   };

@@ -28,6 +28,8 @@ export class Faults {
   private armed: Armed[] = [];
   private readonly recent = new Map<string, number[]>();
   private readonly calls = new Map<string, number>();
+  /** Calls refused for a quota, by operation and error code (a `quota` or `throttle` fault, Live Tail's session limit). */
+  private readonly refused = new Map<string, Map<string, number>>();
 
   add(fault: Fault): void {
     validateFault(fault);
@@ -45,6 +47,18 @@ export class Faults {
 
   resetCalls(): void {
     this.calls.clear();
+    this.refused.clear();
+  }
+
+  /** Counts a call answered with a quota's refusal (ThrottlingException, LimitExceededException, ...). */
+  countRefusal(operation: string, code: string): void {
+    const byCode = this.refused.get(operation) ?? new Map<string, number>();
+    byCode.set(code, (byCode.get(code) ?? 0) + 1);
+    this.refused.set(operation, byCode);
+  }
+
+  refusalCounts(): Record<string, Record<string, number>> {
+    return Object.fromEntries([...this.refused].map(([op, byCode]) => [op, Object.fromEntries(byCode)]));
   }
 
   /** How long a build started now spends in PROVISIONING, when a `provisioning` fault says (consuming it). */

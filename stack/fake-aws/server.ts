@@ -23,6 +23,9 @@ import { handleSecretsManager } from './secrets-manager';
 import { handleSsm } from './ssm';
 import { handleSts } from './sts';
 
+/** The error codes with which AWS refuses a call over a quota: /_fake/refusals counts them. */
+const QUOTA_REFUSALS = new Set(['Throttling', 'ThrottlingException', 'LimitExceededException']);
+
 export type { FakeAwsOptions } from './options';
 export type { SigningKeyInfo } from './kms';
 
@@ -151,6 +154,7 @@ export async function startFakeAws(input: FakeAwsOptions): Promise<FakeAws> {
     } catch (e) {
       if (!(e instanceof AwsError)) throw e;
       if (service) checks.error(service, operation, e.code);
+      if (QUOTA_REFUSALS.has(e.code)) faults.countRefusal(operation, e.code);
       sendError(res, protocol, e);
     }
   }

@@ -76,6 +76,7 @@ describe('fault injection', () => {
     const throttled = results.filter((r) => r.name === 'ThrottlingException').length;
     expect(throttled).toBeGreaterThanOrEqual(4);
     expect(results.filter((r) => r.name === 'no error').length).toBe(6 - throttled);
+    expect(await stack.control.refusals()).toEqual({ BatchGetBuilds: { ThrottlingException: throttled } });
   });
 
   it('counts calls per operation and rejects a malformed fault', async () => {
@@ -84,6 +85,7 @@ describe('fault injection', () => {
     expect(await stack.control.calls()).toEqual({ BatchGetBuilds: 2 });
     await stack.control.resetCalls();
     expect(await stack.control.calls()).toEqual({});
+    expect(await stack.control.refusals()).toEqual({});
     await expect(stack.control.inject({ kind: 'status', status: 404 as 500, operation: 'x' })).rejects.toThrow(/invalid fault/);
   });
 });

@@ -4,10 +4,10 @@
  * start-up) and the process's peak RSS (worker threads included).
  * PACK_WORKERS=n sets the number of worker threads (0: all on this thread).
  */
-import { readFileSync } from 'node:fs';
 import { listContext } from '../src/context/listing';
 import { packContext } from '../src/context/zip';
 import { memoryOutput } from '../test/helpers/output';
+import { peakRssKB } from './peak-rss';
 
 async function main(): Promise<void> {
   const [contextDir, outFile] = process.argv.slice(2);
@@ -17,21 +17,6 @@ async function main(): Promise<void> {
   await packContext(await listContext(contextDir, memoryOutput()), outFile, workers);
   const ms = performance.now() - start;
   process.stdout.write(`${JSON.stringify({ ms, rssMB: peakRssKB() / 1024 })}\n`);
-}
-
-/**
- * This process's own peak: VmHWM, which starts afresh with the program. getrusage's maxRSS does not on Linux: it
- * keeps the high-water mark of the forked copy of the parent, so a bench that had just generated a context in
- * memory reported that instead (788 MB for a 127 MB packer).
- */
-function peakRssKB(): number {
-  try {
-    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (hwm) return Number(hwm[1]);
-  } catch {
-    // not Linux
-  }
-  return process.resourceUsage().maxRSS;
 }
 
 main().catch((e: unknown) => {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Build } from '@aws-sdk/client-codebuild';
 import { createClients } from '../src/aws/clients';
 import { followBuild } from '../src/follow/follower';
+import { peakRssKB } from './peak-rss';
 import type { Output } from '../src/shared/console';
 
 const CREDENTIALS = { accessKeyId: 'AKIABENCHLOUD0000000', secretAccessKey: 'not-checked' };
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   let build: Build = started;
   if (mode === 'follow') build = await followBuild({ codebuild: clients.codebuild, logs: clients.logs, tailWith: clients.liveTail, out, ...(logFile && { logFile }) }, started);
   const returnedAt = Date.now();
-  process.stdout.write(`${JSON.stringify({ rssMB: process.resourceUsage().maxRSS / 1024, calls, seen, returnedAt, status: build.buildStatus, buildPhase: build.phases?.find((p) => p.phaseType === 'BUILD') })}\n`);
+  process.stdout.write(`${JSON.stringify({ rssMB: peakRssKB() / 1024, calls, seen, returnedAt, status: build.buildStatus, buildPhase: build.phases?.find((p) => p.phaseType === 'BUILD') })}\n`);
   process.exit(0);
 }
 

@@ -12,6 +12,8 @@ export interface ReadResult {
   events: LogEvent[];
   /** GetLogEvents requests made. */
   calls: number;
+  /** The read reached the stream's current end (it did not stop at `maxPages`). */
+  atEnd: boolean;
 }
 
 /** GetLogEvents answers at most 10,000 events or 1 MB a page; a page well below both is the current end. */
@@ -44,25 +46,29 @@ export class LogReader {
     signal?: AbortSignal;
     callMs: number;
     onPage?: (events: LogEvent[]) => void;
-    /** Awaited before each page after the first (`page` counts from 0): a long drain keeps to the budget. */
-    beforePage?: (page: number) => Promise<void> | undefined;
+    /**
+     * Awaited before each page after the first (`page` counts from 0; `full`: the page before it was full, so more
+     * is likely): a long drain keeps to the budget.
+     */
+    beforePage?: (page: number, full: boolean) => Promise<void> | undefined;
   }): Promise<ReadResult> {
     const events: LogEvent[] = [];
     let calls = 0;
-    if (this.denied) return { events, calls };
+    if (this.denied) return { events, calls, atEnd: true };
+    let full = false;
     for (let page = 0; page < (opts.maxPages ?? 20); page++) {
       let res;
-      if (page > 0) await opts.beforePage?.(page);
+      if (page > 0) await opts.beforePage?.(page, full);
       calls++;
       try {
         const input = { logGroupName: this.stream.group, logStreamName: this.stream.name, startFromHead: true, ...(this.token && { nextToken: this.token }) };
         res = await withDeadline(opts.callMs, opts.signal, 'GetLogEvents', (abortSignal) => this.logs.send(new GetLogEventsCommand(input), { abortSignal }));
       } catch (e) {
         // CodeBuild names the stream a little before it creates it.
-        if (errorName(e) === 'ResourceNotFoundException') break;
+        if (errorName(e) === 'ResourceNotFoundException') return { events, calls, atEnd: true };
         if (errorName(e) === 'AccessDeniedException') {
           this.denied = true;
-          break;
+          return { events, calls, atEnd: true };
         }
         throw e;
       }
@@ -78,11 +84,12 @@ export class LogReader {
       const previous = this.token;
       if (next) this.token = next;
       if (opts.onPage && got.length > 0) opts.onPage(got);
-      if (!next || next === previous) break;
+      full = count >= PAGE_EVENTS || bytes >= PAGE_BYTES;
+      if (!next || next === previous) return { events, calls, atEnd: true };
       if (opts.drain) continue;
       // Caught up: a page that is not full, or an empty first page. Only an empty page with a new token means more.
-      if (count > 0 ? count < PAGE_EVENTS && bytes < PAGE_BYTES : previous === undefined) break;
+      if (count > 0 ? !full : previous === undefined) return { events, calls, atEnd: true };
     }
-    return { events, calls };
+    return { events, calls, atEnd: false };
   }
 }

@@ -86,7 +86,7 @@ export class LogSources {
   /** Why the last read failed, while no read has succeeded since. */
   private readFailure: unknown;
   /** The read in flight: reads go one at a time (they share the reader's position). */
-  private reading: Promise<number> | undefined;
+  private reading: Promise<void> | undefined;
   private background: { failures: number; retryAt: number; error?: unknown } = { failures: 0, retryAt: 0 };
   /** Lines the reader printed that Live Tail may deliver again, and lines Live Tail printed that a read will. */
   private readonly fromReads = new EventSet();
@@ -286,18 +286,21 @@ export class LogSources {
     signal?.throwIfAborted();
     const startedAfterTail = this.tailing;
     const reading = this.readOnce(this.reader, drain, signal, this.gapNoted && !this.caughtUp);
-    this.reading = reading;
+    // Others only wait for it to settle; its failure is this caller's to handle.
+    const mine = reading.then(() => undefined, () => undefined);
+    this.reading = mine;
     try {
-      const shown = await reading;
+      const { shown, atEnd } = await reading;
       this.readsOk++;
       this.readFailure = undefined;
-      if (startedAfterTail) this.caughtUp = true;
+      // Only a read that reached the end has shown everything from before the session.
+      if (startedAfterTail && atEnd) this.caughtUp = true;
       return shown;
     } catch (e) {
       this.readFailure = e;
       throw e;
     } finally {
-      if (this.reading === reading) this.reading = undefined;
+      if (this.reading === mine) this.reading = undefined;
     }
   }
 
@@ -305,7 +308,7 @@ export class LogSources {
    * One read, each page shown as it arrives (a loud build's pages are never all held); `late` when Live Tail's lines
    * were shown before these (a gap was marked).
    */
-  private async readOnce(reader: LogReader, drain: boolean, signal: AbortSignal | undefined, late: boolean): Promise<number> {
+  private async readOnce(reader: LogReader, drain: boolean, signal: AbortSignal | undefined, late: boolean): Promise<{ shown: number; atEnd: boolean }> {
     let shown = 0;
     let heading = late ? "The build's earlier lines, read only now:" : undefined;
     const onPage = (events: LogEvent[]) => {
@@ -315,17 +318,17 @@ export class LogSources {
       shown += n;
     };
     try {
-      // A drain reads to the end, READ_PAGES at a time at the budget's pace.
-      const beforePage = (page: number) => (page % READ_PAGES === 0 ? delay(Pace.page * READ_PAGES, undefined, signal ? { signal } : {}) : undefined);
-      const { calls } = await reader.read({ drain, maxPages: drain ? Infinity : READ_PAGES, callMs: CALL_DEADLINE_MS, onPage, ...(drain && { beforePage }), ...(signal && { signal }) });
+      // A drain reads to the end, READ_PAGES at a time at the budget's pace (no wait to confirm the end after a short page).
+      const beforePage = (page: number, full: boolean) => (full && page % READ_PAGES === 0 ? delay(Pace.page * READ_PAGES, undefined, signal ? { signal } : {}) : undefined);
+      const { calls, atEnd } = await reader.read({ drain, maxPages: drain ? Infinity : READ_PAGES, callMs: CALL_DEADLINE_MS, onPage, ...(drain && { beforePage }), ...(signal && { signal }) });
       this.readCalls = calls;
+      return { shown, atEnd };
     } finally {
       if (reader.denied && !this.logsOff) {
         this.logsOff = true;
         this.deps.out.warn(`Cannot read the build log (AccessDeniedException): the role needs logs:GetLogEvents on log group ${reader.stream.group}. Following the build status only.`);
       }
     }
-    return shown;
   }
 
   /**
@@ -334,6 +337,8 @@ export class LogSources {
    * poll, were never read) GAP_DRAIN_MS. Then a failure is one line, and following ends.
    */
   async drain(): Promise<void> {
+    // A session that sampled or ended is no session that showed everything: the drain is then a reader's.
+    this.dropEndedTail();
     const tailed = this.tail !== undefined && !this.tail.ended;
     // Caught up, the session's lines come first; otherwise the read does, and the session's leftovers after it.
     if (this.tail && this.caughtUp) this.takeTail();
@@ -361,7 +366,10 @@ export class LogSources {
       } catch (e) {
         if (this.signal?.aborted) throw e;
         // Pages got through (a loud build's backlog read at the budget's pace, or a quota letting some by): the wait starts again.
-        if (this.pagesRead > pages) until = this.now() + ms;
+        if (this.pagesRead > pages) {
+          until = this.now() + ms;
+          retry = READ_RETRY_MS;
+        }
         if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
           const failed = `the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`;

@@ -24,7 +24,7 @@ describe('LogReader', () => {
     expect(first.events.map((e) => e.message)).toEqual(lines.map((l) => `${l.message}\n`));
     expect(first.calls).toBe(1);
     const again = await r.read({ drain: false, callMs: 10_000 });
-    expect(again).toEqual({ events: [], calls: 1 });
+    expect(again).toEqual({ events: [], calls: 1, atEnd: true });
     expect(fake.requests.map((q) => q.nextToken)).toEqual([undefined, 'f/7']);
     expect(fake.requests.every((q) => q.startFromHead === true && q.logGroupName === stream.group && q.logStreamName === stream.name)).toBe(true);
   });
@@ -49,16 +49,16 @@ describe('LogReader', () => {
 
   it('treats a stream that does not exist yet as empty, and notes a denied read once', async () => {
     const { r, clock } = reader({ createdAt: 5_000 });
-    expect(await r.read({ drain: false, callMs: 10_000 })).toEqual({ events: [], calls: 1 });
+    expect(await r.read({ drain: false, callMs: 10_000 })).toEqual({ events: [], calls: 1, atEnd: true });
     clock.elapsed = 6_000;
     expect((await r.read({ drain: false, callMs: 10_000 })).events).toHaveLength(3);
 
     logsMock.reset();
     logsMock.on(GetLogEventsCommand).rejects(Object.assign(new Error('not allowed'), { name: 'AccessDeniedException' }));
     const denied = new LogReader(new CloudWatchLogsClient({ region: 'us-east-1' }), stream);
-    expect(await denied.read({ drain: false, callMs: 10_000 })).toEqual({ events: [], calls: 1 });
+    expect(await denied.read({ drain: false, callMs: 10_000 })).toEqual({ events: [], calls: 1, atEnd: true });
     expect(denied.denied).toBe(true);
-    expect(await denied.read({ drain: true, callMs: 10_000 })).toEqual({ events: [], calls: 0 });
+    expect(await denied.read({ drain: true, callMs: 10_000 })).toEqual({ events: [], calls: 0, atEnd: true });
   });
 
   it('hands each page over as it arrives: a later page that fails loses none of the earlier ones', async () => {
@@ -78,6 +78,13 @@ describe('LogReader', () => {
     const rest = await r.read({ drain: true, maxPages: Infinity, callMs: 10_000, onPage });
     expect(rest.events).toEqual([]);
     expect(got).toEqual(lines.map((l) => `${l.message}\n`));
+  });
+
+  it('says whether a read reached the current end or stopped at its page limit', async () => {
+    const { r } = reader({ pageSize: 10_000 });
+    const limited = await new LogReader(new CloudWatchLogsClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }), stream).read({ drain: false, maxPages: 0, callMs: 10_000 });
+    expect(limited.atEnd).toBe(false);
+    expect((await r.read({ drain: false, callMs: 10_000 })).atEnd).toBe(true);
   });
 
   it('lets other failures reach the follow loop', async () => {

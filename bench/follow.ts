@@ -22,7 +22,7 @@ import type { Output } from '../src/shared/console';
 import { followBuild } from '../src/follow/follower';
 import { Pace } from '../src/follow/pace';
 import { startFakeAws } from '../stack/fake-aws/server';
-import type { BenchRow } from './rows';
+import { printAlone, type BenchRow } from './rows';
 
 const GROUP = 'job log';
 const CREDENTIALS = { accessKeyId: 'AKIABENCHFOLLOW00000', secretAccessKey: 'not-checked' };
@@ -164,12 +164,4 @@ export async function measure(): Promise<BenchRow[]> {
   return [...rows('Live Tail', tail, poll), ...rows('polling fallback', poll, undefined, true)];
 }
 
-if (require.main === module) {
-  measure().then((rows) => {
-    process.stdout.write('| Metric | Measured | Target | Met |\n| --- | --- | --- | --- |\n');
-    for (const r of rows) process.stdout.write(`| ${r.metric} | ${r.value} | ${r.target} | ${r.met ? 'yes' : 'no'} |\n`);
-  }, (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+if (require.main === module) printAlone(measure);

@@ -22,7 +22,7 @@ import { buildSync } from 'esbuild';
 import { STREAMED_LOG_LIMIT } from '../src/follow/job-log';
 import { startFakeAws } from '../stack/fake-aws/server';
 import { progress } from './measure';
-import type { BenchRow } from './rows';
+import { printAlone, type BenchRow } from './rows';
 
 const GROUP = 'loud build';
 const CREDENTIALS = { accessKeyId: 'AKIABENCHLOUD0000000', secretAccessKey: 'not-checked' };
@@ -153,12 +153,4 @@ export async function measure(): Promise<BenchRow[]> {
   }
 }
 
-if (require.main === module) {
-  measure().then((rows) => {
-    process.stdout.write('| Metric | Measured | Target | Met |\n| --- | --- | --- | --- |\n');
-    for (const r of rows) process.stdout.write(`| ${r.metric} | ${r.value} | ${r.target} | ${r.met ? 'yes' : 'no'} |\n`);
-  }, (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+if (require.main === module) printAlone(measure);

@@ -9,3 +9,14 @@ export interface BenchRow {
   target: string;
   met: boolean;
 }
+
+/** Runs one module on its own (`npx tsx bench/<module>.ts`) and prints its rows as a table. */
+export function printAlone(measure: () => Promise<BenchRow[]>): void {
+  measure().then((rows) => {
+    process.stdout.write('| Metric | Measured | Target | Met |\n| --- | --- | --- | --- |\n');
+    for (const r of rows) process.stdout.write(`| ${r.metric} | ${r.value} | ${r.target} | ${r.met ? 'yes' : 'no'} |\n`);
+  }, (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -10,7 +10,7 @@ import { fakeControl } from '../stack/fake-aws/control';
 import { startStack, type Stack } from '../stack/stack';
 import { makeJob, runAction } from '../test/e2e/helpers';
 import { median } from './measure';
-import type { BenchRow } from './rows';
+import { printAlone, type BenchRow } from './rows';
 
 const runs = Number(process.env.BENCH_SKIP_RUNS ?? 5);
 const TARGET_SECONDS = 5;
@@ -52,8 +52,4 @@ export async function measure(): Promise<BenchRow[]> {
   }
 }
 
-if (require.main === module) {
-  void measure().then((rows) => {
-    for (const r of rows) console.log(`${r.group}: ${r.metric}: ${r.value} (target ${r.target}) ${r.met ? 'met' : 'NOT met'}`);
-  });
-}
+if (require.main === module) printAlone(measure);

@@ -14,7 +14,7 @@ import { emptyEngine } from '../stack/docker';
 import { startStack, type Stack } from '../stack/stack';
 import { makeJob, runAction } from '../test/e2e/helpers';
 import { median } from './measure';
-import type { BenchRow } from './rows';
+import { printAlone, type BenchRow } from './rows';
 
 const runs = Number(process.env.BENCH_WARM_RUNS ?? 3);
 const expensiveSeconds = Number(process.env.EXPENSIVE_SECONDS ?? 10);
@@ -73,8 +73,4 @@ export async function measure(): Promise<BenchRow[]> {
   }
 }
 
-if (require.main === module) {
-  void measure().then((rows) => {
-    for (const r of rows) console.log(`${r.group}: ${r.metric}: ${r.value} (target ${r.target}) ${r.met ? 'met' : 'NOT met'}`);
-  });
-}
+if (require.main === module) printAlone(measure);

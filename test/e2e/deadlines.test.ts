@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { SIGNAL_EXIT_MS } from '../../src/follow/cancel';
 import type { Stack } from '../../stack/stack';
@@ -166,6 +167,38 @@ describe('deadlines', () => {
       }
       expect(proxy.held.map((h) => h.split(' ')[0])).toEqual(['PUT', 'PUT']);
       expect(proxy.held.filter((h) => h.includes('partNumber='))).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+  it.each([
+    { call: 'S3 HeadObject', held: (req: IncomingMessage) => req.method === 'HEAD' },
+    { call: 'S3 PutObject', held: (req: IncomingMessage, url: URL) => req.method === 'PUT' && !url.searchParams.has('uploadId') },
+  ])('SIGTERM while $call hangs: exits within 5 s, no build started', async ({ held }) => {
+    const proxy = await startMeddlingProxy({ hold: (req, url) => held(req, url) });
+    try {
+      const job = await numberedJob(`deadline-sigterm-s3-${randomBytes(4).toString('hex')}`, 0);
+      job.env = { ...job.env, HTTP_PROXY: proxy.url };
+      const buildsBefore = (await control().builds()).length;
+      let signalledAt = 0;
+      let watch: NodeJS.Timeout | undefined;
+      const result = await runAction(job, {
+        onOutput: (_all, child) => {
+          // Once the proxy holds the request, the job waits on it: then the signal comes.
+          watch ??= setInterval(() => {
+            if (signalledAt === 0 && proxy.held.length > 0) {
+              signalledAt = Date.now();
+              child.kill('SIGTERM');
+            }
+          }, 50);
+        },
+      });
+      clearInterval(watch);
+      const log = visible(result.output);
+      expect(signalledAt, log).toBeGreaterThan(0);
+      expect(Date.now() - signalledAt, log).toBeLessThan(WITHIN_MS);
+      expect(result.code, log).not.toBe(0);
+      expect((await control().builds()).length, log).toBe(buildsBefore);
     } finally {
       await proxy.close();
     }

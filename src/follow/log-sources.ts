@@ -50,6 +50,11 @@ const READ_PAGES = 4;
 /** A read that failed for a passing reason is tried again after this long (ms), doubling up to the slowest poll. */
 const READ_RETRY_MS = 1_000;
 
+/** The wait before trying a read again after `failures` failures in a row: 1, 2, 4, then 8 s. */
+function retryWait(failures: number): number {
+  return Math.min(READ_RETRY_MS * 2 ** (failures - 1), Pace.silent.at(-1) as number);
+}
+
 /** A session asked for: when, on which stream, whether on the planned one, and how it went. */
 interface TailStart {
   at: number;
@@ -73,7 +78,7 @@ export class LogSources {
   private tail: LiveTail | undefined;
   /**
    * The session's start, once tried: only once, except that a start on the stream StartBuild's answer planned
-   * (`planned`) that fails, or that the build's own stream name contradicts, is tried again on that name.
+   * (`planned`) is tried again on the build's own stream when that is another, or when the planned group did not exist.
    */
   private tailStart: TailStart | undefined;
   private stopped = false;
@@ -82,7 +87,6 @@ export class LogSources {
   /** A read that began after the session started has ended: the lines from before it were shown. */
   private caughtUp = false;
   private gapNoted = false;
-  private readsOk = 0;
   /** Why the last read failed, while no read has succeeded since. */
   private readFailure: unknown;
   /** The read in flight: reads go one at a time (they share the reader's position). */
@@ -266,7 +270,7 @@ export class LogSources {
       () => (this.background = { failures: 0, retryAt: 0 }),
       (e: unknown) => {
         const failures = this.background.failures + 1;
-        this.background = { failures, retryAt: this.now() + Math.min(READ_RETRY_MS * 2 ** (failures - 1), Pace.silent.at(-1) as number), error: e };
+        this.background = { failures, retryAt: this.now() + retryWait(failures), error: e };
       },
     );
   }
@@ -291,7 +295,6 @@ export class LogSources {
     this.reading = mine;
     try {
       const { shown, atEnd } = await reading;
-      this.readsOk++;
       this.readFailure = undefined;
       // Only a read that reached the end has shown everything from before the session.
       if (startedAfterTail && atEnd) this.caughtUp = true;
@@ -358,7 +361,7 @@ export class LogSources {
    */
   private async drainWithin(ms: number, tailed: boolean): Promise<void> {
     let until = this.now() + ms;
-    for (let retry = READ_RETRY_MS; ; retry = Math.min(retry * 2, Pace.silent.at(-1) as number)) {
+    for (let failures = 1; ; failures++) {
       const pages = this.pagesRead;
       try {
         await withDeadline(Math.max(until - this.now(), 1), this.signal, 'GetLogEvents', (signal) => this.read(true, signal));
@@ -368,8 +371,9 @@ export class LogSources {
         // Pages got through (a loud build's backlog read at the budget's pace, or a quota letting some by): the wait starts again.
         if (this.pagesRead > pages) {
           until = this.now() + ms;
-          retry = READ_RETRY_MS;
+          failures = 1;
         }
+        const retry = retryWait(failures);
         if (this.now() + retry >= until || !(isThrottling(e) || isTransient(e))) {
           const stream = this.reader ? ` (log group ${this.reader.stream.group}, stream ${this.reader.stream.name})` : '';
           const failed = `the final read of its log failed (${errorName(e) ?? 'Error'}); CloudWatch Logs has the whole log${stream}.`;

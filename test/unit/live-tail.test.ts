@@ -181,36 +181,18 @@ describe('Live Tail', () => {
   });
 
   it('follows by polling once a session goes silent, every line once and in order', async () => {
-    const quiet = await startFakeAws({ workDir: stack.workDir + '-quiet2', liveTail: { intervalMs: 60_000 }, phaseDelayMs: 10, projects: [{ name: 'proj' }] });
-    const saved = { logs: process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, codebuild: process.env.AWS_ENDPOINT_URL_CODEBUILD };
-    process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = quiet.url;
-    process.env.AWS_ENDPOINT_URL_CODEBUILD = quiet.url;
-    const c = createClients('us-east-1', async () => STATIC_CREDENTIALS);
-    try {
+    await withOwnFake('quiet2', { intervalMs: 60_000 }, async (c) => {
       const started = await c.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 2', 'for i in $(seq 1 10); do echo line-$i; sleep 0.2; done'] }) }));
       const out = memoryOutput();
       const final = await followBuild({ codebuild: c.codebuild, logs: c.logs, out, liveTail: { firstMessage: 2_000, silence: 500 } }, started.build ?? {});
       expect(final.buildStatus).toBe('SUCCEEDED');
       expect(out.lines.filter((l) => l.startsWith('line-'))).toEqual(Array.from({ length: 10 }, (_, i) => `line-${i + 1}`));
       expect(out.lines.filter((l) => l.includes('Live Tail'))).toEqual(['Following the log by polling from here: Live Tail ended (no update for 0.5 s).']);
-    } finally {
-      process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = saved.logs;
-      process.env.AWS_ENDPOINT_URL_CODEBUILD = saved.codebuild;
-      c.logs.destroy();
-      c.codebuild.destroy();
-      await quiet.stop();
-      rmSync(`${stack.workDir}-quiet2`, { recursive: true, force: true });
-    }
+    });
   });
 
   it('falls back to polling when the role may not use StartLiveTail', async () => {
-    const denied = await startFakeAws({ workDir: stack.workDir + '-denied', liveTail: { disabled: true }, phaseDelayMs: 10, projects: [{ name: 'proj' }] });
-    const saved = process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS;
-    const savedCb = process.env.AWS_ENDPOINT_URL_CODEBUILD;
-    process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = denied.url;
-    process.env.AWS_ENDPOINT_URL_CODEBUILD = denied.url;
-    const c = createClients('us-east-1', async () => STATIC_CREDENTIALS);
-    try {
+    await withOwnFake('denied', { disabled: true }, async (c) => {
       const started = await c.codebuild.send(new StartBuildCommand({ projectName: 'proj', sourceTypeOverride: 'NO_SOURCE', buildspecOverride: buildspec({ build: ['sleep 5', 'echo polled'] }) }));
       const out = memoryOutput();
       await followBuild({ codebuild: c.codebuild, logs: c.logs, out }, started.build ?? {});
@@ -218,13 +200,29 @@ describe('Live Tail', () => {
       expect(out.lines.filter((l) => l.includes('StartLiveTail'))).toEqual([
         'Following the log by polling: StartLiveTail failed (AccessDeniedException); the role needs logs:StartLiveTail to follow it with fewer requests.',
       ]);
-    } finally {
-      process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = saved;
-      process.env.AWS_ENDPOINT_URL_CODEBUILD = savedCb;
-      c.logs.destroy();
-      c.codebuild.destroy();
-      await denied.stop();
-      rmSync(`${stack.workDir}-denied`, { recursive: true, force: true });
-    }
+    });
   });
 });
+
+/**
+ * Runs `use` with the program's clients pointed (by AWS_ENDPOINT_URL_*) at a fake of its own with these Live Tail
+ * options, in `<workDir>-<name>`; everything is put back and removed after.
+ */
+async function withOwnFake(name: string, liveTail: Parameters<typeof startFakeAws>[0]['liveTail'], use: (c: Clients) => Promise<void>): Promise<void> {
+  const dir = `${stack.workDir}-${name}`;
+  const fake = await startFakeAws({ workDir: dir, ...(liveTail && { liveTail }), phaseDelayMs: 10, projects: [{ name: 'proj' }] });
+  const saved = { logs: process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, codebuild: process.env.AWS_ENDPOINT_URL_CODEBUILD };
+  process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = fake.url;
+  process.env.AWS_ENDPOINT_URL_CODEBUILD = fake.url;
+  const c = createClients('us-east-1', async () => STATIC_CREDENTIALS);
+  try {
+    await use(c);
+  } finally {
+    process.env.AWS_ENDPOINT_URL_CLOUDWATCH_LOGS = saved.logs;
+    process.env.AWS_ENDPOINT_URL_CODEBUILD = saved.codebuild;
+    c.logs.destroy();
+    c.codebuild.destroy();
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -4,12 +4,12 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import zlib, { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
-import { FilePool } from '../../src/context/pack-files';
+import { deflateInto, FilePool } from '../../src/context/pack-files';
 import { hashContext } from '../../src/context/prepare';
 import { packContext, type PackOptions } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
@@ -288,4 +288,21 @@ describe('packContext', () => {
     expect(listing).toHaveLength(70_070);
     expect(execFileSync('unzip', ['-tq', archive.file]).toString()).toMatch(/No errors detected/);
   }, 120_000);
+});
+
+describe('deflateInto', () => {
+  it('gives the bytes deflateRawSync gives, or -1 where deflate does not shrink the data', () => {
+    const out = Buffer.alloc(300_000, 0xee);
+    const repeated = Buffer.concat(Array.from({ length: 40 }, () => randomBytes(100)));
+    // sizes around the window sizes picked by length, random data, and data deflate just fails to shrink
+    for (const content of [text(1), text(100), text(511), text(512), text(513), text(32_768), text(32_769), text(250_000), repeated, randomBytes(3000), randomBytes(1)]) {
+      const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(content.length))));
+      const expected = zlib.deflateRawSync(content, { level: 6, windowBits });
+      const length = deflateInto(content, 6, out, zlib);
+      if (expected.length < content.length) expect(out.subarray(0, length).equals(expected)).toBe(true);
+      else expect(length).toBe(-1);
+    }
+    expect(deflateInto(text(5000), 6, out, zlib)).toBeGreaterThan(0);
+    expect(deflateInto(randomBytes(5000), 6, out, zlib)).toBe(-1);
+  });
 });

@@ -198,15 +198,22 @@ function takeBodies(spare: ArrayBuffer[], capacity: number): Buffer {
 /** Bodies buffers kept for reuse per thread: enough for the batches in flight. */
 const SPARE_BODIES = 4;
 
-/** Runs batches of files on this thread (`size` 0) or on a pool of worker threads. */
+/**
+ * Runs batches of files on this thread (`size` 0) or on a pool of worker threads. A worker takes about 100 ms to
+ * start (two start one after the other): until one has, this thread runs the queued batches itself.
+ */
 export class FilePool {
   /** Each worker with its batches in the order sent; a worker answers them in that order. */
   private readonly workers = new Map<Worker, Pending[]>();
+  /** The workers that have started. */
+  private readonly started = new Set<Worker>();
   private readonly queue: (Pending & { jobs: FileJob[] })[] = [];
   private scratch: Buffer | undefined;
   /** Bodies given back, for batches run on this thread. */
   private readonly spare: ArrayBuffer[] = [];
   private next = 0;
+  private helping = false;
+  private closed = false;
 
   /** One worker per core by default: the main thread mostly waits (it writes the archive). */
   constructor(readonly size = availableParallelism()) {
@@ -224,12 +231,14 @@ export class FilePool {
       `  const batch = prepareFiles(jobs, require('node:fs'), require('node:zlib'), require('node:crypto'), scratch, looksIncompressible, deflateInto, bodiesFor);\n` +
       `  const b = batch.bodies;\n` +
       `  parentPort.postMessage({ done: batch.done, bodies: b.buffer, length: b.length }, [b.buffer]);\n` +
-      `});\n`;
+      `});\n` +
+      `parentPort.postMessage('started');\n`;
     for (let i = 0; i < size; i++) {
       const worker = new Worker(source, { eval: true });
       const sent: Pending[] = [];
-      worker.on('message', (m: { done: FileDone[]; bodies: ArrayBuffer; length: number }) => {
-        sent.shift()?.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) });
+      worker.on('message', (m: 'started' | { done: FileDone[]; bodies: ArrayBuffer; length: number }) => {
+        if (m === 'started') this.started.add(worker);
+        else sent.shift()?.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) });
         this.dispatch();
       });
       worker.on('error', (e) => {
@@ -240,10 +249,7 @@ export class FilePool {
   }
 
   run(jobs: FileJob[]): Promise<Batch> {
-    if (this.size === 0) {
-      const scratch = (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH));
-      return new Promise((resolve) => resolve(prepareFiles(jobs, fs, zlib, crypto, scratch, looksIncompressible, deflateInto, (n) => takeBodies(this.spare, n))));
-    }
+    if (this.size === 0) return new Promise((resolve) => resolve(this.runHere(jobs)));
     return new Promise((resolve, reject) => {
       this.queue.push({ jobs, resolve, reject });
       this.dispatch();
@@ -263,17 +269,41 @@ export class FilePool {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.workers.keys()].map((w) => w.terminate()));
   }
 
-  /** Sends queued batches to the least busy workers, up to QUEUED_PER_WORKER each. */
+  private runHere(jobs: FileJob[]): Batch {
+    const scratch = (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH));
+    return prepareFiles(jobs, fs, zlib, crypto, scratch, looksIncompressible, deflateInto, (n) => takeBodies(this.spare, n));
+  }
+
+  /** Sends queued batches to the least busy started workers, up to QUEUED_PER_WORKER each. */
   private dispatch(): void {
+    if (this.started.size === 0) return this.help();
     while (this.queue.length > 0) {
-      const [worker, sent] = [...this.workers].reduce((a, b) => (b[1].length < a[1].length ? b : a));
+      const [worker, sent] = [...this.workers].filter(([w]) => this.started.has(w)).reduce((a, b) => (b[1].length < a[1].length ? b : a));
       if (sent.length >= QUEUED_PER_WORKER) return;
       const { jobs, ...pending } = this.queue.shift()!;
       sent.push(pending);
       worker.postMessage(jobs);
     }
+  }
+
+  /** Runs the next queued batch on this thread, one per turn of the event loop, so a worker that starts is seen. */
+  private help(): void {
+    if (this.helping || this.closed || this.queue.length === 0) return;
+    this.helping = true;
+    setImmediate(() => {
+      this.helping = false;
+      if (this.started.size > 0 || this.closed) return this.dispatch();
+      const { jobs, resolve, reject } = this.queue.shift()!;
+      try {
+        resolve(this.runHere(jobs));
+      } catch (e) {
+        reject(e);
+      }
+      this.dispatch();
+    });
   }
 }

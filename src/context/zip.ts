@@ -264,17 +264,20 @@ async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, 
   try {
     if (isStoredByName(entry.path) || (await startsIncompressible(fh, entry, opts.level))) {
       // A first pass for the CRC, so the header is complete: several readers (Java's ZipInputStream
-      // among them) reject a stored entry followed by a data descriptor.
+      // among them) reject a stored entry followed by a data descriptor. Both passes read into one buffer
+      // (fresh memory costs a page fault per 4 KiB): each chunk is written out before the next is read.
+      const buffer = Buffer.allocUnsafeSlow(CHUNK);
       let crc = 0;
-      for await (const chunk of readChunks(fh, entry)) crc = crc32(chunk, crc);
+      for await (const chunk of readChunks(fh, entry, buffer)) crc = crc32(chunk, crc);
       const zip64 = opts.forceZip64 || entry.size >= MAX32 || base.offset >= MAX32;
       const h: Header = { ...base, method: STORE, crc, compressedSize: entry.size, size: entry.size, zip64 };
       await sink.write(localHeader(h));
       let again = 0;
-      for await (const chunk of readChunks(fh, entry)) {
+      for await (const chunk of readChunks(fh, entry, buffer)) {
         again = crc32(chunk, again);
         hash.update(chunk);
-        await sink.write(chunk);
+        sink.put(chunk);
+        await sink.flush();
       }
       if (again !== crc) throw changed(entry);
       return { h, sha256: hash.digest('hex') };
@@ -319,11 +322,14 @@ async function startsIncompressible(fh: FileHandle, entry: ContextEntry, level: 
   return looksIncompressible(start, entry.size, level, zlib);
 }
 
-/** Reads the whole file in fresh buffers (the deflate stream holds them); checks the size held. */
-async function* readChunks(fh: FileHandle, entry: ContextEntry): AsyncGenerator<Buffer> {
+/**
+ * Reads the whole file, chunk by chunk into `buffer` (the caller is done with a chunk before asking for the
+ * next) or into fresh buffers (the deflate stream holds them); checks the size held.
+ */
+async function* readChunks(fh: FileHandle, entry: ContextEntry, buffer?: Buffer): AsyncGenerator<Buffer> {
   let position = 0;
   for (;;) {
-    const buf = Buffer.allocUnsafe(CHUNK);
+    const buf = buffer ?? Buffer.allocUnsafe(CHUNK);
     const { bytesRead } = await fh.read(buf, 0, CHUNK, position);
     if (bytesRead === 0) break;
     position += bytesRead;

@@ -296,8 +296,9 @@ export class FilePool {
     this.helping = true;
     setImmediate(() => {
       this.helping = false;
-      if (this.started.size > 0 || this.closed) return this.dispatch();
-      const { jobs, resolve, reject } = this.queue.shift()!;
+      const next = this.started.size > 0 || this.closed ? undefined : this.queue.shift();
+      if (!next) return this.dispatch();
+      const { jobs, resolve, reject } = next;
       try {
         resolve(this.runHere(jobs));
       } catch (e) {

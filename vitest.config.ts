@@ -1,16 +1,18 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirst } from './test/sequencer';
 
 /**
  * Files run this many at a time, unit and end-to-end together (the same number for both puts them in one queue,
- * longest first): the end-to-end files spend most of their time waiting on builds, and the unit files fill the
- * cores meanwhile. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
+ * longest first: test/sequencer.ts): the end-to-end files spend most of their time waiting on builds, and the unit
+ * files fill the cores meanwhile. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
+ * The longest file, load.test.ts, takes one worker from the start with a stack of its own, at a low CPU priority:
+ * it uses what the others leave of the cores (it asserts no timing; the deadline files do).
  */
-const WORKERS = 3;
-
-const LOAD = 'test/e2e/load.test.ts';
+const WORKERS = 5;
 
 export default defineConfig({
   test: {
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         test: {
@@ -27,24 +29,11 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          exclude: ['**/node_modules/**', LOAD],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           maxWorkers: WORKERS,
           globalSetup: ['test/e2e/lanes.ts'],
           sequence: { groupOrder: 0 },
-        },
-      },
-      {
-        // Fifty jobs at once fill both cores: run after everything else, so no other file's deadlines feel it.
-        test: {
-          name: 'e2e-load',
-          include: [LOAD],
-          testTimeout: 600_000,
-          hookTimeout: 600_000,
-          maxWorkers: 1,
-          globalSetup: ['test/e2e/lanes.ts'],
-          sequence: { groupOrder: 1 },
         },
       },
     ],

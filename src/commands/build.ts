@@ -13,7 +13,7 @@ import { FilePool } from '../context/pack-files';
 import { EarlyPacking } from '../context/early';
 import type { ContextToUpload } from '../context/upload';
 import { hashContext } from '../context/prepare';
-import { archiveSizeBound, packContextTo } from '../context/zip';
+import { archiveSizeBound, packContextTo, workersFor } from '../context/zip';
 import type { Finished } from '../follow/builds';
 import { isInside } from '../inputs/checkout-paths';
 import { collectSettings } from '../inputs/read-settings';
@@ -25,7 +25,7 @@ import { connect, loadAws } from './connect';
 import { finish, finishReused } from './finish';
 
 export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<ExitCode> {
-  const pool = new FilePool();
+  let pool: FilePool | undefined;
   let context: ContextToUpload | undefined;
   try {
     // Inputs, the buildspec file, the request and the context are all checked before any AWS call, and reported together.
@@ -33,6 +33,7 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
     // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
     // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
     const marker = randomUUID();
+    pool = new FilePool(workersFor(entries));
     const naming = nameContext(entries, pool);
     try {
       const aws = await loadAws();
@@ -48,7 +49,7 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
   } finally {
     // Packing started early and not needed (or an error on the way) stops before its workers do.
     await context?.cancel();
-    await pool.close();
+    await pool?.close();
   }
 }
 

@@ -103,7 +103,7 @@ export async function packContext(entries: ContextEntry[], outFile: string, opti
 export async function packContextTo(entries: ContextEntry[], target: ArchiveTarget, options: PackOptions = {}): Promise<Archive> {
   const { pool: given, workers, ...rest } = options;
   const opts: Options = { level: DEFAULT_LEVEL, streamThreshold: 2 * 1024 * 1024, forceZip64: false, ...rest };
-  const pool = given ?? new FilePool(workers ?? (contentBytes(entries) < SERIAL_BELOW ? 0 : undefined));
+  const pool = given ?? new FilePool(workers ?? workersFor(entries));
   try {
     const sink = new Sink(target);
     const central = new Slabs();
@@ -139,7 +139,10 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
 /** Below this many bytes of files, packing on this thread is done before worker threads would have started (about 80 ms each). */
 const SERIAL_BELOW = 4 * 1024 * 1024;
 
-const contentBytes = (entries: ContextEntry[]): number => entries.reduce((n, e) => n + e.size, 0);
+/** Worker threads for packing `entries`: none for a small context (each costs a new Node thread), else the pool's default. */
+export function workersFor(entries: ContextEntry[]): number | undefined {
+  return entries.reduce((n, e) => n + e.size, 0) < SERIAL_BELOW ? 0 : undefined;
+}
 
 /**
  * An upper bound of the archive size: contents (stored when deflate does not shrink them; a streamed deflate

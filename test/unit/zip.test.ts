@@ -11,7 +11,7 @@ import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
 import { deflateInto, FilePool } from '../../src/context/pack-files';
 import { hashContext } from '../../src/context/prepare';
-import { packContext, type PackOptions } from '../../src/context/zip';
+import { packContext, type PackOptions, workersFor } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 
 const dirs: string[] = [];
@@ -199,6 +199,14 @@ describe('packContext', () => {
     expect(parallel.bytes.equals(serial.bytes)).toBe(true);
     expect(parallel.archive.digest).toBe(serial.archive.digest);
     execFileSync('unzip', ['-tq', parallel.archive.file]);
+  });
+
+  it('packs a context under 4 MiB on this thread, and a larger one on worker threads', async () => {
+    const dir = await sampleContext();
+    const small = await listContext(dir, memoryOutput());
+    expect(workersFor(small)).toBe(0);
+    await writeFile(path.join(dir, 'large.bin'), Buffer.alloc(4 * 1024 * 1024));
+    expect(workersFor(await listContext(dir, memoryOutput()))).toBeUndefined(); // the pool's default: one a core
   });
 
   it('names the content before packing: hashContext gives the digest packing yields, and any change moves it', async () => {

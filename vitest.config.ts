@@ -5,7 +5,7 @@ import { LongestFirst } from './test/sequencer';
  * Files run this many at a time, unit and end-to-end together (the same number for both puts them in one queue,
  * longest first: test/sequencer.ts): the end-to-end files spend most of their time waiting on builds, and the unit
  * files fill the cores meanwhile. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
- * The longest file, load.test.ts, takes one worker from the start with a stack of its own, at a low CPU priority:
+ * One of the longest files, load.test.ts, takes one worker from the start with a stack of its own, at a low CPU priority:
  * it uses what the others leave of the cores (it asserts no timing; the deadline files do).
  */
 const WORKERS = 5;

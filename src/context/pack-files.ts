@@ -143,16 +143,19 @@ interface DeflateHandle {
 export function deflateInto(content: Buffer, level: number, out: Buffer, nodeZlib: typeof zlib): number {
   const total = content.length;
   const windowBits = Math.min(15, Math.max(9, Math.ceil(Math.log2(total))));
-  const stream = new nodeZlib.DeflateRaw({ level, windowBits, chunkSize: 64 }) as unknown as DeflateHandle;
+  const stream = new nodeZlib.DeflateRaw({ level, windowBits, chunkSize: 64 }) as unknown as DeflateHandle & zlib.DeflateRaw;
   const handle = stream._handle;
-  if (typeof handle?.writeSync !== 'function') {
+  // A zlib error destroys the stream, which then emits 'error': heard here, and deflateRawSync below throws it.
+  stream.on('error', Boolean);
+  const internals = typeof handle?.writeSync === 'function' && stream._writeState instanceof Uint32Array;
+  if (internals) handle.writeSync(nodeZlib.constants.Z_FINISH, content, 0, total, out, 0, total);
+  if (!internals || stream.destroyed) {
     const deflated = nodeZlib.deflateRawSync(content, { level, windowBits });
     return deflated.length < total ? deflated.copy(out) : -1;
   }
-  handle.writeSync(nodeZlib.constants.Z_FINISH, content, 0, total, out, 0, total);
   // With Z_FINISH, deflate returns with output room left only once the stream is complete.
   const left = stream._writeState[0]!;
-  handle.close();
+  handle!.close();
   stream._handle = null;
   return left > 0 ? total - left : -1;
 }
@@ -249,8 +252,12 @@ export class FilePool {
         else sent.shift()?.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) });
         this.dispatch();
       });
+      // A worker that failed takes no more batches: the others, or this thread, run them.
       worker.on('error', (e) => {
+        this.workers.delete(worker);
+        this.started.delete(worker);
         for (const p of sent.splice(0)) p.reject(e);
+        this.dispatch();
       });
       this.workers.set(worker, sent);
     }
@@ -268,7 +275,7 @@ export class FilePool {
   recycle(bodies: Buffer): void {
     const buffer = bodies.buffer as ArrayBuffer;
     if (buffer.byteLength === 0) return;
-    if (this.size === 0) {
+    if (this.workers.size === 0) {
       if (this.spare.length < SPARE_BODIES) this.spare.push(buffer);
       return;
     }

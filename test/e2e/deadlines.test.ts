@@ -63,5 +63,4 @@ describe('deadlines while following', () => {
     if (says) expect(log.split('\n'), log).toContain(says);
     await expectWholeLog(log, buildId, { inOrder: operation !== 'GetLogEvents' });
   });
-
 });

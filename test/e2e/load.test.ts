@@ -16,7 +16,10 @@ import { expectBuildLogOnce, storedLog } from './build-log';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
 import { stackForFile } from './stack-for-file';
 
-/** Niceness of this file's process (vitest runs each file in a process of its own) and all it starts. */
+/**
+ * Niceness of this file's main thread (vitest runs each file in a process of its own) and of all it starts: its
+ * stack, jobs and builds. The thread pools of this process keep theirs; they do little here.
+ */
 const LOW_PRIORITY = 10;
 setPriority(LOW_PRIORITY);
 

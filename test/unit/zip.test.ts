@@ -313,4 +313,19 @@ describe('deflateInto', () => {
     expect(deflateInto(text(5000), 6, out, zlib)).toBeGreaterThan(0);
     expect(deflateInto(randomBytes(5000), 6, out, zlib)).toBe(-1);
   });
+
+  it('falls back to deflateRawSync, with the same result, on a Node whose zlib stream lacks the internals it uses', () => {
+    class Bare extends zlib.DeflateRaw {
+      constructor(options: zlib.ZlibOptions) {
+        super(options);
+        Object.defineProperty(this, '_writeState', { value: undefined });
+      }
+    }
+    const bare = { ...zlib, DeflateRaw: Bare } as unknown as typeof zlib;
+    const out = Buffer.alloc(10_000);
+    const content = text(5000);
+    const expected = zlib.deflateRawSync(content, { level: 6, windowBits: 13 });
+    expect(out.subarray(0, deflateInto(content, 6, out, bare)).equals(expected)).toBe(true);
+    expect(deflateInto(randomBytes(5000), 6, out, bare)).toBe(-1);
+  });
 });

@@ -214,10 +214,10 @@ const SPARE_BODIES = 4;
  * start (two starting at once, 150–200 ms): until one has, this thread runs the queued batches itself.
  */
 export class FilePool {
-  /** Each worker with its batches in the order sent; a worker answers them in that order. */
+  /** Every worker made, started or not. */
+  private readonly threads: Worker[] = [];
+  /** Each started worker with its batches in the order sent; a worker answers them in that order. */
   private readonly workers = new Map<Worker, Pending[]>();
-  /** The workers that have started. */
-  private readonly started = new Set<Worker>();
   private readonly queue: (Pending & { jobs: FileJob[] })[] = [];
   private scratch: Buffer | undefined;
   /** Bodies given back, for batches run on this thread. */
@@ -248,18 +248,17 @@ export class FilePool {
       const worker = new Worker(source, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
       const sent: Pending[] = [];
       worker.on('message', (m: 'started' | { done: FileDone[]; bodies: ArrayBuffer; length: number }) => {
-        if (m === 'started') this.started.add(worker);
+        if (m === 'started') this.workers.set(worker, sent);
         else sent.shift()?.resolve({ done: m.done, bodies: Buffer.from(m.bodies, 0, m.length) });
         this.dispatch();
       });
       // A worker that failed takes no more batches: the others, or this thread, run them.
       worker.on('error', (e) => {
         this.workers.delete(worker);
-        this.started.delete(worker);
         for (const p of sent.splice(0)) p.reject(e);
         this.dispatch();
       });
-      this.workers.set(worker, sent);
+      this.threads.push(worker);
     }
   }
 
@@ -285,7 +284,7 @@ export class FilePool {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.workers.keys()].map((w) => w.terminate()));
+    await Promise.all(this.threads.map((w) => w.terminate()));
   }
 
   private runHere(jobs: FileJob[]): Batch {
@@ -295,9 +294,9 @@ export class FilePool {
 
   /** Sends queued batches to the least busy started workers, up to QUEUED_PER_WORKER each. */
   private dispatch(): void {
-    if (this.started.size === 0) return this.help();
+    if (this.workers.size === 0) return this.help();
     while (this.queue.length > 0) {
-      const [worker, sent] = [...this.workers].filter(([w]) => this.started.has(w)).reduce((a, b) => (b[1].length < a[1].length ? b : a));
+      const [worker, sent] = [...this.workers].reduce((a, b) => (b[1].length < a[1].length ? b : a));
       if (sent.length >= QUEUED_PER_WORKER) return;
       const { jobs, ...pending } = this.queue.shift()!;
       sent.push(pending);
@@ -311,7 +310,7 @@ export class FilePool {
     this.helping = true;
     setImmediate(() => {
       this.helping = false;
-      const next = this.started.size > 0 || this.closed ? undefined : this.queue.shift();
+      const next = this.workers.size > 0 || this.closed ? undefined : this.queue.shift();
       if (!next) return this.dispatch();
       const { jobs, resolve, reject } = next;
       try {

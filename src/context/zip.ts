@@ -110,15 +110,8 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
     const digest = new ContextDigest(opts.level);
     for await (const batch of prepareInOrder(entries, opts, pool)) {
       for (const item of batch) {
-        if ('streamed' in item) {
-          const { h, sha256 } = await writeStreamed(sink, item.entry, headerBase(item.entry, sink.offset), opts);
-          if (opts.expected && opts.expected[item.index] !== sha256) throw changed(item.entry);
-          centralRecord(h, opts.forceZip64, central);
-          digest.add(item.entry, sha256);
-        } else {
-          digest.add(item.entry, writeReady(sink, item, central, opts));
-          if (sink.due) await sink.flush();
-        }
+        digest.add(item.entry, 'streamed' in item ? await writeStreamedEntry(sink, item, central, opts) : writeReady(sink, item, central, opts));
+        if (sink.due) await sink.flush();
       }
     }
     const cdOffset = sink.offset;
@@ -259,6 +252,14 @@ function writeReady(sink: Sink, item: Exclude<Prepared, { streamed: true }>, cen
   if (item.release) sink.afterWrite(item.release);
   centralRecord(h, opts.forceZip64, central);
   return item.sha256;
+}
+
+/** Writes an entry too large to hold in memory and adds its central directory record; returns its content SHA-256. */
+async function writeStreamedEntry(sink: Sink, item: Extract<Prepared, { streamed: true }>, central: Slabs, opts: Options): Promise<string> {
+  const { h, sha256 } = await writeStreamed(sink, item.entry, headerBase(item.entry, sink.offset), opts);
+  if (opts.expected && opts.expected[item.index] !== sha256) throw changed(item.entry);
+  centralRecord(h, opts.forceZip64, central);
+  return sha256;
 }
 
 async function writeStreamed(sink: Sink, entry: ContextEntry, base: HeaderBase, opts: Options): Promise<{ h: Header; sha256: string }> {

@@ -25,7 +25,7 @@ phase "lint" npx eslint --cache --cache-location node_modules/.cache/eslint/ .
 phase "dist/ is a fresh build of src/" bash scripts/check-dist.sh
 
 projects=(--project unit)
-[ "$scope" = all ] && projects+=(--project e2e)
+[ "$scope" = all ] && projects+=(--project e2e --project e2e-load)
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 status=0

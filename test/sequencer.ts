@@ -13,7 +13,6 @@ const MEASURED_SECONDS: Record<string, number> = {
   'test/e2e/faults.test.ts': 193,
   'test/e2e/buildkit.test.ts': 178,
   'test/e2e/deadlines.test.ts': 156,
-  'test/e2e/load.test.ts': 150,
   'test/e2e/deadlines-s3.test.ts': 143,
   'test/unit/template.test.ts': 131,
   'test/unit/zip.test.ts': 88,

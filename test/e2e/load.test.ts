@@ -2,29 +2,17 @@
  * Many jobs at once against one stack: each job gets exactly one build, follows it to the end and reports
  * the digest the registry serves, while the fake counts every call. A modest machine (two shared cores);
  * the printed figures go to RELIABILITY.md.
- *
- * It runs beside the other files, on a stack of its own, at a low CPU priority that its jobs, builds and stack
- * inherit: fifty jobs would otherwise take the cores from the files that time how soon a job ends. It asserts
- * only what every job ends with, however slowly it gets there.
  */
 import { readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Stack } from '../../stack/stack';
 import { expectBuildLogOnce, storedLog } from './build-log';
 import { makeJob, readDotenv, registryDigest, runAction, visible } from './helpers';
-import { stackForFile } from './stack-for-file';
-
-/**
- * Niceness of this file's main thread (vitest runs each file in a process of its own) and of all it starts: its
- * stack, jobs and builds. The thread pools of this process keep theirs; they do little here.
- */
-const LOW_PRIORITY = 10;
-setPriority(LOW_PRIORITY);
+import { sharedStack } from './stack-for-file';
 
 let stack: Stack;
-const control = stackForFile('e2e-load', { phaseDelayMs: 50 }, (s) => (stack = s));
+const control = sharedStack((s) => (stack = s));
 
 /**
  * Runs `count` jobs at once, each pushing its own repository, and checks every one of them end to end: its build, its

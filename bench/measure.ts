@@ -1,5 +1,6 @@
 /** Helpers shared by the bench modules. */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -8,6 +9,16 @@ export const median = (xs: number[]): number => {
 };
 
 export const fixed = (x: number, digits = 2): string => x.toFixed(digits);
+
+/**
+ * CPU-seconds the whole machine has spent busy since boot (/proc/stat: every state but idle and iowait). A
+ * difference counts every process, servers and worker threads included, and anything else the machine runs.
+ */
+export function machineCpuSeconds(): number {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = ticks;
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100; // USER_HZ is 100 on Linux
+}
 
 /** Progress on stderr, so a long run shows it is alive. */
 export const progress = (line: string): void => {

@@ -21,6 +21,7 @@ const MODULES: Record<string, () => Promise<Module>> = {
   follow: () => import('./follow'),
   loud: () => import('./loud'),
   jobs: () => import('./jobs'),
+  suite: () => import('./suite'),
 };
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');

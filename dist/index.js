@@ -182,9 +182,13 @@ engine() {
   esac
 }
 
-# Whether the active builder can export registry caches and attestations.
+# Whether the active builder can export registry caches and attestations. prepare has already put the engine on the
+# containerd store for containerd-store (or failed the build), so only the docker builder asks the engine.
 full_builder() {
-  [ "$CBI_BUILDER" = docker-container ] || uses_containerd_store
+  case "$CBI_BUILDER" in
+    docker-container|containerd-store) true ;;
+    *) uses_containerd_store ;;
+  esac
 }
 
 # Emulation builds every platform of CBI_PLATFORM on this host: each foreign architecture needs QEMU's binfmt

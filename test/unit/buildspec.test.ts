@@ -93,6 +93,8 @@ describe('generated buildspec executed with fake docker and aws', () => {
     expect(readFileSync(join(r.dir, 'login-password'), 'utf8')).toBe('ecr-password\n');
     expect(r.calls.findIndex((c) => c[1] === 'login')).toBeLessThan(r.calls.findIndex((c) => c[1] === 'buildx'));
     expect(r.stdout).toContain('Builder: Docker engine on the containerd image store');
+    // prepare settles the engine; the build step does not ask again (each docker info also starts every CLI plugin)
+    expect(dockerCalls(r, 'info')).toHaveLength(1);
     expect(buildxArgs(r)).toEqual([[
       '--progress', 'plain', '--push', '--metadata-file', expect.stringMatching(/^\//), '--file', 'Dockerfile',
       '--tag', `${name}:abc1234`, '--tag', `${name}:latest`,

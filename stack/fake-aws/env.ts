@@ -16,7 +16,7 @@ export interface BuildEnvironment {
  * The build's starting environment. Precedence as CodeBuild documents it: StartBuild overrides, then the
  * project, then the buildspec; CODEBUILD_* are reserved and set last; options.buildEnv sits below all.
  */
-export function buildEnvironment(build: FakeBuild, spec: Buildspec, o: ResolvedOptions, dirs: { src: string; home: string }): BuildEnvironment {
+export function buildEnvironment(build: FakeBuild, spec: Buildspec, o: ResolvedOptions, dirs: { src: string; home: string; tmp: string }): BuildEnvironment {
   const secretNames = new Set<string>();
   const secretValues: string[] = [];
   const resolved = new Map<string, string>();
@@ -56,6 +56,8 @@ export function buildEnvironment(build: FakeBuild, spec: Buildspec, o: ResolvedO
   const env = {
     PATH: process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin',
     HOME: dirs.home,
+    // Each CodeBuild build has a /tmp of its own; builds here share the host's, so each gets a directory instead.
+    TMPDIR: dirs.tmp,
     LANG: 'C.UTF-8',
     ...o.buildEnv,
     // An arm64 host builds linux/arm64 by default; the fake's one engine does so under QEMU user emulation.

@@ -107,6 +107,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
   async function downloadSource_(): Promise<{ spec: Buildspec; env: Record<string, string> }> {
     await mkdir(srcDir, { recursive: true });
     await mkdir(join(dir, 'home'), { recursive: true });
+    await mkdir(join(dir, 'tmp'), { recursive: true });
     const { source } = build.settings;
     if (source.type === 'S3') {
       const denied = await role.sourceRead(source.location ?? '');
@@ -125,7 +126,7 @@ export function startRun(build: FakeBuild, deps: RunnerDeps): BuildRun {
     if (parameterDenied) throw new SecretError(`Decrypted Variables Error: AccessDeniedException: ${parameterDenied}`);
     const secretDenied = await role.secretReads(references.secrets);
     if (secretDenied) throw new SecretError(`Secrets Manager Error: AccessDeniedException: ${secretDenied}`);
-    const env = buildEnvironment(build, spec, deps.options, { src: srcDir, home: join(dir, 'home') });
+    const env = buildEnvironment(build, spec, deps.options, { src: srcDir, home: join(dir, 'home'), tmp: join(dir, 'tmp') });
     secretValues.push(...env.secretValues);
     build.receivedEnv = env.redacted;
     return { spec, env: env.env };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../stack/process';
 import { buildspec, commandOutput, logMessages, phaseList, putZip, runBuild, startStack, type Stack } from './fake-support';
@@ -48,6 +48,14 @@ describe('fake CodeBuild runs the buildspec', () => {
       buildspecOverride: buildspec({ install: ['sleep 30 & echo $! > bg.pid'], build: ['kill -0 "$(cat bg.pid)" && echo still running'] }),
     });
     expect(await commandOutput(stack.logs, b)).toEqual(['still running']);
+  });
+
+  it("gives each build a temporary directory of its own, as each CodeBuild build has its own /tmp", async () => {
+    const spec = buildspec({ build: ['mktemp'] });
+    const [first, second] = await Promise.all([runBuild(stack, { ...NO_SOURCE, buildspecOverride: spec }), runBuild(stack, { ...NO_SOURCE, buildspecOverride: spec })]);
+    const dirs = await Promise.all([first!, second!].map(async (b) => dirname((await commandOutput(stack.logs, b))[0] ?? '')));
+    expect(dirs[0]).not.toBe(dirs[1]);
+    for (const [i, b] of [first!, second!].entries()) expect(dirs[i]).toBe(join(stack.workDir, 'builds', b.logs?.streamName ?? '?', 'tmp'));
   });
 
   it('exports env variables (buildspec, overrides, shell-set) when the build ends', async () => {

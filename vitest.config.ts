@@ -18,7 +18,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
-          // A worker loads the modules once for all its files, not once per file (a third of the unit files' CPU);
+          // A worker loads the modules once for all its files, not once per file (a quarter of the unit files' CPU);
           // test/unit/file-env.ts puts the environment back after each file.
           isolate: false,
           setupFiles: ['test/unit/file-env.ts'],

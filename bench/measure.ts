@@ -11,13 +11,24 @@ export const median = (xs: number[]): number => {
 export const fixed = (x: number, digits = 2): string => x.toFixed(digits);
 
 /**
- * CPU-seconds the whole machine has spent busy since boot (/proc/stat: every state but idle and iowait). A
- * difference counts every process, servers and worker threads included, and anything else the machine runs.
+ * CPU-seconds the whole machine has spent busy since boot (/proc/stat: user, nice, system, irq and softirq; not
+ * idle, iowait or the hypervisor's steal). A difference counts every process, and anything else the machine runs.
  */
 export function machineCpuSeconds(): number {
   const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = ticks;
-  return (user! + nice! + system! + irq! + softirq! + steal!) / 100; // USER_HZ is 100 on Linux
+  const [user, nice, system, , , irq, softirq] = ticks;
+  return (user! + nice! + system! + irq! + softirq!) / 100; // USER_HZ is 100 on Linux
+}
+
+/** CPU-seconds a live process has used, all its threads (/proc/<pid>/stat utime + stime); 0 once it is gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** Progress on stderr, so a long run shows it is alive. */
@@ -27,10 +38,14 @@ export const progress = (line: string): void => {
 
 /**
  * Spawns `cmd` and resolves with the milliseconds from spawn until its stdout has printed a line matching
- * `until` (then kills it with SIGKILL) or, without `until`, until its first output byte. Rejects when the
- * process ends first, with its output.
+ * `until` (then kills it with SIGKILL, after `beforeKill` has seen its PID) or, without `until`, until its first
+ * output byte. Rejects when the process ends first, with its output.
  */
-export function timeToOutput(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; until?: RegExp }): Promise<number> {
+export function timeToOutput(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; until?: RegExp; beforeKill?: (pid: number) => void },
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,6 +56,7 @@ export function timeToOutput(cmd: string, args: string[], opts: { env?: NodeJS.P
       if (done || !isStdout || (opts.until && !opts.until.test(output))) return;
       done = true;
       const ms = performance.now() - start;
+      if (child.pid !== undefined) opts.beforeKill?.(child.pid);
       child.kill('SIGKILL');
       resolve(ms);
     };

@@ -8,7 +8,7 @@ import {
   type Build,
 } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   concurrencyExplanation, consoleUrl, exportedVariable, findBuildByMarker, getBuild, queueLimitFailure, startBuild,
   startBuildInput, stopBuild,
@@ -24,6 +24,8 @@ const ARN = `arn:aws:codebuild:eu-west-1:123456789012:build/${BUILD_ID}`;
 
 const cbMock = mockClient(CodeBuildClient);
 afterEach(() => cbMock.reset());
+// The mock replaces send on the class: later files in this worker (isolate: false) use real clients.
+afterAll(() => cbMock.restore());
 const client = () => new CodeBuildClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 
 const env = (input: ReturnType<typeof startBuildInput>) =>

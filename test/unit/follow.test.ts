@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CloudWatchLogsClient, GetLogEventsCommand, StartLiveTailCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { BatchGetBuildsCommand, CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AwsStepError } from '../../src/shared/errors';
 import { followBuild } from '../../src/follow/follower';
 import { MAX_FAILED_POLLS, Pace } from '../../src/follow/pace';
@@ -18,6 +18,11 @@ const logsMock = mockClient(CloudWatchLogsClient);
 afterEach(() => {
   cbMock.reset();
   logsMock.reset();
+});
+// The mocks replace send on the classes: later files in this worker (isolate: false) use real clients.
+afterAll(() => {
+  cbMock.restore();
+  logsMock.restore();
 });
 
 const creds = { accessKeyId: 'a', secretAccessKey: 'b' };

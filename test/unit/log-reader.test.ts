@@ -1,11 +1,13 @@
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LogReader } from '../../src/follow/log-reader';
 import { fakeLogStream, type LogLine } from '../helpers/codebuild-timeline';
 
 const logsMock = mockClient(CloudWatchLogsClient);
 afterEach(() => logsMock.reset());
+// The mock replaces send on the class: later files in this worker (isolate: false) use real clients.
+afterAll(() => logsMock.restore());
 
 const stream = { group: '/aws/codebuild/shared-builder', name: 'stream-1' };
 const lines: LogLine[] = Array.from({ length: 7 }, (_, i) => ({ at: i * 100, message: `line ${i}`, visible: 0 }));

@@ -81,12 +81,12 @@ export type Prepared =
 
 /**
  * Yields entries in order, a batch at a time, while later ones are read, hashed and deflated in batches on the
- * pool (at most four batches per worker and AHEAD_BYTES of files in flight, so the workers keep going while a
+ * pool (at most four batches per thread and AHEAD_BYTES of files in flight, so the workers keep going while a
  * streamed file is written). Files over the stream threshold go alone, streamed.
  */
 export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOptions, pool: FilePool): AsyncGenerator<Prepared[]> {
   const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
-  const maxBatches = Math.max(2, 4 * pool.size);
+  const maxBatches = 4 * (pool.size + 1);
   const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
   let next = 0;
   let aheadBytes = 0;

@@ -1,15 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zlib, { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import yauzl from 'yauzl';
 import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
-import { deflateInto, FilePool } from '../../src/context/pack-files';
+import { deflateInto, FilePool, type FileJob } from '../../src/context/pack-files';
 import { hashContext } from '../../src/context/prepare';
 import { packContext, type PackOptions, workersFor } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
@@ -206,7 +206,7 @@ describe('packContext', () => {
     const small = await listContext(dir, memoryOutput());
     expect(workersFor(small)).toBe(0);
     await writeFile(path.join(dir, 'large.bin'), Buffer.alloc(4 * 1024 * 1024));
-    expect(workersFor(await listContext(dir, memoryOutput()))).toBeUndefined(); // the pool's default: one a core
+    expect(workersFor(await listContext(dir, memoryOutput()))).toBeUndefined(); // the pool's default: one fewer than cores
   });
 
   it('names the content before packing: hashContext gives the digest packing yields, and any change moves it', async () => {
@@ -296,6 +296,41 @@ describe('packContext', () => {
     expect(listing).toHaveLength(70_070);
     expect(execFileSync('unzip', ['-tq', archive.file]).toString()).toMatch(/No errors detected/);
   }, 120_000);
+});
+
+describe('FilePool', () => {
+  it('runs the batches its started workers have no room for on this thread, with the same results', async () => {
+    const dir = realpathSync(await tempDir());
+    const jobs: FileJob[] = [];
+    for (let i = 0; i < 8; i++) {
+      const content = i % 2 ? randomBytes(10_000 + i) : text(10_000 + i);
+      await writeFile(path.join(dir, `f${i}`), content);
+      jobs.push({ absPath: path.join(dir, `f${i}`), size: content.length, level: 6, hashOnly: false });
+    }
+    const here = new FilePool(0);
+    const expected = here.run(jobs);
+    const opened = vi.spyOn(fs, 'openSync');
+    const pool = new FilePool(1);
+    try {
+      // Until its worker has started, this thread runs every batch: wait for a batch it did not open a file of.
+      for (let seen = -1; seen !== opened.mock.calls.length; await new Promise((r) => setTimeout(r, 10))) {
+        seen = opened.mock.calls.length;
+        await pool.run(jobs);
+      }
+      const before = opened.mock.calls.length;
+      const batches = await Promise.all(Array.from({ length: 8 }, () => pool.run(jobs)));
+      const openedHere = opened.mock.calls.length - before;
+      expect(openedHere).toBeGreaterThan(0);
+      expect(openedHere).toBeLessThan(8 * jobs.length);
+      for (const batch of batches) {
+        expect(batch.done).toEqual((await expected).done);
+        expect(batch.bodies.equals((await expected).bodies)).toBe(true);
+      }
+    } finally {
+      opened.mockRestore();
+      await pool.close();
+    }
+  });
 });
 
 describe('deflateInto', () => {

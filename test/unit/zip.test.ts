@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import yauzl from 'yauzl';
 import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
-import { deflateInto, FilePool, type FileJob } from '../../src/context/pack-files';
+import { deflateInto, FilePool, type FileJob, looksIncompressible } from '../../src/context/pack-files';
 import { hashContext } from '../../src/context/prepare';
 import { packContext, type PackOptions, workersFor } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
@@ -330,6 +330,57 @@ describe('FilePool', () => {
       opened.mockRestore();
       await pool.close();
     }
+  });
+});
+
+describe('looksIncompressible', () => {
+  /** Seeded PRNG (mulberry32), so the samples near the bound are the same on every run. */
+  function seeded(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  /** The rule without its shortcut: under 7.5 bits of entropy per byte deflated, else the trial deflate decides. */
+  function byTrial(sample: Buffer): boolean {
+    const counts = new Uint32Array(256);
+    for (const byte of sample.subarray(0, 4096)) counts[byte]!++;
+    let bits = 0;
+    for (const c of counts) if (c > 0) bits -= c * Math.log2(c / 4096);
+    return bits >= 7.5 * 4096 && zlib.deflateRawSync(sample.subarray(0, 4096), { level: 6, windowBits: 12 }).length >= 4096 * 0.98;
+  }
+
+  it('stores random data without the trial deflate, and decides as the trial does on both sides of its bound', () => {
+    const rand = seeded(21);
+    const random = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+    let trials = 0;
+    const counting = { ...zlib, deflateRawSync: (b: Buffer, o: zlib.ZlibOptions) => (trials++, zlib.deflateRawSync(b, o)) } as typeof zlib;
+    const seen = new Int32Array(16384);
+    for (let i = 0; i < 200; i++) expect(looksIncompressible(random(4096), 50_000, 6, counting, seen)).toBe(true);
+    expect(trials).toBe(0);
+
+    // Random data with runs of 3 to 40 bytes copied into its second half: a few leave it incompressible,
+    // more make deflate save 2%, so samples fall on both sides.
+    const counted = { shortcut: 0, trialStored: 0, deflated: 0 };
+    for (let i = 0; i < 400; i++) {
+      const sample = random(4096);
+      for (let run = 0; run <= i % 6; run++) {
+        const from = Math.floor(rand() * 2000);
+        sample.copy(sample, 2048 + Math.floor(rand() * 1900), from, from + 3 + Math.floor(rand() * (3 + (i % 97))));
+      }
+      const before = trials;
+      const stored = looksIncompressible(sample, 50_000, 6, counting, seen);
+      expect(stored).toBe(byTrial(sample));
+      if (!stored) counted.deflated++;
+      else if (trials === before) counted.shortcut++;
+      else counted.trialStored++;
+    }
+    expect(counted.shortcut).toBeGreaterThan(10);
+    expect(counted.trialStored).toBeGreaterThan(10);
+    expect(counted.deflated).toBeGreaterThan(10);
   });
 });
 

@@ -10,7 +10,7 @@ import yauzl from 'yauzl';
 import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
 import { deflateInto, FilePool, type FileJob, looksIncompressible } from '../../src/context/pack-files';
-import { hashContext } from '../../src/context/prepare';
+import { hashContext, prepareInOrder } from '../../src/context/prepare';
 import { packContext, type PackOptions, workersFor } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 
@@ -330,6 +330,40 @@ describe('FilePool', () => {
       opened.mockRestore();
       await pool.close();
     }
+  });
+});
+
+describe('prepareInOrder', () => {
+  it('batches up to 1 MiB, shrinking near the end to the bytes left over twice the threads (64 KiB at least)', async () => {
+    const dir = await tempDir();
+    for (let i = 0; i < 60; i++) await writeFile(path.join(dir, `f${String(i).padStart(2, '0')}`), text(100_000));
+    const entries = await listContext(dir, memoryOutput());
+    const here = new FilePool(0);
+    const batches: number[] = [];
+    // A pool of one worker and this thread, as far as batching goes; the batches run here.
+    const pool = {
+      size: 1,
+      run: (jobs: FileJob[]) => (batches.push(jobs.reduce((n, j) => n + j.size, 0)), here.run(jobs)),
+      recycle: (bodies: Buffer) => here.recycle(bodies),
+    } as unknown as FilePool;
+    const paths: string[] = [];
+    for await (const batch of prepareInOrder(entries, { level: 6, streamThreshold: 2 * 1024 * 1024 }, pool)) {
+      for (const item of batch) {
+        paths.push(item.entry.path);
+        if ('release' in item) item.release?.();
+      }
+    }
+    expect(paths).toEqual(entries.map((e) => e.path));
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(6_000_000);
+    expect(batches[0]).toBe(1_100_000); // 1 MiB reached with the 11th file
+    let left = 6_000_000;
+    for (const bytes of batches) {
+      // files of 100,000 bytes are added until the batch reaches its bound
+      const bound = Math.min(1024 * 1024, Math.max(64 * 1024, left / 4));
+      expect(bytes).toBe(Math.min(left, Math.ceil(bound / 100_000) * 100_000));
+      left -= bytes;
+    }
+    expect(batches.at(-1)).toBe(100_000);
   });
 });
 

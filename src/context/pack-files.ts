@@ -56,6 +56,7 @@ function prepareFiles(
   let capacity = 0;
   for (const job of jobs) if (!job.hashOnly) capacity += job.size + 1;
   const bodies = bodiesFor(capacity);
+  const seen = new Int32Array(16384);
   let offset = 0;
   for (const job of jobs) {
     let fd: number;
@@ -112,7 +113,7 @@ function prepareFiles(
     const crc = nodeZlib.crc32(content);
     let length = total;
     let method = 0;
-    if (job.level >= 0 && total > 0 && !incompressible(content, total, job.level, nodeZlib)) {
+    if (job.level >= 0 && total > 0 && !incompressible(content, total, job.level, nodeZlib, seen)) {
       const out = total <= scratch.length ? scratch : Buffer.allocUnsafe(total);
       const deflated = deflate(content, job.level, out, nodeZlib);
       if (deflated >= 0) {
@@ -167,15 +168,36 @@ export function deflateInto(content: Buffer, level: number, out: Buffer, nodeZli
  * are decided by their first 4 KiB: under 7.5 bits of entropy per byte (text and most binaries hold 4–6;
  * random, compressed or encrypted data about 7.95), deflated; otherwise stored unless deflating those 4 KiB
  * saves 2% (data with short repeats).
+ *
+ * The trial (60–120 µs a file) is skipped when its answer is sure to be "stored", so the archive is the same.
+ * 4 KiB make one deflate block (a block holds 16,383 symbols at zlib's default memLevel), and a block's
+ * literals cost at least their entropy in bits, whatever its Huffman code. Matches (3 bytes or more) take bytes
+ * out of the literals: each starts at a 3-byte string seen earlier in the sample and covers at most 3 bytes per
+ * such string, and each byte taken out lowers the literals' entropy by at most 13.45 bits (log2 4096 + log2 e).
+ * So with R strings seen before, the output holds at least `bits - 42 R` bits: stored when that is 32,113 or
+ * more (98% of 4 KiB is 4,014.08 bytes). Random data has 0–4 such strings. `seen` (16,384 entries, any
+ * content) is the caller's: a fresh table per file cost more than the counting.
  * Runs in the workers too, so it follows prepareFiles's rules (hence the literal numbers, and no inner function).
  */
-export function looksIncompressible(start: Buffer, size: number, level: number, nodeZlib: typeof zlib): boolean {
+export function looksIncompressible(start: Buffer, size: number, level: number, nodeZlib: typeof zlib, seen: Int32Array): boolean {
   if (size <= 4096) return false;
   const counts = new Uint32Array(256);
   for (let i = 0; i < 4096; i++) counts[start[i]!]!++;
   let bits = 0;
   for (let b = 0; b < 256; b++) if (counts[b]! > 0) bits -= counts[b]! * Math.log2(counts[b]! / 4096);
   if (bits < 7.5 * 4096) return false;
+  // 3-byte strings seen before, in an open-addressed table of string + 1 (0: empty), a quarter full at most.
+  seen.fill(0);
+  let repeats = 0;
+  let string = (start[0]! << 8) | start[1]!;
+  for (let i = 2; i < 4096 && bits - 42 * repeats >= 32113; i++) {
+    string = ((string << 8) | start[i]!) & 0xffffff;
+    let slot = Math.imul(string, 0x9e3779b1) >>> 18;
+    while (seen[slot] !== 0 && seen[slot] !== string + 1) slot = (slot + 1) & 16383;
+    if (seen[slot] === 0) seen[slot] = string + 1;
+    else repeats++;
+  }
+  if (bits - 42 * repeats >= 32113) return true;
   return nodeZlib.deflateRawSync(start.subarray(0, 4096), { level, windowBits: 12 }).length >= 4096 * 0.98;
 }
 
@@ -210,8 +232,10 @@ const WORKER_YOUNG_MB = 4;
 const SPARE_BODIES = 4;
 
 /**
- * Runs batches of files on this thread (`size` 0) or on a pool of worker threads. A worker takes about 100 ms to
- * start (two starting at once, 150–200 ms): until one has, this thread runs the queued batches itself.
+ * Runs batches of files on this thread (`size` 0), or on a pool of worker threads and this thread: a queued batch
+ * the workers have no room for (QUEUED_PER_WORKER each) runs here, one per turn of the event loop, so the
+ * writer keeps going between them. A worker takes about 100 ms to start (two starting at once, 150–200 ms):
+ * until one has, this thread runs every batch.
  */
 export class FilePool {
   /** Every worker made, started or not. */
@@ -222,12 +246,17 @@ export class FilePool {
   private scratch: Buffer | undefined;
   /** Bodies given back, for batches run on this thread. */
   private readonly spare: ArrayBuffer[] = [];
+  /** Bodies of batches run on this thread: given back, they stay here (a worker's go back to a worker). */
+  private readonly madeHere = new WeakSet<ArrayBuffer>();
   private next = 0;
   private helping = false;
   private closed = false;
 
-  /** One worker per core by default: the main thread mostly waits (it writes the archive). */
-  constructor(readonly size = availableParallelism()) {
+  /**
+   * One worker fewer than cores by default, as this thread runs batches too: a worker costs about 90 ms of CPU to
+   * start, and one per core left three threads taking turns on two cores (*mixed*: 0.15 CPU-seconds more).
+   */
+  constructor(readonly size = availableParallelism() - 1) {
     const source =
       `const { parentPort } = require('node:worker_threads');\n` +
       `const prepareFiles = (${prepareFiles.toString()});\n` +
@@ -274,7 +303,7 @@ export class FilePool {
   recycle(bodies: Buffer): void {
     const buffer = bodies.buffer as ArrayBuffer;
     if (buffer.byteLength === 0) return;
-    if (this.workers.size === 0) {
+    if (this.workers.size === 0 || this.madeHere.has(buffer)) {
       if (this.spare.length < SPARE_BODIES) this.spare.push(buffer);
       return;
     }
@@ -289,28 +318,30 @@ export class FilePool {
 
   private runHere(jobs: FileJob[]): Batch {
     const scratch = (this.scratch ??= Buffer.allocUnsafeSlow(SCRATCH));
-    return prepareFiles(jobs, fs, zlib, crypto, scratch, looksIncompressible, deflateInto, (n) => takeBodies(this.spare, n));
+    const batch = prepareFiles(jobs, fs, zlib, crypto, scratch, looksIncompressible, deflateInto, (n) => takeBodies(this.spare, n));
+    this.madeHere.add(batch.bodies.buffer as ArrayBuffer);
+    return batch;
   }
 
-  /** Sends queued batches to the least busy started workers, up to QUEUED_PER_WORKER each. */
+  /** Sends queued batches to the least busy started workers, up to QUEUED_PER_WORKER each; this thread runs the rest. */
   private dispatch(): void {
-    if (this.workers.size === 0) return this.help();
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && this.workers.size > 0) {
       const [worker, sent] = [...this.workers].reduce((a, b) => (b[1].length < a[1].length ? b : a));
-      if (sent.length >= QUEUED_PER_WORKER) return;
+      if (sent.length >= QUEUED_PER_WORKER) break;
       const { jobs, ...pending } = this.queue.shift()!;
       sent.push(pending);
       worker.postMessage(jobs);
     }
+    this.help();
   }
 
-  /** Runs the next queued batch on this thread, one per turn of the event loop, so a worker that starts is seen. */
+  /** Runs the next queued batch on this thread, one per turn of the event loop, so the writer and the workers are heard between batches. */
   private help(): void {
     if (this.helping || this.closed || this.queue.length === 0) return;
     this.helping = true;
     setImmediate(() => {
       this.helping = false;
-      const next = this.workers.size > 0 || this.closed ? undefined : this.queue.shift();
+      const next = this.closed ? undefined : this.queue.shift();
       if (!next) return this.dispatch();
       const { jobs, resolve, reject } = next;
       try {

@@ -34,6 +34,11 @@ const EMPTY = Buffer.alloc(0);
 /** A batch for the file pool: up to this many files or this many bytes (a larger file goes alone). */
 const BATCH_FILES = 64;
 const BATCH_BYTES = 1024 * 1024;
+/**
+ * Near the end, batches shrink to the bytes left over twice the threads, down to this: a worker's last queued
+ * batches are then short, and the main thread does not wait long for them with nothing left to run.
+ */
+const LAST_BATCH_BYTES = 64 * 1024;
 /** Bytes read ahead of the writer, in batches on the pool (each batch holds its bodies until written). */
 const AHEAD_BYTES = 8 * 1024 * 1024;
 
@@ -81,15 +86,17 @@ export type Prepared =
 
 /**
  * Yields entries in order, a batch at a time, while later ones are read, hashed and deflated in batches on the
- * pool (at most four batches per worker and AHEAD_BYTES of files in flight, so the workers keep going while a
- * streamed file is written). Files over the stream threshold go alone, streamed.
+ * pool (at most four batches per thread and AHEAD_BYTES of files in flight, so the workers keep going while a
+ * streamed file is written). Files over the stream threshold go alone, streamed. Batches shrink near the end
+ * (LAST_BATCH_BYTES).
  */
 export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOptions, pool: FilePool): AsyncGenerator<Prepared[]> {
   const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
-  const maxBatches = Math.max(2, 4 * pool.size);
+  const maxBatches = 4 * (pool.size + 1);
   const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
   let next = 0;
   let aheadBytes = 0;
+  let left = pool.size === 0 ? Infinity : entries.reduce((n, e) => (e.kind === 'file' && !streamed(e) ? n + e.size : n), 0);
   const fill = (): void => {
     while (next < entries.length && ahead.length < maxBatches && aheadBytes < AHEAD_BYTES) {
       const first = next;
@@ -99,13 +106,15 @@ export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOpti
       }
       const jobs: FileJob[] = [];
       let bytes = 0;
-      for (; next < entries.length && !streamed(entries[next]!) && jobs.length < BATCH_FILES && bytes < BATCH_BYTES; next++) {
+      const most = Math.min(BATCH_BYTES, Math.max(LAST_BATCH_BYTES, left / (2 * (pool.size + 1))));
+      for (; next < entries.length && !streamed(entries[next]!) && jobs.length < BATCH_FILES && bytes < most; next++) {
         const e = entries[next]!;
         if (e.kind !== 'file') continue;
         jobs.push({ absPath: e.absPath, size: e.size, level: isStoredByName(e.path) ? -1 : opts.level, hashOnly: false });
         bytes += e.size;
       }
       const last = next;
+      left -= bytes;
       const ready = (jobs.length > 0 ? pool.run(jobs) : Promise.resolve(undefined)).then((batch) => {
         const prepared = toPrepared(entries, first, last, batch, opts.expected);
         const end = prepared.at(-1);

@@ -47,8 +47,8 @@ export interface PackOptions {
   /** Write ZIP64 records even when not needed (tests). */
   forceZip64?: boolean;
   /**
-   * Worker threads reading and deflating files (0: all on this thread); default one per core, or none for a
-   * context under 4 MiB. Ignored with `pool`.
+   * Worker threads reading and deflating files (0: all on this thread); default one fewer than cores (this
+   * thread packs too), or none for a context under 4 MiB. Ignored with `pool`.
    */
   workers?: number;
   /** A pool to use (and leave open), e.g. the one hashContext used. */
@@ -125,7 +125,8 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
       entryCount: entries.length,
     };
   } finally {
-    if (!given) await pool.close();
+    // Not awaited: a worker takes about 15 ms to end, and the archive is complete without it.
+    if (!given) void pool.close();
   }
 }
 
@@ -323,7 +324,7 @@ async function startsIncompressible(fh: FileHandle, entry: ContextEntry, level: 
   const start = Buffer.alloc(Math.min(SAMPLE, entry.size));
   const { bytesRead } = await fh.read(start, 0, start.length, 0);
   if (bytesRead < start.length) throw changed(entry);
-  return looksIncompressible(start, entry.size, level, zlib);
+  return looksIncompressible(start, entry.size, level, zlib, new Int32Array(16384));
 }
 
 /**

@@ -1,16 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, realpathSync, statfsSync, writeFileSync } from 'node:fs';
 import { appendFile, chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zlib, { gzipSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import yauzl from 'yauzl';
 import { listContext } from '../../src/context/listing';
 import { ContextError } from '../../src/shared/errors';
-import { deflateInto, FilePool } from '../../src/context/pack-files';
-import { hashContext } from '../../src/context/prepare';
+import { deflateInto, FilePool, type FileJob, looksIncompressible } from '../../src/context/pack-files';
+import { hashContext, prepareInOrder } from '../../src/context/prepare';
 import { packContext, type PackOptions, workersFor } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
 
@@ -31,8 +31,8 @@ async function tempDir(root = tmpdir()): Promise<string> {
  */
 function roomyTmpfs(): string | undefined {
   if (!existsSync('/dev/shm')) return undefined;
-  const fs = statfsSync('/dev/shm');
-  return fs.bavail * fs.bsize >= 400 * 1024 * 1024 && fs.ffree >= 100_000 ? '/dev/shm' : undefined;
+  const shm = statfsSync('/dev/shm');
+  return shm.bavail * shm.bsize >= 400 * 1024 * 1024 && shm.ffree >= 100_000 ? '/dev/shm' : undefined;
 }
 
 interface ReadEntry {
@@ -216,7 +216,7 @@ describe('packContext', () => {
     const small = await listContext(dir, memoryOutput());
     expect(workersFor(small)).toBe(0);
     await writeFile(path.join(dir, 'large.bin'), Buffer.alloc(4 * 1024 * 1024));
-    expect(workersFor(await listContext(dir, memoryOutput()))).toBeUndefined(); // the pool's default: one a core
+    expect(workersFor(await listContext(dir, memoryOutput()))).toBeUndefined(); // the pool's default: one fewer than cores
   });
 
   it('names the content before packing: hashContext gives the digest packing yields, and any change moves it', async () => {
@@ -306,6 +306,126 @@ describe('packContext', () => {
     expect(listing).toHaveLength(70_070);
     expect(execFileSync('unzip', ['-tq', archive.file]).toString()).toMatch(/No errors detected/);
   }, 120_000);
+});
+
+describe('FilePool', () => {
+  it('runs the batches its started workers have no room for on this thread, with the same results', async () => {
+    const dir = realpathSync(await tempDir());
+    const jobs: FileJob[] = [];
+    for (let i = 0; i < 8; i++) {
+      const content = i % 2 ? randomBytes(10_000 + i) : text(10_000 + i);
+      await writeFile(path.join(dir, `f${i}`), content);
+      jobs.push({ absPath: path.join(dir, `f${i}`), size: content.length, level: 6, hashOnly: false });
+    }
+    const here = new FilePool(0);
+    const expected = here.run(jobs);
+    const opened = vi.spyOn(fs, 'openSync');
+    const pool = new FilePool(1);
+    try {
+      // Until its worker has started, this thread runs every batch: wait for a batch it did not open a file of.
+      for (let seen = -1; seen !== opened.mock.calls.length; await new Promise((r) => setTimeout(r, 10))) {
+        seen = opened.mock.calls.length;
+        await pool.run(jobs);
+      }
+      const before = opened.mock.calls.length;
+      const batches = await Promise.all(Array.from({ length: 8 }, () => pool.run(jobs)));
+      const openedHere = opened.mock.calls.length - before;
+      expect(openedHere).toBeGreaterThan(0);
+      expect(openedHere).toBeLessThan(8 * jobs.length);
+      for (const batch of batches) {
+        expect(batch.done).toEqual((await expected).done);
+        expect(batch.bodies.equals((await expected).bodies)).toBe(true);
+      }
+    } finally {
+      opened.mockRestore();
+      await pool.close();
+    }
+  });
+});
+
+describe('prepareInOrder', () => {
+  it('batches up to 1 MiB, shrinking near the end to the bytes left over twice the threads (64 KiB at least)', async () => {
+    const dir = await tempDir();
+    for (let i = 0; i < 60; i++) await writeFile(path.join(dir, `f${String(i).padStart(2, '0')}`), text(100_000));
+    const entries = await listContext(dir, memoryOutput());
+    const here = new FilePool(0);
+    const batches: number[] = [];
+    // A pool of one worker and this thread, as far as batching goes; the batches run here.
+    const pool = {
+      size: 1,
+      run: (jobs: FileJob[]) => (batches.push(jobs.reduce((n, j) => n + j.size, 0)), here.run(jobs)),
+      recycle: (bodies: Buffer) => here.recycle(bodies),
+    } as unknown as FilePool;
+    const paths: string[] = [];
+    for await (const batch of prepareInOrder(entries, { level: 6, streamThreshold: 2 * 1024 * 1024 }, pool)) {
+      for (const item of batch) {
+        paths.push(item.entry.path);
+        if ('release' in item) item.release?.();
+      }
+    }
+    expect(paths).toEqual(entries.map((e) => e.path));
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(6_000_000);
+    expect(batches[0]).toBe(1_100_000); // 1 MiB reached with the 11th file
+    let left = 6_000_000;
+    for (const bytes of batches) {
+      // files of 100,000 bytes are added until the batch reaches its bound
+      const bound = Math.min(1024 * 1024, Math.max(64 * 1024, left / 4));
+      expect(bytes).toBe(Math.min(left, Math.ceil(bound / 100_000) * 100_000));
+      left -= bytes;
+    }
+    expect(batches.at(-1)).toBe(100_000);
+  });
+});
+
+describe('looksIncompressible', () => {
+  /** Seeded PRNG (mulberry32), so the samples near the bound are the same on every run. */
+  function seeded(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  /** The rule without its shortcut: under 7.5 bits of entropy per byte deflated, else the trial deflate decides. */
+  function byTrial(sample: Buffer): boolean {
+    const counts = new Uint32Array(256);
+    for (const byte of sample.subarray(0, 4096)) counts[byte]!++;
+    let bits = 0;
+    for (const c of counts) if (c > 0) bits -= c * Math.log2(c / 4096);
+    return bits >= 7.5 * 4096 && zlib.deflateRawSync(sample.subarray(0, 4096), { level: 6, windowBits: 12 }).length >= 4096 * 0.98;
+  }
+
+  it('stores random data without the trial deflate, and decides as the trial does on both sides of its bound', () => {
+    const rand = seeded(21);
+    const random = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+    let trials = 0;
+    const counting = { ...zlib, deflateRawSync: (b: Buffer, o: zlib.ZlibOptions) => (trials++, zlib.deflateRawSync(b, o)) } as typeof zlib;
+    const seen = new Int32Array(16384);
+    for (let i = 0; i < 200; i++) expect(looksIncompressible(random(4096), 50_000, 6, counting, seen)).toBe(true);
+    expect(trials).toBe(0);
+
+    // Random data with runs of 3 to 40 bytes copied into its second half: a few leave it incompressible,
+    // more make deflate save 2%, so samples fall on both sides.
+    const counted = { shortcut: 0, trialStored: 0, deflated: 0 };
+    for (let i = 0; i < 400; i++) {
+      const sample = random(4096);
+      for (let run = 0; run <= i % 6; run++) {
+        const from = Math.floor(rand() * 2000);
+        sample.copy(sample, 2048 + Math.floor(rand() * 1900), from, from + 3 + Math.floor(rand() * (3 + (i % 97))));
+      }
+      const before = trials;
+      const stored = looksIncompressible(sample, 50_000, 6, counting, seen);
+      expect(stored).toBe(byTrial(sample));
+      if (!stored) counted.deflated++;
+      else if (trials === before) counted.shortcut++;
+      else counted.trialStored++;
+    }
+    expect(counted.shortcut).toBeGreaterThan(10);
+    expect(counted.trialStored).toBeGreaterThan(10);
+    expect(counted.deflated).toBeGreaterThan(10);
+  });
 });
 
 describe('deflateInto', () => {

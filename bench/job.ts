@@ -113,7 +113,7 @@ export async function measure(): Promise<BenchRow[]> {
       },
       {
         group: 'job start',
-        metric: 'job start → StartBuild, changed *app* context: CPU-seconds of the processes at work (the job, the stack\'s servers; packing and uploading alone in the bench\'s own process), and the least time the job\'s allow',
+        metric: 'job start → StartBuild, changed *app* context: CPU-seconds of the processes at work (the job, the stack\'s servers; packing and uploading alone in the bench\'s own process), and the least time the job\'s CPU-seconds allow on this machine',
         value:
           `job ${fixed(median(cpu.job))} CPU-s (the stack's servers ${fixed(median(cpu.jobServers))} of them) against packing alone ${fixed(median(cpu.pack))} ` +
           `and uploading alone ${fixed(median(cpu.upload))} (medians): on ${cores} cores the job's work takes at least ${fixed(median(cpu.job) / cores)} s, ` +

@@ -206,6 +206,8 @@ const SCRATCH = 2 * 1024 * 1024 + 1;
 
 /** Batches queued at each worker: it starts the next without waiting for this thread, which may be busy. */
 const QUEUED_PER_WORKER = 3;
+/** The largest batch this thread runs while a worker could (packing batches are at most 2 MiB; hashing ones 32). */
+const HELP_BYTES = 4 * 1024 * 1024;
 
 type Pending = { resolve: (b: Batch) => void; reject: (e: unknown) => void };
 
@@ -254,9 +256,10 @@ export class FilePool {
 
   /**
    * One worker fewer than cores by default, as this thread runs batches too: a worker costs about 90 ms of CPU to
-   * start, and one per core left three threads taking turns on two cores (*mixed*: 0.15 CPU-seconds more).
+   * start, and one per core left three threads taking turns on two cores (*mixed*: 0.15 CPU-seconds more). At least
+   * one: on a one-core runner a worker keeps large batches off this thread's event loop.
    */
-  constructor(readonly size = availableParallelism() - 1) {
+  constructor(readonly size = Math.max(1, availableParallelism() - 1)) {
     const source =
       `const { parentPort } = require('node:worker_threads');\n` +
       `const prepareFiles = (${prepareFiles.toString()});\n` +
@@ -335,13 +338,17 @@ export class FilePool {
     this.help();
   }
 
-  /** Runs the next queued batch on this thread, one per turn of the event loop, so the writer and the workers are heard between batches. */
+  /**
+   * Runs the next queued batch on this thread, one per turn of the event loop, so the writer, the upload and the
+   * workers are heard between batches. Once a worker runs, a batch over HELP_BYTES (a hashing batch, a large
+   * file) is left to the workers: on this thread it would hold all of them up.
+   */
   private help(): void {
-    if (this.helping || this.closed || this.queue.length === 0) return;
+    if (this.helping || this.closed || !this.mayRunHere(this.queue[0])) return;
     this.helping = true;
     setImmediate(() => {
       this.helping = false;
-      const next = this.closed ? undefined : this.queue.shift();
+      const next = this.closed || !this.mayRunHere(this.queue[0]) ? undefined : this.queue.shift();
       if (!next) return this.dispatch();
       const { jobs, resolve, reject } = next;
       try {
@@ -351,5 +358,9 @@ export class FilePool {
       }
       this.dispatch();
     });
+  }
+
+  private mayRunHere(batch: { jobs: FileJob[] } | undefined): boolean {
+    return batch !== undefined && (this.workers.size === 0 || batch.jobs.reduce((n, j) => n + j.size, 0) <= HELP_BYTES);
   }
 }

@@ -50,7 +50,7 @@ export async function uploadContext(s3: S3Client, context: ContextToUpload, buck
   out.info(`Build context: ${context.fileCount} files, sha256 ${context.digest}`);
   const stored = await awsStep(step, () => storedSize(s3, bucket, key, out), hint);
   if (stored !== undefined) {
-    void context.cancel(); // not awaited: the batches in flight finish on the workers meanwhile
+    void context.cancel(); // not awaited: the batches in flight finish meanwhile
     out.info(`Unchanged context, upload skipped: ${url} already exists (${humanSize(stored)}).`);
     return { bucket, key, uploaded: false, size: stored };
   }

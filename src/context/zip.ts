@@ -47,8 +47,8 @@ export interface PackOptions {
   /** Write ZIP64 records even when not needed (tests). */
   forceZip64?: boolean;
   /**
-   * Worker threads reading and deflating files (0: all on this thread); default one fewer than cores (this
-   * thread packs too), or none for a context under 4 MiB. Ignored with `pool`.
+   * Worker threads reading and deflating files (0: all on this thread); default one fewer than cores, at least
+   * one (this thread packs too), or none for a context under 4 MiB. Ignored with `pool`.
    */
   workers?: number;
   /** A pool to use (and leave open), e.g. the one hashContext used. */
@@ -125,8 +125,7 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
       entryCount: entries.length,
     };
   } finally {
-    // Not awaited: a worker takes about 15 ms to end, and the archive is complete without it.
-    if (!given) void pool.close();
+    if (!given) await pool.close();
   }
 }
 

@@ -12,6 +12,7 @@ import { createCipheriv } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { prng } from '../test/helpers/prng';
 
 export type ContextName = 'small' | 'mixed' | 'app' | 'monorepo' | 'huge' | 'incompressible';
 
@@ -26,16 +27,6 @@ export interface Generated {
 
 const KB = 1024;
 const MB = 1024 * KB;
-
-/** Seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Source-like text: Zipf-ish words, indentation and punctuation; deflates about 3:1 like real code. */
 function textGenerator(rand: () => number): (bytes: number) => Buffer {

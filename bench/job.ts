@@ -6,7 +6,7 @@
  * - unchanged context: the bytes the bucket grew by, and the time.
  */
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -16,7 +16,6 @@ import { startStack, type Stack } from '../stack/stack';
 import { distIndex, makeJob } from '../test/e2e/helpers';
 import { memoryOutput } from '../test/helpers/output';
 import { generateContext } from './contexts';
-import { availableParallelism } from 'node:os';
 import { fixed, median, processCpuSeconds, progress, timeToOutput } from './measure';
 import type { BenchRow } from './rows';
 

@@ -4,7 +4,7 @@
  * wall time, the CPU-seconds the whole machine spent during the run (/proc/stat), so a reader can tell a busy run
  * from a slow suite: on n cores no schedule beats CPU-seconds ÷ n.
  */
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fixed, machineCpuSeconds, progress } from './measure';
@@ -13,22 +13,12 @@ import type { BenchRow } from './rows';
 const TARGET_MINUTES = 5.5;
 const repo = path.resolve(__dirname, '..');
 
-function npmTest(): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['test'], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
-
 export async function measure(): Promise<BenchRow[]> {
   const cores = availableParallelism();
   const cpuBefore = machineCpuSeconds();
   const started = performance.now();
-  const { code, output } = await npmTest();
+  const run = spawnSync('npm', ['test'], { cwd: repo, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+  const [code, output] = [run.status, `${run.stdout}${run.stderr}`];
   const seconds = (performance.now() - started) / 1000;
   const cpu = machineCpuSeconds() - cpuBefore;
   // scripts/test-summary.mjs's closing lines: the counts, then the slowest tests under their header.

@@ -176,10 +176,10 @@ export function deflateInto(content: Buffer, level: number, out: Buffer, nodeZli
  * such string, and each byte taken out lowers the literals' entropy by at most 13.45 bits (log2 4096 + log2 e).
  * So with R strings seen before, the output holds at least `bits - 42 R` bits: stored when that is 32,113 or
  * more (98% of 4 KiB is 4,014.08 bytes). Random data has 0–4 such strings. `seen` (16,384 entries, any
- * content) is the caller's: a fresh table per file cost more than the counting.
+ * content) is best the caller's, reused: a fresh table per file cost more than the counting.
  * Runs in the workers too, so it follows prepareFiles's rules (hence the literal numbers, and no inner function).
  */
-export function looksIncompressible(start: Buffer, size: number, level: number, nodeZlib: typeof zlib, seen: Int32Array): boolean {
+export function looksIncompressible(start: Buffer, size: number, level: number, nodeZlib: typeof zlib, seen = new Int32Array(16384)): boolean {
   if (size <= 4096) return false;
   const counts = new Uint32Array(256);
   for (let i = 0; i < 4096; i++) counts[start[i]!]!++;

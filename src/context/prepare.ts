@@ -92,7 +92,8 @@ export type Prepared =
  */
 export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOptions, pool: FilePool): AsyncGenerator<Prepared[]> {
   const ahead: { bytes: number; ready: Promise<Prepared[]> }[] = [];
-  const maxBatches = 4 * (pool.size + 1);
+  const threads = pool.size + 1; // the workers and this thread
+  const maxBatches = 4 * threads;
   const streamed = (e: ContextEntry) => e.kind === 'file' && e.size > opts.streamThreshold;
   let next = 0;
   let aheadBytes = 0;
@@ -106,7 +107,7 @@ export async function* prepareInOrder(entries: ContextEntry[], opts: PrepareOpti
       }
       const jobs: FileJob[] = [];
       let bytes = 0;
-      const most = Math.min(BATCH_BYTES, Math.max(LAST_BATCH_BYTES, left / (2 * (pool.size + 1))));
+      const most = Math.min(BATCH_BYTES, Math.max(LAST_BATCH_BYTES, left / (2 * threads)));
       for (; next < entries.length && !streamed(entries[next]!) && jobs.length < BATCH_FILES && bytes < most; next++) {
         const e = entries[next]!;
         if (e.kind !== 'file') continue;

@@ -323,7 +323,7 @@ async function startsIncompressible(fh: FileHandle, entry: ContextEntry, level: 
   const start = Buffer.alloc(Math.min(SAMPLE, entry.size));
   const { bytesRead } = await fh.read(start, 0, start.length, 0);
   if (bytesRead < start.length) throw changed(entry);
-  return looksIncompressible(start, entry.size, level, zlib, new Int32Array(16384));
+  return looksIncompressible(start, entry.size, level, zlib);
 }
 
 /**

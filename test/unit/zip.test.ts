@@ -13,6 +13,7 @@ import { deflateInto, FilePool, type FileJob, looksIncompressible } from '../../
 import { hashContext, prepareInOrder } from '../../src/context/prepare';
 import { packContext, type PackOptions, workersFor } from '../../src/context/zip';
 import { memoryOutput } from '../helpers/output';
+import { prng } from '../helpers/prng';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -378,16 +379,6 @@ describe('prepareInOrder', () => {
 });
 
 describe('looksIncompressible', () => {
-  /** Seeded PRNG (mulberry32), so the samples near the bound are the same on every run. */
-  function seeded(seed: number): () => number {
-    return () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   /** The rule without its shortcut: under 7.5 bits of entropy per byte deflated, else the trial deflate decides. */
   function byTrial(sample: Buffer): boolean {
     const counts = new Uint32Array(256);
@@ -398,7 +389,7 @@ describe('looksIncompressible', () => {
   }
 
   it('stores random data without the trial deflate, and decides as the trial does on both sides of its bound', () => {
-    const rand = seeded(21);
+    const rand = prng(21); // seeded: the samples near the bound are the same on every run
     const random = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
     let trials = 0;
     const counting = { ...zlib, deflateRawSync: (b: Buffer, o: zlib.ZlibOptions) => (trials++, zlib.deflateRawSync(b, o)) } as typeof zlib;

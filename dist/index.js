@@ -257,8 +257,10 @@ login() {
 
 # After a failed build: when a registry refused access, one line naming it and the input that fixes it.
 explain_auth_failure() {
-  local line host
-  line="$(grep -m 1 -iE '401 Unauthorized|no basic auth credentials|unauthorized:|authentication required|pull access denied|403 Forbidden|denied:' "$1" || true)"
+  local line host import
+  # Not the cache import's refusal: it never fails the build (cache_warnings says what it means).
+  import="$(grep -m 1 -E '^#[0-9]+ importing cache manifest from ' "$1" | cut -d ' ' -f 1 || true)"
+  line="$(grep -v "^\${import:-#-} " "$1" | grep -m 1 -iE '401 Unauthorized|no basic auth credentials|unauthorized:|authentication required|pull access denied|403 Forbidden|denied:' || true)"
   if [ -z "$line" ]; then return; fi
   # The image the error names tells the registry; a token service's URL (auth.docker.io, gitlab.com/jwt/auth) would not.
   host="$(printf '%s' "$line" | grep -oE '(metadata for|failed to push|pull access denied for) [^ ,:/]+(:[0-9]+)?/' | head -n 1 | sed -E 's#.* ##; s#/$##' || true)"
@@ -279,6 +281,28 @@ explain_auth_failure() {
     echo "Error: $host (ECR) refused access: add it to ecr_registries and let the CodeBuild project's role pull from it" >&2
   else
     echo "Error: $host asked for credentials: set registry_credentials: [\\"$host=secretsmanager:<secret-id>\\"] (a secret {\\"username\\",\\"password\\"}) or [\\"$host=ssm:<parameter>\\"]" >&2
+  fi
+}
+
+# The ERROR line of the first BuildKit step named $2 in the plain progress file $1, if it failed.
+step_error() {
+  local step
+  step="$(grep -m 1 -E "^#[0-9]+ $2" "$1" | cut -d ' ' -f 1 || true)"
+  if [ -n "$step" ]; then grep -m 1 "^$step ERROR" "$1" || true; fi
+}
+
+# BuildKit builds on without a registry cache it cannot read, and ignore-error=true keeps a failed export from
+# failing the build: each logs one step's ERROR line. Say what it means for this build and the next.
+cache_warnings() {
+  local read_error
+  read_error="$(step_error "$1" 'importing cache manifest from ')"
+  if [[ "$read_error" == *"not found"* ]]; then
+    warn "no layer cache at $CBI_CACHE_REF yet; this build fills it"
+  elif [ -n "$read_error" ]; then
+    warn "the layer cache at $CBI_CACHE_REF could not be read (BuildKit's ERROR line above says why); built without it. Let the build role pull from there, or set cache_ref"
+  fi
+  if [ -n "$(step_error "$1" 'exporting cache to registry$')" ]; then
+    warn "the layer cache could not be written to $CBI_CACHE_REF (BuildKit's ERROR line above says why); the image was pushed, the next build starts cold. Let the build role push there, or set cache_ref"
   fi
 }
 
@@ -312,7 +336,7 @@ docker_with_build_args() {
 
 build() {
   cd "\${CODEBUILD_SRC_DIR:-.}"
-  local meta progress cache_step name full=false
+  local meta progress name full=false
   meta="$(mktemp)"
   if full_builder; then full=true; fi
   local -a tags args
@@ -334,12 +358,9 @@ build() {
   fi
   if [ -n "\${CBI_CACHE_REF:-}" ]; then
     if [ "$full" = true ]; then
-      # A missing cache is normal for a first build; a cache that cannot be written never fails the build.
-      if docker buildx imagetools inspect "$CBI_CACHE_REF" > /dev/null 2>&1; then
-        args+=(--cache-from "type=registry,ref=$CBI_CACHE_REF")
-      else
-        warn "no layer cache at $CBI_CACHE_REF yet; this build fills it"
-      fi
+      # Neither a missing cache (normal for a first build) nor one that cannot be written fails the build: see
+      # cache_warnings. Not asked beforehand: that would be another registry round trip and three docker processes.
+      args+=(--cache-from "type=registry,ref=$CBI_CACHE_REF")
       args+=(--cache-to "type=registry,ref=$CBI_CACHE_REF,mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true")
     else
       warn "this builder cannot export a registry cache (builder containerd-store enables it); building without one"
@@ -359,11 +380,7 @@ build() {
     rm -f "$progress"
     exit 1
   fi
-  # ignore-error=true keeps a failed cache export from failing the build; BuildKit logs it as one step's ERROR.
-  cache_step="$(sed -nE 's/^#([0-9]+) exporting cache to registry$/\\1/p' "$progress" | head -n 1)"
-  if [ -n "$cache_step" ] && grep -q "^#$cache_step ERROR" "$progress"; then
-    warn "the layer cache could not be written to $CBI_CACHE_REF (BuildKit's ERROR line above says why); the image was pushed, the next build starts cold. Let the build role push there, or set cache_ref"
-  fi
+  cache_warnings "$progress"
   rm -f "$progress"
 
   # The digest the tags point to: the image index when attestations are attached, else the manifest.

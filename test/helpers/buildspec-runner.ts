@@ -8,8 +8,9 @@ import { parse } from 'yaml';
 // `--build-arg NAME` the value docker would read from its environment, and for `--secret id=…,env=VAR` the
 // value of VAR; docker's global `--config DIR` as a `config DIR` pseudo-call, not in argv. `buildx build` writes
 // a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
-// $FAKE_CONTAINERD_STORE=1 makes `docker info` report the containerd image store; $FAKE_CACHE_EXISTS=1 makes
-// `buildx imagetools inspect` find the cache. `login` appends `<registry>\t<password read from stdin>` to
+// $FAKE_CONTAINERD_STORE=1 makes `docker info` report the containerd image store. With --cache-from and
+// --cache-to, `buildx build` prints BuildKit's import and export steps, failed with $FAKE_CACHE_IMPORT_ERROR and
+// $FAKE_CACHE_EXPORT_ERROR when set. `login` appends `<registry>\t<password read from stdin>` to
 // $FAKE_DIR/logins; $FAKE_LOGIN_REFUSED=<registry> refuses that one as a registry answering 401 does. $FAKE_BUILD_ERROR makes
 // `buildx build` print it and fail.
 // An absolute bash that ignores BASH_ENV (-p), and only builtins where build args are in the environment: the real
@@ -23,16 +24,23 @@ printf '%s\\n' "$line" >> "$FAKE_DIR/calls" # one write: concurrent fakes (pipel
 case "$1 \${2:-} \${3:-}" in
   "info "*)
     if [ "\${FAKE_CONTAINERD_STORE:-}" = 1 ]; then echo '[["driver-type","io.containerd.snapshotter.v1"]]'; else echo '[["Backing Filesystem","extfs"]]'; fi ;;
-  "buildx imagetools inspect") [ "\${FAKE_CACHE_EXISTS:-}" = 1 ] || exit 1 ;;
   "buildx build "*)
     prev=""; meta=""
     for a in "$@"; do
       if [ "$prev" = "--build-arg" ]; then printf 'env\\t%s=%s\\n' "$a" "\${!a-<unset>}" >> "$FAKE_DIR/calls"; fi
       if [ "$prev" = "--secret" ]; then var="\${a##*env=}"; printf 'secret\\t%s=%s\\n' "$var" "\${!var-<unset>}" >> "$FAKE_DIR/calls"; fi
       if [ "$prev" = "--metadata-file" ]; then meta="$a"; fi
+      if [ "$prev" = "--cache-from" ]; then
+        echo "#3 importing cache manifest from \${a#*ref=}"
+        if [ -n "\${FAKE_CACHE_IMPORT_ERROR:-}" ]; then echo "#3 ERROR: $FAKE_CACHE_IMPORT_ERROR"; else echo "#3 DONE 0.1s"; fi
+      fi
       prev="$a"
     done
     echo "#8 [2/2] RUN make"
+    if [[ " $* " == *" --cache-to "* ]]; then
+      echo "#11 exporting cache to registry"
+      if [ -n "\${FAKE_CACHE_EXPORT_ERROR:-}" ]; then echo "#11 ERROR: $FAKE_CACHE_EXPORT_ERROR"; else echo "#11 DONE 0.2s"; fi
+    fi
     if [ -n "\${FAKE_BUILD_ERROR:-}" ]; then echo "$FAKE_BUILD_ERROR"; exit 1; fi
     if [ -n "$meta" ] && [ -n "\${FAKE_DIGEST:-}" ]; then
       printf '{\\n  "containerimage.descriptor": {\\n    "mediaType": "%s",\\n    "digest": "%s"\\n  },\\n  "containerimage.digest": "%s"\\n}\\n' "\${FAKE_MEDIA_TYPE:-application/vnd.oci.image.index.v1+json}" "$FAKE_DIGEST" "$FAKE_DIGEST" > "$meta"

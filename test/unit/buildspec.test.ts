@@ -34,7 +34,7 @@ function run(s: Settings, extra: Record<string, string> = {}, secrets: Record<st
 const dockerCalls = (r: BuildspecRun, ...sub: string[]) =>
   r.calls.filter((c) => c[0] === 'docker' && sub.every((word, i) => c[i + 1] === word));
 const buildxArgs = (r: BuildspecRun) => dockerCalls(r, 'buildx', 'build').map((c) => c.slice(3));
-const WARM = { FAKE_DIGEST: DIGEST, FAKE_CONTAINERD_STORE: '1', FAKE_CACHE_EXISTS: '1' };
+const WARM = { FAKE_DIGEST: DIGEST, FAKE_CONTAINERD_STORE: '1' };
 const CACHE = '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache';
 const CACHE_TO = `type=registry,ref=${CACHE},mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true`;
 
@@ -108,15 +108,37 @@ describe('generated buildspec executed with fake docker and aws', () => {
     });
   });
 
-  it('starts a first build without --cache-from, with one warning line, and still writes the cache', () => {
-    const r = run(settingsFixture(), { ...WARM, FAKE_CACHE_EXISTS: '0' });
+  const warnings = (r: BuildspecRun) => r.stdout.split('\n').filter((l) => l.startsWith('Warning:'));
+
+  it('says after a first build that it had no cache to read and wrote one, asking the registry nothing beforehand', () => {
+    const r = run(settingsFixture(), { ...WARM, FAKE_CACHE_IMPORT_ERROR: `failed to configure registry cache importer: ${CACHE}: not found` });
     expect(r.status).toBe(0);
-    expect(r.stdout.split('\n').filter((l) => l.startsWith('Warning:'))).toEqual([
-      `Warning: no layer cache at ${CACHE} yet; this build fills it`,
+    expect(warnings(r)).toEqual([`Warning: no layer cache at ${CACHE} yet; this build fills it`]);
+    expect(buildxArgs(r)[0]).toEqual(expect.arrayContaining(['--cache-from', `type=registry,ref=${CACHE}`, '--cache-to', CACHE_TO]));
+    // docker login, docker info and the build: each docker buildx call also starts docker and the plugin's metadata call.
+    expect(r.calls.filter((c) => c[0] === 'docker').map((c) => c[1])).toEqual(['login', 'info', 'buildx']);
+    expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
+  });
+
+  it('says when the cache could not be read for another reason, or not written, and still exports the digest', () => {
+    const r = run(settingsFixture(), {
+      ...WARM,
+      FAKE_CACHE_IMPORT_ERROR: 'unexpected status from HEAD request: 403 Forbidden',
+      FAKE_CACHE_EXPORT_ERROR: 'failed to push: 403 Forbidden',
+    });
+    expect(r.status).toBe(0);
+    expect(warnings(r)).toEqual([
+      expect.stringMatching(new RegExp(`^Warning: the layer cache at ${CACHE.replace(/\./g, '\\.')} could not be read .*built without it`)),
+      expect.stringMatching(new RegExp(`^Warning: the layer cache could not be written to ${CACHE.replace(/\./g, '\\.')} `)),
     ]);
-    const args = buildxArgs(r)[0] ?? [];
-    expect(args).not.toContain('--cache-from');
-    expect(args).toContain(CACHE_TO);
+    expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
+  });
+
+  it('prints no cache warning when the cache was read and written', () => {
+    const r = run(settingsFixture(), WARM);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('#11 exporting cache to registry');
+    expect(warnings(r)).toEqual([]);
   });
 
   it('builds without cache flags when the cache is off, and without attestations when they are off', () => {
@@ -126,7 +148,6 @@ describe('generated buildspec executed with fake docker and aws', () => {
     const args = buildxArgs(r)[0] ?? [];
     expect(args.filter((a) => a.startsWith('--cache'))).toEqual([]);
     expect(args).toEqual(expect.arrayContaining(['--provenance=false', '--sbom=false']));
-    expect(r.calls.some((c) => c[2] === 'imagetools')).toBe(false);
   });
 
   it('adds an SBOM when asked', () => {
@@ -359,10 +380,14 @@ describe('generated buildspec with registry logins', () => {
     expect(r.exported.IMAGE_DIGEST).toBeFalsy();
   });
 
-  it('adds nothing to a build that failed for another reason', () => {
-    const r = run(withLogins(), { ...WARM, FAKE_BUILD_ERROR: 'ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2' }, SECRETS);
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).not.toContain('Error: ');
+  it('adds nothing to a build that failed for another reason, even when reading the cache was refused', () => {
+    const failed = 'ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2';
+    for (const importError of ['', 'failed to authorize: 401 Unauthorized']) {
+      const r = run(withLogins(), { ...WARM, FAKE_BUILD_ERROR: failed, FAKE_CACHE_IMPORT_ERROR: importError }, SECRETS);
+      expect(r.status).not.toBe(0);
+      expect(r.stdout).toContain(importError);
+      expect(r.stderr).not.toContain('Error: ');
+    }
   });
 });
 

@@ -34,6 +34,11 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           exclude: ['**/node_modules/**', LOAD],
+          // As the unit files: a worker loads the stack's modules and the AWS SDK once for the files of its lane
+          // that follow one another in the queue, not once per file (about 1 CPU-second a file). No e2e module keeps
+          // state a later file sees: each file reads its lane's stack back from .stack/ (lanes.ts).
+          isolate: false,
+          setupFiles: ['test/unit/file-env.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           maxWorkers: WORKERS,

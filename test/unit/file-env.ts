@@ -1,7 +1,7 @@
 /**
- * Unit files share their worker's modules (isolate: false in vitest.config.ts, which saves each file from
- * loading them again), so no file may leave the process different for the next: each file's environment and
- * working directory are put back after it, whatever it set (process.env itself too, where a file replaced it).
+ * Unit and end-to-end files share their worker's modules (isolate: false in vitest.config.ts, which saves each
+ * file from loading them again), so no file may leave the process different for the next: each file's environment
+ * and working directory are put back after it, whatever it set (process.env itself too, where a file replaced it).
  */
 import { afterAll } from 'vitest';
 

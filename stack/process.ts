@@ -188,12 +188,28 @@ function tail(file: string, lines = 20): string {
   }
 }
 
-/** A TCP port free on 127.0.0.1 right now (for daemons that cannot report the port they bound). */
-export function freePort(): Promise<number> {
+/**
+ * A TCP port free on 127.0.0.1 right now, for daemons that cannot report the port they bound. Picked below the
+ * kernel's ephemeral range where there is room: a port from listen(0) is back in that range once closed, where any
+ * process's next outgoing connection or listen(0) may take it before the daemon binds it.
+ */
+export async function freePort(): Promise<number> {
+  const [lowestEphemeral] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const first = 10_000;
+  const room = (lowestEphemeral ?? 0) - first;
+  for (let attempt = 0; attempt < 20 && room > 1_000; attempt++) {
+    const port = first + Math.floor(Math.random() * room);
+    if ((await bindAndClose(port).catch(() => undefined)) === port) return port;
+  }
+  return bindAndClose(0);
+}
+
+/** Binds `port` on 127.0.0.1 (0: any), closes it again, and returns the port it got. */
+function bindAndClose(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });

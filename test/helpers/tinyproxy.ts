@@ -2,10 +2,11 @@
 // 127.0.0.2 so a server can tell a proxied request (peer 127.0.0.2) from a direct one (127.0.0.1).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from '../../stack/process';
 
 export const PROXY_PEER = '127.0.0.2';
 
@@ -13,14 +14,6 @@ export interface Tinyproxy {
   port: number;
   url: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** `basicAuth`: the user and password the proxy requires. */

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { groupMembers, isAlive, isOurs, recordedPids, startDaemon, stopPid, waitFor } from '../../stack/process';
+import { freePort, groupMembers, isAlive, isOurs, recordedPids, startDaemon, stopPid, waitFor } from '../../stack/process';
 import { shellExports, stopStack } from '../../stack/stack';
 
 const dirs: string[] = [];
@@ -87,5 +88,19 @@ describe('shellExports', () => {
     expect(lines).toContain("export AWS_REGION='us-east-1'");
     expect(lines).toContain(`export CODEBUILD_IMAGE_PROJECT_NAME='it'\\''s'`);
     expect(lines.some((l) => l.startsWith('export STACK_DOCKER_HOST='))).toBe(false);
+  });
+});
+
+describe('freePort', () => {
+  it('gives a port below the ephemeral range, where no outgoing connection takes it meanwhile, that can be bound', async () => {
+    const [lowestEphemeral] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const ports = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(10_000);
+      expect(port).toBeLessThan(lowestEphemeral ?? 0);
+      const server = net.createServer();
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

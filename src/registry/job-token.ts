@@ -4,7 +4,7 @@
  * JOB_TOKEN_PATH, the build gets only the parameter's name (a PARAMETER_STORE variable that CodeBuild resolves),
  * and the job deletes the parameter when its builds end; `index.js stop` (after_script) deletes it too.
  */
-import { DeleteParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { JOB_TOKEN_PATH } from '../inputs/aws-names';
 import type { Output } from '../shared/console';
 import { awsStep, errorName } from '../shared/errors';
@@ -23,6 +23,7 @@ export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Pro
   const login = jobTokenLogin(s);
   if (!login || !s.gitlab.jobToken) return;
   const name = login.reference;
+  const { PutParameterCommand } = await import('../aws/sdk/ssm');
   await awsStep(
     `Passing the job token to the build for ${login.registry} (SecureString ${name})`,
     () =>
@@ -53,6 +54,7 @@ export async function deleteJobToken(ssm: SSMClient, s: Settings, out: Output): 
   const login = jobTokenLogin(s);
   if (!login) return;
   try {
+    const { DeleteParameterCommand } = await import('../aws/sdk/ssm');
     await ssm.send(new DeleteParameterCommand({ Name: login.reference }));
     out.info(`Deleted the job token's SecureString ${login.reference}`);
   } catch (e) {

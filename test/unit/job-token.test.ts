@@ -143,7 +143,7 @@ describe('the job token SecureString', () => {
 
 describe("the job's sign-in to the image's registry", () => {
   const image = () => ({ registry: registry.host, path: 'group/app', name: `${registry.host}/group/app` });
-  const clients = { ecr: (region: string) => new ECRClient({ region, credentials: STATIC_CREDENTIALS }), get ssm() { return ssm; }, get secrets() { return secrets; } };
+  const clients = { ecr: async (region: string) => new ECRClient({ region, credentials: STATIC_CREDENTIALS }), ssm: async () => ssm, secrets: async () => secrets };
   /** What the registry says to a read of a tag that does not exist: undefined once signed in. */
   const probe = (s: Settings) => registryClient(s, clients).find('group/app', 'none');
 

@@ -133,7 +133,7 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
         out.warn(`${e.message}: after_script cannot find ${what}; the job follows it and stops it itself when cancelled.`);
       }
     };
-    await aws.putJobToken(await clients.ssm(), settings, out);
+    await aws.putJobToken(clients.ssm, settings, out);
     let finished: Finished[];
     try {
       keep('the build by its marker', () =>
@@ -148,7 +148,7 @@ async function build(settings: Settings, buildspec: string, context: ContextToUp
       finished = await aws.followBuilds(deps, started, abort.signal).catch((e: unknown) => abandon(clients, started.map((s) => s.id), e, out));
     } finally {
       // The builds have ended (or never started): they no longer need the job token.
-      await aws.deleteJobToken(await clients.ssm(), settings, out);
+      await aws.deleteJobToken(clients.ssm, settings, out);
     }
     return await finish(settings, finished, archive, upload, clients, out, tags);
   } finally {

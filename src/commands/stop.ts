@@ -30,7 +30,7 @@ async function stop(settings: Settings, clients: Clients, out: Output): Promise<
   try {
     return await stopBuilds(buildIds, start, clients, out);
   } finally {
-    if (written) await deleteJobToken(await clients.ssm(), settings, out);
+    if (written) await deleteJobToken(clients.ssm, settings, out);
   }
 }
 

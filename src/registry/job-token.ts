@@ -23,7 +23,8 @@ export async function putJobToken(ssm: () => Promise<SSMClient>, s: Settings, ou
   const login = jobTokenLogin(s);
   if (!login || !s.gitlab.jobToken) return;
   const name = login.reference;
-  const [client, { PutParameterCommand }] = await Promise.all([ssm(), import('../aws/sdk/ssm')]);
+  const { PutParameterCommand } = await import('../aws/sdk/ssm');
+  const client = await ssm();
   await awsStep(
     `Passing the job token to the build for ${login.registry} (SecureString ${name})`,
     () =>
@@ -54,7 +55,8 @@ export async function deleteJobToken(ssm: () => Promise<SSMClient>, s: Settings,
   const login = jobTokenLogin(s);
   if (!login) return;
   try {
-    const [client, { DeleteParameterCommand }] = await Promise.all([ssm(), import('../aws/sdk/ssm')]);
+    const { DeleteParameterCommand } = await import('../aws/sdk/ssm');
+    const client = await ssm();
     await client.send(new DeleteParameterCommand({ Name: login.reference }));
     out.info(`Deleted the job token's SecureString ${login.reference}`);
   } catch (e) {

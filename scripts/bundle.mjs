@@ -72,7 +72,9 @@ async function buildAws() {
     const texts = aws.outputFiles.map((f) => f.text).join('\n');
     const unnamed = Object.entries(aws.metafile.outputs).filter(([file, o]) => o.entryPoint && o.entryPoint !== 'src/aws-part.ts' && !texts.includes(`"./${path.basename(file)}"`));
     if (unnamed.length === 0) return aws;
+    const known = dead.size;
     for (const [, o] of unnamed) dead.add(path.resolve(o.entryPoint));
+    if (dead.size === known) throw new Error(`the AWS part has chunks that no chunk names: ${unnamed.map(([file]) => file).join(', ')}`);
   }
 }
 const aws = await buildAws();

@@ -15,6 +15,7 @@ type Module = { measure(): Promise<BenchRow[]> };
 const MODULES: Record<string, () => Promise<Module>> = {
   pack: () => import('./pack'),
   job: () => import('./job'),
+  'job-cpu': () => import('./job-cpu'),
   bundle: () => import('./bundle'),
   skip: () => import('./skip'),
   'warm-rebuild': () => import('./warm-rebuild'),

@@ -31,6 +31,22 @@ describe('the SDK call scanner', () => {
     ]);
   });
 
+  it('follows a destructured import() of a module that re-exports commands from the SDK', () => {
+    const modules: Record<string, string> = {
+      './sdk/ssm': "export { GetParameterCommand as Get, SSMClient } from '@aws-sdk/client-ssm';",
+      './local': "export { LocalCommand } from './elsewhere';",
+    };
+    const found = scanSource('x.ts', `
+      export async function read() {
+        const { Get, SSMClient } = await import('./sdk/ssm');
+        const { LocalCommand } = await import('./local');
+        await new SSMClient({}).send(new Get({ Name: 'p' }));
+        new LocalCommand();
+      }
+    `, (spec) => modules[spec]);
+    expect(found).toEqual([{ name: 'GetParameterCommand', kind: 'command', module: '@aws-sdk/client-ssm' }]);
+  });
+
   it('flags aggregated clients and namespace imports, whose calls it cannot see', () => {
     const found = scanSource('x.ts', `
       import { CodeBuild } from '@aws-sdk/client-codebuild';

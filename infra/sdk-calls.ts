@@ -1,10 +1,11 @@
 /**
  * Finds the AWS calls a TypeScript source makes, from its syntax tree: `new X(...)` where X is imported from an
  * `@aws-sdk/*` package and is a `…Command` or lib-storage's `Upload`, paginators (`paginateGetLogEvents` counts as
- * GetLogEventsCommand), and functions imported from `@aws-sdk/credential-providers`. Import aliases are followed;
- * comments and strings are ignored. Used by infra/permissions.test.ts.
+ * GetLogEventsCommand), and functions imported from `@aws-sdk/credential-providers`. Import aliases are followed, and
+ * so is `const { XCommand } = await import('./module')` when that module re-exports X from an `@aws-sdk/*` package
+ * (src/aws/sdk/, loaded on first use); comments and strings are ignored. Used by infra/permissions.test.ts.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 
@@ -16,7 +17,8 @@ export interface SdkUse {
   module: string;
 }
 
-export function scanSource(fileName: string, text: string): SdkUse[] {
+/** `readModule` gives the text of the module a relative import() names (its specifier, from this file), if any. */
+export function scanSource(fileName: string, text: string, readModule: (spec: string) => string | undefined = () => undefined): SdkUse[] {
   const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const imported = new Map<string, { name: string; module: string }>();
   const uses: SdkUse[] = [];
@@ -42,6 +44,14 @@ export function scanSource(fileName: string, text: string): SdkUse[] {
   }
 
   const visit = (node: ts.Node): void => {
+    const loaded = lazyImport(node);
+    if (loaded) {
+      const reexported = sdkReexports(readModule(loaded.spec) ?? '');
+      for (const el of loaded.names.elements) {
+        const found = reexported.get((el.propertyName ?? el.name).getText(source));
+        if (found && ts.isIdentifier(el.name)) imported.set(el.name.text, found);
+      }
+    }
     if (ts.isNewExpression(node) && ts.isIdentifier(node.expression)) {
       const imp = imported.get(node.expression.text);
       if (imp?.name.endsWith('Command')) uses.push({ name: imp.name, kind: 'command', module: imp.module });
@@ -53,6 +63,27 @@ export function scanSource(fileName: string, text: string): SdkUse[] {
   };
   visit(source);
   return uses;
+}
+
+/** `const { … } = await import('<relative>')`: the specifier and the names taken. */
+function lazyImport(node: ts.Node): { spec: string; names: ts.ObjectBindingPattern } | undefined {
+  if (!ts.isVariableDeclaration(node) || !ts.isObjectBindingPattern(node.name) || !node.initializer || !ts.isAwaitExpression(node.initializer)) return undefined;
+  const call = node.initializer.expression;
+  if (!ts.isCallExpression(call) || call.expression.kind !== ts.SyntaxKind.ImportKeyword) return undefined;
+  const [arg] = call.arguments;
+  return arg && ts.isStringLiteral(arg) && arg.text.startsWith('.') ? { spec: arg.text, names: node.name } : undefined;
+}
+
+/** What a module re-exports from `@aws-sdk/*` packages (`export { X } from '@aws-sdk/…'`): the SDK's name and package, by exported name. */
+function sdkReexports(text: string): Map<string, { name: string; module: string }> {
+  const found = new Map<string, { name: string; module: string }>();
+  for (const stmt of ts.createSourceFile('m.ts', text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS).statements) {
+    if (!ts.isExportDeclaration(stmt) || !stmt.moduleSpecifier || !ts.isStringLiteral(stmt.moduleSpecifier)) continue;
+    const module = stmt.moduleSpecifier.text;
+    if (!module.startsWith('@aws-sdk/') || !stmt.exportClause || !ts.isNamedExports(stmt.exportClause)) continue;
+    for (const el of stmt.exportClause.elements) found.set(el.name.text, { name: (el.propertyName ?? el.name).text, module });
+  }
+  return found;
 }
 
 function isAggregatedClient(name: string, module: string): boolean {
@@ -79,7 +110,11 @@ export function sourceFiles(root: string, dir = 'src'): string[] {
 export function scanProgram(root: string): Map<string, SdkUse[]> {
   const result = new Map<string, SdkUse[]>();
   for (const file of sourceFiles(root)) {
-    const uses = scanSource(file, readFileSync(path.join(root, file), 'utf8'));
+    const readModule = (spec: string) => {
+      const target = path.join(root, path.dirname(file), `${spec}.ts`);
+      return existsSync(target) ? readFileSync(target, 'utf8') : undefined;
+    };
+    const uses = scanSource(file, readFileSync(path.join(root, file), 'utf8'), readModule);
     if (uses.length > 0) result.set(file, uses);
   }
   return result;

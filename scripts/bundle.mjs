@@ -5,7 +5,7 @@
 // AWS SDK are dropped (tree-shaking); see docs/development.md and docs/performance.md for the figures against ncc.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
+import { build, transform } from 'esbuild';
 
 const args = process.argv.slice(2);
 const outdir = args.find((a) => !a.startsWith('--')) ?? 'dist';
@@ -34,32 +34,63 @@ const sharedKey = (a) => {
   return SHARED.includes(key) ? key : undefined;
 };
 
-// The AWS part (src/aws-part.ts: the AWS SDK and the modules using it) is carried as a string and compiled when
+// The AWS part (src/aws-part.ts: the AWS SDK and the modules using it) is carried as strings and compiled when
 // the commands first load it (loadAws in src/commands/connect.ts), after the first output line: V8 scans a
 // string far faster than it parses code, and parsing the SDK was most of the time before that line.
-const aws = await build({
-  ...common,
-  entryPoints: ['src/aws-part.ts'],
-  write: false,
-  plugins: [
-    {
-      name: 'shared',
-      setup(b) {
-        b.onResolve({ filter: /^\.\.?\// }, (a) => {
-          const key = sharedKey(a);
-          return key ? { path: key, external: true } : undefined;
-        });
-        // Code compiled by vm has no loader for import(): the SDK's import('node:http') becomes a require.
-        b.onResolve({ filter: /^node:/ }, (a) => (a.kind === 'dynamic-import' ? { path: a.path, namespace: 'builtin' } : undefined));
-        b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: 'js' }));
-      },
-    },
-  ],
+// It is split where the code says import() (esbuild's chunks, as ES modules, each then made CommonJS), and a chunk
+// is compiled when first required: what a job never loads (the clients only some jobs use, the SDK's other
+// credential providers) costs it nothing.
+const shared = {
+  name: 'shared',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, (a) => {
+      const key = sharedKey(a);
+      return key ? { path: key, external: true } : undefined;
+    });
+  },
+};
+/** Leaves out (external) the import()s of the modules in `dead`. */
+const leaveOut = (dead) => ({
+  name: 'leave-out',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (a) => {
+      if (a.kind !== 'dynamic-import' || dead.size === 0 || a.pluginData === 'resolving') return undefined;
+      const r = await b.resolve(a.path, { kind: a.kind, importer: a.importer, resolveDir: a.resolveDir, pluginData: 'resolving' });
+      return dead.has(r.path) ? { path: a.path, external: true } : undefined;
+    });
+  },
 });
-if (/\bimport\(/.test(aws.outputFiles[0].text.replace(/"[^"]*"/g, ''))) throw new Error('the AWS part still holds an import(), which vm cannot run');
-const copied = SHARED.filter((m) => `src/${m}.ts` in aws.metafile.inputs);
+/**
+ * esbuild makes a chunk for every import() it sees, also in code it then drops (the SDK's other credential
+ * providers import their packages so), and keeps all that chunk exports. A chunk that no chunk names is one of
+ * those: the build runs again without those imports until there is none.
+ */
+async function buildAws() {
+  const dead = new Set();
+  for (;;) {
+    const aws = await build({ ...common, entryPoints: { 'aws-part': 'src/aws-part.ts' }, format: 'esm', splitting: true, outdir: 'aws', write: false, plugins: [shared, leaveOut(dead)] });
+    const texts = aws.outputFiles.map((f) => f.text).join('\n');
+    const unnamed = Object.entries(aws.metafile.outputs).filter(([file, o]) => o.entryPoint && o.entryPoint !== 'src/aws-part.ts' && !texts.includes(`"./${path.basename(file)}"`));
+    if (unnamed.length === 0) return aws;
+    const known = dead.size;
+    for (const [, o] of unnamed) dead.add(path.resolve(o.entryPoint));
+    if (dead.size === known) throw new Error(`the AWS part has chunks that no chunk names: ${unnamed.map(([file]) => file).join(', ')}`);
+  }
+}
+const aws = await buildAws();
+const copied = SHARED.filter((m) => Object.values(aws.metafile.outputs).some((o) => `src/${m}.ts` in o.inputs));
 if (copied.length > 0) throw new Error(`the AWS part holds its own copy of ${copied.join(', ')}: it must use the main part's`);
-const awsSource = aws.outputFiles[0].text;
+/** The chunks by file name, each CommonJS: it requires the others as `./<name>`. */
+const chunks = {};
+for (const file of aws.outputFiles) {
+  const { code: cjs } = await transform(file.text, { format: 'cjs', platform: 'node', target: 'node20', minify: true, logLevel: 'warning' });
+  // Code compiled by vm has no loader for import(): a chunk's or a builtin's becomes a require (the SDK's
+  // import('node:http') reads `.default ?? module`, which both give). Any other import() was left out above,
+  // and must have gone with the code esbuild dropped.
+  const code = cjs.replace(/\bimport\(("(?:\.\/|node:)[^"]+")\)/g, 'Promise.resolve().then(()=>require($1))');
+  if (/\bimport\(/.test(code.replace(/"[^"]*"/g, ''))) throw new Error(`${file.path} still holds an import(), which vm cannot run`);
+  chunks[path.basename(file.path)] = code;
+}
 
 const result = await build({
   ...common,
@@ -76,11 +107,17 @@ const result = await build({
           contents: [
             ...SHARED.map((m, i) => `const shared${i} = require(${JSON.stringify(`./${m}`)});`),
             `const shared = { ${SHARED.map((m, i) => `${JSON.stringify(m)}: shared${i}`).join(', ')} };`,
-            `const source = ${JSON.stringify(awsSource)};`,
-            `const load = require('node:vm').runInThisContext('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: 'index.js (AWS part)' });`,
-            'const part = { exports: {} };',
-            'load(part.exports, (id) => shared[id] ?? require(id), part, __filename, __dirname);',
-            'module.exports = part.exports;',
+            `const chunks = ${JSON.stringify(chunks)};`,
+            'const loaded = {};',
+            'function load(name) {',
+            '  if (!loaded[name]) {',
+            "    const run = require('node:vm').runInThisContext('(function (exports, require, module, __filename, __dirname) {' + chunks[name] + '\\n})', { filename: `index.js (AWS part, ${name})` });",
+            '    const part = (loaded[name] = { exports: {} });',
+            "    run(part.exports, (id) => shared[id] ?? (id.startsWith('./') ? load(id.slice(2)) : require(id)), part, __filename, __dirname);",
+            '  }',
+            '  return loaded[name].exports;',
+            '}',
+            "module.exports = load('aws-part.js');",
           ].join('\n'),
         }));
       },
@@ -99,7 +136,7 @@ function packageOf(input) {
 
 const bytes = new Map();
 const dirs = new Map();
-const inputs = [Object.values(result.metafile.outputs)[0].inputs, Object.values(aws.metafile.outputs)[0].inputs];
+const inputs = [result, aws].flatMap((r) => Object.values(r.metafile.outputs).map((o) => o.inputs));
 for (const [input, info] of inputs.flatMap((i) => Object.entries(i))) {
   if (input.startsWith('aws-string:')) continue; // the AWS part as a string: counted from its own build
   const pkg = packageOf(input);

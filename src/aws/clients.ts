@@ -1,10 +1,10 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
-import { ECRClient } from '@aws-sdk/client-ecr';
-import { KMSClient } from '@aws-sdk/client-kms';
+import type { ECRClient } from '@aws-sdk/client-ecr';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from '@smithy/core';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { version } from '../../package.json';
@@ -18,14 +18,16 @@ export interface Clients {
   logs: CloudWatchLogsClient;
   /** Logs for StartLiveTail alone: one attempt, as polling takes over when a session cannot start. */
   liveTail: CloudWatchLogsClient;
+  // The clients below serve only some jobs: each is made on first use, its SDK package loaded then (import() of
+  // ./sdk/), so a job that never calls it never compiles it (dist/index.js compiles an import()ed module on demand).
   /** ECR in the image registry's region, for the multi-platform index and the skip_unchanged retag (src/registry/signin.ts). */
-  ecr: (region: string) => ECRClient;
+  ecr: (region: string) => Promise<ECRClient>;
   /** KMS in the signing key's region (sign_with, src/sign/kms-signer.ts). */
-  kms: (region: string) => KMSClient;
+  kms: (region: string) => Promise<KMSClient>;
   /** Parameter Store: the job token's short-lived SecureString (src/registry/job-token.ts), registry credentials (src/registry/signin.ts). */
-  ssm: SSMClient;
+  ssm: () => Promise<SSMClient>;
   /** Secrets Manager: registry credentials the job signs in with (src/registry/signin.ts). */
-  secrets: SecretsManagerClient;
+  secrets: () => Promise<SecretsManagerClient>;
   /** The shared, memoized credentials; call it to resolve them up front. */
   credentials: () => Promise<AwsCredentialIdentity>;
 }
@@ -68,10 +70,10 @@ export function createClients(region: string, provider: AwsCredentialIdentityPro
     codebuildOnce: new CodeBuildClient({ ...config, ...once }),
     logs: new CloudWatchLogsClient({ ...config, ...POLLING_RETRY, disableHostPrefix: customLogsEndpoint() }),
     liveTail: new CloudWatchLogsClient({ ...config, maxAttempts: 1, disableHostPrefix: customLogsEndpoint() }),
-    ecr: perRegion((ecrRegion) => new ECRClient({ ...config, region: ecrRegion, ...once })),
-    kms: perRegion((kmsRegion) => new KMSClient({ ...config, region: kmsRegion, ...once })),
-    ssm: new SSMClient({ ...config, ...once }),
-    secrets: new SecretsManagerClient({ ...config, ...once }),
+    ecr: perRegion(async (ecrRegion) => new (await import('./sdk/ecr')).ECRClient({ ...config, region: ecrRegion, ...once })),
+    kms: perRegion(async (kmsRegion) => new (await import('./sdk/kms')).KMSClient({ ...config, region: kmsRegion, ...once })),
+    ssm: madeOnce(async () => new (await import('./sdk/ssm')).SSMClient({ ...config, ...once })),
+    secrets: madeOnce(async () => new (await import('./sdk/secrets-manager')).SecretsManagerClient({ ...config, ...once })),
     credentials,
   };
 }
@@ -112,4 +114,10 @@ function perRegion<C>(make: (region: string) => C): (region: string) => C {
     if (!client) made.set(region, (client = make(region)));
     return client;
   };
+}
+
+/** A client made on first use, then the same one. */
+function madeOnce<C>(make: () => C): () => C {
+  let made: C | undefined;
+  return () => (made ??= make());
 }

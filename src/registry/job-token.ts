@@ -4,7 +4,7 @@
  * JOB_TOKEN_PATH, the build gets only the parameter's name (a PARAMETER_STORE variable that CodeBuild resolves),
  * and the job deletes the parameter when its builds end; `index.js stop` (after_script) deletes it too.
  */
-import { DeleteParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { JOB_TOKEN_PATH } from '../inputs/aws-names';
 import type { Output } from '../shared/console';
 import { awsStep, errorName } from '../shared/errors';
@@ -18,15 +18,17 @@ export function jobTokenLogin(s: Settings): RegistryLogin | undefined {
   return s.registryLogins.find((l) => l.jobToken);
 }
 
-/** Writes the parameter a job-token login reads, if there is one. */
-export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Promise<void> {
+/** Writes the parameter a job-token login reads, if there is one (the client is made only then). */
+export async function putJobToken(ssm: () => Promise<SSMClient>, s: Settings, out: Output): Promise<void> {
   const login = jobTokenLogin(s);
   if (!login || !s.gitlab.jobToken) return;
   const name = login.reference;
+  const { PutParameterCommand } = await import('../aws/sdk/ssm');
+  const client = await ssm();
   await awsStep(
     `Passing the job token to the build for ${login.registry} (SecureString ${name})`,
     () =>
-      ssm.send(
+      client.send(
         new PutParameterCommand({
           Name: name,
           Value: `${JOB_TOKEN_USER}:${s.gitlab.jobToken}`,
@@ -48,12 +50,14 @@ export async function putJobToken(ssm: SSMClient, s: Settings, out: Output): Pro
   out.info(`Job token for ${login.registry} passed to the build by reference (SecureString ${name}, deleted when the build ends)`);
 }
 
-/** Deletes the job token's parameter; never throws (the token itself stops working when the job ends). */
-export async function deleteJobToken(ssm: SSMClient, s: Settings, out: Output): Promise<void> {
+/** Deletes the job token's parameter, if there is one; never throws (the token itself stops working when the job ends). */
+export async function deleteJobToken(ssm: () => Promise<SSMClient>, s: Settings, out: Output): Promise<void> {
   const login = jobTokenLogin(s);
   if (!login) return;
   try {
-    await ssm.send(new DeleteParameterCommand({ Name: login.reference }));
+    const { DeleteParameterCommand } = await import('../aws/sdk/ssm');
+    const client = await ssm();
+    await client.send(new DeleteParameterCommand({ Name: login.reference }));
     out.info(`Deleted the job token's SecureString ${login.reference}`);
   } catch (e) {
     if (errorName(e) === 'ParameterNotFound') return;

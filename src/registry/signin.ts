@@ -4,9 +4,9 @@
  * job token; a registry of registry_credentials with the credentials it names, read with the CI role (which may
  * read what the builds read: StartBuild could name those references anyway). Other registries: anonymously.
  */
-import { type ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type { ECRClient } from '@aws-sdk/client-ecr';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { registryApiActions } from '../aws/permissions';
 import { AwsStepError, awsStep, errorName } from '../shared/errors';
 import { JOB_TOKEN_USER } from './job-token';
@@ -14,10 +14,11 @@ import { RegistryClient, type RegistryCredentials } from './distribution';
 import type { RegistryLogin, Settings } from '../inputs/settings';
 import { network } from '../shared/network';
 
+/** As in src/aws/clients.ts: each made, with its SDK package loaded, on first use. */
 export interface SignInClients {
-  ecr: (region: string) => ECRClient;
-  ssm: SSMClient;
-  secrets: SecretsManagerClient;
+  ecr: (region: string) => Promise<ECRClient>;
+  ssm: () => Promise<SSMClient>;
+  secrets: () => Promise<SecretsManagerClient>;
 }
 
 /** The registry API of the image's registry, signed in to on its first 401. */
@@ -27,7 +28,7 @@ export function registryClient(s: Settings, clients: SignInClients): RegistryCli
 
 async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCredentials | undefined> {
   const { image } = s;
-  if (image.ecr) return ecrSignIn(image.registry, clients.ecr(image.ecr.region));
+  if (image.ecr) return ecrSignIn(image.registry, await clients.ecr(image.ecr.region));
   const login = s.registryLogins.find((l) => l.registry === image.registry);
   if (!login) return undefined;
   if (login.jobToken) return { username: JOB_TOKEN_USER, password: s.gitlab.jobToken ?? '' };
@@ -57,6 +58,7 @@ async function signIn(s: Settings, clients: SignInClients): Promise<RegistryCred
 }
 
 async function ecrSignIn(registry: string, ecr: ECRClient): Promise<RegistryCredentials> {
+  const { GetAuthorizationTokenCommand } = await import('../aws/sdk/ecr');
   const res = await awsStep(
     `Signing in to ${registry}`,
     () => ecr.send(new GetAuthorizationTokenCommand({})),
@@ -69,9 +71,11 @@ async function ecrSignIn(registry: string, ecr: ECRClient): Promise<RegistryCred
 
 async function readReference(login: RegistryLogin, clients: SignInClients): Promise<string> {
   if (login.type === 'SECRETS_MANAGER') {
-    return (await clients.secrets.send(new GetSecretValueCommand({ SecretId: login.reference }))).SecretString ?? '';
+    const { GetSecretValueCommand } = await import('../aws/sdk/secrets-manager');
+    return (await (await clients.secrets()).send(new GetSecretValueCommand({ SecretId: login.reference }))).SecretString ?? '';
   }
-  return (await clients.ssm.send(new GetParameterCommand({ Name: login.reference, WithDecryption: true }))).Parameter?.Value ?? '';
+  const { GetParameterCommand } = await import('../aws/sdk/ssm');
+  return (await (await clients.ssm()).send(new GetParameterCommand({ Name: login.reference, WithDecryption: true }))).Parameter?.Value ?? '';
 }
 
 /**

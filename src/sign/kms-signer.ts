@@ -4,7 +4,7 @@
  * already stored is checked here, with node:crypto, against the same public key.
  */
 import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
-import { GetPublicKeyCommand, type KMSClient, SignCommand, type SigningAlgorithmSpec } from '@aws-sdk/client-kms';
+import type { KMSClient, SigningAlgorithmSpec } from '@aws-sdk/client-kms';
 import { AwsStepError, awsStep } from '../shared/errors';
 
 /** The key specs taken, with the algorithm whose signatures `cosign verify --key <public key>` checks. */
@@ -22,6 +22,7 @@ export interface Signer {
 
 /** The signer of `keyId` (a key or alias ARN); refuses, as a failed step, a key that cannot sign as cosign verifies. */
 export async function kmsSigner(kms: KMSClient, keyId: string): Promise<Signer> {
+  const { GetPublicKeyCommand, SignCommand } = await import('../aws/sdk/kms');
   const step = `Reading the public key of ${keyId}`;
   const key = await awsStep(
     step,

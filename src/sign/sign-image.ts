@@ -16,7 +16,7 @@ import { simpleSigningPayload } from './payload';
 import { signatureImage, signatureLayer, signatureLayers, signatureTag, signaturesOver } from './signature-image';
 
 export interface SignClients extends SignInClients {
-  kms: (region: string) => KMSClient;
+  kms: (region: string) => Promise<KMSClient>;
 }
 
 /** One signed digest, as build.json records it. */
@@ -43,7 +43,7 @@ const REGISTRY_HINT =
 
 /** Signs `digests` (and the image manifests of those that are indexes) with `key`, a KMS key or alias ARN. */
 export async function signImage(s: Settings, key: string, digests: string[], clients: SignClients, out: Output): Promise<SigningOutcome> {
-  const kms = clients.kms(kmsKeyRegion(key) ?? s.region);
+  const kms = await clients.kms(kmsKeyRegion(key) ?? s.region);
   const signatures: ImageSignature[] = [];
   let current = digests[0] ?? '';
   try {

@@ -1,7 +1,7 @@
 // The fake held to AWS's own service models (stack/fake-aws/models): the validator on real operations of the pinned
 // botocore models, the answers over HTTP through the real fake, the record at /_fake/violations, and the coverage of
 // every AWS call the program makes.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
@@ -9,6 +9,7 @@ import { StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scanProgram } from '../../infra/sdk-calls';
 import { awsCalls, webIdentityProviders } from '../../src/aws/permissions';
 import { ModelChecks } from '../../stack/fake-aws/models/checks';
 import { assertModels, loadModel, shapeOf, type ServiceModel } from '../../stack/fake-aws/models/model';
@@ -199,15 +200,10 @@ describe('models for every AWS call of the program', () => {
   const UPLOAD = ['PutObject', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'AbortMultipartUpload'];
 
   /** The package each name of `awsCalls` is imported from in the files that use it. */
+  /** The package `name` comes from in the first of `files` that makes the call (infra/sdk-calls.ts's scan). */
   function importedFrom(name: string, files: readonly string[]): string | undefined {
-    for (const file of files) {
-      const source = readFileSync(join(repoRoot, file), 'utf8');
-      for (const m of source.matchAll(/import\s*(?:type\s*)?\{([^}]*)\}\s*from\s*'([^']+)'/g)) {
-        const names = (m[1] ?? '').split(',').map((n) => n.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0]);
-        if (names.includes(name)) return m[2];
-      }
-    }
-    return undefined;
+    const scanned = scanProgram(repoRoot);
+    return files.map((f) => scanned.get(f)?.find((u) => u.name === name)?.module).find(Boolean);
   }
 
   /** service:operation for each call, from `<Name>Command` and the SDK package it comes from. */

@@ -73,17 +73,19 @@ async function tokenServiceRegistry(user: { username: string; password: string }
 const PARAMETER = '/codebuild-image/job-tokens/42/2002';
 const jobTokenLogin: RegistryLogin = { registry: 'registry.gitlab.example.com', type: 'PARAMETER_STORE', reference: PARAMETER, jobToken: true };
 const withToken = (logins: RegistryLogin[] = [jobTokenLogin]) => settingsFixture({ registryLogins: logins, gitlab: { ...settingsFixture().gitlab, jobToken: TOKEN } });
+/** The SSM client as the job's clients give it: made on first use. */
+const lazySsm = async () => ssm;
 const value = async (name: string) => (await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter?.Value;
 
 describe('the job token SecureString', () => {
   it('is written as gitlab-ci-token:<token> for the build to read, and deleted after', async () => {
     const out = memoryOutput();
-    await putJobToken(ssm, withToken(), out);
+    await putJobToken(lazySsm, withToken(), out);
     expect(await value(PARAMETER)).toBe(`gitlab-ci-token:${TOKEN}`);
-    await deleteJobToken(ssm, withToken(), out);
+    await deleteJobToken(lazySsm, withToken(), out);
     await expect(value(PARAMETER)).rejects.toThrow(expect.objectContaining({ name: 'ParameterNotFound' }));
     // Deleting again (after_script after a job that deleted it) says nothing.
-    await deleteJobToken(ssm, withToken(), out);
+    await deleteJobToken(lazySsm, withToken(), out);
     expect(out.lines).toEqual([
       `Job token for registry.gitlab.example.com passed to the build by reference (SecureString ${PARAMETER}, deleted when the build ends)`,
       `Deleted the job token's SecureString ${PARAMETER}`,
@@ -93,14 +95,14 @@ describe('the job token SecureString', () => {
 
   it('replaces a value already under its name, so that a retried PutParameter whose answer was lost still succeeds', async () => {
     await ssm.send(new PutParameterCommand({ Name: PARAMETER, Value: 'someone:else', Type: 'SecureString' }));
-    await putJobToken(ssm, withToken(), memoryOutput());
+    await putJobToken(lazySsm, withToken(), memoryOutput());
     expect(await value(PARAMETER)).toBe(`gitlab-ci-token:${TOKEN}`);
-    await deleteJobToken(ssm, withToken(), memoryOutput());
+    await deleteJobToken(lazySsm, withToken(), memoryOutput());
   });
 
   it('names the permission, the stack parameter and the alternative when the CI role may not write, never the token', async () => {
     await stack.control.inject({ kind: 'denied', operation: 'PutParameter', count: 1 });
-    const e = await putJobToken(ssm, withToken(), memoryOutput()).catch((x: unknown) => x);
+    const e = await putJobToken(lazySsm, withToken(), memoryOutput()).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(AwsStepError);
     expect((e as Error).message.split('\n')).toEqual([
       `Passing the job token to the build for registry.gitlab.example.com (SecureString ${PARAMETER}) failed: AccessDeniedException: User is not authorized to perform: PutParameter on resource: ${PARAMETER}`,
@@ -115,35 +117,43 @@ describe('the job token SecureString', () => {
 
   it('blames no permission for a failure that is not one', async () => {
     await stack.control.inject({ kind: 'status', status: 500, operation: 'PutParameter', count: 1 });
-    const e = await putJobToken(ssm, withToken(), memoryOutput()).catch((x: unknown) => x);
+    const e = await putJobToken(lazySsm, withToken(), memoryOutput()).catch((x: unknown) => x);
     expect((e as Error).message.split('\n')).toEqual([expect.stringMatching(/failed: InternalFailure/)]);
   });
 
-  it('does nothing without a job-token login', async () => {
+  it('does nothing without a job-token login, and makes no SSM client', async () => {
     const out = memoryOutput();
     await stack.control.resetCalls();
-    await putJobToken(ssm, withToken([]), out);
-    await deleteJobToken(ssm, withToken([]), out);
+    let made = 0;
+    const counted = async () => {
+      made += 1;
+      return ssm;
+    };
+    await putJobToken(counted, withToken([]), out);
+    await deleteJobToken(counted, withToken([]), out);
     expect(out.lines).toEqual([]);
     expect(await stack.control.calls()).toEqual({});
+    expect(made).toBe(0);
+    await deleteJobToken(counted, withToken(), out);
+    expect(made).toBe(1);
   });
 
   it('warns, naming the parameter and the permission, when it cannot be deleted', async () => {
     const out = memoryOutput();
-    await putJobToken(ssm, withToken(), out);
+    await putJobToken(lazySsm, withToken(), out);
     await stack.control.inject({ kind: 'status', status: 500, operation: 'DeleteParameter', count: 1 });
-    await deleteJobToken(ssm, withToken(), out);
+    await deleteJobToken(lazySsm, withToken(), out);
     expect(out.lines.at(-1)).toBe(
       `WARNING: Could not delete the SecureString ${PARAMETER} that holds this job's token (InternalFailure): the token stops working when the job ends, ` +
         'but delete the parameter, and let the CI role ssm:DeleteParameter on it.',
     );
-    await deleteJobToken(ssm, withToken(), out);
+    await deleteJobToken(lazySsm, withToken(), out);
   });
 });
 
 describe("the job's sign-in to the image's registry", () => {
   const image = () => ({ registry: registry.host, path: 'group/app', name: `${registry.host}/group/app` });
-  const clients = { ecr: (region: string) => new ECRClient({ region, credentials: STATIC_CREDENTIALS }), get ssm() { return ssm; }, get secrets() { return secrets; } };
+  const clients = { ecr: async (region: string) => new ECRClient({ region, credentials: STATIC_CREDENTIALS }), ssm: async () => ssm, secrets: async () => secrets };
   /** What the registry says to a read of a tag that does not exist: undefined once signed in. */
   const probe = (s: Settings) => registryClient(s, clients).find('group/app', 'none');
 

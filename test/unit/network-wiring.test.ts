@@ -87,10 +87,10 @@ it('sends every AWS client, STS included, through the proxy with AWS_CA_BUNDLE',
     ['CodeBuild (once per job)', () => clients.codebuildOnce.send(new BatchGetBuildsCommand({ ids: ['p:1'] }))],
     ['Logs', () => clients.logs.send(new DescribeLogGroupsCommand({}))],
     ['S3', () => clients.s3.send(new HeadObjectCommand({ Bucket: 'sources', Key: 'context.zip' }))],
-    ['SSM', () => clients.ssm.send(new GetParameterCommand({ Name: 'p' }))],
-    ['Secrets Manager', () => clients.secrets.send(new GetSecretValueCommand({ SecretId: 's' }))],
-    ['ECR', () => clients.ecr('eu-west-1').send(new GetAuthorizationTokenCommand({}))],
-    ['KMS', () => clients.kms('eu-west-1').send(new GetPublicKeyCommand({ KeyId: 'k' }))],
+    ['SSM', async () => (await clients.ssm()).send(new GetParameterCommand({ Name: 'p' }))],
+    ['Secrets Manager', async () => (await clients.secrets()).send(new GetSecretValueCommand({ SecretId: 's' }))],
+    ['ECR', async () => (await clients.ecr('eu-west-1')).send(new GetAuthorizationTokenCommand({}))],
+    ['KMS', async () => (await clients.kms('eu-west-1')).send(new GetPublicKeyCommand({ KeyId: 'k' }))],
   ];
   for (const [name, call] of calls) {
     const before = seen.length;

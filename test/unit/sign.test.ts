@@ -198,10 +198,10 @@ function settings(repository: string): Settings {
 }
 
 const clients = () => ({
-  ecr: (region: string) => new ECRClient({ region, credentials: STATIC_CREDENTIALS }),
-  ssm: new SSMClient({ credentials: STATIC_CREDENTIALS, maxAttempts: 1 }),
-  secrets: new SecretsManagerClient({ credentials: STATIC_CREDENTIALS, maxAttempts: 1 }),
-  kms,
+  ecr: async (region: string) => new ECRClient({ region, credentials: STATIC_CREDENTIALS }),
+  ssm: async () => new SSMClient({ credentials: STATIC_CREDENTIALS, maxAttempts: 1 }),
+  secrets: async () => new SecretsManagerClient({ credentials: STATIC_CREDENTIALS, maxAttempts: 1 }),
+  kms: async (region: string) => kms(region),
 });
 
 /** Pushes an image index as BuildKit does with attestations: one image manifest and its attestation manifest. */

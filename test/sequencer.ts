@@ -1,6 +1,6 @@
 /**
  * Longest test files first, so no long file starts last and leaves the other workers idle. The long files' seconds
- * are written here, from a whole `npm test` run on two cores (2026-12-07, 406 s of tests): a fresh clone, as CI
+ * are written here, from a whole `npm test` run on two cores (2026-12-07, 379 s of tests): a fresh clone, as CI
  * has, runs them in the same order as a warm machine, and running one file or one test alone (which vitest's cache
  * then remembers as the file's duration) does not reorder the suite. Other files take their duration from vitest's
  * cache. Unlike vitest's own order, unit and end-to-end files share one queue: unit files fill the cores while
@@ -10,28 +10,28 @@ import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 const MEASURED_SECONDS: Record<string, number> = {
-  'test/e2e/faults.test.ts': 193,
-  'test/e2e/buildkit.test.ts': 178,
-  'test/e2e/deadlines.test.ts': 156,
-  'test/e2e/deadlines-s3.test.ts': 143,
-  'test/unit/template.test.ts': 131,
-  'test/unit/zip.test.ts': 88,
-  'test/e2e/faults-persistent.test.ts': 80,
-  'test/e2e/stop.test.ts': 66,
-  'test/e2e/stack.test.ts': 54,
-  'test/e2e/proxy.test.ts': 53,
-  'test/e2e/signing.test.ts': 51,
-  'test/e2e/gitlab-ci-local.test.ts': 47,
-  'test/e2e/build.test.ts': 44,
-  'test/e2e/registries.test.ts': 43,
-  'test/unit/live-tail.test.ts': 43,
-  'test/e2e/multiarch.test.ts': 39,
-  'test/unit/buildspec.test.ts': 36,
-  'test/e2e/tenants.test.ts': 32,
-  'test/unit/catalog.test.ts': 25,
-  'test/unit/fake-codebuild.test.ts': 23,
-  'test/e2e/deadlines-signal.test.ts': 22,
-  'test/unit/loud.test.ts': 21,
+  'test/e2e/deadlines-s3.test.ts': 118,
+  'test/e2e/faults.test.ts': 115,
+  'test/e2e/deadlines.test.ts': 100,
+  'test/unit/template.test.ts': 91,
+  'test/e2e/faults-persistent.test.ts': 87,
+  'test/e2e/buildkit.test.ts': 86,
+  'test/e2e/stop.test.ts': 68,
+  'test/e2e/registries.test.ts': 59,
+  'test/e2e/build.test.ts': 52,
+  'test/unit/live-tail.test.ts': 47,
+  'test/e2e/stack.test.ts': 39,
+  'test/e2e/proxy.test.ts': 38,
+  'test/unit/buildspec.test.ts': 35,
+  'test/e2e/signing.test.ts': 34,
+  'test/e2e/multiarch.test.ts': 33,
+  'test/unit/zip.test.ts': 32,
+  'test/e2e/gitlab-ci-local.test.ts': 29,
+  'test/e2e/tenants.test.ts': 27,
+  'test/e2e/deadlines-signal.test.ts': 27,
+  'test/unit/loud.test.ts': 26,
+  'test/unit/fake-codebuild.test.ts': 22,
+  'test/unit/catalog.test.ts': 20,
 };
 
 export class LongestFirst extends BaseSequencer {

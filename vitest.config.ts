@@ -19,9 +19,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
           // A worker loads the modules once for all its files, not once per file (a quarter of the unit files' CPU);
-          // test/unit/file-env.ts puts the environment back after each file.
+          // test/helpers/file-env.ts puts the environment back after each file.
           isolate: false,
-          setupFiles: ['test/unit/file-env.ts'],
+          setupFiles: ['test/helpers/file-env.ts'],
           testTimeout: 60_000,
           // Clean-ups too (zip.test.ts removes 70,000 files): the cores are shared with the end-to-end lanes.
           hookTimeout: 60_000,
@@ -36,9 +36,10 @@ export default defineConfig({
           exclude: ['**/node_modules/**', LOAD],
           // As the unit files: a worker loads the stack's modules and the AWS SDK once for the files of its lane
           // that follow one another in the queue, not once per file (about 1 CPU-second a file). No e2e module keeps
-          // state a later file sees: each file reads its lane's stack back from .stack/ (lanes.ts).
+          // state that matters to a later file (a job counter, the program's copy): each file reads its lane's stack back
+          // from .stack/ (lanes.ts), and test/helpers/file-env.ts puts the environment back.
           isolate: false,
-          setupFiles: ['test/unit/file-env.ts'],
+          setupFiles: ['test/helpers/file-env.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           maxWorkers: WORKERS,

@@ -2,7 +2,7 @@
  * Everything the commands need that loads the AWS SDK, stage by stage. The commands import this module only
  * through `loadAws` (commands/connect.ts), so the job's first line is printed before the SDK is parsed and
  * evaluated, which then overlaps the hashing of the context on the worker threads. scripts/bundle.mjs builds it
- * as a separate part of dist/index.js, carried as a string until then; shared/errors.ts and build/buildspec.ts
+ * as a separate part of dist/index.js, carried as strings (one per chunk, compiled when first required) until then; shared/errors.ts and build/buildspec.ts
  * are shared with the rest.
  */
 export { uploadContext } from './context/upload';

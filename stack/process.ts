@@ -194,14 +194,25 @@ function tail(file: string, lines = 20): string {
  * process's next outgoing connection or listen(0) may take it before the daemon binds it.
  */
 export async function freePort(): Promise<number> {
-  const [lowestEphemeral] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-  const first = 10_000;
-  const room = (lowestEphemeral ?? 0) - first;
+  const room = (lowestEphemeralPort() ?? 0) - FIRST_PICKED_PORT;
   for (let attempt = 0; attempt < 20 && room > 1_000; attempt++) {
-    const port = first + Math.floor(Math.random() * room);
+    const port = FIRST_PICKED_PORT + Math.floor(Math.random() * room);
     if ((await bindAndClose(port).catch(() => undefined)) === port) return port;
   }
-  return bindAndClose(0);
+  return bindAndClose(0); // no room below the range (or not Linux): the kernel's pick
+}
+
+/** The lowest port freePort picks below the ephemeral range. */
+export const FIRST_PICKED_PORT = 10_000;
+
+/** The first port of the kernel's ephemeral range (Linux), if it can be read. */
+export function lowestEphemeralPort(): number | undefined {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) ? low : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Binds `port` on 127.0.0.1 (0: any), closes it again, and returns the port it got. */

@@ -116,7 +116,7 @@ function perRegion<C>(make: (region: string) => C): (region: string) => C {
   };
 }
 
-/** A client made on first use, then the same one. */
+/** A client made on first use, then the same one (a failed first make, e.g. its chunk's, fails every use after). */
 function madeOnce<C>(make: () => C): () => C {
   let made: C | undefined;
   return () => (made ??= make());

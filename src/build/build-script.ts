@@ -171,16 +171,18 @@ step_error() {
 }
 
 # BuildKit builds on without a registry cache it cannot read, and ignore-error=true keeps a failed export from
-# failing the build: each logs one step's ERROR line. Say what it means for this build and the next.
+# failing the build: each logs one step's ERROR line. Say what it means for this build and the next; the read
+# alone after a failed build (its import error is no cause of the failure).
 cache_warnings() {
-  local read_error
+  local read_error write_error=""
   read_error="$(step_error "$1" 'importing cache manifest from ')"
+  if [ "$2" = after-success ]; then write_error="$(step_error "$1" 'exporting cache to registry$')"; fi
   if [[ "$read_error" == *"not found"* ]]; then
-    warn "no layer cache at $CBI_CACHE_REF yet; this build fills it"
+    if [ "$2" = after-success ] && [ -z "$write_error" ]; then warn "no layer cache at $CBI_CACHE_REF yet; this build fills it"; else warn "no layer cache at $CBI_CACHE_REF yet"; fi
   elif [ -n "$read_error" ]; then
-    warn "the layer cache at $CBI_CACHE_REF could not be read (BuildKit's ERROR line above says why); built without it. Let the build role pull from there, or set cache_ref"
+    warn "the layer cache at $CBI_CACHE_REF could not be read (BuildKit's ERROR line above says why); this build ran without it"
   fi
-  if [ -n "$(step_error "$1" 'exporting cache to registry$')" ]; then
+  if [ -n "$write_error" ]; then
     warn "the layer cache could not be written to $CBI_CACHE_REF (BuildKit's ERROR line above says why); the image was pushed, the next build starts cold. Let the build role push there, or set cache_ref"
   fi
 }
@@ -255,11 +257,12 @@ build() {
   echo "Building $CBI_IMAGE from $CBI_DOCKERFILE"
   progress="$(mktemp)"
   if ! docker_with_build_args "\${args[@]}" . 2>&1 | tee "$progress"; then
+    cache_warnings "$progress" after-failure
     explain_auth_failure "$progress"
     rm -f "$progress"
     exit 1
   fi
-  cache_warnings "$progress"
+  cache_warnings "$progress" after-success
   rm -f "$progress"
 
   # The digest the tags point to: the image index when attestations are attached, else the manifest.

@@ -9,7 +9,7 @@ import { awsStep } from '../shared/errors';
 
 /**
  * The modules that load the AWS SDK (src/aws-part.ts), compiled and evaluated on first use (dist/index.js carries
- * them as a string until then, see scripts/bundle.mjs). Parsing and evaluating them took most of the time
+ * them as strings until then, one per chunk, see scripts/bundle.mjs). Parsing and evaluating them took most of the time
  * before the first output line; now they load after it, while the workers hash the context.
  */
 export const loadAws = () => import('../aws-part');

@@ -23,12 +23,12 @@ export async function putJobToken(ssm: () => Promise<SSMClient>, s: Settings, ou
   const login = jobTokenLogin(s);
   if (!login || !s.gitlab.jobToken) return;
   const name = login.reference;
-  const { PutParameterCommand } = await import('../aws/sdk/ssm');
-  const client = await ssm();
   await awsStep(
     `Passing the job token to the build for ${login.registry} (SecureString ${name})`,
-    () =>
-      client.send(
+    async () => {
+      const { PutParameterCommand } = await import('../aws/sdk/ssm');
+      const client = await ssm();
+      return client.send(
         new PutParameterCommand({
           Name: name,
           Value: `${JOB_TOKEN_USER}:${s.gitlab.jobToken}`,
@@ -38,7 +38,8 @@ export async function putJobToken(ssm: () => Promise<SSMClient>, s: Settings, ou
           Overwrite: true,
           Description: `CI_JOB_TOKEN of GitLab job ${s.gitlab.jobUrl ?? s.gitlab.jobId} for its CodeBuild builds; deleted when they end`,
         }),
-      ),
+      );
+    },
     (e) =>
       errorName(e) === 'AccessDeniedException'
         ? `${login.registry} is this GitLab's registry, so the build logs in with the job token, which needs ssm:PutParameter and ` +

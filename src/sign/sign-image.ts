@@ -43,10 +43,10 @@ const REGISTRY_HINT =
 
 /** Signs `digests` (and the image manifests of those that are indexes) with `key`, a KMS key or alias ARN. */
 export async function signImage(s: Settings, key: string, digests: string[], clients: SignClients, out: Output): Promise<SigningOutcome> {
-  const kms = await clients.kms(kmsKeyRegion(key) ?? s.region);
   const signatures: ImageSignature[] = [];
   let current = digests[0] ?? '';
   try {
+    const kms = await clients.kms(kmsKeyRegion(key) ?? s.region);
     const signer = await kmsSigner(kms, key);
     const registry = registryClient(s, clients);
     for (const digest of await withImageManifests(registry, s.image.path, digests)) {

@@ -128,10 +128,20 @@ describe('generated buildspec executed with fake docker and aws', () => {
     });
     expect(r.status).toBe(0);
     expect(warnings(r)).toEqual([
-      expect.stringMatching(new RegExp(`^Warning: the layer cache at ${CACHE.replace(/\./g, '\\.')} could not be read .*built without it`)),
+      expect.stringMatching(new RegExp(`^Warning: the layer cache at ${CACHE.replace(/\./g, '\\.')} could not be read .*this build ran without it$`)),
       expect.stringMatching(new RegExp(`^Warning: the layer cache could not be written to ${CACHE.replace(/\./g, '\\.')} `)),
     ]);
     expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
+  });
+
+  it('does not promise a cache that a first build cannot write, nor one from a build that failed', () => {
+    const notFound = `failed to configure registry cache importer: ${CACHE}: not found`;
+    const unwritable = run(settingsFixture(), { ...WARM, FAKE_CACHE_IMPORT_ERROR: notFound, FAKE_CACHE_EXPORT_ERROR: 'failed to push: 403 Forbidden' });
+    expect(unwritable.status).toBe(0);
+    expect(warnings(unwritable)).toEqual([`Warning: no layer cache at ${CACHE} yet`, expect.stringMatching(/^Warning: the layer cache could not be written to /)]);
+    const failed = run(settingsFixture(), { ...WARM, FAKE_CACHE_IMPORT_ERROR: notFound, FAKE_BUILD_ERROR: 'ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2' });
+    expect(failed.status).not.toBe(0);
+    expect(warnings(failed)).toEqual([`Warning: no layer cache at ${CACHE} yet`]);
   });
 
   it('prints no cache warning when the cache was read and written', () => {
@@ -382,10 +392,10 @@ describe('generated buildspec with registry logins', () => {
 
   it('adds nothing to a build that failed for another reason, even when reading the cache was refused', () => {
     const failed = 'ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2';
-    for (const importError of ['', 'failed to authorize: 401 Unauthorized']) {
-      const r = run(withLogins(), { ...WARM, FAKE_BUILD_ERROR: failed, FAKE_CACHE_IMPORT_ERROR: importError }, SECRETS);
+    for (const [importError, importLine] of [['', '#3 DONE'], ['failed to authorize: 401 Unauthorized', '#3 ERROR: failed to authorize: 401 Unauthorized']]) {
+      const r = run(withLogins(), { ...WARM, FAKE_BUILD_ERROR: failed, FAKE_CACHE_IMPORT_ERROR: importError ?? '' }, SECRETS);
       expect(r.status).not.toBe(0);
-      expect(r.stdout).toContain(importError);
+      expect(r.stdout).toContain(importLine);
       expect(r.stderr).not.toContain('Error: ');
     }
   });

@@ -199,11 +199,11 @@ describe('models for every AWS call of the program', () => {
   /** lib-storage's Upload sends these S3 operations (src/aws/permissions.ts). */
   const UPLOAD = ['PutObject', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'AbortMultipartUpload'];
 
-  /** The package each name of `awsCalls` is imported from in the files that use it. */
-  /** The package `name` comes from in the first of `files` that makes the call (infra/sdk-calls.ts's scan). */
+  let scanned: ReturnType<typeof scanProgram> | undefined;
+  /** The package `name` comes from in the first of `files` that makes the call (infra/sdk-calls.ts's scan, made once). */
   function importedFrom(name: string, files: readonly string[]): string | undefined {
-    const scanned = scanProgram(repoRoot);
-    return files.map((f) => scanned.get(f)?.find((u) => u.name === name)?.module).find(Boolean);
+    const program = (scanned ??= scanProgram(repoRoot));
+    return files.map((f) => program.get(f)?.find((u) => u.name === name)?.module).find(Boolean);
   }
 
   /** service:operation for each call, from `<Name>Command` and the SDK package it comes from. */

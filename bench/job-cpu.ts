@@ -5,30 +5,21 @@
  * the CPU-seconds of its process (user + system, every thread). The reference, alternating with the jobs: a bare
  * `node -e 0`, the least any run of the program costs. The stack's own processes are not counted.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startStack, type Stack } from '../stack/stack';
 import { distIndex, makeJob, nodes } from '../test/e2e/helpers';
-import { fixed, median, progress } from './measure';
+import { fixed, median, progress, underGnuTime } from './measure';
 import type { BenchRow } from './rows';
 
 const RUNS = Number(process.env.BENCH_JOB_CPU_RUNS ?? 11);
 
 /** CPU-seconds, page faults and the exit code of `args` run by Node 20 under GNU time. */
-function cpuOf(args: string[], cwd: string, env: NodeJS.ProcessEnv, timeFile: string): Promise<{ cpu: number; faults: number; code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%U %S %R', '-o', timeFile, nodes.node20, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const [user = NaN, system = NaN, faults = NaN] = readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
-      resolve({ cpu: user + system, faults, code, output });
-    });
-  });
+async function cpuOf(args: string[], cwd: string, env: NodeJS.ProcessEnv, timeFile: string): Promise<{ cpu: number; faults: number; code: number | null; output: string }> {
+  const { values, code, output } = await underGnuTime('%U %S %R', [nodes.node20, ...args], { cwd, env, timeFile });
+  const [user = NaN, system = NaN, faults = NaN] = values;
+  return { cpu: user + system, faults, code, output };
 }
 
 export async function measure(): Promise<BenchRow[]> {

@@ -11,7 +11,6 @@
  * line of its build's stored log once in its job log). The reference of the wall time: one job alone on the same
  * stack, quotas and provisioning, just before.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,7 +18,7 @@ import { fakeControl } from '../stack/fake-aws/control';
 import { startStack, type Stack } from '../stack/stack';
 import { distIndex, type Job, makeJob, nodes, readDotenv, registryDigest, visible } from '../test/e2e/helpers';
 import { linesNotOnce, storedLog } from '../test/e2e/stored-log';
-import { fixed, median, progress } from './measure';
+import { fixed, median, progress, underGnuTime } from './measure';
 import type { BenchRow } from './rows';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 100);
@@ -53,27 +52,12 @@ interface Ran {
 }
 
 /** Runs dist/index.js as the template's job does (runAction), under GNU time for its peak RSS and elapsed time. */
-function run(job: Job, name: string, root: string): Promise<Ran> {
-  const rssFile = path.join(root, `${name}.rss`);
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M %e', '-o', rssFile, nodes.node20, distIndex], { cwd: job.dir, env: job.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const spawnedAt = Date.now();
-    let output = '';
-    const take = (chunk: Buffer) => {
-      output += chunk.toString();
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      // After "Command exited with non-zero status N", when it did.
-      const [rssKb, elapsed] = readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number];
-      const endedAt = spawnedAt + elapsed * 1000;
-      const rssMb = rssKb / 1024;
-      if (KEEP_LOGS) writeFileSync(path.join(KEEP_LOGS, `${name}.log`), output);
-      resolve({ job, name, code, output, spawnedAt, endedAt, rssMb });
-    });
-  });
+async function run(job: Job, name: string, root: string): Promise<Ran> {
+  const timeFile = path.join(root, `${name}.rss`);
+  const { values, code, output, spawnedAt } = await underGnuTime('%M %e', [nodes.node20, distIndex], { cwd: job.dir, env: job.env, timeFile });
+  const [rssKb = NaN, elapsed = NaN] = values;
+  if (KEEP_LOGS) writeFileSync(path.join(KEEP_LOGS, `${name}.log`), output);
+  return { job, name, code, output, spawnedAt, endedAt: spawnedAt + elapsed * 1000, rssMb: rssKb / 1024 };
 }
 
 type FakeBuild = Awaited<ReturnType<Control['builds']>>[number];

@@ -11,6 +11,33 @@ export const median = (xs: number[]): number => {
 export const fixed = (x: number, digits = 2): string => x.toFixed(digits);
 
 /**
+ * Runs `command` under GNU time, which writes the numbers `format` asks for (e.g. `%M %e`) to `timeFile`. Resolves
+ * when it ends with those numbers (its last line: after "Command exited with non-zero status N", when it did), its
+ * exit code, its output, and when it was spawned.
+ */
+export function underGnuTime(
+  format: string,
+  command: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv; timeFile: string },
+): Promise<{ values: number[]; code: number | null; output: string; spawnedAt: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', format, '-o', opts.timeFile, ...command], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const spawnedAt = Date.now();
+    let output = '';
+    const take = (chunk: Buffer) => {
+      output += chunk.toString();
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const values = readFileSync(opts.timeFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+      resolve({ values, code, output, spawnedAt });
+    });
+  });
+}
+
+/**
  * CPU-seconds the whole machine has spent busy since boot (/proc/stat: user, nice, system, irq and softirq; not
  * idle, iowait or the hypervisor's steal). A difference counts every process, and anything else the machine runs.
  */

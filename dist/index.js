@@ -259,7 +259,7 @@ login() {
 explain_auth_failure() {
   local line host import
   # Not the cache import's refusal: it never fails the build (cache_warnings says what it means).
-  import="$(grep -m 1 -E '^#[0-9]+ importing cache manifest from ' "$1" | cut -d ' ' -f 1 || true)"
+  import="$(step_number "$1" 'importing cache manifest from ')"
   line="$(grep -v "^\${import:-#-} " "$1" | grep -m 1 -iE '401 Unauthorized|no basic auth credentials|unauthorized:|authentication required|pull access denied|403 Forbidden|denied:' || true)"
   if [ -z "$line" ]; then return; fi
   # The image the error names tells the registry; a token service's URL (auth.docker.io, gitlab.com/jwt/auth) would not.
@@ -284,10 +284,15 @@ explain_auth_failure() {
   fi
 }
 
-# The ERROR line of the first BuildKit step named $2 in the plain progress file $1, if it failed.
+# The number (#N) of the first BuildKit step named $2 in the plain progress file $1, if there is one.
+step_number() {
+  grep -m 1 -E "^#[0-9]+ $2" "$1" | cut -d ' ' -f 1 || true
+}
+
+# That step's ERROR line, if it failed.
 step_error() {
   local step
-  step="$(grep -m 1 -E "^#[0-9]+ $2" "$1" | cut -d ' ' -f 1 || true)"
+  step="$(step_number "$1" "$2")"
   if [ -n "$step" ]; then grep -m 1 "^$step ERROR" "$1" || true; fi
 }
 
@@ -295,11 +300,14 @@ step_error() {
 # failing the build: each logs one step's ERROR line. Say what it means for this build and the next; the read
 # alone after a failed build (its import error is no cause of the failure).
 cache_warnings() {
-  local read_error write_error=""
+  local read_error write_error="" fills=""
   read_error="$(step_error "$1" 'importing cache manifest from ')"
-  if [ "$2" = after-success ]; then write_error="$(step_error "$1" 'exporting cache to registry$')"; fi
+  if [ "$2" = after-success ]; then
+    write_error="$(step_error "$1" 'exporting cache to registry$')"
+    if [ -z "$write_error" ]; then fills="; this build fills it"; fi
+  fi
   if [[ "$read_error" == *"not found"* ]]; then
-    if [ "$2" = after-success ] && [ -z "$write_error" ]; then warn "no layer cache at $CBI_CACHE_REF yet; this build fills it"; else warn "no layer cache at $CBI_CACHE_REF yet"; fi
+    warn "no layer cache at $CBI_CACHE_REF yet$fills"
   elif [ -n "$read_error" ]; then
     warn "the layer cache at $CBI_CACHE_REF could not be read (BuildKit's ERROR line above says why); this build ran without it"
   fi

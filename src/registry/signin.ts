@@ -72,10 +72,12 @@ async function ecrSignIn(registry: string, ecr: ECRClient): Promise<RegistryCred
 async function readReference(login: RegistryLogin, clients: SignInClients): Promise<string> {
   if (login.type === 'SECRETS_MANAGER') {
     const { GetSecretValueCommand } = await import('../aws/sdk/secrets-manager');
-    return (await (await clients.secrets()).send(new GetSecretValueCommand({ SecretId: login.reference }))).SecretString ?? '';
+    const secrets = await clients.secrets();
+    return (await secrets.send(new GetSecretValueCommand({ SecretId: login.reference }))).SecretString ?? '';
   }
   const { GetParameterCommand } = await import('../aws/sdk/ssm');
-  return (await (await clients.ssm()).send(new GetParameterCommand({ Name: login.reference, WithDecryption: true }))).Parameter?.Value ?? '';
+  const ssm = await clients.ssm();
+  return (await ssm.send(new GetParameterCommand({ Name: login.reference, WithDecryption: true }))).Parameter?.Value ?? '';
 }
 
 /**

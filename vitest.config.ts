@@ -3,12 +3,32 @@ import { LongestFirst } from './test/sequencer';
 
 /**
  * Files run this many at a time, unit and end-to-end together (the same number for both puts them in one queue,
- * longest first: test/sequencer.ts): the end-to-end files spend most of their time waiting on builds, and the unit
- * files fill the cores meanwhile. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
+ * longest first: test/sequencer.ts). The end-to-end files spend most of their time waiting on builds and deadlines
+ * (the four longest, which start first, wait out deadlines for about two minutes), so there are more workers than
+ * cores: with five, those four left one worker to keep two cores busy, and the machine idled for a tenth of its
+ * first two minutes. Each worker is an end-to-end lane with a stack of its own (test/e2e/lanes.ts).
  */
-const WORKERS = 5;
+const WORKERS = 7;
 
 const LOAD = 'test/e2e/load.test.ts';
+/**
+ * Unit files that run beside the load test rather than before it, at the lowest CPU priority
+ * (test/helpers/idle-priority.ts). Its fifty jobs and their builds take both cores for a minute, and then only wait
+ * on the account-wide quota for half a minute or so: these files wait out the first part and fill the cores in the
+ * second. So their timeouts are long, and none of them measures time or starts a process with a timer of its own
+ * (as gitlab-ci-local's runs have).
+ */
+const BESIDE_LOAD = ['test/unit/zip.test.ts', 'test/unit/buildspec.test.ts', 'test/unit/upload.test.ts'];
+
+/** Both unit projects: a worker loads the modules once for all its files, not once per file (a quarter of their CPU). */
+const UNIT = {
+  isolate: false,
+  // test/helpers/file-env.ts puts the environment back after each file.
+  setupFiles: ['test/helpers/file-env.ts'],
+  testTimeout: 60_000,
+  // Clean-ups too (zip.test.ts removes 70,000 files): the cores are shared with the end-to-end lanes.
+  hookTimeout: 60_000,
+};
 
 export default defineConfig({
   test: {
@@ -16,15 +36,10 @@ export default defineConfig({
     projects: [
       {
         test: {
+          ...UNIT,
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'infra/**/*.test.ts'],
-          // A worker loads the modules once for all its files, not once per file (a quarter of the unit files' CPU);
-          // test/helpers/file-env.ts puts the environment back after each file.
-          isolate: false,
-          setupFiles: ['test/helpers/file-env.ts'],
-          testTimeout: 60_000,
-          // Clean-ups too (zip.test.ts removes 70,000 files): the cores are shared with the end-to-end lanes.
-          hookTimeout: 60_000,
+          exclude: ['**/node_modules/**', ...BESIDE_LOAD],
           maxWorkers: WORKERS,
           sequence: { groupOrder: 0 },
         },
@@ -55,8 +70,20 @@ export default defineConfig({
           include: [LOAD],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          maxWorkers: 1,
+          maxWorkers: 1 + BESIDE_LOAD.length,
           globalSetup: ['test/e2e/lanes.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          ...UNIT,
+          name: 'unit-beside-load',
+          include: BESIDE_LOAD,
+          setupFiles: [...UNIT.setupFiles, 'test/helpers/idle-priority.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          maxWorkers: 1 + BESIDE_LOAD.length,
           sequence: { groupOrder: 1 },
         },
       },

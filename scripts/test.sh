@@ -24,7 +24,7 @@ phase "type-check" npx tsc --noEmit --incremental --tsBuildInfoFile node_modules
 phase "lint" npx eslint --cache --cache-location node_modules/.cache/eslint/ .
 phase "dist/ is a fresh build of src/" bash scripts/check-dist.sh
 
-projects=(--project unit)
+projects=(--project unit --project unit-beside-load)
 [ "$scope" = all ] && projects+=(--project e2e --project e2e-load)
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

@@ -8,8 +8,8 @@ import { parse } from 'yaml';
 // `--build-arg NAME` the value docker would read from its environment, and for `--secret id=…,env=VAR` the
 // value of VAR; docker's global `--config DIR` as a `config DIR` pseudo-call, not in argv. `buildx build` writes
 // a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
-// $FAKE_CONTAINERD_STORE=1 makes `docker info` report the containerd image store. With --cache-from and
-// --cache-to, `buildx build` prints BuildKit's import and export steps, failed with $FAKE_CACHE_IMPORT_ERROR and
+// $FAKE_CONTAINERD_STORE=1 makes `docker info` (and the fake curl below) report the containerd image store. With
+// --cache-from and --cache-to, `buildx build` prints BuildKit's import and export steps, failed with $FAKE_CACHE_IMPORT_ERROR and
 // $FAKE_CACHE_EXPORT_ERROR when set. `login` appends `<registry>\t<password read from stdin>` to
 // $FAKE_DIR/logins; $FAKE_LOGIN_REFUSED=<registry> refuses that one as a registry answering 401 does. $FAKE_BUILD_ERROR makes
 // `buildx build` print it and fail.
@@ -54,6 +54,19 @@ esac
 exit "\${FAKE_DOCKER_EXIT:-0}"
 `;
 
+// A fake `curl`: records its argv as docker's fake does and answers the engine API's /info as the engine that
+// $FAKE_CONTAINERD_STORE describes, or fails as curl does without a socket when $FAKE_NO_ENGINE_API is set.
+const FAKE_CURL = `#!/bin/bash -p
+line=curl; for a in "$@"; do line+=$'\\t'"$a"; done
+printf '%s\\n' "$line" >> "$FAKE_DIR/calls"
+if [ -n "\${FAKE_NO_ENGINE_API:-}" ]; then exit 7; fi
+if [ "\${FAKE_CONTAINERD_STORE:-}" = 1 ]; then
+  echo '{"Containers":0,"Driver":"overlayfs","DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]],"Plugins":{}}'
+else
+  echo '{"Containers":0,"Driver":"overlay2","DriverStatus":[["Backing Filesystem","extfs"],["Supports d_type","true"]],"Plugins":{}}'
+fi
+`;
+
 const FAKE_AWS = `#!/usr/bin/env bash
 line=aws; for a in "$@"; do line+=$'\\t'"$a"; done
 printf '%s\\n' "$line" >> "$FAKE_DIR/calls"
@@ -71,7 +84,7 @@ export interface BuildspecRun {
   status: number | null;
   stdout: string;
   stderr: string;
-  /** argv of each docker/aws/env call (env's as `envcmd`), plus `env NAME=value`, `secret VAR=value` and `config DIR` pseudo-calls. */
+  /** argv of each docker/aws/env/curl call (env's as `envcmd`), plus `env NAME=value`, `secret VAR=value` and `config DIR` pseudo-calls. */
   calls: string[][];
   /** Values of the buildspec's exported-variables after the last command. */
   exported: Record<string, string>;
@@ -90,7 +103,8 @@ export function runBuildspec(buildspec: string, env: Record<string, string>): Bu
   writeFileSync(join(bin, 'docker'), FAKE_DOCKER);
   writeFileSync(join(bin, 'aws'), FAKE_AWS);
   writeFileSync(join(bin, 'env'), FAKE_ENV);
-  for (const name of ['docker', 'aws', 'env']) chmodSync(join(bin, name), 0o755);
+  writeFileSync(join(bin, 'curl'), FAKE_CURL);
+  for (const name of ['docker', 'aws', 'env', 'curl']) chmodSync(join(bin, name), 0o755);
   writeFileSync(join(dir, 'calls'), '');
 
   const doc = parse(buildspec) as {

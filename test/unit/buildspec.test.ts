@@ -33,6 +33,8 @@ function run(s: Settings, extra: Record<string, string> = {}, secrets: Record<st
 
 const dockerCalls = (r: BuildspecRun, ...sub: string[]) =>
   r.calls.filter((c) => c[0] === 'docker' && sub.every((word, i) => c[i + 1] === word));
+/** The socket and URL of each curl call (the engine's API). */
+const engineApiCalls = (r: BuildspecRun) => r.calls.filter((c) => c[0] === 'curl').map((c) => c.slice(-3));
 const buildxArgs = (r: BuildspecRun) => dockerCalls(r, 'buildx', 'build').map((c) => c.slice(3));
 const WARM = { FAKE_DIGEST: DIGEST, FAKE_CONTAINERD_STORE: '1' };
 const CACHE = '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache';
@@ -93,8 +95,9 @@ describe('generated buildspec executed with fake docker and aws', () => {
     expect(readFileSync(join(r.dir, 'login-password'), 'utf8')).toBe('ecr-password\n');
     expect(r.calls.findIndex((c) => c[1] === 'login')).toBeLessThan(r.calls.findIndex((c) => c[1] === 'buildx'));
     expect(r.stdout).toContain('Builder: Docker engine on the containerd image store');
-    // prepare settles the engine; the build step does not ask again (each docker info also starts every CLI plugin)
-    expect(dockerCalls(r, 'info')).toHaveLength(1);
+    // prepare asks the engine's API once (docker info would also start every CLI plugin); the build step does not ask again
+    expect(engineApiCalls(r)).toEqual([['--unix-socket', '/var/run/docker.sock', 'http://localhost/info']]);
+    expect(dockerCalls(r, 'info')).toEqual([]);
     expect(buildxArgs(r)).toEqual([[
       '--progress', 'plain', '--push', '--metadata-file', expect.stringMatching(/^\//), '--file', 'Dockerfile',
       '--tag', `${name}:abc1234`, '--tag', `${name}:latest`,
@@ -115,8 +118,8 @@ describe('generated buildspec executed with fake docker and aws', () => {
     expect(r.status).toBe(0);
     expect(warnings(r)).toEqual([`Warning: no layer cache at ${CACHE} yet; this build fills it`]);
     expect(buildxArgs(r)[0]).toEqual(expect.arrayContaining(['--cache-from', `type=registry,ref=${CACHE}`, '--cache-to', CACHE_TO]));
-    // docker login, docker info and the build: each docker buildx call also starts docker and the plugin's metadata call.
-    expect(r.calls.filter((c) => c[0] === 'docker').map((c) => c[1])).toEqual(['login', 'info', 'buildx']);
+    // docker login and the build: each docker buildx call also starts docker and the plugin's metadata call.
+    expect(r.calls.filter((c) => c[0] === 'docker').map((c) => c[1])).toEqual(['login', 'buildx']);
     expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
   });
 
@@ -263,6 +266,28 @@ describe('generated buildspec executed with fake docker and aws', () => {
     expect(args.filter((a) => a.startsWith('--cache'))).toEqual([]);
     expect(args).toEqual(expect.arrayContaining(['--provenance=false', '--sbom=false']));
     expect(r.exported.IMAGE_DIGEST).toBe(DIGEST);
+  });
+
+  it("asks docker info where docker would not use a local socket, or the engine's API does not answer", () => {
+    const config = mkdtempSync(join(tmpdir(), 'cbi-docker-config-'));
+    dirs.push(config);
+    writeFileSync(join(config, 'config.json'), '{"auths":{},"currentContext":"remote"}');
+    const api = (socket: string) => [['--unix-socket', socket, 'http://localhost/info']];
+    const cases: [Record<string, string>, string[][], number][] = [
+      // [environment, curl calls (socket and URL), docker info calls]
+      [{ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }, api('/run/user/1000/docker.sock'), 0],
+      [{ DOCKER_HOST: 'tcp://127.0.0.1:2375' }, [], 1],
+      [{ DOCKER_CONTEXT: 'remote' }, [], 1],
+      [{ DOCKER_CONFIG: config }, [], 1],
+      [{ FAKE_NO_ENGINE_API: '1' }, api('/var/run/docker.sock'), 1],
+    ];
+    for (const [extra, curl, info] of cases) {
+      const r = run(settingsFixture(), { ...WARM, ...extra });
+      expect(r.status, r.stderr).toBe(0);
+      expect(engineApiCalls(r)).toEqual(curl);
+      expect(dockerCalls(r, 'info')).toHaveLength(info);
+      expect(r.stdout).toContain('Builder: Docker engine on the containerd image store');
+    }
   });
 
   it('fails, exporting nothing, when buildx reports no digest', () => {

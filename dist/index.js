@@ -144,20 +144,29 @@ uses_containerd_store() {
   local info
   if info="$(engine_info)"; then
     info="\${info#*'"DriverStatus":'}"
-    [[ "\${info%%]]*}" == *io.containerd.snapshotter* ]]
+    # A list of pairs; null (the vfs driver) or none at all is no containerd store.
+    [[ "$info" == '[['* && "\${info%%]]*}" == *io.containerd.snapshotter* ]]
   else
     docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q 'io.containerd.snapshotter'
   fi
 }
 
-# The engine's /info from its API, where docker itself would use a local socket (no other context): one curl, where
-# docker info first runs every CLI plugin's metadata command (two processes, a fifth of a CPU-second). Fails
-# otherwise, or without curl.
+# The engine's /info from its API, where docker itself would use a local socket (DOCKER_HOST, else no context
+# chosen): one curl, where docker info first runs every CLI plugin's metadata command (two processes, a fifth of a
+# CPU-second). Fails otherwise, or without curl.
 engine_info() {
-  local host=\${DOCKER_HOST:-unix:///var/run/docker.sock} home=~
-  [[ "$host" == unix://* ]] && [ -z "\${DOCKER_CONTEXT:-}" ] && command -v curl > /dev/null || return 1
-  if grep -qs '"currentContext"' "\${DOCKER_CONFIG:-$home/.docker}/config.json"; then return 1; fi
+  local host=\${DOCKER_HOST:-} home=~
+  if [ -z "$host" ]; then
+    if [ -n "\${DOCKER_CONTEXT:-}" ] || grep -qs '"currentContext"' "\${DOCKER_CONFIG:-$home/.docker}/config.json"; then return 1; fi
+    host=unix:///var/run/docker.sock
+  fi
+  [[ "$host" == unix://* ]] && command -v curl > /dev/null || return 1
   curl -sf --max-time 10 --unix-socket "\${host#unix://}" http://localhost/info
+}
+
+# Whether the engine answers.
+engine_up() {
+  engine_info > /dev/null || docker info > /dev/null 2>&1
 }
 
 # Alive and not a zombie (an exited dockerd stays one until its parent reaps it).
@@ -171,8 +180,8 @@ running() {
 restart_on_containerd_store() {
   local pidfile=\${CBI_DOCKERD_PIDFILE:-/var/run/docker.pid} log=\${CBI_DOCKERD_LOG:-/var/log/docker.log} pid arg
   local -a argv=()
-  if ! docker info > /dev/null 2>&1 || [ ! -r "$pidfile" ]; then
-    echo "No Docker engine runs in this build (docker info failed, or no $pidfile): the project must run builds in privileged mode" >&2
+  if ! engine_up || [ ! -r "$pidfile" ]; then
+    echo "No Docker engine runs in this build (it did not answer, or no $pidfile): the project must run builds in privileged mode" >&2
     exit 1
   fi
   pid=$(cat "$pidfile")
@@ -182,7 +191,7 @@ restart_on_containerd_store() {
   for _ in $(seq 1 60); do running "$pid" || break; sleep 0.5; done
   if running "$pid"; then echo "dockerd (PID $pid) did not stop within 30 s" >&2; exit 1; fi
   setsid nohup "\${argv[@]}" --feature containerd-snapshotter=true >> "$log" 2>&1 < /dev/null &
-  for _ in $(seq 1 120); do docker info > /dev/null 2>&1 && break; sleep 0.5; done
+  for _ in $(seq 1 120); do engine_up && break; sleep 0.5; done
   if ! uses_containerd_store; then echo "dockerd did not come back on the containerd image store; see $log" >&2; exit 1; fi
 }
 

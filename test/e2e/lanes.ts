@@ -1,7 +1,7 @@
 /**
- * The end-to-end files run in lanes, one a vitest worker (VITEST_POOL_ID), two at a time. Each lane has one stack,
+ * The end-to-end files run in lanes, one a vitest worker (VITEST_POOL_ID), several at a time. Each lane has one stack,
  * started by the first file that needs it and reused by the files that follow it in the lane, one after another:
- * a run starts two stacks instead of one a file, and no two files that run at once share a stack (their faults,
+ * a run starts one stack a lane instead of one a file, and no two files that run at once share a stack (their faults,
  * call counts and engine stay their own). The lane stack has what any of its files needs; files whose stack must
  * differ (no dockerd, TLS behind the proxy, the stack itself under test) start their own (stack-for-file.ts).
  *

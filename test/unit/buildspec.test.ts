@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -261,6 +261,9 @@ describe('generated buildspec executed with fake docker and aws', () => {
     const r = run(s, { FAKE_DIGEST: DIGEST });
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('Builder: the Docker engine as it is');
+    // The engine's API said overlay2.
+    expect(engineApiCalls(r)).toHaveLength(1);
+    expect(dockerCalls(r, 'info')).toEqual([]);
     expect(r.stdout.split('\n').filter((l) => l.startsWith('Warning:'))).toHaveLength(2);
     const args = buildxArgs(r)[0] ?? [];
     expect(args.filter((a) => a.startsWith('--cache'))).toEqual([]);
@@ -269,9 +272,14 @@ describe('generated buildspec executed with fake docker and aws', () => {
   });
 
   it("asks docker info where docker would not use a local socket, or the engine's API does not answer", () => {
+    // A docker config choosing a context, as DOCKER_CONFIG and as the default ~/.docker.
     const config = mkdtempSync(join(tmpdir(), 'cbi-docker-config-'));
     dirs.push(config);
     writeFileSync(join(config, 'config.json'), '{"auths":{},"currentContext":"remote"}');
+    const home = mkdtempSync(join(tmpdir(), 'cbi-home-'));
+    dirs.push(home);
+    mkdirSync(join(home, '.docker'));
+    writeFileSync(join(home, '.docker', 'config.json'), '{"currentContext":"remote"}');
     const api = (socket: string) => [['--unix-socket', socket, 'http://localhost/info']];
     const cases: [Record<string, string>, string[][], number][] = [
       // [environment, curl calls (socket and URL), docker info calls]
@@ -279,6 +287,9 @@ describe('generated buildspec executed with fake docker and aws', () => {
       [{ DOCKER_HOST: 'tcp://127.0.0.1:2375' }, [], 1],
       [{ DOCKER_CONTEXT: 'remote' }, [], 1],
       [{ DOCKER_CONFIG: config }, [], 1],
+      [{ HOME: home }, [], 1],
+      // DOCKER_HOST wins over any context, as in docker.
+      [{ DOCKER_HOST: 'unix:///var/run/docker.sock', DOCKER_CONTEXT: 'remote' }, api('/var/run/docker.sock'), 0],
       [{ FAKE_NO_ENGINE_API: '1' }, api('/var/run/docker.sock'), 1],
     ];
     for (const [extra, curl, info] of cases) {

@@ -306,7 +306,7 @@ describe('packContext', () => {
     const listing = execFileSync('zipinfo', ['-1', archive.file], { maxBuffer: 64 * 1024 * 1024 }).toString().trim().split('\n');
     expect(listing).toHaveLength(70_070);
     expect(execFileSync('unzip', ['-tq', archive.file]).toString()).toMatch(/No errors detected/);
-  });
+  }, 300_000); // beside the load test, it may first wait out the load test's builds (vitest.config.ts)
 });
 
 describe('FilePool', () => {

@@ -83,7 +83,9 @@ export const fakeControl = (url: string, caFile?: string) => {
  */
 function send(url: string, method: string, body: string | undefined, ca: Buffer | undefined): Promise<{ ok: boolean; text: string }> {
   return new Promise((resolve, reject) => {
-    const options = { method, localAddress: PROXY_SOURCE_ADDRESS };
+    // A connection of its own each time (agent: false): a kept-alive one, idle while a stack starts or a build
+    // runs, may be closed by the fake just as the next call reuses it ("socket hang up").
+    const options = { method, localAddress: PROXY_SOURCE_ADDRESS, agent: false };
     const request = url.startsWith('https:') ? httpsRequest(url, { ...options, ...(ca ? { ca } : {}) }) : httpRequest(url, options);
     request.on('error', reject);
     request.on('response', (res) => {

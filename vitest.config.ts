@@ -23,6 +23,8 @@ const LOAD = 'test/e2e/load.test.ts';
 const BESIDE_LOAD = process.env.CBI_UNIT_ONLY
   ? []
   : ['test/unit/zip.test.ts', 'test/unit/buildspec.test.ts', 'test/unit/upload.test.ts'];
+/** The load test's group: one worker for it and one for each file beside it (vitest wants one number per group). */
+const LOAD_GROUP_WORKERS = 1 + BESIDE_LOAD.length;
 
 /** Both unit projects: a worker loads the modules once for all its files, not once per file (a quarter of their CPU). */
 const UNIT = {
@@ -42,7 +44,7 @@ const BESIDE_LOAD_PROJECT = {
     setupFiles: [...UNIT.setupFiles, 'test/helpers/idle-priority.ts'],
     testTimeout: 300_000,
     hookTimeout: 300_000,
-    maxWorkers: 1 + BESIDE_LOAD.length,
+    maxWorkers: LOAD_GROUP_WORKERS,
     sequence: { groupOrder: 1 },
   },
 };
@@ -87,7 +89,7 @@ export default defineConfig({
           include: [LOAD],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          maxWorkers: 1 + BESIDE_LOAD.length,
+          maxWorkers: LOAD_GROUP_WORKERS,
           globalSetup: ['test/e2e/lanes.ts'],
           sequence: { groupOrder: 1 },
         },

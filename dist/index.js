@@ -155,9 +155,9 @@ uses_containerd_store() {
 # chosen): one curl, where docker info first runs every CLI plugin's metadata command (two processes, a fifth of a
 # CPU-second). Fails otherwise, or without curl.
 engine_info() {
-  local host=\${DOCKER_HOST:-} home=~
+  local host=\${DOCKER_HOST:-}
   if [ -z "$host" ]; then
-    if [ -n "\${DOCKER_CONTEXT:-}" ] || grep -qs '"currentContext"' "\${DOCKER_CONFIG:-$home/.docker}/config.json"; then return 1; fi
+    if [ -n "\${DOCKER_CONTEXT:-}" ] || grep -qs '"currentContext"' "$(docker_config)/config.json"; then return 1; fi
     host=unix:///var/run/docker.sock
   fi
   [[ "$host" == unix://* ]] && command -v curl > /dev/null || return 1
@@ -167,6 +167,12 @@ engine_info() {
 # Whether the engine answers.
 engine_up() {
   engine_info > /dev/null || docker info > /dev/null 2>&1
+}
+
+# docker's configuration directory (the logins, the chosen context).
+docker_config() {
+  local home=~
+  printf '%s' "\${DOCKER_CONFIG:-$home/.docker}"
 }
 
 # Alive and not a zombie (an exited dockerd stays one until its parent reaps it).
@@ -353,8 +359,7 @@ exports_file() {
 # (secret_build_args_as: build-arg makes secrets of them). Names bash keeps read-only (UID, EUID, PPID) cannot be
 # exported (the subshell would exit): env(1) sets those few. __cbi_* are the only variables a build arg could clobber.
 docker_with_build_args() {
-  local home=~
-  set -- "$(command -v env)" "$(command -v docker)" --config "\${DOCKER_CONFIG:-$home/.docker}" "$@"
+  set -- "$(command -v env)" "$(command -v docker)" --config "$(docker_config)" "$@"
   (
     __cbi_ro=()
     for __cbi_n in \${CBI_BUILD_ARG_NAMES:-}; do

@@ -35,6 +35,8 @@ const dockerCalls = (r: BuildspecRun, ...sub: string[]) =>
   r.calls.filter((c) => c[0] === 'docker' && sub.every((word, i) => c[i + 1] === word));
 /** The socket and URL of each curl call (the engine's API). */
 const engineApiCalls = (r: BuildspecRun) => r.calls.filter((c) => c[0] === 'curl').map((c) => c.slice(-3));
+/** What engineApiCalls gives for one call on `socket`. */
+const engineApi = (socket: string) => [['--unix-socket', socket, 'http://localhost/info']];
 const buildxArgs = (r: BuildspecRun) => dockerCalls(r, 'buildx', 'build').map((c) => c.slice(3));
 const WARM = { FAKE_DIGEST: DIGEST, FAKE_CONTAINERD_STORE: '1' };
 const CACHE = '000000000000.dkr.ecr.us-east-1.amazonaws.com/group/app:buildcache';
@@ -96,7 +98,7 @@ describe('generated buildspec executed with fake docker and aws', () => {
     expect(r.calls.findIndex((c) => c[1] === 'login')).toBeLessThan(r.calls.findIndex((c) => c[1] === 'buildx'));
     expect(r.stdout).toContain('Builder: Docker engine on the containerd image store');
     // prepare asks the engine's API once (docker info would also start every CLI plugin); the build step does not ask again
-    expect(engineApiCalls(r)).toEqual([['--unix-socket', '/var/run/docker.sock', 'http://localhost/info']]);
+    expect(engineApiCalls(r)).toEqual(engineApi('/var/run/docker.sock'));
     expect(dockerCalls(r, 'info')).toEqual([]);
     expect(buildxArgs(r)).toEqual([[
       '--progress', 'plain', '--push', '--metadata-file', expect.stringMatching(/^\//), '--file', 'Dockerfile',
@@ -280,17 +282,16 @@ describe('generated buildspec executed with fake docker and aws', () => {
     dirs.push(home);
     mkdirSync(join(home, '.docker'));
     writeFileSync(join(home, '.docker', 'config.json'), '{"currentContext":"remote"}');
-    const api = (socket: string) => [['--unix-socket', socket, 'http://localhost/info']];
     const cases: [Record<string, string>, string[][], number][] = [
       // [environment, curl calls (socket and URL), docker info calls]
-      [{ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }, api('/run/user/1000/docker.sock'), 0],
+      [{ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }, engineApi('/run/user/1000/docker.sock'), 0],
       [{ DOCKER_HOST: 'tcp://127.0.0.1:2375' }, [], 1],
       [{ DOCKER_CONTEXT: 'remote' }, [], 1],
       [{ DOCKER_CONFIG: config }, [], 1],
       [{ HOME: home }, [], 1],
       // DOCKER_HOST wins over any context, as in docker.
-      [{ DOCKER_HOST: 'unix:///var/run/docker.sock', DOCKER_CONTEXT: 'remote' }, api('/var/run/docker.sock'), 0],
-      [{ FAKE_NO_ENGINE_API: '1' }, api('/var/run/docker.sock'), 1],
+      [{ DOCKER_HOST: 'unix:///var/run/docker.sock', DOCKER_CONTEXT: 'remote' }, engineApi('/var/run/docker.sock'), 0],
+      [{ FAKE_NO_ENGINE_API: '1' }, engineApi('/var/run/docker.sock'), 1],
     ];
     for (const [extra, curl, info] of cases) {
       const r = run(settingsFixture(), { ...WARM, ...extra });

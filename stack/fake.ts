@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { daemonScript } from './daemon-script';
 import { startDaemon, waitFor, type Daemon } from './process';
 import { REPO_ROOT } from './paths';
 import { readJson } from './s3';
@@ -26,7 +27,7 @@ export async function startFake(dir: string, config: FakeAwsOptions): Promise<Fa
     dir,
     'fake-aws',
     process.execPath,
-    ['--import', 'tsx', path.join(REPO_ROOT, 'stack', 'fake-aws', 'main.ts'), '--config', configFile, '--ready-file', readyFile],
+    [daemonScript(path.join(REPO_ROOT, 'stack', 'fake-aws', 'main.ts')), '--config', configFile, '--ready-file', readyFile],
     { cwd: REPO_ROOT },
   );
   const { url, signingKeys } = await waitFor(daemon, 'fake AWS', async () => readJson<Omit<Fake, 'daemon'>>(readyFile));

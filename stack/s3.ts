@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { daemonScript } from './daemon-script';
 import { freePort, startDaemon, waitFor, type Daemon } from './process';
 import { REPO_ROOT } from './paths';
 import type { Certificates } from './tls';
@@ -23,10 +24,10 @@ export async function startS3(dir: string, bucket: string, endpoint: string, opt
   const readyFile = path.join(dir, 's3', 'ready.json');
   fs.mkdirSync(path.dirname(readyFile), { recursive: true });
   fs.rmSync(readyFile, { force: true });
-  const args = [path.join(REPO_ROOT, 'stack', 's3-server.ts'), path.join(dir, 's3', 'data'), bucket, new URL(endpoint).port, readyFile];
+  const args = [daemonScript(path.join(REPO_ROOT, 'stack', 's3-server.ts')), path.join(dir, 's3', 'data'), bucket, new URL(endpoint).port, readyFile];
   if (opts.tls) args.push('--key', opts.tls.keyFile, '--cert', opts.tls.certFile);
   if (opts.proxyOnly) args.push('--proxy-only');
-  const daemon = startDaemon(dir, 's3rver', process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT });
+  const daemon = startDaemon(dir, 's3rver', process.execPath, args, { cwd: REPO_ROOT });
   await waitFor(daemon, `s3rver on ${endpoint}`, async () => readJson<{ port: number }>(readyFile)?.port);
   return { daemon, endpoint };
 }

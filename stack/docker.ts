@@ -40,12 +40,13 @@ export function dockerHostFor(dir: string): string {
  * iptables, no bridge): BuildKit builds with `--network host` run `RUN` steps, push to the loopback registry, and
  * export registry caches and attestations with the default `docker` driver, as the generated buildspec expects.
  */
-export async function startDockerd(dir: string): Promise<Dockerd> {
+export async function startDockerd(dir: string, opts: { empty: boolean } = { empty: false }): Promise<Dockerd> {
   if (process.getuid?.() !== 0) {
     throw new Error('the local stack runs its own dockerd, which needs root: run as root, or start the stack with docker: false');
   }
   const root = path.join(dir, 'docker');
   const execRoot = execRootFor(dir);
+  if (opts.empty) fs.rmSync(path.join(root, 'data'), { recursive: true, force: true });
   fs.mkdirSync(path.join(root, 'data'), { recursive: true });
   fs.mkdirSync(execRoot, { recursive: true });
   // A config file of its own keeps the host's /etc/docker/daemon.json out of the stack.

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { fakeControl } from '../../stack/fake-aws/control';
 import { type Stack, type StackOptions, startStack } from '../../stack/stack';
 import { stopCheckingModels, violationsError } from '../helpers/violations';
-import { repoRoot } from './helpers';
+import { removeJobs, repoRoot } from './helpers';
 import { laneStack } from './lanes';
 
 type Control = ReturnType<typeof fakeControl>;
@@ -40,7 +40,7 @@ export function stackForFile(name: string, options: Omit<StackOptions, 'dir'>, s
   let stack: Stack | undefined;
   const control = hooks(() => stack);
   beforeAll(async () => {
-    stack = await startStack({ dir: join(repoRoot, '.stack', name), ...options });
+    stack = await startStack({ dir: join(repoRoot, '.stack', name), emptyEngine: true, ...options });
     set(stack);
   });
   afterAll(async () => {
@@ -49,11 +49,12 @@ export function stackForFile(name: string, options: Omit<StackOptions, 'dir'>, s
   return control;
 }
 
-/** The fake's control for the file's stack, its faults cleared after each test. */
+/** The fake's control for the file's stack, its faults cleared after each test; the file's jobs removed after all. */
 function hooks(stack: () => Stack | undefined): () => Control {
   const control = () => fakeControl(stack()?.fakeUrl ?? '', stack()?.caFile);
   afterEach(async () => {
     await control().clearFaults();
   });
+  afterAll(removeJobs);
   return control;
 }

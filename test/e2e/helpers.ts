@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { join, resolve } from 'node:path';
@@ -13,9 +14,17 @@ export const repoRoot = resolve(__dirname, '../..');
  * (its lazily loaded modules and the packer's worker code are inside it).
  */
 export const distIndex = (() => {
-  const dir = mkdtempSync(join(tmpdir(), 'cbi-dist-'));
-  copyFileSync(join(repoRoot, 'dist/index.js'), join(dir, 'index.js'));
-  return join(dir, 'index.js');
+  // Named by its content, so every worker and run shares one copy per build of dist/index.js.
+  const bundle = readFileSync(join(repoRoot, 'dist/index.js'));
+  const dir = join(tmpdir(), `cbi-dist-${createHash('sha256').update(bundle).digest('hex').slice(0, 16)}`);
+  const file = join(dir, 'index.js');
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    const temp = `${file}.${process.pid}.tmp`;
+    writeFileSync(temp, bundle);
+    renameSync(temp, file);
+  }
+  return file;
 })();
 
 /** Node 20 from the machine and Node 22 from the node@22 dev dependency: dist/index.js must run on both. */
@@ -37,10 +46,13 @@ export interface Job {
 }
 
 let jobCounter = 0;
+/** The checkouts makeJob made, until removeJobs. */
+const jobDirs = new Set<string>();
 
 /** A checkout holding a copy of `fixture` (a folder of this repository, e.g. examples/hello), with the job's variables. */
 export async function makeJob(stack: Stack, fixture: string, inputs: Record<string, string> = {}): Promise<Job> {
   const dir = mkdtempSync(join(tmpdir(), 'cbi-job-'));
+  jobDirs.add(dir);
   cpSync(resolve(repoRoot, fixture), dir, { recursive: true });
   jobCounter += 1;
   const jobId = String(1000 + jobCounter);
@@ -69,6 +81,13 @@ export async function makeJob(stack: Stack, fixture: string, inputs: Record<stri
   };
   return { dir, env, reportDir: join(dir, '.codebuild-image') };
 }
+
+/** Removes every checkout makeJob made (after each end-to-end file, and when a benchmark's process exits). */
+export function removeJobs(): void {
+  for (const dir of jobDirs) rmSync(dir, { recursive: true, force: true });
+  jobDirs.clear();
+}
+process.once('exit', removeJobs);
 
 /** Runs dist/index.js as the template's job does; `onOutput` sees the output as it streams. */
 export function runAction(

@@ -2,7 +2,7 @@
  * src/registry/distribution.ts against Debian's docker-registry on the local stack: an index over per-platform images that
  * BuildKit pushed by digest, with their attestation manifests, under every tag.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pushIndex, RegistryClient } from '../../src/registry/distribution';
@@ -23,12 +23,16 @@ async function pushByDigest(repository: string, platform: string, attestations: 
   const dir = mkdtempSync(join(stack.dir, 'by-digest-'));
   writeFileSync(join(dir, 'Dockerfile'), `FROM ${stack.baseImage ?? ''}\nRUN uname -m > /arch.txt\n`);
   const meta = join(dir, 'metadata.json');
-  await docker(stack.dockerHost ?? '', [
-    'buildx', 'build', '--quiet', '--network', 'host', '--platform', platform, '--metadata-file', meta,
-    attestations ? '--provenance=mode=max' : '--provenance=false',
-    '--tag', `${stack.registry}/${repository}:build-${platform.replace('/', '-')}`, '--push', dir,
-  ], stack.dockerConfig);
-  return (JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>)['containerimage.digest'] ?? '';
+  try {
+    await docker(stack.dockerHost ?? '', [
+      'buildx', 'build', '--quiet', '--network', 'host', '--platform', platform, '--metadata-file', meta,
+      attestations ? '--provenance=mode=max' : '--provenance=false',
+      '--tag', `${stack.registry}/${repository}:build-${platform.replace('/', '-')}`, '--push', dir,
+    ], stack.dockerConfig);
+    return (JSON.parse(readFileSync(meta, 'utf8')) as Record<string, string>)['containerimage.digest'] ?? '';
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('pushIndex', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudWatchLogsClient, GetLogEventsCommand, StartLiveTailCommand } from '@aws-sdk/client-cloudwatch-logs';
@@ -13,6 +13,14 @@ import {
 } from '../helpers/codebuild-timeline';
 import { memoryOutput } from '../helpers/output';
 
+const logDirs: string[] = [];
+/** build.log in a directory of its own, as the report directory is by the time the build is followed. */
+function logFileInNewDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'follow-'));
+  logDirs.push(dir);
+  return join(dir, 'build.log');
+}
+
 const cbMock = mockClient(CodeBuildClient);
 const logsMock = mockClient(CloudWatchLogsClient);
 afterEach(() => {
@@ -23,6 +31,7 @@ afterEach(() => {
 afterAll(() => {
   cbMock.restore();
   logsMock.restore();
+  for (const dir of logDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 const creds = { accessKeyId: 'a', secretAccessKey: 'b' };
@@ -102,7 +111,7 @@ const printed = (out: { lines: string[] }, lines: LogLine[]) => out.lines.filter
 describe('followBuild', () => {
   it('streams every log line once, in order and in its phase, and writes the whole log to build.log', async () => {
     // The report directory exists by the time the build is followed (the build ids are written there first).
-    const logFile = join(mkdtempSync(join(tmpdir(), 'follow-')), 'build.log');
+    const logFile = logFileInNewDir();
     const { out, deps, lines } = scenario({ logFile });
     const build = await followBuild(deps, { id: BUILD_ID });
     expect(build).toMatchObject({ buildComplete: true, buildStatus: 'SUCCEEDED' });
@@ -252,7 +261,7 @@ describe('followBuild', () => {
   });
 
   it('near the job-log cap, says where the whole log is and keeps showing the phases', async () => {
-    const logFile = join(mkdtempSync(join(tmpdir(), 'follow-')), 'build.log');
+    const logFile = logFileInNewDir();
     const { deps, out, lines } = scenario({ logFile, jobLogLimit: 600 });
     await followBuild(deps, { id: BUILD_ID });
     const warnings = out.lines.filter((l) => l.startsWith('WARNING'));

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -275,14 +276,18 @@ async function fakeFilesApi(projects: string[]): Promise<{ url: string; asked: s
 
 describe('the job script (gitlab-ci-local, shell executor, fake program)', () => {
   it('verifies and runs the pinned program, and the digest reaches a later job by dotenv', async () => {
-    const result = await runFake();
+    const jobTmp = mkdtempSync(join(tmpdir(), 'cbi-job-tmp-'));
+    const result = await runFake({ variables: { TMPDIR: jobTmp } });
     try {
       expect(result.code, result.output).toBe(0);
       expect(result.output).toMatch(/FAKE tags=\["[0-9a-f]{8}","latest"\]/);
       expect(result.output).toContain(`DEPLOY digest=sha256:${'ab'.repeat(32)}`);
       expect(result.output).not.toContain('FAKE stop called');
+      // after_script took the program's copy away: shell runners keep TMPDIR from job to job.
+      expect(readdirSync(jobTmp)).toEqual([]);
     } finally {
       result.repo.remove();
+      rmSync(jobTmp, { recursive: true, force: true });
     }
   });
 
@@ -344,13 +349,17 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
   });
 
   it('stops the build from after_script when the job ends before the build did', async () => {
-    const result = await runFake({ variables: { FAKE_FAIL: '1' } });
+    const jobTmp = mkdtempSync(join(tmpdir(), 'cbi-job-tmp-'));
+    const result = await runFake({ variables: { FAKE_FAIL: '1', TMPDIR: jobTmp } });
     try {
       expect(result.code).not.toBe(0);
       expect(result.output).toContain('FAKE build left running');
       expect(result.output).toContain('FAKE stop called for build-id proj:1234');
+      // Stopped first, then removed.
+      expect(readdirSync(jobTmp)).toEqual([]);
     } finally {
       result.repo.remove();
+      rmSync(jobTmp, { recursive: true, force: true });
     }
   });
 });

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { manifestDigest, platformManifests } from './registry';
 import { recordPid, startDaemon, waitFor, type Daemon } from './process';
 
 /**
@@ -14,8 +13,6 @@ import { recordPid, startDaemon, waitFor, type Daemon } from './process';
 export const ENGINE_DIR = process.env.CBI_ENGINE_DIR ?? '/opt/codebuild-image/engine';
 export const ENGINE_BIN = path.join(ENGINE_DIR, 'bin');
 export const DOCKER_CLI = path.join(ENGINE_BIN, 'docker');
-export const BASE_IMAGE_REPOSITORY = 'busybox';
-export const BASE_IMAGE_TAG = 'stable';
 
 export interface Dockerd {
   daemon: Daemon;
@@ -101,40 +98,6 @@ export async function docker(host: string, args: string[], configDir: string): P
     maxBuffer: 16 * 1024 * 1024,
   });
   return stdout;
-}
-
-/** Debian's arm64 busybox-static, unpacked by scripts/ensure-deps.sh for the arm64 half of the base image. */
-export const ARM64_BUSYBOX = process.env.CBI_ARM64_BUSYBOX ?? '/opt/codebuild-image/arm64/busybox';
-
-/**
- * Makes `<registry>/busybox:stable` available for linux/amd64 and linux/arm64: base images cannot be pulled here,
- * so it is built `FROM scratch` from the host's static busybox and Debian's arm64 one (its `RUN` step runs under
- * QEMU) and pushed as one index, unless the registry (persisted in the state dir) already has it.
- * Returns the image reference.
- */
-export async function ensureBaseImage(dir: string, dockerHost: string, registry: string): Promise<string> {
-  const ref = `${registry}/${BASE_IMAGE_REPOSITORY}:${BASE_IMAGE_TAG}`;
-  if (await manifestDigest(registry, BASE_IMAGE_REPOSITORY, BASE_IMAGE_TAG)) {
-    const platforms = (await platformManifests(registry, BASE_IMAGE_REPOSITORY, BASE_IMAGE_TAG)).map((m) => m.platform);
-    if (platforms.includes('linux/arm64')) return ref; // else a state dir from before arm64: build it again
-  }
-  const context = path.join(dir, 'base-image');
-  for (const [arch, busybox] of [['amd64', '/bin/busybox'], ['arm64', ARM64_BUSYBOX]] as const) {
-    fs.mkdirSync(path.join(context, arch), { recursive: true });
-    fs.copyFileSync(busybox, path.join(context, arch, 'busybox'));
-  }
-  fs.writeFileSync(
-    path.join(context, 'Dockerfile'),
-    ['FROM scratch', 'ARG TARGETARCH', 'COPY ${TARGETARCH}/busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', ''].join('\n'),
-  );
-  const args = ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--platform', 'linux/amd64,linux/arm64'];
-  try {
-    await docker(dockerHost, [...args, '--tag', ref, '--push', context], dockerConfigDir(dir));
-  } catch (e) {
-    const stderr = (e as { stderr?: string }).stderr?.trim();
-    throw new Error(`building the base image ${ref} failed${stderr ? `: ${stderr}` : ''}`, { cause: e });
-  }
-  return ref;
 }
 
 /**

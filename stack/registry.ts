@@ -23,7 +23,7 @@ export interface RegistryUser {
 export async function startRegistry(dir: string, opts: { name?: string; auth?: RegistryUser[] } = {}): Promise<Registry> {
   const name = opts.name ?? 'registry';
   const root = path.join(dir, name);
-  fs.mkdirSync(path.join(root, 'data'), { recursive: true });
+  fs.mkdirSync(registryStorage(dir, name), { recursive: true });
   const host = `127.0.0.1:${await freePort()}`;
   const config = path.join(root, 'config.yml');
   let auth = {};
@@ -40,7 +40,7 @@ export async function startRegistry(dir: string, opts: { name?: string; auth?: R
     stringify({
       version: 0.1,
       log: { level: 'warn', accesslog: { disabled: true } },
-      storage: { filesystem: { rootdirectory: path.join(root, 'data') }, delete: { enabled: true } },
+      storage: { filesystem: { rootdirectory: registryStorage(dir, name) }, delete: { enabled: true } },
       http: { addr: host },
       ...auth,
     }),
@@ -50,6 +50,11 @@ export async function startRegistry(dir: string, opts: { name?: string; auth?: R
   const up = (status: number) => status === 200 || (opts.auth !== undefined && status === 401);
   await waitFor(daemon, `${name} on ${host}`, async () => (up((await fetch(`http://${host}/v2/`)).status) ? true : undefined));
   return { daemon, host };
+}
+
+/** The storage root of the stack's registry `name` (`registry`, `registry-auth`). */
+export function registryStorage(dir: string, name = 'registry'): string {
+  return path.join(dir, name, 'data');
 }
 
 /** Copies every platform of `source` to `target` (plain HTTP registries), logging in to the target as `user`. */

@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DOCKER_CLI, dockerConfigDir, dockerHostFor, ensureBaseImage, execRootFor, startDockerd } from './docker';
+import { ensureBaseImage, sameBaseImage, seedBaseImage } from './base-image';
+import { DOCKER_CLI, dockerConfigDir, dockerHostFor, execRootFor, startDockerd } from './docker';
 import { startFake } from './fake';
 import type { SigningKeyInfo } from './fake-aws/kms';
 import { parameterArn, secretArn } from './fake-aws/iam/requests';
@@ -16,7 +17,7 @@ import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
 import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
 import { startProxy } from './proxy';
-import { copyImage, startRegistry, type RegistryUser } from './registry';
+import { copyImage, registryStorage, startRegistry, type RegistryUser } from './registry';
 import { readJson, s3Endpoint, startS3 } from './s3';
 import { makeCertificates } from './tls';
 
@@ -217,8 +218,9 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     };
     const tenants = opts.tenants?.map((group) => tenantOutputs(account, group));
     const { roleArn, projectName, logGroupName } = tenants?.[0] ?? stackOutputs(account);
-    const registryStarted = startRegistry(dir);
     const authUser = opts.authRegistry;
+    if (withDocker) for (const name of ['registry', ...(authUser ? ['registry-auth'] : [])]) seedBaseImage(registryStorage(dir, name));
+    const registryStarted = startRegistry(dir);
     const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
     const authRegistryStarted = authUser ? startRegistry(dir, { name: 'registry-auth', auth: [authUser, ...jobTokenUser] }) : Promise.resolve(undefined);
     const dockerStarted = withDocker ? startDockerd(dir, { empty: opts.emptyEngine ?? false }) : Promise.resolve(undefined);
@@ -230,7 +232,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       s3Started,
       registryStarted,
       dockerStarted,
-      Promise.all([dockerStarted, registryStarted]).then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host) : undefined)),
+      Promise.all([dockerStarted, registryStarted]).then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host, registryStorage(dir)) : undefined)),
       fakeStarted,
       authRegistryStarted,
       proxyStarted,
@@ -238,7 +240,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     let authBaseImage: string | undefined;
     if (authRegistry && authUser && baseImage) {
       authBaseImage = `${authRegistry.host}/${baseImage.slice(baseImage.indexOf('/') + 1)}`;
-      copyImage(dir, baseImage, authBaseImage, authUser);
+      if (!(await sameBaseImage(registry.host, authRegistry.host, authUser))) copyImage(dir, baseImage, authBaseImage, authUser);
     }
 
     const info: StackInfo = {

@@ -2,13 +2,15 @@
  * The stack's base image, `<registry>/busybox:stable` for linux/amd64 and linux/arm64: base images cannot be pulled
  * here, so the first stack builds it and keeps its registry storage in node_modules/.cache/stack-base-image, which
  * later stacks copy into their registries before these start. Building it (a multi-platform build whose `RUN` step
- * runs under QEMU, then a push) cost each fresh stack 1.8 CPU-seconds.
+ * runs under QEMU, then a push) cost each fresh stack 1.8 CPU-seconds. Stacks that start while one builds it (a test
+ * run's lanes start at once) wait for that one.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { docker, dockerConfigDir } from './docker';
 import { REPO_ROOT } from './paths';
+import { isAlive, sleep } from './process';
 import { manifestDigest, platformManifests } from './registry';
 
 const REPOSITORY = 'busybox';
@@ -41,20 +43,56 @@ export async function ensureBaseImage(dir: string, dockerHost: string, registry:
   const args = ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--platform', 'linux/amd64,linux/arm64'];
   try {
     await docker(dockerHost, [...args, '--tag', ref, '--push', context], dockerConfigDir(dir));
+    keepBaseImage(storage);
   } catch (e) {
     const stderr = (e as { stderr?: string }).stderr?.trim();
     throw new Error(`building the base image ${ref} failed${stderr ? `: ${stderr}` : ''}`, { cause: e });
+  } finally {
+    releaseBaseImageClaim();
   }
-  keepBaseImage(storage);
   return ref;
 }
 
-/** Copies the kept base image into a registry's storage, before the registry starts; false when none is kept yet. */
-export function seedBaseImage(storage: string): boolean {
+/** How long a stack waits for another to build the base image before it builds the image itself. */
+const WAIT_FOR_BUILDER_MS = 60_000;
+
+/**
+ * Copies the kept base image into a registry's storage, before the registry starts. When none is kept yet, this
+ * process either claims building it (ensureBaseImage then does, and keeps it) or waits for the process that did.
+ */
+export async function seedBaseImage(storage: string): Promise<void> {
+  if (fs.existsSync(repositoryIn(storage, REPOSITORY))) return;
   const kept = keptStorage();
-  if (fs.existsSync(repositoryIn(storage, REPOSITORY)) || !fs.existsSync(kept)) return false;
-  fs.cpSync(kept, storage, { recursive: true });
-  return true;
+  for (const end = Date.now() + WAIT_FOR_BUILDER_MS; Date.now() < end; await sleep(200)) {
+    if (fs.existsSync(kept)) return void fs.cpSync(kept, storage, { recursive: true });
+    if (claimBuild(kept)) return;
+  }
+}
+
+/** True when this process is, or now becomes, the one building the base image (a lock file beside the kept copy). */
+function claimBuild(kept: string): boolean {
+  const lock = `${kept}.building`;
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  try {
+    fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    const holder = Number(fs.readFileSync(lock, 'utf8'));
+    if (holder === process.pid) return false; // another stack of this process builds it: wait for it
+    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) return false;
+    fs.rmSync(lock, { force: true }); // its builder died
+    return false;
+  }
+}
+
+/** Gives up this process's claim to build the base image, built or not (also when its stack failed to start). */
+export function releaseBaseImageClaim(): void {
+  const lock = `${keptStorage()}.building`;
+  try {
+    if (Number(fs.readFileSync(lock, 'utf8')) === process.pid) fs.rmSync(lock, { force: true });
+  } catch {
+    // no claim
+  }
 }
 
 /** The same base image in `target` (a registry that requires `user`) as in `source`, by digest. */

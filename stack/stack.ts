@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureBaseImage, sameBaseImage, seedBaseImage } from './base-image';
+import { ensureBaseImage, releaseBaseImageClaim, sameBaseImage, seedBaseImage } from './base-image';
 import { DOCKER_CLI, dockerConfigDir, dockerHostFor, execRootFor, startDockerd } from './docker';
 import { startFake } from './fake';
 import type { SigningKeyInfo } from './fake-aws/kms';
@@ -219,10 +219,13 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     const tenants = opts.tenants?.map((group) => tenantOutputs(account, group));
     const { roleArn, projectName, logGroupName } = tenants?.[0] ?? stackOutputs(account);
     const authUser = opts.authRegistry;
-    if (withDocker) for (const name of ['registry', ...(authUser ? ['registry-auth'] : [])]) seedBaseImage(registryStorage(dir, name));
-    const registryStarted = startRegistry(dir);
+    // The registries start once they hold the base image, when some stack has built it (stack/base-image.ts).
+    const seeded = (name: string) => (withDocker ? seedBaseImage(registryStorage(dir, name)) : Promise.resolve());
+    const registryStarted = seeded('registry').then(() => startRegistry(dir));
     const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
-    const authRegistryStarted = authUser ? startRegistry(dir, { name: 'registry-auth', auth: [authUser, ...jobTokenUser] }) : Promise.resolve(undefined);
+    const authRegistryStarted = authUser
+      ? seeded('registry-auth').then(() => startRegistry(dir, { name: 'registry-auth', auth: [authUser, ...jobTokenUser] }))
+      : Promise.resolve(undefined);
     const dockerStarted = withDocker ? startDockerd(dir, { empty: opts.emptyEngine ?? false }) : Promise.resolve(undefined);
     const s3Started = startS3(dir, BUCKET, endpoint, { tls: certificates, proxyOnly });
     const fakeStarted = startFake(dir, config);
@@ -296,6 +299,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     if (opts.detached) fs.writeFileSync(ownerFile(dir), 'detached\n');
     return attach(info);
   } catch (e) {
+    releaseBaseImageClaim();
     await stopStack(dir);
     throw e;
   }

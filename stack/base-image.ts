@@ -5,7 +5,7 @@
  * runs under QEMU, then a push) cost each fresh stack 1.8 CPU-seconds. Stacks that start while one builds it (a test
  * run's lanes start at once) wait for that one.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { docker, dockerConfigDir } from './docker';
@@ -19,6 +19,7 @@ const TAG = 'stable';
 /** Debian's arm64 busybox-static, unpacked by scripts/ensure-deps.sh for the arm64 half of the base image. */
 const ARM64_BUSYBOX = process.env.CBI_ARM64_BUSYBOX ?? '/opt/codebuild-image/arm64/busybox';
 const BUSYBOXES = [['amd64', '/bin/busybox'], ['arm64', ARM64_BUSYBOX]] as const;
+const BUILD_ARGS = ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--platform', 'linux/amd64,linux/arm64'];
 const DOCKERFILE = ['FROM scratch', 'ARG TARGETARCH', 'COPY ${TARGETARCH}/busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', ''].join('\n');
 
 /** Where distribution's filesystem driver keeps a repository, under its storage root. */
@@ -40,59 +41,91 @@ export async function ensureBaseImage(dir: string, dockerHost: string, registry:
     fs.copyFileSync(busybox, path.join(context, arch, 'busybox'));
   }
   fs.writeFileSync(path.join(context, 'Dockerfile'), DOCKERFILE);
-  const args = ['buildx', 'build', '--quiet', '--network', 'host', '--provenance=false', '--platform', 'linux/amd64,linux/arm64'];
   try {
-    await docker(dockerHost, [...args, '--tag', ref, '--push', context], dockerConfigDir(dir));
-    keepBaseImage(storage);
+    await docker(dockerHost, [...BUILD_ARGS, '--tag', ref, '--push', context], dockerConfigDir(dir));
   } catch (e) {
     const stderr = (e as { stderr?: string }).stderr?.trim();
     throw new Error(`building the base image ${ref} failed${stderr ? `: ${stderr}` : ''}`, { cause: e });
-  } finally {
-    releaseBaseImageClaim();
   }
+  keepBaseImage(storage);
   return ref;
 }
 
-/** How long a stack waits for another to build the base image before it builds the image itself. */
-const WAIT_FOR_BUILDER_MS = 60_000;
+/** A stack's claim to build the base image (a lock file beside the kept copy), given up once its start is over. */
+export interface BuildClaim {
+  release(): void;
+}
+
+/** Where the kept copy lives, and how long a stack waits for another's build before it builds the image itself. */
+export interface KeptOptions {
+  dir?: string;
+  waitMs?: number;
+  pollMs?: number;
+}
 
 /**
- * Copies the kept base image into a registry's storage, before the registry starts. When none is kept yet, this
- * process either claims building it (ensureBaseImage then does, and keeps it) or waits for the process that did.
+ * Copies the kept base image into a registry's storage, before the registry starts. When none is kept yet, this stack
+ * either claims building it (returned: ensureBaseImage builds and keeps it, and the stack gives the claim up once its
+ * start is over) or waits for the stack that claimed it; after `waitMs` it builds the image itself, unclaimed.
  */
-export async function seedBaseImage(storage: string): Promise<void> {
-  if (fs.existsSync(repositoryIn(storage, REPOSITORY))) return;
-  const kept = keptStorage();
-  for (const end = Date.now() + WAIT_FOR_BUILDER_MS; Date.now() < end; await sleep(200)) {
-    if (fs.existsSync(kept)) return void fs.cpSync(kept, storage, { recursive: true });
-    if (claimBuild(kept)) return;
+export async function seedBaseImage(storage: string, opts: KeptOptions = {}): Promise<BuildClaim | undefined> {
+  if (fs.existsSync(repositoryIn(storage, REPOSITORY))) return undefined;
+  const kept = keptStorage(opts.dir);
+  const end = Date.now() + (opts.waitMs ?? 60_000);
+  for (;;) {
+    if (fs.existsSync(kept)) {
+      copyInto(kept, storage);
+      return undefined;
+    }
+    const claim = claimBuild(`${kept}.building`);
+    if (claim || Date.now() >= end) return claim;
+    await sleep(opts.pollMs ?? 200);
   }
 }
 
-/** True when this process is, or now becomes, the one building the base image (a lock file beside the kept copy). */
-function claimBuild(kept: string): boolean {
-  const lock = `${kept}.building`;
+/** The claim, when no live stack holds the lock (`<pid> <token>`); undefined while one does. */
+function claimBuild(lock: string): BuildClaim | undefined {
+  const mine = `${process.pid} ${randomUUID()}`;
   fs.mkdirSync(path.dirname(lock), { recursive: true });
   try {
-    fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-    return true;
+    fs.writeFileSync(lock, mine, { flag: 'wx' });
   } catch {
-    const holder = Number(fs.readFileSync(lock, 'utf8'));
-    if (holder === process.pid) return false; // another stack of this process builds it: wait for it
-    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) return false;
-    fs.rmSync(lock, { force: true }); // its builder died
-    return false;
+    if (holderGone(lock)) fs.rmSync(lock, { force: true });
+    return undefined;
+  }
+  return {
+    release: () => {
+      if (read(lock) === mine) fs.rmSync(lock, { force: true });
+    },
+  };
+}
+
+/** The lock's holder exited (or a holder died between creating it and writing its pid, ten seconds ago or more). */
+function holderGone(lock: string): boolean {
+  const pid = Number(read(lock)?.split(' ')[0]);
+  if (Number.isInteger(pid) && pid > 0) return !isAlive(pid);
+  try {
+    return Date.now() - fs.statSync(lock).mtimeMs > 10_000;
+  } catch {
+    return false; // released meanwhile: the next round sees
   }
 }
 
-/** Gives up this process's claim to build the base image, built or not (also when its stack failed to start). */
-export function releaseBaseImageClaim(): void {
-  const lock = `${keptStorage()}.building`;
+function read(file: string): string | undefined {
   try {
-    if (Number(fs.readFileSync(lock, 'utf8')) === process.pid) fs.rmSync(lock, { force: true });
+    return fs.readFileSync(file, 'utf8');
   } catch {
-    // no claim
+    return undefined;
   }
+}
+
+/** Copies `from` to a storage root that does not hold the image, whole or not at all when it is new. */
+function copyInto(from: string, storage: string): void {
+  if (fs.existsSync(storage)) return void fs.cpSync(from, storage, { recursive: true });
+  const temp = `${storage}.seed-${process.pid}`;
+  fs.rmSync(temp, { recursive: true, force: true });
+  fs.cpSync(from, temp, { recursive: true });
+  fs.renameSync(temp, storage);
 }
 
 /** The same base image in `target` (a registry that requires `user`) as in `source`, by digest. */
@@ -102,12 +135,13 @@ export async function sameBaseImage(source: string, target: string, user: { user
 }
 
 /** Keeps `storage` for later stacks when it holds the base image alone (a fresh registry's, just pushed). */
-function keepBaseImage(storage: string): void {
-  const kept = keptStorage();
+export function keepBaseImage(storage: string, opts: KeptOptions = {}): void {
+  const kept = keptStorage(opts.dir);
   const repositories = path.dirname(repositoryIn(storage, REPOSITORY));
   if (fs.existsSync(kept) || fs.readdirSync(repositories).join() !== REPOSITORY) return;
   // Stacks start at once: each copies under a name of its own, and the first rename wins.
   const temp = `${kept}.${process.pid}.tmp`;
+  fs.rmSync(temp, { recursive: true, force: true });
   fs.cpSync(storage, temp, { recursive: true });
   try {
     fs.renameSync(temp, kept);
@@ -116,9 +150,9 @@ function keepBaseImage(storage: string): void {
   }
 }
 
-/** The kept storage, named by what the image is made of: another busybox or Dockerfile makes another one. */
-function keptStorage(): string {
-  const hash = createHash('sha256').update(DOCKERFILE);
+/** The kept storage, named by what the image is made of: other busyboxes, Dockerfile or build arguments make another. */
+function keptStorage(dir = path.join(REPO_ROOT, 'node_modules', '.cache', 'stack-base-image')): string {
+  const hash = createHash('sha256').update(DOCKERFILE).update(BUILD_ARGS.join(' '));
   for (const [, file] of BUSYBOXES) hash.update(`${file} ${fs.statSync(file).size} ${fs.statSync(file).mtimeMs}\n`);
-  return path.join(REPO_ROOT, 'node_modules', '.cache', 'stack-base-image', hash.digest('hex').slice(0, 16));
+  return path.join(dir, hash.digest('hex').slice(0, 16));
 }

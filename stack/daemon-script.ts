@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildSync } from 'esbuild';
+import { buildSync, version as esbuildVersion } from 'esbuild';
 import { REPO_ROOT } from './paths';
 
 /** Each source of a bundle, as `mtime:size`, by its path relative to the root. */
@@ -30,26 +30,32 @@ export function daemonScript(entry: string, opts: DaemonScriptOptions = {}): str
   if (fs.existsSync(script) && isCurrent(root, readSources(sourcesFile))) return script;
 
   fs.mkdirSync(cacheDir, { recursive: true });
-  const result = buildSync({
-    entryPoints: [entry],
-    absWorkingDir: root,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    metafile: true,
-    write: false,
-    outfile: script,
-    logLevel: 'silent',
-  });
-  const sources = Object.fromEntries(Object.keys(result.metafile.inputs).map((file) => [file, stamp(root, file)]));
+  const started = Date.now();
+  const result = buildSync({ ...BUILD_OPTIONS, entryPoints: [entry], absWorkingDir: root, outfile: script });
+  const sources: Sources = { [BUILT_BY]: builtBy() };
+  for (const file of Object.keys(result.metafile.inputs)) sources[file] = stamp(root, file);
   // Lanes start stacks at once: each writes whole files under a name of its own and renames them into place, the
-  // script before its sources, so sources that look current always come with a script at least as new.
+  // script before its sources. A source saved while esbuild ran may be newer than the script: then the sources are
+  // not written, and the next start builds again.
   writeAtomically(script, result.outputFiles[0]!.contents);
-  writeAtomically(sourcesFile, JSON.stringify(sources));
+  const changedMeanwhile = Object.keys(result.metafile.inputs).some((file) => modified(root, file) >= started);
+  if (!changedMeanwhile) writeAtomically(sourcesFile, JSON.stringify(sources));
   return script;
 }
+
+const BUILD_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  metafile: true,
+  write: false,
+  logLevel: 'silent',
+} as const;
+/** The sources' entry naming what built the script: another esbuild or other options build it again. */
+const BUILT_BY = '(esbuild)';
+const builtBy = () => `${esbuildVersion} ${JSON.stringify(BUILD_OPTIONS)}`;
 
 function readSources(file: string): Sources | undefined {
   try {
@@ -60,7 +66,16 @@ function readSources(file: string): Sources | undefined {
 }
 
 function isCurrent(root: string, sources: Sources | undefined): boolean {
-  return sources !== undefined && Object.entries(sources).every(([file, was]) => stamp(root, file) === was);
+  if (sources?.[BUILT_BY] !== builtBy()) return false;
+  return Object.entries(sources).every(([file, was]) => file === BUILT_BY || stamp(root, file) === was);
+}
+
+function modified(root: string, file: string): number {
+  try {
+    return fs.statSync(path.join(root, file)).mtimeMs;
+  } catch {
+    return Infinity;
+  }
 }
 
 function stamp(root: string, file: string): string {

@@ -27,6 +27,22 @@ export function execRootFor(dir: string): string {
   return `/tmp/cbi-${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 12)}`;
 }
 
+/**
+ * Moves the engine's data root aside and removes it, as far as it can: after a killed run, mounts of its containers
+ * may still hold parts of it, which are left for the next start to try again.
+ */
+function setAsideData(root: string): void {
+  const data = path.join(root, 'data');
+  if (fs.existsSync(data)) fs.renameSync(data, path.join(root, `data.old-${process.pid}-${Date.now()}`));
+  for (const old of fs.readdirSync(root).filter((name) => name.startsWith('data.old-'))) {
+    try {
+      fs.rmSync(path.join(root, old), { recursive: true, force: true });
+    } catch {
+      // busy: next time
+    }
+  }
+}
+
 /** The socket the stack's dockerd listens on, known before it starts. */
 export function dockerHostFor(dir: string): string {
   return `unix://${path.join(execRootFor(dir), 'docker.sock')}`;
@@ -37,13 +53,13 @@ export function dockerHostFor(dir: string): string {
  * iptables, no bridge): BuildKit builds with `--network host` run `RUN` steps, push to the loopback registry, and
  * export registry caches and attestations with the default `docker` driver, as the generated buildspec expects.
  */
-export async function startDockerd(dir: string, opts: { empty: boolean } = { empty: false }): Promise<Dockerd> {
+export async function startDockerd(dir: string, opts: { fresh: boolean } = { fresh: false }): Promise<Dockerd> {
   if (process.getuid?.() !== 0) {
     throw new Error('the local stack runs its own dockerd, which needs root: run as root, or start the stack with docker: false');
   }
   const root = path.join(dir, 'docker');
   const execRoot = execRootFor(dir);
-  if (opts.empty) fs.rmSync(path.join(root, 'data'), { recursive: true, force: true });
+  if (opts.fresh) setAsideData(root);
   fs.mkdirSync(path.join(root, 'data'), { recursive: true });
   fs.mkdirSync(execRoot, { recursive: true });
   // A config file of its own keeps the host's /etc/docker/daemon.json out of the stack.

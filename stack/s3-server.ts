@@ -1,5 +1,5 @@
 /**
- * Runs s3rver on 127.0.0.1 for the local stack:
+ * Runs s3rver on 127.0.0.1 for the local stack (which runs it from a bundle: stack/daemon-script.ts):
  * `node --import tsx stack/s3-server.ts <directory> <bucket> <port> <ready-file> [--key FILE --cert FILE] [--proxy-only]`.
  * Writes `{"port": n}` to the ready file once listening. With --key and --cert it speaks https; with --proxy-only it
  * resets every connection whose peer is not the stack's proxy (PROXY_SOURCE_ADDRESS).

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureBaseImage, releaseBaseImageClaim, sameBaseImage, seedBaseImage } from './base-image';
+import { type BuildClaim, ensureBaseImage, sameBaseImage, seedBaseImage } from './base-image';
 import { DOCKER_CLI, dockerConfigDir, dockerHostFor, execRootFor, startDockerd } from './docker';
 import { startFake } from './fake';
 import type { SigningKeyInfo } from './fake-aws/kms';
@@ -43,7 +43,7 @@ export interface StackOptions {
    * Test stacks start so every run: an engine that kept every run's images spent 3–10 CPU-seconds more on its first
    * ten builds (87 and 460 MB of state), more with every run.
    */
-  emptyEngine?: boolean;
+  freshEngine?: boolean;
   /** Time the fake CodeBuild spends in each of SUBMITTED, QUEUED and PROVISIONING; the fake's default is 100. */
   phaseDelayMs?: number;
   /** Secrets Manager values (by name or ARN) the fake CodeBuild resolves for secret build args. */
@@ -181,6 +181,11 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
   fs.mkdirSync(dir, { recursive: true });
   await clearLeftovers(dir);
   fs.writeFileSync(ownerFile(dir), `${process.pid}\n`);
+  // Claims to build the base image (stack/base-image.ts), given up once the build is over or the start failed.
+  const claims: BuildClaim[] = [];
+  const giveUpClaims = () => {
+    for (const claim of claims.splice(0)) claim.release();
+  };
 
   try {
     // Everything starts at once; only the base image waits (for dockerd and the registry), and the proxy (for the
@@ -219,14 +224,17 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     const tenants = opts.tenants?.map((group) => tenantOutputs(account, group));
     const { roleArn, projectName, logGroupName } = tenants?.[0] ?? stackOutputs(account);
     const authUser = opts.authRegistry;
-    // The registries start once they hold the base image, when some stack has built it (stack/base-image.ts).
-    const seeded = (name: string) => (withDocker ? seedBaseImage(registryStorage(dir, name)) : Promise.resolve());
+    // The registries start once they hold the base image, when some stack has built it.
+    const seeded = async (name: string) => {
+      const claim = withDocker ? await seedBaseImage(registryStorage(dir, name)) : undefined;
+      if (claim) claims.push(claim);
+    };
     const registryStarted = seeded('registry').then(() => startRegistry(dir));
     const jobTokenUser = opts.authRegistryJobToken ? [{ username: 'gitlab-ci-token', password: opts.authRegistryJobToken }] : [];
     const authRegistryStarted = authUser
       ? seeded('registry-auth').then(() => startRegistry(dir, { name: 'registry-auth', auth: [authUser, ...jobTokenUser] }))
       : Promise.resolve(undefined);
-    const dockerStarted = withDocker ? startDockerd(dir, { empty: opts.emptyEngine ?? false }) : Promise.resolve(undefined);
+    const dockerStarted = withDocker ? startDockerd(dir, { fresh: opts.freshEngine ?? false }) : Promise.resolve(undefined);
     const s3Started = startS3(dir, BUCKET, endpoint, { tls: certificates, proxyOnly });
     const fakeStarted = startFake(dir, config);
     const port = (url: string) => Number(new URL(url).port);
@@ -235,11 +243,14 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       s3Started,
       registryStarted,
       dockerStarted,
-      Promise.all([dockerStarted, registryStarted]).then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host, registryStorage(dir)) : undefined)),
+      Promise.all([dockerStarted, registryStarted])
+        .then(([d, r]) => (d ? ensureBaseImage(dir, d.host, r.host, registryStorage(dir)) : undefined))
+        .finally(giveUpClaims),
       fakeStarted,
       authRegistryStarted,
       proxyStarted,
     ]);
+    giveUpClaims(); // the authenticated registry's, when it claimed only after the build
     let authBaseImage: string | undefined;
     if (authRegistry && authUser && baseImage) {
       authBaseImage = `${authRegistry.host}/${baseImage.slice(baseImage.indexOf('/') + 1)}`;
@@ -299,7 +310,7 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     if (opts.detached) fs.writeFileSync(ownerFile(dir), 'detached\n');
     return attach(info);
   } catch (e) {
-    releaseBaseImageClaim();
+    giveUpClaims();
     await stopStack(dir);
     throw e;
   }

@@ -21,7 +21,7 @@ export const AUTH_REGISTRY_USER = { username: 'reg-user-7q', password: 'Pw-4uth-
 export const AUTH_REGISTRY_JOB_TOKEN = 'glcbt-64_J0b-t0ken-e2e-5b1d';
 
 const LANE_OPTIONS: Omit<StackOptions, 'dir'> = {
-  emptyEngine: true,
+  freshEngine: true,
   phaseDelayMs: 50,
   secrets: { [NPM_TOKEN.name]: NPM_TOKEN.value },
   authRegistry: AUTH_REGISTRY_USER,

@@ -40,7 +40,7 @@ export function stackForFile(name: string, options: Omit<StackOptions, 'dir'>, s
   let stack: Stack | undefined;
   const control = hooks(() => stack);
   beforeAll(async () => {
-    stack = await startStack({ dir: join(repoRoot, '.stack', name), emptyEngine: true, ...options });
+    stack = await startStack({ dir: join(repoRoot, '.stack', name), freshEngine: true, ...options });
     set(stack);
   });
   afterAll(async () => {

@@ -51,13 +51,17 @@ describe('fake CodeBuild API', () => {
     const send = (input: Partial<StartBuildCommandInput>) => stack.codebuild.send(new StartBuildCommand({ projectName: 'proj', ...input })).catch((e: Error) => e);
     const variable = (value: string) => ({ environmentVariablesOverride: [{ name: 'NOTES', value, type: 'PLAINTEXT' as const }] });
     expect(await send(variable('n'.repeat(4097)))).toMatchObject({ name: 'InvalidInputException', message: 'EnvironmentVariable should be at most 4096 characters' });
-    // Long commands, few of them: the build at the limit runs each in a shell of its own.
-    const spec = (commands: number) => buildspec({ build: Array.from({ length: commands }, () => `echo ${'x'.repeat(1000)}`) });
-    expect(spec(26).length).toBeGreaterThan(25_600);
-    expect(await send({ buildspecOverride: spec(26) })).toMatchObject({ name: 'InvalidInputException', message: 'Buildspec should be at most 25600 characters' });
+    // A buildspec of exactly `length` characters, in few long commands: the build at the limit runs each in a shell.
+    const spec = (length: number) => {
+      const short = buildspec({ build: Array.from({ length: 25 }, () => 'echo x') });
+      const padding = length - short.length;
+      return buildspec({ build: Array.from({ length: 25 }, (_, i) => `echo x${'x'.repeat(Math.floor(padding / 25) + (i < padding % 25 ? 1 : 0))}`) });
+    };
+    expect(spec(25_601)).toHaveLength(25_601);
+    expect(await send({ buildspecOverride: spec(25_601) })).toMatchObject({ name: 'InvalidInputException', message: 'Buildspec should be at most 25600 characters' });
     // At the limits, both are taken.
-    const build = await send({ ...variable('n'.repeat(4096)), sourceTypeOverride: 'NO_SOURCE', buildspecOverride: spec(25) });
-    expect(spec(25).length).toBeLessThanOrEqual(25_600);
+    expect(spec(25_600)).toHaveLength(25_600);
+    const build = await send({ ...variable('n'.repeat(4096)), sourceTypeOverride: 'NO_SOURCE', buildspecOverride: spec(25_600) });
     expect(build).toMatchObject({ build: { buildStatus: 'IN_PROGRESS' } });
     await waitForBuild(stack.codebuild, (build as { build?: { id?: string } }).build?.id ?? '');
   });

@@ -224,7 +224,8 @@ const fs = require('node:fs');
 const dir = process.env.CODEBUILD_IMAGE_REPORT_DIR;
 fs.mkdirSync(dir, { recursive: true });
 const marked = (f) => fs.existsSync(dir + '/' + f) && f + ' ' + fs.readFileSync(dir + '/' + f, 'utf8');
-if (process.argv[2] === 'stop') { console.log('FAKE stop called for ' + (marked('build-id') || marked('build-start'))); process.exit(0); }
+console.log('FAKE at ' + __filename);
+if (process.argv[2] === 'stop') { console.log('FAKE stop called for ' + (marked('build-id') || marked('build-start'))); process.exit(process.env.FAKE_STOP_FAILS ? 3 : 0); }
 if (process.env.FAKE_KILLED_IN_STARTBUILD) { fs.writeFileSync(dir + '/build-start', 'marker-1'); console.log('FAKE killed in StartBuild'); process.exit(137); }
 fs.writeFileSync(dir + '/build-id', 'proj:1234');
 console.log('FAKE tags=' + process.env.CODEBUILD_IMAGE_TAGS.trim());
@@ -284,6 +285,7 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
       expect(result.output).toContain(`DEPLOY digest=sha256:${'ab'.repeat(32)}`);
       expect(result.output).not.toContain('FAKE stop called');
       // after_script took the program's copy away: shell runners keep TMPDIR from job to job.
+      expect(result.output).toContain(`FAKE at ${jobTmp}/codebuild-image-`);
       expect(readdirSync(jobTmp)).toEqual([]);
     } finally {
       result.repo.remove();
@@ -348,18 +350,21 @@ describe('the job script (gitlab-ci-local, shell executor, fake program)', () =>
     }
   });
 
-  it('stops the build from after_script when the job ends before the build did', async () => {
-    const jobTmp = mkdtempSync(join(tmpdir(), 'cbi-job-tmp-'));
-    const result = await runFake({ variables: { FAKE_FAIL: '1', TMPDIR: jobTmp } });
-    try {
-      expect(result.code).not.toBe(0);
-      expect(result.output).toContain('FAKE build left running');
-      expect(result.output).toContain('FAKE stop called for build-id proj:1234');
-      // Stopped first, then removed.
-      expect(readdirSync(jobTmp)).toEqual([]);
-    } finally {
-      result.repo.remove();
-      rmSync(jobTmp, { recursive: true, force: true });
-    }
-  });
+  it.each([['stop succeeds', {}], ['stop fails', { FAKE_STOP_FAILS: '1' }]])(
+    'stops the build from after_script when the job ends before the build did, then removes the program (%s)',
+    async (_, variables) => {
+      const jobTmp = mkdtempSync(join(tmpdir(), 'cbi-job-tmp-'));
+      const result = await runFake({ variables: { FAKE_FAIL: '1', TMPDIR: jobTmp, ...variables } });
+      try {
+        expect(result.code).not.toBe(0);
+        expect(result.output).toContain('FAKE build left running');
+        expect(result.output).toContain('FAKE stop called for build-id proj:1234');
+        expect(result.output).toContain(`FAKE at ${jobTmp}/codebuild-image-`);
+        expect(readdirSync(jobTmp)).toEqual([]);
+      } finally {
+        result.repo.remove();
+        rmSync(jobTmp, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -153,6 +153,9 @@ export function keepBaseImage(storage: string, opts: KeptOptions = {}): void {
 /** The kept storage, named by what the image is made of: other busyboxes, Dockerfile or build arguments make another. */
 function keptStorage(dir = path.join(REPO_ROOT, 'node_modules', '.cache', 'stack-base-image')): string {
   const hash = createHash('sha256').update(DOCKERFILE).update(BUILD_ARGS.join(' '));
-  for (const [, file] of BUSYBOXES) hash.update(`${file} ${fs.statSync(file).size} ${fs.statSync(file).mtimeMs}\n`);
+  for (const [, file] of BUSYBOXES) {
+    const { size, mtimeMs } = fs.statSync(file);
+    hash.update(`${file} ${size} ${mtimeMs}\n`);
+  }
   return path.join(dir, hash.digest('hex').slice(0, 16));
 }

@@ -9,38 +9,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildSync, version as esbuildVersion } from 'esbuild';
 import { REPO_ROOT } from './paths';
+import { readJson } from './process';
 
-/** Each source of a bundle, as `mtime:size`, by its path relative to the root. */
-type Sources = Record<string, string>;
+/** What a script was built by, and each of its sources as `mtime:size` by its path relative to the root. */
+interface Built {
+  by: string;
+  sources: Record<string, string>;
+}
 
 export interface DaemonScriptOptions {
   /** Where the entry's sources are; the script's imports of packages resolve from its node_modules. */
   root?: string;
   /** Where the scripts are kept: under root, so that those imports resolve. */
   cacheDir?: string;
-}
-
-/** The JavaScript file to run for `entry` (a .ts file under root), built now if it is missing or stale. */
-export function daemonScript(entry: string, opts: DaemonScriptOptions = {}): string {
-  const root = opts.root ?? REPO_ROOT;
-  const cacheDir = opts.cacheDir ?? path.join(root, 'node_modules', '.cache', 'stack-daemons');
-  const name = path.relative(root, entry).replace(/\.ts$/, '').replaceAll('/', '-');
-  const script = path.join(cacheDir, `${name}.mjs`);
-  const sourcesFile = path.join(cacheDir, `${name}.sources.json`);
-  if (fs.existsSync(script) && isCurrent(root, readSources(sourcesFile))) return script;
-
-  fs.mkdirSync(cacheDir, { recursive: true });
-  const started = Date.now();
-  const result = buildSync({ ...BUILD_OPTIONS, entryPoints: [entry], absWorkingDir: root, outfile: script });
-  const sources: Sources = { [BUILT_BY]: builtBy() };
-  for (const file of Object.keys(result.metafile.inputs)) sources[file] = stamp(root, file);
-  // Lanes start stacks at once: each writes whole files under a name of its own and renames them into place, the
-  // script before its sources. A source saved while esbuild ran may be newer than the script: then the sources are
-  // not written, and the next start builds again.
-  writeAtomically(script, result.outputFiles[0]!.contents);
-  const changedMeanwhile = Object.keys(result.metafile.inputs).some((file) => modified(root, file) >= started);
-  if (!changedMeanwhile) writeAtomically(sourcesFile, JSON.stringify(sources));
-  return script;
 }
 
 const BUILD_OPTIONS = {
@@ -53,39 +34,49 @@ const BUILD_OPTIONS = {
   write: false,
   logLevel: 'silent',
 } as const;
-/** The sources' entry naming what built the script: another esbuild or other options build it again. */
-const BUILT_BY = '(esbuild)';
-const builtBy = () => `${esbuildVersion} ${JSON.stringify(BUILD_OPTIONS)}`;
+/** Another esbuild or other options build the script again. */
+const BUILT_BY = `${esbuildVersion} ${JSON.stringify(BUILD_OPTIONS)}`;
 
-function readSources(file: string): Sources | undefined {
+/** The JavaScript file to run for `entry` (a .ts file under root), built now if it is missing or stale. */
+export function daemonScript(entry: string, opts: DaemonScriptOptions = {}): string {
+  const root = opts.root ?? REPO_ROOT;
+  const cacheDir = opts.cacheDir ?? path.join(root, 'node_modules', '.cache', 'stack-daemons');
+  const name = path.relative(root, entry).replace(/\.ts$/, '').replaceAll('/', '-');
+  const script = path.join(cacheDir, `${name}.mjs`);
+  const builtFile = path.join(cacheDir, `${name}.sources.json`);
+  if (fs.existsSync(script) && isCurrent(root, readJson<Built>(builtFile))) return script;
+
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const started = Date.now();
+  const result = buildSync({ ...BUILD_OPTIONS, entryPoints: [entry], absWorkingDir: root, outfile: script });
+  const built: Built = { by: BUILT_BY, sources: {} };
+  let changedMeanwhile = false;
+  for (const file of Object.keys(result.metafile.inputs)) {
+    const stats = statOf(root, file);
+    built.sources[file] = stamp(stats);
+    changedMeanwhile ||= stats === undefined || stats.mtimeMs >= started;
+  }
+  // Lanes start stacks at once: each writes whole files under a name of its own and renames them into place, the
+  // script before its sources. A source saved while esbuild ran may be newer than the script: then the sources are
+  // not written, and the next start builds again.
+  writeAtomically(script, result.outputFiles[0]!.contents);
+  if (!changedMeanwhile) writeAtomically(builtFile, JSON.stringify(built));
+  return script;
+}
+
+function isCurrent(root: string, built: Built | undefined): boolean {
+  return built?.by === BUILT_BY && Object.entries(built.sources).every(([file, was]) => stamp(statOf(root, file)) === was);
+}
+
+function statOf(root: string, file: string): fs.Stats | undefined {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Sources;
+    return fs.statSync(path.join(root, file));
   } catch {
     return undefined;
   }
 }
 
-function isCurrent(root: string, sources: Sources | undefined): boolean {
-  if (sources?.[BUILT_BY] !== builtBy()) return false;
-  return Object.entries(sources).every(([file, was]) => file === BUILT_BY || stamp(root, file) === was);
-}
-
-function modified(root: string, file: string): number {
-  try {
-    return fs.statSync(path.join(root, file)).mtimeMs;
-  } catch {
-    return Infinity;
-  }
-}
-
-function stamp(root: string, file: string): string {
-  try {
-    const { mtimeMs, size } = fs.statSync(path.join(root, file));
-    return `${mtimeMs}:${size}`;
-  } catch {
-    return 'missing';
-  }
-}
+const stamp = (stats: fs.Stats | undefined) => (stats ? `${stats.mtimeMs}:${stats.size}` : 'missing');
 
 function writeAtomically(file: string, data: string | Uint8Array): void {
   const temp = `${file}.${process.pid}.tmp`;

@@ -27,6 +27,11 @@ export function execRootFor(dir: string): string {
   return `/tmp/cbi-${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 12)}`;
 }
 
+/** The socket the stack's dockerd listens on, known before it starts. */
+export function dockerHostFor(dir: string): string {
+  return `unix://${path.join(execRootFor(dir), 'docker.sock')}`;
+}
+
 /**
  * Moves the engine's data root aside and removes it, as far as it can: after a killed run, mounts of its containers
  * may still hold parts of it, which are left for the next start to try again.
@@ -41,11 +46,6 @@ function setAsideData(root: string): void {
       // busy: next time
     }
   }
-}
-
-/** The socket the stack's dockerd listens on, known before it starts. */
-export function dockerHostFor(dir: string): string {
-  return `unix://${path.join(execRootFor(dir), 'docker.sock')}`;
 }
 
 /**

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { daemonScript } from './daemon-script';
-import { startDaemon, waitFor, type Daemon } from './process';
+import { readJson, startDaemon, waitFor, type Daemon } from './process';
 import { REPO_ROOT } from './paths';
-import { readJson } from './s3';
 import { fakeControl } from './fake-aws/control';
 import type { FakeAwsOptions } from './fake-aws/options';
 import type { SigningKeyInfo } from './fake-aws/kms';

@@ -226,3 +226,12 @@ function bindAndClose(port: number): Promise<number> {
     });
   });
 }
+
+/** The parsed JSON file, or undefined while it does not exist or is still being written. */
+export function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -23,7 +23,8 @@ export interface RegistryUser {
 export async function startRegistry(dir: string, opts: { name?: string; auth?: RegistryUser[] } = {}): Promise<Registry> {
   const name = opts.name ?? 'registry';
   const root = path.join(dir, name);
-  fs.mkdirSync(registryStorage(dir, name), { recursive: true });
+  const storage = registryStorage(dir, name);
+  fs.mkdirSync(storage, { recursive: true });
   const host = `127.0.0.1:${await freePort()}`;
   const config = path.join(root, 'config.yml');
   let auth = {};
@@ -40,7 +41,7 @@ export async function startRegistry(dir: string, opts: { name?: string; auth?: R
     stringify({
       version: 0.1,
       log: { level: 'warn', accesslog: { disabled: true } },
-      storage: { filesystem: { rootdirectory: registryStorage(dir, name) }, delete: { enabled: true } },
+      storage: { filesystem: { rootdirectory: storage }, delete: { enabled: true } },
       http: { addr: host },
       ...auth,
     }),

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { daemonScript } from './daemon-script';
-import { freePort, startDaemon, waitFor, type Daemon } from './process';
+import { freePort, readJson, startDaemon, waitFor, type Daemon } from './process';
 import { REPO_ROOT } from './paths';
 import type { Certificates } from './tls';
 
@@ -30,13 +30,4 @@ export async function startS3(dir: string, bucket: string, endpoint: string, opt
   const daemon = startDaemon(dir, 's3rver', process.execPath, args, { cwd: REPO_ROOT });
   await waitFor(daemon, `s3rver on ${endpoint}`, async () => readJson<{ port: number }>(readyFile)?.port);
   return { daemon, endpoint };
-}
-
-/** The parsed JSON file, or undefined while it does not exist or is still being written. */
-export function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
 }

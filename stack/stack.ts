@@ -15,10 +15,10 @@ import { DEFAULT_SIGNING_KEY_ALIAS, type FakeAwsOptions } from './fake-aws/optio
 import { stackAccount, type StackAccount } from './iam-template';
 import { signToken, type TokenClaims } from './oidc';
 import { DEFAULT_STACK_DIR } from './paths';
-import { forgetPid, isAlive, isOurs, recordedPids, stopPid } from './process';
+import { forgetPid, isAlive, isOurs, readJson, recordedPids, stopPid } from './process';
 import { startProxy } from './proxy';
 import { copyImage, registryStorage, startRegistry, type RegistryUser } from './registry';
-import { readJson, s3Endpoint, startS3 } from './s3';
+import { s3Endpoint, startS3 } from './s3';
 import { makeCertificates } from './tls';
 
 export const REGION = 'us-east-1';

@@ -9,8 +9,8 @@ import { parse } from 'yaml';
 // value of VAR; docker's global `--config DIR` as a `config DIR` pseudo-call, not in argv. `buildx build` writes
 // a metadata file with $FAKE_DIGEST and $FAKE_MEDIA_TYPE (when set).
 // $FAKE_CONTAINERD_STORE=1 makes `docker info` (and the fake curl below) report the containerd image store. With
-// --cache-from and --cache-to, `buildx build` prints BuildKit's import and export steps, failed with $FAKE_CACHE_IMPORT_ERROR and
-// $FAKE_CACHE_EXPORT_ERROR when set. `login` appends `<registry>\t<password read from stdin>` to
+// --cache-from and --cache-to, `buildx build` prints BuildKit's import and export steps, failed with
+// $FAKE_CACHE_IMPORT_ERROR and $FAKE_CACHE_EXPORT_ERROR when set. `login` appends `<registry>\t<password read from stdin>` to
 // $FAKE_DIR/logins; $FAKE_LOGIN_REFUSED=<registry> refuses that one as a registry answering 401 does. $FAKE_BUILD_ERROR makes
 // `buildx build` print it and fail.
 // An absolute bash that ignores BASH_ENV (-p), and only builtins where build args are in the environment: the real

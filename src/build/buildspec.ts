@@ -1,6 +1,6 @@
-import { stringify } from 'yaml';
 import { BUILD_SCRIPT, LOAD_EXPORTS } from './build-script';
 import type { Settings } from '../inputs/settings';
+import { yaml } from '../shared/yaml';
 
 /**
  * Environment variables the generated buildspec reads. `startBuildInput` (src/build/codebuild.ts) sets them
@@ -74,7 +74,7 @@ export function generateBuildspec(s: Settings): string {
       build: { commands: [`bash -c "$${BuildEnv.script}" build`, LOAD_EXPORTS] },
     },
   };
-  return stringify(doc, { lineWidth: 0 });
+  return yaml().stringify(doc, { lineWidth: 0 });
 }
 
 /** The buildspec to send: the user's file, read and checked by readSettings, or a generated one. */

@@ -1,8 +1,8 @@
 /**
  * The StartBuild request checked against AWS's limits (inputs/limits.ts) before anything is sent: each variable's
- * value, the variables' total size, and the buildspec. The input readers refuse what they can name best (a build
- * arg's value, the buildspec file, list lengths); this catches what only the whole request shows, naming the input
- * a variable comes from. Every build's request is checked (each platform's has its own tag and cache reference), with
+ * value and the variables' total size. The input readers refuse what they can name best (a build arg's value, the
+ * buildspec file and its length, list lengths); this catches what only the whole request shows, naming the input
+ * a variable comes from. The generated buildspec fits at the worst case the inputs allow (test/unit/limits.test.ts). Every build's request is checked (each platform's has its own tag and cache reference), with
  * the tag skip_unchanged adds.
  */
 import { randomUUID } from 'node:crypto';
@@ -43,16 +43,10 @@ function sourceOf(name: string, s: Settings): string {
 }
 
 /** Problems of the request the settings make, each naming its input; none when it fits. */
-export function requestProblems(s: Settings, buildspec: string): InputProblem[] {
+export function requestProblems(s: Settings): InputProblem[] {
   // skip_unchanged adds `cbi-inputs-<40 hex>` to the tags once the context's digest is known.
   const tags = s.skipUnchanged ? [...s.tags, `cbi-inputs-${'0'.repeat(40)}`] : s.tags;
   const problems = buildTargets({ ...s, tags }).flatMap((t) => variableProblems(t.settings));
-  if (buildspec.length > AwsLimits.inlineBuildspec.max) {
-    problems.push({
-      input: Inputs.Buildspec,
-      message: `${s.buildspec ?? 'the generated buildspec'} is ${formatCount(buildspec.length)} characters; AWS takes ${atMost(AwsLimits.inlineBuildspec)}`,
-    });
-  }
   // The platforms' requests share most variables: each problem once.
   return [...new Map(problems.map((p) => [`${p.input}: ${p.message}`, p])).values()];
 }

@@ -56,9 +56,8 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
 /** Settings, the buildspec and the context's listing, or one InputError holding every problem found in any. */
 async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<{ settings: Settings; buildspec: string; entries: ContextEntry[] }> {
   const { settings, problems } = collectSettings(env, checkout);
-  const buildspec = resolveBuildspec(settings);
   // The whole StartBuild request, once its inputs are valid: AWS's limits on what it carries.
-  if (problems.length === 0) problems.push(...requestProblems(settings, buildspec));
+  if (problems.length === 0) problems.push(...requestProblems(settings));
   let entries: ContextEntry[] = [];
   if (settings.contextDir) {
     // The job's first line, as early as it can be; with bad input, the problems are the first lines.
@@ -71,7 +70,8 @@ async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Ou
     }
   }
   if (problems.length > 0) throw new InputError(problems);
-  return { settings, buildspec, entries };
+  // After the first line: generating the buildspec loads yaml (shared/yaml.ts).
+  return { settings, buildspec: resolveBuildspec(settings), entries };
 }
 
 /**

@@ -1,12 +1,12 @@
 // Files and directories of the checkout: context, dockerfile, buildspec (read and checked as YAML) and report_dir.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { dirInside, fileInside, isInside, toPosix } from './checkout-paths';
 import { atMost, AwsLimits, formatCount } from './limits';
 import { type InputName, Inputs } from './names';
 import type { Problems } from './problems';
 import { shown } from '../shared/shown';
+import { yaml } from '../shared/yaml';
 
 export function readContext(p: Problems, given: string, checkout: string | undefined): string {
   if (!checkout) return '';
@@ -47,7 +47,7 @@ export function readBuildspec(p: Problems, given: string, checkout: string | und
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = yaml().parse(text);
   } catch (e) {
     return problem(`${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -121,25 +121,24 @@ describe('the job’s own output at the worst case its inputs allow', () => {
 
   it('so the request check finds nothing to refuse', () => {
     const s = worstCase();
-    expect(requestProblems(s, generateBuildspec(s))).toEqual([]);
+    expect(requestProblems(s)).toEqual([]);
   });
 });
 
 describe('the request check names the input a variable comes from', () => {
   it('refuses a value over CodeBuild’s limit, naming its input and the limit', () => {
     const s = settingsFixture({ dockerfile: `${text(max)}/Dockerfile`, registryLogins: [{ registry: 'r.example.com', type: 'PARAMETER_STORE', reference: text(max + 1) }] });
-    expect(requestProblems(s, generateBuildspec(s))).toEqual([
+    expect(requestProblems(s)).toEqual([
       { input: 'dockerfile', message: 'makes the CodeBuild variable CBI_DOCKERFILE 4,107 characters long; AWS takes at most 4,096 characters in one CodeBuild environment variable: use fewer or shorter values' },
       { input: 'registry_credentials', message: expect.stringContaining('CBI_LOGIN_CREDENTIAL_0 4,097 characters long') },
     ]);
   });
 
-  it('refuses variables too large together for the build’s processes, and a buildspec over 25,600 characters', () => {
+  it('refuses variables too large together for the build’s processes', () => {
     const buildArgs = Array.from({ length: 130 }, (_, i) => ({ name: `A${i}`, value: text(max) }));
-    const s = settingsFixture({ buildArgs, buildspec: 'ci/buildspec.yml' });
-    expect(requestProblems(s, text(AwsLimits.inlineBuildspec.max + 1))).toEqual([
+    const s = settingsFixture({ buildArgs });
+    expect(requestProblems(s)).toEqual([
       { input: 'build_args', message: expect.stringMatching(/^together with the other inputs comes to 53\d,\d{3} bytes of CodeBuild variables; the job sends at most 524,288, so that every process/) },
-      { input: 'buildspec', message: 'ci/buildspec.yml is 25,601 characters; AWS takes at most 25,600 characters in an inline buildspec' },
     ]);
   });
 });

@@ -2,8 +2,9 @@
  * The StartBuild request checked against AWS's limits (inputs/limits.ts) before anything is sent: each variable's
  * value and the variables' total size. The input readers refuse what they can name best (a build arg's value, the
  * buildspec file and its length, list lengths); this catches what only the whole request shows, naming the input
- * a variable comes from. The generated buildspec fits at the worst case the inputs allow (test/unit/limits.test.ts). Every build's request is checked (each platform's has its own tag and cache reference), with
- * the tag skip_unchanged adds.
+ * a variable comes from. Every build's request is checked (each platform's has its own tag and cache reference),
+ * with the tag skip_unchanged adds. The generated buildspec fits at the worst case the inputs allow
+ * (test/unit/limits.test.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { BuildEnv } from './buildspec';

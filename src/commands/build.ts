@@ -29,7 +29,7 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
   let context: ContextToUpload | undefined;
   try {
     // Inputs, the buildspec file, the request and the context are all checked before any AWS call, and reported together.
-    const { settings, buildspec, entries } = await checkEverything(env, checkout, out);
+    const { settings, entries } = await checkEverything(env, checkout, out);
     // Recorded before anything is sent (a report_dir that cannot be written is bad input), and marked
     // requested just before StartBuild, so `stop` can find the build even if StartBuild never answers.
     const marker = randomUUID();
@@ -45,7 +45,10 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
     context = await naming;
     out.sectionEnd('context');
     for (const line of secretArgHints(settings)) out.warn(line);
-    return await build(settings, buildspec, context, marker, await connect(settings, out), out);
+    const connecting = connect(settings, out);
+    // Made while the job signs in, well after the first line: generating it loads yaml (shared/yaml.ts).
+    const buildspec = resolveBuildspec(settings);
+    return await build(settings, buildspec, context, marker, await connecting, out);
   } finally {
     // Packing started early and not needed (or an error on the way) stops before its workers do.
     await context?.cancel();
@@ -53,8 +56,8 @@ export async function buildCommand(env: NodeJS.ProcessEnv, checkout: string, out
   }
 }
 
-/** Settings, the buildspec and the context's listing, or one InputError holding every problem found in any. */
-async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<{ settings: Settings; buildspec: string; entries: ContextEntry[] }> {
+/** Settings (with a buildspec file's text) and the context's listing, or one InputError holding every problem found in any. */
+async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Output): Promise<{ settings: Settings; entries: ContextEntry[] }> {
   const { settings, problems } = collectSettings(env, checkout);
   // The whole StartBuild request, once its inputs are valid: AWS's limits on what it carries.
   if (problems.length === 0) problems.push(...requestProblems(settings));
@@ -70,8 +73,7 @@ async function checkEverything(env: NodeJS.ProcessEnv, checkout: string, out: Ou
     }
   }
   if (problems.length > 0) throw new InputError(problems);
-  // After the first line: generating the buildspec loads yaml (shared/yaml.ts).
-  return { settings, buildspec: resolveBuildspec(settings), entries };
+  return { settings, entries };
 }
 
 /**

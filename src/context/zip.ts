@@ -130,7 +130,7 @@ export async function packContextTo(entries: ContextEntry[], target: ArchiveTarg
 }
 
 /** Below this many bytes of files, packing on this thread is done before worker threads would have started (about 80 ms each). */
-const SERIAL_BELOW = 4 * 1024 * 1024;
+export const SERIAL_BELOW = 4 * 1024 * 1024;
 
 /** Worker threads for packing `entries`: none for a small context (each costs a new Node thread), else the pool's default. */
 export function workersFor(entries: ContextEntry[]): number | undefined {

@@ -81,9 +81,8 @@ export async function measure(): Promise<BenchRow[]> {
   try {
     progress('starting the local stack (no dockerd) …');
     stack = await startStack({ dir: path.join(root, 'stack'), docker: false });
-    const s3 = new S3Client({ region: stack.region, endpoint: stack.s3Endpoint, forcePathStyle: true, credentials: stack.s3Credentials });
     // The job's way to S3. s3rver's own keys pass the front without an IAM decision (under a millisecond each).
-    const jobS3 = new S3Client({ region: stack.region, endpoint: stack.fakeUrl, forcePathStyle: true, credentials: stack.s3Credentials });
+    const s3 = new S3Client({ region: stack.region, endpoint: stack.fakeUrl, forcePathStyle: true, credentials: stack.s3Credentials });
     const job = await makeJob(stack, 'examples/hello');
     generateContext('app', job.dir);
     const servers = () => Object.values(stack!.pids).reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
@@ -102,7 +101,6 @@ export async function measure(): Promise<BenchRow[]> {
     const uploadSeconds: number[] = [];
     const changed: number[] = [];
     const longer: number[] = [];
-    const ratios: number[] = [];
     // CPU-seconds: packing alone is this process; uploading alone this process and the servers (the fake's S3
     // front and s3rver); the job its own process and the servers (credentials, the upload, StartBuild).
     const cpu = { pack: [] as number[], upload: [] as number[], job: [] as number[], jobServers: [] as number[] };
@@ -113,7 +111,7 @@ export async function measure(): Promise<BenchRow[]> {
       await settle();
       const pack = await timed(servers, async () => packContextTo(await listContext(job.dir, memoryOutput()), dropped));
       const params = { Bucket: stack.bucket, Key: `bench/alone-${i}.zip`, Body: createReadStream(archive), ContentType: 'application/zip', ChecksumAlgorithm: 'SHA256' as const };
-      const upload = await timed(servers, () => new Upload({ client: jobS3, params, partSize: 8 * 1024 * 1024, queueSize: 4 }).done());
+      const upload = await timed(servers, () => new Upload({ client: s3, params, partSize: 8 * 1024 * 1024, queueSize: 4 }).done());
       writeFileSync(path.join(job.dir, 'bench-run.txt'), `run ${i} at ${new Date().toISOString()}\n`);
       await settle();
       const run = await timed(servers, async () => changed.push((await runJob()) / 1000));
@@ -124,7 +122,6 @@ export async function measure(): Promise<BenchRow[]> {
       cpu.job.push(jobCpu + run.servers);
       cpu.jobServers.push(run.servers);
       longer.push(Math.max(pack.seconds, upload.seconds));
-      ratios.push(changed[i]! / longer[i]!);
       progress(
         `run ${i + 1}: packing ${fixed(pack.seconds)} s (${fixed(cpu.pack[i]!)} CPU-s), uploading ${fixed(upload.seconds)} s (${fixed(cpu.upload[i]!)} CPU-s), ` +
           `job start → StartBuild ${fixed(changed[i]!)} s (${fixed(cpu.job[i]!)} CPU-s, servers ${fixed(run.servers)})`,
@@ -138,10 +135,9 @@ export async function measure(): Promise<BenchRow[]> {
     }
     const grown = (await bucketBytes(s3, stack.bucket)) - before;
     s3.destroy();
-    jobS3.destroy();
     codebuild.destroy();
 
-    const ratio = median(ratios);
+    const ratio = median(changed.map((c, i) => c / longer[i]!));
     const cores = availableParallelism();
     // The least time the CPU-seconds allow on this machine's cores: the job's own, and those of packing alone and
     // uploading alone added up (what a job doing both with this packer and this upload needs, however it overlaps them).

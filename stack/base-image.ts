@@ -122,10 +122,19 @@ function read(file: string): string | undefined {
 /** Copies `from` to a storage root that does not hold the image, whole or not at all when it is new. */
 function copyInto(from: string, storage: string): void {
   if (fs.existsSync(storage)) return void fs.cpSync(from, storage, { recursive: true });
-  const temp = `${storage}.seed-${process.pid}`;
+  copyWhole(from, storage);
+}
+
+/** Copies `from` to `to` under a name of its own, then renames it into place; the first rename wins, the others go. */
+function copyWhole(from: string, to: string): void {
+  const temp = `${to}.${process.pid}.tmp`;
   fs.rmSync(temp, { recursive: true, force: true });
   fs.cpSync(from, temp, { recursive: true });
-  fs.renameSync(temp, storage);
+  try {
+    fs.renameSync(temp, to);
+  } catch {
+    fs.rmSync(temp, { recursive: true, force: true });
+  }
 }
 
 /** The same base image in `target` (a registry that requires `user`) as in `source`, by digest. */
@@ -139,15 +148,7 @@ export function keepBaseImage(storage: string, opts: KeptOptions = {}): void {
   const kept = keptStorage(opts.dir);
   const repositories = path.dirname(repositoryIn(storage, REPOSITORY));
   if (fs.existsSync(kept) || fs.readdirSync(repositories).join() !== REPOSITORY) return;
-  // Stacks start at once: each copies under a name of its own, and the first rename wins.
-  const temp = `${kept}.${process.pid}.tmp`;
-  fs.rmSync(temp, { recursive: true, force: true });
-  fs.cpSync(storage, temp, { recursive: true });
-  try {
-    fs.renameSync(temp, kept);
-  } catch {
-    fs.rmSync(temp, { recursive: true, force: true });
-  }
+  copyWhole(storage, kept); // stacks start at once
 }
 
 /** The kept storage, named by what the image is made of: other busyboxes, Dockerfile or build arguments make another. */

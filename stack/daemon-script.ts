@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildSync, version as esbuildVersion } from 'esbuild';
 import { REPO_ROOT } from './paths';
-import { readJson } from './process';
+import { readJson, writeAtomically } from './process';
 
 /** What a script was built by, and each of its sources as `mtime:size` by its path relative to the root. */
 interface Built {
@@ -77,9 +77,3 @@ function statOf(root: string, file: string): fs.Stats | undefined {
 }
 
 const stamp = (stats: fs.Stats | undefined) => (stats ? `${stats.mtimeMs}:${stats.size}` : 'missing');
-
-function writeAtomically(file: string, data: string | Uint8Array): void {
-  const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, data);
-  fs.renameSync(temp, file);
-}

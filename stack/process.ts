@@ -227,6 +227,13 @@ function bindAndClose(port: number): Promise<number> {
   });
 }
 
+/** Writes `file` whole: under a name of its own, then renamed into place, so a reader never sees it half written. */
+export function writeAtomically(file: string, data: string | Uint8Array): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, data);
+  fs.renameSync(temp, file);
+}
+
 /** The parsed JSON file, or undefined while it does not exist or is still being written. */
 export function readJson<T>(file: string): T | undefined {
   try {

@@ -250,7 +250,6 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
       authRegistryStarted,
       proxyStarted,
     ]);
-    giveUpClaims(); // the authenticated registry's, when it claimed only after the build
     let authBaseImage: string | undefined;
     if (authRegistry && authUser && baseImage) {
       authBaseImage = `${authRegistry.host}/${baseImage.slice(baseImage.indexOf('/') + 1)}`;
@@ -310,9 +309,10 @@ export async function startStack(opts: StackOptions & { detached?: boolean } = {
     if (opts.detached) fs.writeFileSync(ownerFile(dir), 'detached\n');
     return attach(info);
   } catch (e) {
-    giveUpClaims();
     await stopStack(dir);
     throw e;
+  } finally {
+    giveUpClaims(); // the authenticated registry's, when it claimed only after the build; any, when the start failed
   }
 }
 

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { join, resolve } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { writeAtomically } from '../../stack/process';
 import type { Stack } from '../../stack/stack';
 
 export const repoRoot = resolve(__dirname, '../..');
@@ -20,9 +21,7 @@ export const distIndex = (() => {
   const file = join(dir, 'index.js');
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    const temp = `${file}.${process.pid}.tmp`;
-    writeFileSync(temp, bundle);
-    renameSync(temp, file);
+    writeAtomically(file, bundle);
   }
   return file;
 })();

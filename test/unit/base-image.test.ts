@@ -1,20 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keepBaseImage, seedBaseImage } from '../../stack/base-image';
+import { tempDirs } from '../helpers/temp-dirs';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cbi-base-image-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('cbi-base-image-');
 
 const repository = (storage: string) => path.join(storage, 'docker', 'registry', 'v2', 'repositories', 'busybox');
 

@@ -1,16 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { daemonScript } from '../../stack/daemon-script';
+import { tempDirs } from '../helpers/temp-dirs';
 
-const dirs: string[] = [];
+const tempDir = tempDirs('cbi-daemon-script-');
 
 /** A root with an entry that imports a module of its own and a package (yaml, from this repository's node_modules). */
 function project(): { root: string; entry: string; cacheDir: string } {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cbi-daemon-script-'));
-  dirs.push(root);
+  const root = tempDir();
   fs.symlinkSync(path.resolve('node_modules'), path.join(root, 'node_modules'));
   fs.mkdirSync(path.join(root, 'daemon'));
   fs.writeFileSync(path.join(root, 'daemon', 'greeting.ts'), "export const greeting: string = 'hello';\n");
@@ -22,10 +21,6 @@ function project(): { root: string; entry: string; cacheDir: string } {
 }
 
 const run = (script: string) => execFileSync(process.execPath, [script], { encoding: 'utf8' });
-
-afterEach(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
 
 describe('daemonScript', () => {
   it('bundles the entry with its own modules, leaving packages to node', () => {
